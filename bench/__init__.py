@@ -1,0 +1,1 @@
+"""Performance benchmarks: each prints ratios against an anchor measured in the same run."""

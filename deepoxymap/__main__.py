@@ -1,0 +1,5 @@
+"""``python -m deepoxymap`` runs the CLI."""
+
+from deepoxymap.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""Settings: defaults < ``deepoxymap.toml`` < ``DEEPOXYMAP_*`` environment variables.
+
+Only this module reads the environment. Every value is documented with its
+unit. ``settings()`` returns a frozen snapshot; tests build their own
+``Settings`` rather than mutating a global.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+"""Repository root (where ``assets/`` and ``data/`` live)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Project-wide settings.
+
+    Attributes:
+        model_path: the shipped classifier (``.keras``); its card is the same
+            name with ``.json``.
+        demo_dir: where ``make demo`` writes the demo cases (one per class).
+        cohort_dir: default location of the synthetic study cohort.
+        real_data_dir: the shared real CMR samples (tests only; may be absent).
+        max_upload_files: most files accepted from one upload or zip.
+        max_upload_bytes: most uncompressed bytes accepted from one upload or zip.
+        max_zip_ratio: largest compression ratio accepted for a zip member (bomb guard).
+        slice_match_tol_deg: planes whose normals differ by more are not matched.
+        slice_match_max_mm: a matched slice further than this is shown as "no match".
+    """
+
+    model_path: Path = ROOT / "assets" / "models" / "deepoxymap_vgg19.keras"
+    demo_dir: Path = ROOT / "data" / "demo"
+    cohort_dir: Path = ROOT / "data" / "study"
+    real_data_dir: Path = ROOT.parent / "shared" / "data" / "real"
+    max_upload_files: int = 5000
+    max_upload_bytes: int = 2 * 1024**3
+    max_zip_ratio: float = 200.0
+    slice_match_tol_deg: float = 10.0
+    slice_match_max_mm: float = 10.0
+
+    @property
+    def model_card_path(self) -> Path:
+        """The model card JSON beside :attr:`model_path`."""
+        return self.model_path.with_suffix(".json")
+
+
+def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
+    default = field.default
+    if isinstance(default, Path):
+        return Path(value).expanduser()
+    if isinstance(default, bool):
+        return str(value).lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return value
+
+
+def load_settings(toml_path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Build settings from defaults, an optional TOML file and ``DEEPOXYMAP_*`` variables.
+
+    Args:
+        toml_path: defaults to ``deepoxymap.toml`` in the repository root, if present.
+        env: defaults to ``os.environ``.
+    """
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    path = toml_path or ROOT / "deepoxymap.toml"
+    if path.is_file():
+        with path.open("rb") as fh:
+            values.update(tomllib.load(fh))
+    for f in dataclasses.fields(Settings):
+        key = f"DEEPOXYMAP_{f.name.upper()}"
+        if key in env:
+            values[f.name] = env[key]
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)} in {path}")
+    return Settings(**{k: _coerce(known[k], v) for k, v in values.items()})
+
+
+def settings() -> Settings:
+    """The current settings (re-read each call; cheap)."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The only package code that imports streamlit: cached resources, widgets, session keys."""
