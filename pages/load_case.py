@@ -1,8 +1,101 @@
-"""Load case: upload DICOM/NIfTI files or a zip (filled in by the io work)."""
+"""Load case: upload files or a zip, or open a demo case; series table, role override, load report."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
+from deepoxymap.case import Role
+from deepoxymap.ui import core, state, widgets
+
+widgets.show_flash()
 st.title("Load case")
-st.info("Upload support is being built.")
+
+upload_tab, demo_tab = st.tabs(["Upload a study", "Demo cases"])
+with upload_tab:
+    st.caption(
+        "DICOM files (any names), a whole exported folder as a **.zip**, or NIfTI (`.nii`, `.nii.gz`). "
+        "Bad files are skipped and listed in the load report; everything else still loads."
+    )
+    files = st.file_uploader(
+        "Drop files or a zip here", accept_multiple_files=True, key="load_files", label_visibility="collapsed"
+    )
+    if files and st.button(f"Load {len(files)} file(s)", type="primary", key="load_go", icon=":material/input:"):
+        with widgets.guard("read the uploaded files"), st.status("Reading files…", expanded=False) as status:
+            result = core.load_sources([(f.name, f.getvalue()) for f in files])
+            series = list(result.series)
+            if not series:
+                status.update(label="No usable images found", state="error")
+                st.error("None of the uploaded files contained a usable image series. See the load report below.")
+                st.session_state[state.LOAD_ISSUES] = list(result.issues)
+            else:
+                case = core.build_case(series, core.upload_case_id(series))
+                state.set_case(case, "upload", series=series, issues=list(result.issues))
+                status.update(label=f"Loaded {len(series)} series ({len(result.issues)} file(s) skipped)", state="complete")
+with demo_tab:
+    st.caption("Synthetic cases with ground truth (one per class). One click loads the whole case.")
+    widgets.demo_buttons_ui("load_demo")
+
+loaded = state.current()
+issues = st.session_state.get(state.LOAD_ISSUES, [])
+
+if loaded is not None:
+    widgets.case_caption(loaded)
+    series = st.session_state.get(state.SERIES) or list(loaded.case.series)
+    st.subheader("Series found")
+    st.caption("Patient identifiers are never shown. Change a role if the automatic rule got it wrong, then apply.")
+    table = pd.DataFrame(core.series_rows(series))
+    edited = st.data_editor(
+        table,
+        key="load_roles_editor",
+        hide_index=True,
+        disabled=[c for c in table.columns if c != "role"],
+        column_order=[c for c in table.columns if c != "uid"],
+        column_config={
+            "role": st.column_config.SelectboxColumn("role", options=[r.label for r in Role], required=True),
+            "files": st.column_config.NumberColumn("files", help="number of source files"),
+        },
+        width="stretch",
+    )
+    changed = {
+        uid: core.ROLE_BY_LABEL[new]
+        for uid, old, new in zip(table["uid"], table["role"], edited["role"], strict=True)
+        if new != old
+    }
+    if changed:
+        st.caption(f"{len(changed)} role change(s) pending.")
+    if st.button("Apply role changes", key="load_apply_roles", disabled=not changed, icon=":material/check:"):
+        with widgets.guard("apply the role changes"):
+            state.replace_case(core.with_roles(loaded.case, series, changed))
+            state.flash(f"Applied {len(changed)} role change(s).")
+            st.rerun()
+    os_count = len(loaded.case.by_role(Role.OS_CMR))
+    if os_count == 0:
+        st.warning("No OS-CMR series in this case: classification and feature maps need one (set a role above).")
+    else:
+        c1, c2, c3 = st.columns(3)
+        c1.page_link(widgets.PAGE_VIEWER, label="View images", icon=":material/visibility:")
+        c2.page_link(widgets.PAGE_CLASSIFY, label="Classify", icon=":material/psychology:")
+        c3.page_link(widgets.PAGE_FEATURES, label="Feature maps", icon=":material/layers:")
+else:
+    st.info("No case loaded yet: upload a study or open a demo case.")
+
+st.subheader("Load report")
+if not issues:
+    st.caption("No files were skipped." if loaded is not None else "Nothing loaded yet.")
+else:
+    st.caption(f"{len(issues)} file(s) skipped; the other files loaded normally.")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "file": str(getattr(i, "file", "")).replace("\\", "/").rsplit("/", 1)[-1],
+                    "why it was skipped": getattr(i, "message", str(i)),
+                }
+                for i in issues
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        key="load_report_table",
+    )

@@ -1,0 +1,446 @@
+"""Plotly figure builders (presentation only: no image maths beyond axes and colours).
+
+Images are drawn as ``go.Heatmap`` on millimetre axes so that hovering shows
+the in-plane position (mm from the first pixel), the intensity, and ``ms`` on
+T1/T2 maps. Rows run down the screen (radiological display as stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from numpy.typing import NDArray
+
+from deepoxymap.case import Geometry
+
+COLORMAPS = ("Jet", "Turbo", "Inferno", "Hot", "Viridis")
+"""CAM colour maps offered in the UI (plotly names; matplotlib uses the lower-case names)."""
+
+DIVERGING = "RdBu_r"
+"""Diverging scale for percent signal change (blue = decrease, red = increase, white = 0)."""
+
+CONTOUR_COLOR = "#00e5ff"
+LESION_COLOR = "#ffd400"
+
+_AXIS = {"showgrid": False, "zeroline": False, "ticks": "", "showticklabels": False, "title": None}
+
+
+def axes_mm(geometry: Geometry) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Column and row pixel-centre coordinates in mm from the first pixel (for hover and aspect)."""
+    rows, cols = geometry.shape
+    return (
+        (np.arange(cols, dtype=np.float32) * geometry.pixel_spacing[1]),
+        (np.arange(rows, dtype=np.float32) * geometry.pixel_spacing[0]),
+    )
+
+
+def _finish(fig: go.Figure, title: str | None, height: int, *, legend: bool = False) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 14}} if title else None,
+        height=height,
+        margin={"l": 4, "r": 4, "t": 34 if title else 4, "b": 4},
+        xaxis=dict(**_AXIS, constrain="domain"),
+        yaxis=dict(**_AXIS, autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain"),
+        showlegend=legend,
+        uirevision="keep",
+        plot_bgcolor="black",
+    )
+    return fig
+
+
+def window_range(window: tuple[float, float] | None, fallback: tuple[float, float]) -> tuple[float, float]:
+    """``(zmin, zmax)`` of a display window ``(centre, width)``."""
+    c, w = window if window else fallback
+    w = max(float(w), 1e-6)
+    return float(c) - w / 2, float(c) + w / 2
+
+
+def image_figure(
+    image: NDArray[Any],
+    geometry: Geometry,
+    *,
+    window: tuple[float, float] | None = None,
+    title: str | None = None,
+    units: str = "",
+    value_name: str = "SI",
+    height: int = 380,
+    colorscale: str = "Gray",
+) -> go.Figure:
+    """A grey-scale image on mm axes with hover: position (mm), value (and ``ms`` on maps)."""
+    x, y = axes_mm(geometry)
+    lo, hi = window_range(window, (float(np.nanmedian(image)), float(np.nanmax(image) - np.nanmin(image)) or 1.0))
+    unit = f" {units}" if units and units not in ("label",) else ""
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.asarray(image, dtype=np.float32),
+            x=x,
+            y=y,
+            colorscale=colorscale,
+            zmin=lo,
+            zmax=hi,
+            showscale=False,
+            hovertemplate=f"x %{{x:.1f}} mm<br>y %{{y:.1f}} mm<br>{value_name} %{{z:.0f}}{unit}<extra></extra>",
+        )
+    )
+    return _finish(fig, title, height)
+
+
+def add_overlay(
+    fig: go.Figure,
+    heat: NDArray[Any],
+    geometry: Geometry,
+    *,
+    opacity: float,
+    colorscale: str,
+    name: str = "CAM",
+    zmin: float = 0.0,
+    zmax: float = 1.0,
+    base: NDArray[Any] | None = None,
+    base_name: str = "SI",
+    units: str = "",
+    colorbar: bool = True,
+) -> go.Figure:
+    """Lay a heatmap (CAM, percent change...) over an image; hover shows both values."""
+    x, y = axes_mm(geometry)
+    kw: dict[str, Any] = {}
+    hover = f"x %{{x:.1f}} mm<br>y %{{y:.1f}} mm<br>{name} %{{z:.2f}}{units}"
+    if base is not None:
+        kw["customdata"] = np.asarray(base, dtype=np.float32)
+        hover += f"<br>{base_name} %{{customdata:.0f}}"
+    fig.add_trace(
+        go.Heatmap(
+            z=np.asarray(heat, dtype=np.float32),
+            x=x,
+            y=y,
+            colorscale=colorscale,
+            zmin=zmin,
+            zmax=zmax,
+            opacity=float(opacity),
+            showscale=colorbar,
+            colorbar={"thickness": 10, "len": 0.8, "title": {"text": name, "side": "right"}},
+            hovertemplate=hover + "<extra></extra>",
+            hoverongaps=False,
+            **kw,
+        )
+    )
+    return fig
+
+
+def add_contour(
+    fig: go.Figure,
+    field: NDArray[Any],
+    geometry: Geometry,
+    *,
+    level: float,
+    color: str = CONTOUR_COLOR,
+    name: str = "CAM contour",
+    width: float = 2.0,
+    dash: str = "solid",
+) -> go.Figure:
+    """Draw the ``level`` iso-line of ``field`` (e.g. the CAM threshold, or a 0.5 mask edge)."""
+    x, y = axes_mm(geometry)
+    f = np.asarray(field, dtype=np.float32)
+    if not np.isfinite(f).any() or float(np.nanmax(f)) < level or float(np.nanmin(f)) > level:
+        return fig
+    fig.add_trace(
+        go.Contour(
+            z=f,
+            x=x,
+            y=y,
+            contours={"start": level, "end": level, "size": 1.0, "coloring": "none"},
+            line={"color": color, "width": width, "dash": dash},
+            showscale=False,
+            hoverinfo="skip",
+            name=name,
+        )
+    )
+    return fig
+
+
+def cine_figure(
+    frames: NDArray[Any],
+    geometry: Geometry,
+    *,
+    window: tuple[float, float] | None,
+    trigger_times: Sequence[float] | None = None,
+    title: str | None = None,
+    height: int = 420,
+    frame_ms: int = 60,
+) -> go.Figure:
+    """A client-side cine loop (plotly animation with play/pause and a frame slider)."""
+    frames = np.asarray(frames, dtype=np.float32)
+    fig = image_figure(frames[0], geometry, window=window, title=title, height=height)
+    labels = [
+        f"{t:.0f} ms" if trigger_times is not None and np.isfinite(t) else f"frame {i}"
+        for i, t in enumerate(trigger_times if trigger_times is not None else [np.nan] * len(frames))
+    ]
+    fig.frames = [go.Frame(data=[go.Heatmap(z=f)], name=str(i)) for i, f in enumerate(frames)]
+    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}, "mode": "immediate"}
+    fig.update_layout(
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": -0.02,
+                "xanchor": "left",
+                "yanchor": "top",
+                "showactive": False,
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [None, {**play, "loop": True}]},
+                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], {"mode": "immediate", "frame": {"duration": 0}}]},
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "active": 0,
+                "y": -0.02,
+                "x": 0.25,
+                "len": 0.75,
+                "pad": {"t": 0},
+                "currentvalue": {"prefix": "", "font": {"size": 11}},
+                "steps": [
+                    {"method": "animate", "label": labels[i], "args": [[str(i)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}]}
+                    for i in range(len(frames))
+                ],
+            }
+        ],
+        margin={"l": 4, "r": 4, "t": 34 if title else 4, "b": 60},
+        height=height + 60,
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# bullseye (AHA 17 segments; DOMAIN.md 5.4)
+# ---------------------------------------------------------------------------
+
+_RINGS: tuple[tuple[range, float, float, float], ...] = (
+    # segments, inner radius, outer radius, sector width (deg)
+    (range(1, 7), 0.733, 1.0, 60.0),
+    (range(7, 13), 0.467, 0.733, 60.0),
+    (range(13, 17), 0.2, 0.467, 90.0),
+)
+
+
+def bullseye(
+    values: Mapping[int, float],
+    *,
+    title: str,
+    colorscale: str = "Inferno",
+    zmin: float | None = None,
+    zmax: float | None = None,
+    units: str = "",
+    fmt: str = ".2f",
+    height: int = 300,
+) -> go.Figure:
+    """AHA 17-segment bullseye: segment 1/7/13 at 12 o'clock, septum on the left, counter-clockwise.
+
+    ``values`` maps segment number (1-17) to a value; missing or NaN segments are grey.
+    """
+    vals = {int(k): float(v) for k, v in values.items() if v is not None}
+    finite = [v for v in vals.values() if np.isfinite(v)]
+    lo = zmin if zmin is not None else (min(finite) if finite else 0.0)
+    hi = zmax if zmax is not None else (max(finite) if finite else 1.0)
+    if hi <= lo:
+        hi = lo + 1e-6
+    seg, base, r, theta, width, color, text = [], [], [], [], [], [], []
+    for segs, r0, r1, w in _RINGS:
+        for i, s in enumerate(segs):
+            seg.append(s)
+            base.append(r0)
+            r.append(r1 - r0)
+            theta.append(i * w)
+            width.append(w)
+            v = vals.get(s, np.nan)
+            color.append(v)
+            text.append("n/a" if not np.isfinite(v) else format(v, fmt))
+    seg.append(17)
+    base.append(0.0)
+    r.append(0.2)
+    theta.append(0.0)
+    width.append(360.0)
+    v17 = vals.get(17, np.nan)
+    color.append(v17)
+    text.append("n/a" if not np.isfinite(v17) else format(v17, fmt))
+    finite_mask = [np.isfinite(c) for c in color]
+    unit = f" {units}" if units else ""
+    fig = go.Figure()
+    # grey for segments without a value
+    nan_idx = [i for i, ok in enumerate(finite_mask) if not ok]
+    if nan_idx:
+        fig.add_trace(
+            go.Barpolar(
+                r=[r[i] for i in nan_idx],
+                base=[base[i] for i in nan_idx],
+                theta=[theta[i] for i in nan_idx],
+                width=[width[i] for i in nan_idx],
+                marker={"color": "#444444", "line": {"color": "white", "width": 1}},
+                customdata=[[seg[i], text[i]] for i in nan_idx],
+                hovertemplate="segment %{customdata[0]}: no value<extra></extra>",
+            )
+        )
+    ok_idx = [i for i, ok in enumerate(finite_mask) if ok]
+    if ok_idx:
+        fig.add_trace(
+            go.Barpolar(
+                r=[r[i] for i in ok_idx],
+                base=[base[i] for i in ok_idx],
+                theta=[theta[i] for i in ok_idx],
+                width=[width[i] for i in ok_idx],
+                marker={
+                    "color": [color[i] for i in ok_idx],
+                    "colorscale": colorscale,
+                    "cmin": lo,
+                    "cmax": hi,
+                    "line": {"color": "white", "width": 1},
+                    "showscale": True,
+                    "colorbar": {"thickness": 10, "len": 0.8},
+                },
+                customdata=[[seg[i], text[i]] for i in ok_idx],
+                hovertemplate=f"segment %{{customdata[0]}}: %{{customdata[1]}}{unit}<extra></extra>",
+            )
+        )
+    # segment numbers
+    lab_r = [b + rr / 2 if s != 17 else 0.0 for s, b, rr in zip(seg, base, r, strict=True)]
+    fig.add_trace(
+        go.Scatterpolar(
+            r=lab_r,
+            theta=theta,
+            mode="text",
+            text=[str(s) for s in seg],
+            textfont={"size": 10, "color": "white"},
+            hoverinfo="skip",
+        )
+    )
+    fig.update_layout(
+        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 13}},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 36, "b": 10},
+        showlegend=False,
+        polar={
+            "bgcolor": "rgba(0,0,0,0)",
+            "radialaxis": {"visible": False, "range": [0, 1]},
+            "angularaxis": {"visible": False, "rotation": 90, "direction": "counterclockwise"},
+            "hole": 0.0,
+        },
+    )
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# charts
+# ---------------------------------------------------------------------------
+
+
+def probability_bars(classes: Sequence[str], probs: Sequence[float], err: Sequence[float] | None = None, *, height: int = 260) -> go.Figure:
+    """Horizontal bars of class probabilities (with +/- 1 SD where MC-dropout ran)."""
+    fig = go.Figure(
+        go.Bar(
+            x=list(probs),
+            y=list(classes),
+            orientation="h",
+            error_x={"type": "data", "array": list(err), "visible": True} if err is not None else None,
+            text=[f"{p:.0%}" for p in probs],
+            textposition="auto",
+            hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(height=height, margin={"l": 4, "r": 4, "t": 8, "b": 4}, xaxis={"range": [0, 1], "title": "probability"}, yaxis={"autorange": "reversed"})
+    return fig
+
+
+def slice_probability_figure(table: Any, classes: Sequence[str], *, height: int = 300) -> go.Figure:
+    """Grouped bars: one group per slice, one bar per class."""
+    fig = go.Figure()
+    for c in classes:
+        fig.add_trace(go.Bar(name=c, x=table["slice"].astype(str), y=table[c], hovertemplate=f"{c}: %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(
+        barmode="group",
+        height=height,
+        margin={"l": 4, "r": 4, "t": 8, "b": 4},
+        yaxis={"range": [0, 1], "title": "probability"},
+        xaxis={"title": "slice (base → apex)"},
+        legend={"orientation": "h", "y": 1.1},
+    )
+    return fig
+
+
+def confusion_figure(matrix: NDArray[Any], classes: Sequence[str], *, height: int = 360) -> go.Figure:
+    """Confusion matrix with counts (rows: reference, columns: model)."""
+    m = np.asarray(matrix)
+    fig = go.Figure(
+        go.Heatmap(
+            z=m,
+            x=list(classes),
+            y=list(classes),
+            colorscale="Blues",
+            text=m.astype(int).astype(str) if np.issubdtype(m.dtype, np.number) else m,
+            texttemplate="%{text}",
+            showscale=False,
+            hovertemplate="reference %{y}<br>model %{x}<br>%{z}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=height,
+        margin={"l": 4, "r": 4, "t": 8, "b": 4},
+        xaxis={"title": "model call", "side": "bottom"},
+        yaxis={"title": "reference", "autorange": "reversed"},
+    )
+    return fig
+
+
+def roc_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float], float]], *, height: int = 360) -> go.Figure:
+    """Per-class ROC curves ``{class: (fpr, tpr, auc)}`` (one-vs-rest)."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "gray"}, showlegend=False, hoverinfo="skip"))
+    for c, (fpr, tpr, auc) in curves.items():
+        fig.add_trace(go.Scatter(x=list(fpr), y=list(tpr), mode="lines", name=f"{c} (AUC {auc:.2f})"))
+    fig.update_layout(
+        height=height,
+        margin={"l": 4, "r": 4, "t": 8, "b": 4},
+        xaxis={"title": "1 - specificity", "range": [0, 1]},
+        yaxis={"title": "sensitivity", "range": [0, 1.02]},
+        legend={"x": 0.45, "y": 0.05},
+    )
+    return fig
+
+
+def metric_bars(values: Mapping[str, float], *, height: int = 260, title: str | None = None) -> go.Figure:
+    """Bars of agreement metrics in [0, 1]."""
+    names = list(values)
+    vals = [float(values[n]) for n in names]
+    fig = go.Figure(go.Bar(x=names, y=vals, text=[f"{v:.2f}" for v in vals], textposition="auto", hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(
+        height=height,
+        margin={"l": 4, "r": 4, "t": 30 if title else 8, "b": 4},
+        yaxis={"range": [0, 1.05]},
+        title={"text": title, "x": 0.0, "font": {"size": 13}} if title else None,
+    )
+    return fig
+
+
+def channel_grid(fmaps: Any, *, cols: int = 4, size: int = 150) -> go.Figure:
+    """Small multiples of raw feature-map channels (each min-max normalised for display)."""
+    from plotly.subplots import make_subplots
+
+    maps = fmaps.normalized()
+    n = int(maps.shape[0])
+    rows = max(1, (n + cols - 1) // cols)
+    titles = [f"ch {int(c)} · mean {float(m):.2f}" for c, m in zip(fmaps.channels, fmaps.mean_activation, strict=True)]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.06)
+    for i in range(n):
+        fig.add_trace(
+            go.Heatmap(z=maps[i], colorscale="Viridis", showscale=False, hovertemplate="%{z:.2f}<extra></extra>"),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_annotations(font_size=10)
+    fig.update_layout(height=rows * size + 30, margin={"l": 2, "r": 2, "t": 24, "b": 2}, title={"text": f"layer {fmaps.layer}", "font": {"size": 12}})
+    return fig

@@ -1,0 +1,70 @@
+"""Viewer: OS-CMR (slice, cine frame, manoeuvre time point), LGE, T1/T2 maps; window/level; OS response."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from deepoxymap.ui import figures, views, widgets
+
+widgets.show_flash()
+st.title("Viewer")
+loaded = widgets.require_case()
+widgets.case_caption(loaded)
+case = loaded.case
+
+choices = views.viewable_series(case)
+if not choices:
+    st.warning("This case has no image series to show.")
+    st.stop()
+
+controls, image_col = st.columns([1, 3])
+with controls:
+    kind = widgets.sticky_radio("Series", "dox_view_kind", list(choices), horizontal=False)
+    stacks = choices[kind]
+    if len(stacks) > 1:
+        names = list(stacks)
+        tp = widgets.sticky_select("Manoeuvre time point", "dox_view_tp", names, help=views.TIMEPOINT_HELP)
+    else:
+        tp = next(iter(stacks))
+    stack = stacks[tp]
+    k = widgets.sticky_slider("Slice (base → apex)", "dox_view_slice", 0, stack.n_slices - 1, stack.n_slices // 2)
+    f = widgets.sticky_slider("Cine frame", "dox_view_frame", 0, stack.n_frames - 1, 0) if stack.n_frames > 1 else 0
+    centre, width = views.default_window(stack)
+    wl_key = f"view_wl_{stack.series_uid}"
+    c = st.number_input("Window level (centre)", value=float(round(centre)), step=float(max(1.0, round(width / 50))), key=f"{wl_key}_c")
+    w = st.number_input("Window width", value=float(round(width)), min_value=1.0, step=float(max(1.0, round(width / 50))), key=f"{wl_key}_w")
+    cine = stack.n_frames > 1 and st.toggle("Cine playback", key="view_cine", help="Plays the cine of this slice in the browser.")
+    st.caption(views.slice_caption(stack, k, f))
+
+with image_col, widgets.guard("draw the image"):
+    if cine:
+        fig = figures.cine_figure(
+            stack.data[k], stack.geometry, window=(c, w), trigger_times=stack.trigger_times[k], height=520,
+            title=f"{kind} · {tp} · slice {k + 1}/{stack.n_slices}",
+        )
+    else:
+        fig = figures.image_figure(
+            stack.image(k, f), stack.geometry, window=(c, w), units=stack.units,
+            value_name=views.value_name(stack), height=560,
+            title=f"{kind}{'' if tp == kind else ' · ' + tp} · slice {k + 1}/{stack.n_slices}",
+        )
+    st.plotly_chart(fig, key="view_image", config={"displaylogo": False})
+
+st.divider()
+st.subheader("OS response (percent signal change in the myocardium)")
+st.caption(
+    "ΔSI% = 100 × (SI at a later time point − SI at the reference) / SI at the reference, inside the myocardium; "
+    "blue = signal fell (deoxygenation), red = signal rose. Healthy myocardium rises by about +8 to +15 % at the "
+    "end of a breath-hold after hyperventilation; the effect is small and overlaps between groups."
+)
+timepoints = views.os_timepoints(case)
+if len(timepoints) < 2:
+    st.info("The OS response needs an OS-CMR series at two or more manoeuvre time points.")
+else:
+    a, b, c_ = st.columns(3)
+    ref = a.selectbox("Reference", timepoints, index=views.default_ref(timepoints), key="view_os_ref")
+    tgt_opts = [t for t in timepoints if t != ref]
+    tgt = b.selectbox("Compared with", tgt_opts, index=views.default_target(tgt_opts), key="view_os_tgt")
+    os_slice = c_.slider("Slice", 0, case.os_timepoints()[ref].n_slices - 1, min(k, case.os_timepoints()[ref].n_slices - 1), key="view_os_slice")
+    with widgets.guard("compute the OS response"):
+        views.os_response_ui(loaded, ref, tgt, os_slice)
