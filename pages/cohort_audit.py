@@ -1,4 +1,84 @@
-"""stub"""
+"""Cohort audit (researchers): classify and explain a whole manifest; confusion, ROC, agreement per method."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import streamlit as st
 
-st.title("cohort_audit")
+from deepoxymap.ui import audit_view, core, figures, state, widgets
+
+widgets.show_flash()
+st.title("Cohort audit")
+st.caption(
+    "Runs the classifier and the chosen feature-map methods over every case of a cohort manifest, then compares "
+    "the calls with the reference classes and the maps with the reference lesions. Synthetic cohorts only carry "
+    "ground truth; results on them say nothing about real patients."
+)
+
+with st.container(border=True):
+    default = core.default_audit_manifest()
+    manifest = st.text_input("Manifest (CSV)", value=str(default), key="audit_manifest",
+                             help="Columns: subject, class, subtype, site, field_strength, path (relative to the CSV).")
+    c1, c2, c3 = st.columns([2, 1, 1])
+    with widgets.guard("list the feature-map methods"):
+        from deepoxymap.ui import analysis
+
+        meths = analysis.methods()
+        chosen = c1.multiselect("Feature-map methods", list(meths), default=["gradcam"], format_func=meths.get,
+                                key="audit_methods")
+    limit = c2.number_input("At most N cases (0 = all)", min_value=0, value=0, step=10, key="audit_limit")
+    run = c3.button("Run audit", type="primary", key="audit_run", icon=":material/play_arrow:")
+
+if run:
+    path = Path(manifest.strip()).expanduser()
+    if not path.is_file():
+        st.error(f"No manifest at `{path}`. Generate a cohort (`deepoxymap generate --cohort study ...`) or `make demo`.")
+    else:
+        with widgets.guard("run the audit"):
+            bar = st.progress(0.0, text="Starting…")
+
+            def progress(done: int, total: int, label: str = "") -> None:
+                bar.progress(min(1.0, done / max(total, 1)), text=f"{done}/{total} cases {label}".strip())
+
+            result = audit_view.run_audit(path, list(chosen or ["gradcam"]), int(limit), progress)
+            st.session_state[state.AUDIT] = result
+            bar.progress(1.0, text=f"Done: {result.n_cases} cases")
+
+result = st.session_state.get(state.AUDIT)
+if result is None:
+    st.info("Choose a manifest and press **Run audit**.")
+    st.stop()
+
+st.caption(f"Manifest `{result.manifest}` · {result.n_cases} cases · model `{result.model_name}`")
+left, right = st.columns(2)
+with left:
+    st.subheader("Confusion matrix")
+    with widgets.guard("draw the confusion matrix"):
+        st.plotly_chart(figures.confusion_figure(result.confusion, result.classes), key="audit_confusion",
+                        config={"displaylogo": False})
+        if result.summary:
+            st.caption(" · ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.summary.items()))
+with right:
+    st.subheader("ROC per class (one vs rest)")
+    with widgets.guard("draw the ROC curves"):
+        st.plotly_chart(figures.roc_figure(result.roc), key="audit_roc", config={"displaylogo": False})
+
+st.subheader("Agreement of the feature maps with the reference lesions, per method")
+with widgets.guard("show the agreement table"):
+    if result.agreement is None or result.agreement.empty:
+        st.info("No agreement figures: no case in this cohort has a reference lesion mask.")
+    else:
+        st.dataframe(result.agreement, hide_index=True, key="audit_agreement")
+
+st.subheader("Cases")
+st.caption("Select a row, then open that case in Feature maps.")
+with widgets.guard("show the per-case table"):
+    event = st.dataframe(result.cases, hide_index=True, key="audit_cases", on_select="rerun", selection_mode="single-row")
+    selected = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+    if st.button("Open in Feature maps", key="audit_open", disabled=not selected, icon=":material/layers:"):
+        row = result.rows[selected[0]]
+        with widgets.guard(f"open case {row.subject}"), st.spinner(f"Loading {row.subject}…"):
+            state.set_case(core.load_subject(row.path), f"cohort:{row.subject}")
+            state.flash(f"Opened cohort case `{row.subject}` (reference class {row.label}).")
+            st.switch_page(widgets.PAGE_FEATURES)

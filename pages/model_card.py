@@ -1,4 +1,56 @@
-"""stub"""
+"""Model: the full model card, library versions, and loading another model (validated)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import streamlit as st
 
-st.title("model_card")
+from deepoxymap.config import settings
+from deepoxymap.errors import DeepOxyMapError
+from deepoxymap.ui import modelinfo, state, widgets
+from deepoxymap.ui.core import Missing
+
+widgets.show_flash()
+st.title("Model")
+path = modelinfo.current_path()
+shipped = settings().model_path
+st.markdown(f"This session uses **`{path.name}`**" + (" (the shipped model)." if path == shipped else f" from `{path.parent}`."))
+
+card_col, side = st.columns([3, 2])
+with card_col:
+    st.subheader("Model card")
+    with widgets.guard("read the model card"):
+        card = modelinfo.read_card(path)
+        if card is None:
+            st.info(modelinfo.NO_MODEL.format(path=path) if not path.is_file() else f"No card beside `{path.name}`.")
+        else:
+            modelinfo.card_brief_ui(path)
+            with st.expander("Everything in the card (JSON)", expanded=False):
+                st.json(card, expanded=2)
+
+with side:
+    st.subheader("Library versions")
+    with widgets.guard("list library versions"):
+        st.dataframe(modelinfo.versions_table(card if path.is_file() else None), hide_index=True, key="model_versions")
+
+    st.subheader("Load another model")
+    st.caption("A `.keras` file with its card (same name, `.json`) beside it. It is validated before use; "
+               "if anything is wrong the current model stays.")
+    new_path = st.text_input("Path to a .keras file", key="model_new_path", placeholder="/path/to/model.keras")
+    if st.button("Load and validate", key="model_load", disabled=not new_path.strip(), icon=":material/verified:"):
+        candidate = Path(new_path.strip()).expanduser()
+        try:
+            with st.spinner("Loading and validating…"):
+                modelinfo.loaded_model(candidate)
+        except (Missing, DeepOxyMapError) as exc:
+            st.error(f"This model cannot be used, so the current model stays: {exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever the file is, the page must go on
+            st.error(f"This file could not be loaded as a DeepOxyMap model ({type(exc).__name__}); the current model stays.")
+        else:
+            st.session_state[state.MODEL_PATH] = str(candidate.resolve())
+            state.flash(f"Now using `{candidate.name}` in this session.")
+            st.rerun()
+    if path != shipped and st.button("Back to the shipped model", key="model_reset", icon=":material/undo:"):
+        st.session_state.pop(state.MODEL_PATH, None)
+        st.rerun()

@@ -1,4 +1,70 @@
-"""stub"""
+"""Teaching: look at OS-CMR only, call the class, then see the model's call, its CAM and the LGE."""
+
+from __future__ import annotations
+
 import streamlit as st
 
-st.title("teaching")
+from deepoxymap import CLASSES
+from deepoxymap.ui import analysis, featureview, figures, quiz, widgets
+
+widgets.show_flash()
+st.title("Teaching")
+st.caption(
+    "Quiz: you see only the OS-CMR of a synthetic case. Decide whether it is healthy, ischemic scar, non-ischemic "
+    "scar or edema; then the model's call, its class activation map and the LGE are revealed. Your score is kept "
+    "for this session only."
+)
+
+with widgets.guard("start the quiz"):
+    q = quiz.state_ui()
+    if q is None:
+        st.stop()
+    score_col, count_col, _ = st.columns([1, 1, 3])
+    score_col.metric("Score", f"{q.score} / {q.answered}")
+    count_col.metric("Case", f"{q.position + 1} of {len(q.pool)}")
+    lc = quiz.current_case(q)
+
+    stack = quiz.question_stack(lc)
+    k = st.slider("Slice (base → apex)", 0, stack.n_slices - 1, stack.n_slices // 2, key=f"quiz_slice_{q.position}")
+    left, right = st.columns([3, 2])
+    with left:
+        fig = figures.image_figure(stack.image(k, 0), stack.geometry, window=quiz.window(stack), height=460,
+                                   title=f"OS-CMR · {stack.timepoint or ''} · slice {k + 1}/{stack.n_slices}")
+        st.plotly_chart(fig, key="quiz_image", config={"displaylogo": False})
+    with right:
+        answer = st.radio("Your call", list(CLASSES), index=None, key=f"quiz_answer_{q.position}", disabled=q.revealed)
+        if not q.revealed:
+            if st.button("Check", type="primary", key="quiz_check", disabled=answer is None, icon=":material/done:"):
+                quiz.answer(q, answer)
+                st.rerun()
+        else:
+            truth = lc.case.label or "unknown"
+            (st.success if q.last_correct else st.error)(
+                f"You said **{q.last_answer}**; the reference class is **{truth}**"
+                + (f" ({lc.case.truth.get('subtype')})" if isinstance(lc.case.truth, dict) and lc.case.truth.get("subtype") else "")
+                + "."
+            )
+            if st.button("Next case", type="primary", key="quiz_next", icon=":material/skip_next:"):
+                quiz.next_case(q)
+                st.rerun()
+
+    if q.revealed:
+        st.subheader("What the model said and where it looked")
+        with widgets.guard("classify the quiz case"):
+            view = analysis.predict(lc)
+            st.markdown(f"Model call: **{view.call}** ({view.case_probs[view.call]:.0%})")
+            ref, rows, frames = analysis.reference_stack(lc)
+            row = rows.index(k) if k in rows else 0
+            cam = analysis.cam(lc, row, "gradcam", None, None)
+            look = featureview.Look(0.45, "Jet", 0.5, True, True, height=380)
+            c1, c2 = st.columns(2)
+            with c1:
+                f1, _ = featureview.oscmr_figure(ref, k, frames[row], cam.source, look, title="OS-CMR + Grad-CAM")
+                st.plotly_chart(f1, key="quiz_cam", config={"displaylogo": False})
+            with c2:
+                p = analysis.panel(lc, ref, k, analysis.PANEL_ROLES[0])
+                f2, _ = featureview.other_figure(p, ref, cam.source, look)
+                if f2 is None:
+                    st.info(p.message or "No LGE in this case.")
+                else:
+                    st.plotly_chart(f2, key="quiz_lge", config={"displaylogo": False})

@@ -88,43 +88,77 @@ def build_case(series: Sequence[Series], case_id: str) -> Case:
 
 
 def with_roles(case: Case, series: Sequence[Series], roles: dict[str, Role]) -> Case:
-    """Rebuild ``case`` after the user changed roles (``roles`` by series uid); keeps label/truth/masks."""
-    changed = [s.with_role(roles[s.uid]) if s.uid in roles and roles[s.uid] != s.role else s for s in series]
-    rebuilt = build_case(changed, case.case_id)
+    """Rebuild ``case`` after the user changed roles (``roles`` by series uid).
+
+    Uses ``deepoxymap.io.override_role`` when available. A case that came with
+    ground truth (demo/cohort) keeps its label, truth and masks.
+    """
     import dataclasses
 
-    return dataclasses.replace(rebuilt, label=case.label, truth=case.truth, masks=case.masks)
+    changed = list(series)
+    try:
+        override = need("deepoxymap.io", "override_role", "Role override")
+        for uid, role in roles.items():
+            changed = override(changed, uid, role)
+    except Missing:
+        changed = [s.with_role(roles[s.uid]) if s.uid in roles else s for s in changed]
+    rebuilt = build_case(changed, case.case_id)
+    if case.masks or case.truth or case.label:
+        masks = {**dict(rebuilt.masks), **dict(case.masks)}
+        return dataclasses.replace(rebuilt, label=case.label, truth=case.truth, masks=masks)
+    return rebuilt
 
 
-def _fmt_spacing(s: Series) -> str:
-    g = s.stack.geometry
-    txt = f"{g.pixel_spacing[0]:.2f} x {g.pixel_spacing[1]:.2f}"
-    if g.slice_spacing is not None:
-        txt += f" x {g.slice_spacing:.1f}"
-    elif g.slice_thickness:
-        txt += f" ({g.slice_thickness:.1f} thick)"
-    return txt + ("" if g.has_geometry else " (no geometry)")
+_COLUMNS = {
+    "role": "role",
+    "timepoint": "time point",
+    "size": "size (rows x cols)",
+    "slices_x_frames": "slices x frames",
+    "spacing": "spacing (mm)",
+    "description": "description",
+    "files": "files",
+    "reason": "why this role",
+}
 
 
 def series_rows(series: Sequence[Series]) -> list[dict[str, Any]]:
-    """One display row per series: no patient identifiers, no file paths."""
+    """One display row per series (``deepoxymap.io.series_table``): no identifiers, no file paths."""
+    try:
+        table = need("deepoxymap.io", "series_table", "The series table")(list(series))
+    except Missing:
+        table = _fallback_rows(series)
     rows = []
+    for r in table:
+        row = {"uid": r["uid"]}
+        row.update({label: r.get(key, "") for key, label in _COLUMNS.items()})
+        if r.get("geometry") is False and "no geometry" not in str(row["spacing (mm)"]):
+            row["spacing (mm)"] = f"{row['spacing (mm)']} (no geometry)"
+        rows.append(row)
+    return rows
+
+
+def _fallback_rows(series: Sequence[Series]) -> list[dict[str, Any]]:
+    out = []
     for s in series:
-        st_ = s.stack
-        rows.append(
+        st_, g = s.stack, s.stack.geometry
+        sp = f"{g.pixel_spacing[0]:.2f} x {g.pixel_spacing[1]:.2f}"
+        if g.slice_spacing:
+            sp += f" x {g.slice_spacing:.1f}"
+        out.append(
             {
                 "uid": s.uid,
                 "role": s.role.label,
-                "time point": st_.timepoint or "",
-                "size (rows x cols)": f"{st_.data.shape[2]} x {st_.data.shape[3]}",
-                "slices x frames": f"{st_.n_slices} x {st_.n_frames}",
-                "spacing (mm)": _fmt_spacing(s),
+                "timepoint": st_.timepoint or "",
+                "size": f"{g.shape[0]} x {g.shape[1]}",
+                "slices_x_frames": f"{st_.n_slices} x {st_.n_frames}",
+                "spacing": sp,
                 "description": s.description,
                 "files": len(s.files),
-                "why this role": s.role_reason,
+                "reason": s.role_reason,
+                "geometry": g.has_geometry,
             }
         )
-    return rows
+    return out
 
 
 ROLE_BY_LABEL = {r.label: r for r in Role}

@@ -134,3 +134,30 @@ def card_brief_ui(model_path: Path | None = None) -> None:
     if intended:
         st.caption(str(intended) if not isinstance(intended, list) else " ".join(map(str, intended)))
     st.page_link("pages/model_card.py", label="Full model card", icon=":material/memory:")
+
+
+_RUNTIME_LIBS = ("python", "deepoxymap", "tensorflow-cpu", "tensorflow", "keras", "tf-keras-vis", "numpy", "scipy",
+                 "streamlit", "plotly", "pydicom", "nibabel", "pandas")
+
+
+def versions_table(card: dict[str, Any] | None) -> Any:
+    """Library versions running now, beside those recorded in the model card at training."""
+    import importlib.metadata as md
+    import platform
+
+    import pandas as pd
+
+    trained = (card or {}).get("library_versions") or (card or {}).get("versions") or {}
+    rows = []
+    for name in _RUNTIME_LIBS:
+        if name == "python":
+            now = platform.python_version()
+        else:
+            try:
+                now = md.version(name)
+            except md.PackageNotFoundError:
+                now = ""
+        if not now and name not in trained:
+            continue
+        rows.append({"library": name, "running": now, "model trained with": str(trained.get(name, ""))})
+    return pd.DataFrame(rows)
