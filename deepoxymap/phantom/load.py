@@ -1,0 +1,92 @@
+"""Reading a generated subject back: DICOM through :mod:`deepoxymap.io`, plus ground truth."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deepoxymap.case import Case, Role, Stack
+from deepoxymap.errors import PhantomError
+
+
+def read_truth(subject_dir: Path | str) -> dict[str, Any]:
+    """``truth/truth.json`` of a subject folder."""
+    p = Path(subject_dir) / "truth" / "truth.json"
+    if not p.is_file():
+        raise PhantomError("no truth/truth.json: not a generated subject folder", source=str(subject_dir))
+    return dict(json.loads(p.read_text()))
+
+
+def read_labels(subject_dir: Path | str) -> dict[str, NDArray[Any]]:
+    """All arrays of ``truth/labels.npz`` (keys: series uid, ``<uid>__edema``, ``<uid>__cine``)."""
+    p = Path(subject_dir) / "truth" / "labels.npz"
+    if not p.is_file():
+        raise PhantomError("no truth/labels.npz", source=str(subject_dir))
+    with np.load(p) as z:
+        return {k: z[k] for k in z.files}
+
+
+def read_manifest(cohort_dir: Path | str) -> list[dict[str, str]]:
+    """Rows of ``manifest.csv`` (``path`` made absolute)."""
+    root = Path(cohort_dir)
+    with (root / "manifest.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["path"] = str((root / r["path"]).resolve())
+    return rows
+
+
+def load_subject(subject_dir: Path | str) -> Case:
+    """Load a generated subject as a :class:`~deepoxymap.case.Case` with its ground truth.
+
+    DICOM is read with :func:`deepoxymap.io.load` (the app's reader), so roles,
+    time points and base->apex order are the reader's. Masks are
+    ``Stack(role=MASK, units="label")`` on each series' grid keyed by series uid:
+    for OS-CMR series every cine frame has its label map (``[slice, frame, row, col]``),
+    for LGE/T1/T2 one frame. ``Case.truth`` is ``truth.json`` plus
+    ``"edema_masks"``: uid -> bool ``[slice, row, col]`` (full edema extent).
+
+    Raises:
+        PhantomError: the folder is not a generated subject or the reader
+            returned errors for its files.
+    """
+    from deepoxymap.io import build_case, load
+
+    d = Path(subject_dir)
+    truth = read_truth(d)
+    labels = read_labels(d)
+    res = load([d / "dicom"])
+    errs = [i for i in res.issues if getattr(i, "severity", "error") == "error"]
+    if errs or not res.series:
+        raise PhantomError(
+            f"reader could not load the subject's DICOM ({len(errs)} issue(s): {errs[0].message if errs else 'no series'})",
+            source=str(d),
+        )
+    case = build_case(res.series, truth["subject"])
+    masks: dict[str, Stack] = {}
+    edema: dict[str, NDArray[np.bool_]] = {}
+    for s in case.series:
+        if s.uid not in labels:
+            continue
+        lab = labels.get(s.uid + "__cine")
+        if lab is None:
+            lab = labels[s.uid][:, None]
+        masks[s.uid] = Stack(
+            data=lab.astype(np.float32),
+            geometry=s.stack.geometry,
+            trigger_times=s.stack.trigger_times[:, : lab.shape[1]],
+            role=Role.MASK,
+            units="label",
+            series_uid=s.uid,
+            description=f"ground truth labels of {s.stack.description}",
+        )
+        edema[s.uid] = labels[s.uid + "__edema"].astype(bool)
+    t = dict(truth)
+    t["edema_masks"] = edema
+    return dataclasses.replace(case, label=truth["class"], truth=t, masks=masks)

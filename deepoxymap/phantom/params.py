@@ -1,0 +1,452 @@
+"""Every number of the synthetic OS-CMR generator, in frozen dataclasses.
+
+Values follow ``DOMAIN.md`` sections 2-7 (tags [S]/[D]/[A] there); where this
+module deviates, the field docstring says so (see also ``deepoxymap/phantom/README``
+in :mod:`deepoxymap.phantom`). Ranges are ``(low, high)`` tuples sampled
+uniformly unless a field says "mean, sd" (normal). Units are in the names:
+``_mm``, ``_ms``, ``_deg``, ``_pct`` (percent signal change), ``_bpm``.
+
+Nothing here depends on the class of a subject except :class:`ClassParams`;
+scanner and grid parameters live in :class:`SiteParams` and are sampled
+independently of the class (no label leak through matrix, spacing, tags or
+scaling).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Range = tuple[float, float]
+MeanSd = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class TissueRelax:
+    """Proton density (fraction) and relaxation times (ms) of one tissue at one field.
+
+    Used by the bSSFP steady-state formula (DOMAIN 6.2 step 3, MRXCAT defaults).
+    """
+
+    rho: float
+    t1_ms: float
+    t2_ms: float
+
+
+@dataclass(frozen=True)
+class FieldTissues:
+    """Tissue relaxation for one field strength (MRXCAT ``CINEpar.m`` values at 1.5 T,
+    DOMAIN section 4 for myocardium; 3 T values scaled as DOMAIN section 4 says:
+    T1 +10-20 %, T2 slightly lower). Myocardium and blood T1/T2 are sampled per
+    subject (see :class:`SiteParams`); these are the other tissues."""
+
+    fat: TissueRelax
+    muscle: TissueRelax
+    liver: TissueRelax
+    lung: TissueRelax
+    bone: TissueRelax
+    soft: TissueRelax
+
+
+TISSUES_15T = FieldTissues(
+    fat=TissueRelax(0.70, 350.0, 30.0),
+    muscle=TissueRelax(0.80, 900.0, 50.0),
+    liver=TissueRelax(0.90, 800.0, 50.0),
+    lung=TissueRelax(0.12, 1200.0, 30.0),
+    bone=TissueRelax(0.12, 250.0, 20.0),
+    soft=TissueRelax(0.75, 620.0, 45.0),
+)
+TISSUES_3T = FieldTissues(
+    fat=TissueRelax(0.70, 380.0, 28.0),
+    muscle=TissueRelax(0.80, 1050.0, 45.0),
+    liver=TissueRelax(0.90, 900.0, 42.0),
+    lung=TissueRelax(0.10, 1300.0, 25.0),
+    bone=TissueRelax(0.12, 280.0, 18.0),
+    soft=TissueRelax(0.75, 700.0, 42.0),
+)
+
+
+@dataclass(frozen=True)
+class SiteParams:
+    """One acquisition site: scanner, protocol and grid. Sampled per subject, never per class.
+
+    Attributes:
+        name: site id written to truth/manifest (``A``/``B``).
+        field_t: MagneticFieldStrength, tesla.
+        manufacturer / model: DICOM Manufacturer / ManufacturerModelName (synthetic).
+        os_matrix: OS-CMR ``(rows, cols)``. Deviation: acquired-resolution matrices
+            (no zero-fill interpolation to 192-256) so 190 subjects fit in < 1 GB.
+        os_pixel_mm: OS-CMR pixel spacing range (square pixels), mm.
+        lge_matrix / lge_pixel_mm: LGE grid.
+        map_matrix / map_pixel_mm: T1/T2 map grid (maps are usually coarser).
+        slice_thickness_mm: choices of SliceThickness (mm), one per subject.
+        n_frames: cine phases per cardiac cycle. Deviation from 20-30 (DOMAIN 2.6):
+            12 phases keep the cohort under 1 GB; ES is still resolved (~70 ms steps).
+        tr_ms: bSSFP repetition time range; TE = TR/2.
+        flip_deg: bSSFP flip angle range.
+        snr_myo: myocardial SNR range of the OS cine (DOMAIN 2.6: 29 +- 7; 7 table: 15-35).
+        lge_snr_blood: LGE blood SNR range.
+        lge_ti_ms: LGE inversion time range (DOMAIN 3.1: 280-310; wider for realism).
+        lge_tr_ms / lge_te_ms / lge_flip_deg: LGE scanner parameters.
+        t1_myo_ms: native myocardial T1 (mean, sd) of healthy myocardium (DOMAIN 4).
+        t2_myo_ms: myocardial T2 (mean, sd), ms.
+        t1_blood_ms / t2_blood_ms: blood T1/T2 ranges (per subject; haematocrit and
+            flow make blood/myocardium contrast vary; T2 tuned so blood/myocardium
+            bSSFP ratio is about 3-3.5 as in real cine, DOMAIN 2.6).
+        os_scale: multiplier of the 3 T OS (BOLD) effect sizes at this field
+            (DOMAIN 7: 0.5-0.7 at 1.5 T).
+        banding_prob: probability of an off-resonance band (bSSFP, mostly 3 T).
+        gain: receiver gain range (stored value per unit signal), per subject.
+        tissues: the other tissues' relaxation at this field.
+    """
+
+    name: str
+    field_t: float
+    manufacturer: str
+    model: str
+    os_matrix: tuple[int, int]
+    os_pixel_mm: Range
+    lge_matrix: tuple[int, int]
+    lge_pixel_mm: Range
+    map_matrix: tuple[int, int]
+    map_pixel_mm: Range
+    slice_thickness_mm: tuple[float, ...]
+    n_frames: int
+    tr_ms: Range
+    flip_deg: Range
+    snr_myo: Range
+    lge_snr_blood: Range
+    lge_ti_ms: Range
+    lge_tr_ms: float
+    lge_te_ms: float
+    lge_flip_deg: float
+    t1_myo_ms: MeanSd
+    t2_myo_ms: MeanSd
+    t1_blood_ms: Range
+    t2_blood_ms: Range
+    os_scale: Range
+    banding_prob: float
+    gain: Range
+    tissues: FieldTissues
+
+
+SITE_A = SiteParams(
+    name="A",
+    field_t=3.0,
+    manufacturer="DeepOxyMap Synthetic",
+    model="PhantomScan 3T",
+    os_matrix=(128, 112),
+    os_pixel_mm=(1.9, 2.3),
+    lge_matrix=(128, 112),
+    lge_pixel_mm=(1.8, 2.2),
+    map_matrix=(112, 96),
+    map_pixel_mm=(2.2, 2.6),
+    slice_thickness_mm=(8.0,),
+    n_frames=12,
+    tr_ms=(3.2, 3.6),
+    flip_deg=(45.0, 55.0),
+    snr_myo=(18.0, 34.0),
+    lge_snr_blood=(18.0, 30.0),
+    lge_ti_ms=(270.0, 340.0),
+    lge_tr_ms=5.2,
+    lge_te_ms=2.0,
+    lge_flip_deg=20.0,
+    t1_myo_ms=(1180.0, 38.0),
+    t2_myo_ms=(46.0, 2.5),
+    t1_blood_ms=(1850.0, 2050.0),
+    t2_blood_ms=(150.0, 260.0),
+    os_scale=(1.0, 1.0),
+    banding_prob=0.25,
+    gain=(6.0, 14.0),
+    tissues=TISSUES_3T,
+)
+
+SITE_B = SiteParams(
+    name="B",
+    field_t=1.5,
+    manufacturer="DeepOxyMap Synthetic",
+    model="PhantomScan 1.5T",
+    os_matrix=(120, 104),
+    os_pixel_mm=(2.0, 2.4),
+    lge_matrix=(120, 104),
+    lge_pixel_mm=(1.9, 2.3),
+    map_matrix=(104, 88),
+    map_pixel_mm=(2.3, 2.7),
+    slice_thickness_mm=(8.0, 10.0),
+    n_frames=12,
+    tr_ms=(2.9, 3.3),
+    flip_deg=(55.0, 65.0),
+    snr_myo=(14.0, 28.0),
+    lge_snr_blood=(14.0, 24.0),
+    lge_ti_ms=(260.0, 320.0),
+    lge_tr_ms=4.8,
+    lge_te_ms=1.9,
+    lge_flip_deg=25.0,
+    t1_myo_ms=(996.0, 31.0),
+    t2_myo_ms=(54.0, 2.8),
+    t1_blood_ms=(1500.0, 1650.0),
+    t2_blood_ms=(180.0, 300.0),
+    os_scale=(0.5, 0.7),
+    banding_prob=0.05,
+    gain=(8.0, 18.0),
+    tissues=TISSUES_15T,
+)
+
+
+@dataclass(frozen=True)
+class AnatomyParams:
+    """Class-independent anatomy (DOMAIN 6.1/6.2). Lengths in mm, angles in degrees.
+
+    Attributes:
+        heart_rate_bpm: heart rate range (RR = 60000/HR ms).
+        es_phase: phase of end-systole as fraction of RR.
+        relax_phase: phase by which the LV has relaxed.
+        es_area_gain: fractional growth of the in-plane myocardial area at ES.
+            Deviation: DOMAIN 6.2 asks for constant area, but with constant area the
+            wall thickens only ~2 mm (DOMAIN's own 4 mm needs through-plane
+            shortening); 0.2-0.35 yields the 3-5 mm thickening of DOMAIN 6.1.
+        septal_extra_mm: septal thickening over the free wall (DOMAIN 6.2: +1 mm).
+        segmental_sd_mm: SD of smooth segmental thickness variation.
+        ellipticity: ``e`` range; radius * (1 + e cos 2(theta - phi)) (axis ratio 0.9-1).
+        rotation_deg: in-plane rotation range of the heart (and body) about the LV centre.
+        offset_mm: LV centre offset range from the image centre (each axis).
+        level_radius: endocardial radius factor of (basal, mid, apical) slices.
+        level_wall: wall thickness factor of (basal, mid, apical) slices.
+        slice_gap_mm: distance between neighbouring slice planes (base-mid, mid-apex).
+        rv_depth_mm: maximal RV cavity depth at mid ED.
+        rv_halfwidth_deg: half the RV arc (insertion points at 180 -+ this).
+        rv_wall_mm: RV free wall thickness.
+        rv_level: RV depth factor per level (basal, mid, apical).
+        epi_fat_mm: maximal epicardial fat thickness (patchy).
+        pap_radius_mm: papillary muscle radius.
+        axis_jitter_deg: random tilt of the long axis from the nominal LAI direction.
+        breathing_shift_mm: residual in-plane shift between OS time points (max).
+        misregistration_mm: in-plane shift of LGE/T1/T2 relative to the OS exam (0-3 mm).
+    """
+
+    heart_rate_bpm: Range = (55.0, 85.0)
+    es_phase: Range = (0.32, 0.38)
+    relax_phase: float = 0.70
+    es_area_gain: Range = (0.20, 0.35)
+    septal_extra_mm: Range = (0.5, 1.5)
+    segmental_sd_mm: float = 0.35
+    ellipticity: Range = (0.0, 0.05)
+    rotation_deg: Range = (-25.0, 25.0)
+    offset_mm: Range = (-12.0, 12.0)
+    level_radius: tuple[float, float, float] = (1.08, 1.0, 0.68)
+    level_wall: tuple[float, float, float] = (1.04, 1.0, 0.85)
+    slice_gap_mm: Range = (18.0, 24.0)
+    rv_depth_mm: Range = (11.0, 19.0)
+    rv_halfwidth_deg: Range = (52.0, 68.0)
+    rv_wall_mm: Range = (3.0, 4.0)
+    rv_level: tuple[float, float, float] = (1.15, 1.0, 0.55)
+    epi_fat_mm: Range = (1.0, 3.5)
+    pap_radius_mm: Range = (3.0, 4.8)
+    axis_jitter_deg: float = 10.0
+    breathing_shift_mm: float = 2.5
+    misregistration_mm: float = 3.0
+
+
+@dataclass(frozen=True)
+class OsEffect:
+    """OS (BOLD) effect of one region for one class: (mean, sd) percent at 3 T.
+
+    Attributes:
+        hv_pct: end-of-hyperventilation change vs baseline.
+        bh_pct: breath-hold change (B-MORE: BH end vs BH start), clipped to [-5, 30].
+    """
+
+    hv_pct: MeanSd
+    bh_pct: MeanSd
+
+
+@dataclass(frozen=True)
+class ClassParams:
+    """Per-class parameter table (DOMAIN 7). Everything per subject.
+
+    Attributes:
+        subtypes: sub-type -> probability (sums to 1).
+        r_ed_mm: mid-slice ED endocardial radius range.
+        wall_ed_mm: mid-slice ED wall thickness range.
+        ef: ejection-fraction-like contraction range (cavity area shrinks by ~0.8*EF).
+        os_remote: OS effect of normal (remote / non-involved) myocardium.
+        os_lesion: OS effect of lesion (scar, edema, territory) myocardium.
+        os_core: OS effect of scar core (ischemic) or None.
+    """
+
+    subtypes: dict[str, float]
+    r_ed_mm: Range
+    wall_ed_mm: Range
+    ef: Range
+    os_remote: OsEffect
+    os_lesion: OsEffect
+    os_core: OsEffect | None = None
+
+
+def _default_classes() -> dict[str, ClassParams]:
+    return {
+        "healthy": ClassParams(
+            subtypes={"normal": 1.0},
+            r_ed_mm=(22.0, 27.5),
+            wall_ed_mm=(5.0, 8.0),
+            ef=(0.55, 0.72),
+            os_remote=OsEffect((-10.0, 8.0), (11.0, 6.0)),
+            os_lesion=OsEffect((-10.0, 8.0), (11.0, 6.0)),
+        ),
+        "ischemic": ClassParams(
+            subtypes={
+                "LAD-subendocardial": 0.225,
+                "LAD-transmural": 0.225,
+                "RCA-subendocardial": 0.175,
+                "RCA-transmural": 0.175,
+                "LCx-subendocardial": 0.10,
+                "LCx-transmural": 0.10,
+            },
+            r_ed_mm=(23.0, 30.0),
+            wall_ed_mm=(5.0, 8.0),
+            ef=(0.35, 0.55),
+            os_remote=OsEffect((-6.0, 9.0), (5.0, 5.0)),
+            os_lesion=OsEffect((-3.0, 6.0), (2.0, 5.0)),
+            os_core=OsEffect((-1.0, 3.0), (0.0, 3.0)),
+        ),
+        "non-ischemic": ClassParams(
+            subtypes={"DCM": 0.40, "HCM": 0.35, "myocarditis": 0.25},
+            r_ed_mm=(22.0, 27.5),
+            wall_ed_mm=(5.0, 7.5),
+            ef=(0.45, 0.65),
+            os_remote=OsEffect((-5.0, 8.0), (5.0, 6.0)),
+            os_lesion=OsEffect((-3.0, 6.0), (1.5, 3.0)),
+        ),
+        "edema": ClassParams(
+            subtypes={"focal": 0.40, "AAR": 0.30, "global": 0.30},
+            r_ed_mm=(22.0, 28.0),
+            wall_ed_mm=(5.5, 8.5),
+            ef=(0.48, 0.68),
+            os_remote=OsEffect((-5.0, 8.0), (8.0, 6.0)),
+            os_lesion=OsEffect((-3.0, 6.0), (1.0, 4.0)),
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class LesionParams:
+    """Lesion geometry, relaxation and LGE numbers (DOMAIN 3, 4, 7).
+
+    T1 values are given at 3 T and 1.5 T as (low, high) ranges; deltas are
+    added to the subject's remote value. LGE intensities are normalised to a
+    blood pool of about 0.6-0.9 (DOMAIN 7).
+    """
+
+    # ischemic
+    isch_arc_deg: Range = (60.0, 180.0)
+    subendo_tm: Range = (0.15, 0.50)
+    transmural_tm: Range = (0.60, 1.0)
+    transmural_wall_mm: Range = (3.0, 5.0)
+    transmural_kinesis: Range = (0.0, 0.2)
+    subendo_kinesis: Range = (0.4, 0.7)
+    mvo_prob: float = 0.15
+    scar_t1_3t_ms: Range = (1500.0, 1750.0)
+    scar_t1_15t_ms: Range = (1100.0, 1250.0)
+    scar_t2_delta_ms: Range = (-2.0, 3.0)
+    territory_center_deg: dict[str, float] = field(
+        default_factory=lambda: {"LAD": 115.0, "RCA": 245.0, "LCx": 0.0}
+    )
+    territory_jitter_deg: float = 20.0
+    # non-ischemic
+    dcm_r_ed_mm: Range = (30.0, 37.5)
+    dcm_ef: Range = (0.20, 0.45)
+    dcm_band_width: Range = (0.2, 0.4)
+    dcm_arc_deg: Range = (60.0, 120.0)
+    hcm_wall_max_mm: Range = (15.0, 25.0)
+    hcm_r_ed_mm: Range = (17.0, 22.0)
+    hcm_ef: Range = (0.60, 0.75)
+    hcm_asymmetric_prob: float = 0.62
+    hcm_blob_mm: Range = (5.0, 15.0)
+    myocarditis_depth: Range = (0.2, 0.5)
+    myocarditis_arc_deg: Range = (60.0, 120.0)
+    noni_t1_delta_ms: Range = (60.0, 150.0)
+    noni_global_t1_delta_ms: Range = (0.0, 40.0)
+    noni_t2_delta_ms: Range = (0.0, 3.0)
+    # edema
+    edema_focal_tm: Range = (0.2, 0.7)
+    edema_aar_arc_deg: Range = (90.0, 180.0)
+    edema_t1_3t_ms: Range = (1250.0, 1400.0)
+    edema_t1_15t_ms: Range = (1050.0, 1200.0)
+    edema_t2_delta_ms: Range = (8.0, 20.0)
+    global_t2_delta_ms: Range = (5.0, 10.0)
+    global_t1_delta_ms: Range = (40.0, 110.0)
+    focal_lge_prob: float = 0.6
+    aar_lge_prob: float = 0.8
+    edema_wall_extra_mm: Range = (0.0, 2.0)
+    # LGE intensities (normalised)
+    lge_myo: Range = (0.02, 0.08)
+    lge_blood: Range = (0.6, 0.9)
+    lge_isch_scar: Range = (0.75, 1.0)
+    lge_mvo: Range = (0.05, 0.2)
+    lge_noni_scar: Range = (0.5, 0.9)
+    lge_edema_scar: Range = (0.5, 0.8)
+    # edges
+    edge_noise_deg: float = 8.0
+    edge_noise_depth: float = 0.12
+
+
+@dataclass(frozen=True)
+class PhantomParams:
+    """Top-level parameters of the generator (all configurable).
+
+    Attributes:
+        oversample: render factor for partial volume (odd, so pixel centres are samples).
+        sites: site name -> :class:`SiteParams`.
+        anatomy / lesions / classes: see their classes.
+        het_segment_sd_pct: SD of the smooth per-segment OS heterogeneity (DOMAIN 7: 2-3 %).
+        blood_bh_pct: blood-pool change over the breath-hold (DOMAIN 6.2: -2 to -5 %).
+        blood_hv_pct: blood-pool change at end of hyperventilation [A].
+        bh_start_jitter_pct: BH-start vs HV-end difference, (mean, sd) percent.
+        texture_sd: SD of smooth multiplicative tissue texture (fraction).
+        timepoints: OS time point -> (SeriesDescription, seconds after manoeuvre start).
+    """
+
+    oversample: int = 3
+    sites: dict[str, SiteParams] = field(default_factory=lambda: {"A": SITE_A, "B": SITE_B})
+    anatomy: AnatomyParams = field(default_factory=AnatomyParams)
+    lesions: LesionParams = field(default_factory=LesionParams)
+    classes: dict[str, ClassParams] = field(default_factory=_default_classes)
+    het_segment_sd_pct: Range = (2.0, 3.0)
+    blood_bh_pct: Range = (-5.0, -2.0)
+    blood_hv_pct: Range = (0.0, 2.0)
+    bh_start_jitter_pct: MeanSd = (0.0, 1.0)
+    texture_sd: float = 0.03
+    timepoints: tuple[tuple[str, str, float], ...] = (
+        ("baseline", "OS_SAX_BASELINE", 60.0),
+        ("hv-end", "OS_SAX_HV_END", 180.0),
+        ("bh-start", "OS_SAX_BH_START", 185.0),
+        ("bh-end", "OS_SAX_BH_END", 220.0),
+    )
+
+
+@dataclass(frozen=True)
+class CohortSpec:
+    """How many subjects of each class at each site.
+
+    Attributes:
+        name: ``study`` / ``demo`` / custom.
+        class_counts: class -> number of subjects (all sites together).
+        site_counts: site -> number of subjects; classes are spread over sites
+            proportionally (largest remainder), so class mix is equal across sites.
+    """
+
+    name: str
+    class_counts: dict[str, int]
+    site_counts: dict[str, int]
+
+
+STUDY = CohortSpec(
+    name="study",
+    class_counts={"healthy": 68, "ischemic": 42, "non-ischemic": 33, "edema": 47},
+    site_counts={"A": 160, "B": 30},
+)
+DEMO = CohortSpec(
+    name="demo",
+    class_counts={"healthy": 1, "ischemic": 1, "non-ischemic": 1, "edema": 1},
+    site_counts={"A": 4},
+)
+COHORTS: dict[str, CohortSpec] = {"study": STUDY, "demo": DEMO}
