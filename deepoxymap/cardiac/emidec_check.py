@@ -1,0 +1,145 @@
+"""Scar quantification on a real EMIDEC LGE volume against its expert labels.
+
+``python -m deepoxymap.cardiac.emidec_check [CASE_DIR ...]`` (default: every
+case under ``<real_data_dir>/emidec``) prints, per case and method, the scar
+percentage of the myocardium found automatically next to the expert's
+(labels 3 infarct + 4 no-reflow), and the Dice of the two where the expert
+marked scar.
+
+EMIDEC has no RV label, so the ``darkest-segment`` remote uses image-axis
+sectors (:func:`~deepoxymap.cardiac.segments.fixed_insertion_points`), not
+anatomy-anchored segments.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deepoxymap.cardiac.masks import EMIDEC, masks_from_labels
+from deepoxymap.cardiac.scar import quantify_scar
+from deepoxymap.cardiac.segments import fixed_insertion_points, segment_map, slice_levels
+
+__all__ = ["EmidecRow", "load_emidec_case", "check_case", "main"]
+
+
+@dataclass(frozen=True)
+class EmidecRow:
+    """One method's result on one case.
+
+    Attributes:
+        case: case folder name.
+        method: e.g. ``"nsd5 remote=myocardium"``.
+        scar_percent: automatic scar, % of myocardium.
+        expert_percent: expert scar (labels 3 + 4), % of myocardium.
+        dice: Dice of automatic vs expert scar (NaN when both are empty).
+        threshold: SI threshold used.
+    """
+
+    case: str
+    method: str
+    scar_percent: float
+    expert_percent: float
+    dice: float
+    threshold: float
+
+
+def load_emidec_case(case_dir: Path) -> tuple[NDArray[np.float32], NDArray[np.int64], tuple[float, float]]:
+    """Image ``[slice, rows, cols]``, labels (same shape) and in-plane spacing (mm) of one EMIDEC case.
+
+    Uses ``deepoxymap.io`` when it reads NIfTI; otherwise nibabel directly
+    (both give the same voxels; only the in-plane axis order may differ,
+    which no number here depends on).
+    """
+    img_path = next((case_dir / "Images").glob("*.nii*"))
+    lab_path = next((case_dir / "Contours").glob("*.nii*"))
+    try:
+        from deepoxymap.io import load
+        from deepoxymap.io import nifti as _nifti  # noqa: F401  (present once io reads NIfTI)
+
+        img_s = load([img_path]).series
+        lab_s = load([lab_path]).series
+        if len(img_s) == 1 and len(lab_s) == 1:
+            img = img_s[0].stack.data[:, 0]
+            lab = np.rint(lab_s[0].stack.data[:, 0]).astype(np.int64)
+            if img.shape == lab.shape:
+                return img.astype(np.float32), lab, img_s[0].stack.geometry.pixel_spacing
+    except ImportError:
+        pass
+    import nibabel as nib
+
+    im = nib.load(str(img_path))
+    lb = nib.load(str(lab_path))
+    img = np.moveaxis(np.asarray(im.get_fdata(), dtype=np.float32), -1, 0)
+    lab = np.moveaxis(np.rint(np.asarray(lb.get_fdata())).astype(np.int64), -1, 0)
+    z = im.header.get_zooms()
+    return img, lab, (float(z[0]), float(z[1]))
+
+
+def _dice(a: NDArray[np.bool_], b: NDArray[np.bool_]) -> float:
+    s = int(a.sum()) + int(b.sum())
+    return float("nan") if s == 0 else 2.0 * int((a & b).sum()) / s
+
+
+def check_case(
+    image: NDArray[Any], labels: NDArray[Any], pixel_spacing: tuple[float, float], case: str = "case"
+) -> list[EmidecRow]:
+    """Scar % of myocardium by several methods against the expert labels.
+
+    Methods: n-SD (n = 2, 3, 5, 6) with the whole myocardium as remote;
+    n-SD 5 with the darkest image-axis segment as remote; FWHM (remote
+    baseline) with and without the 5-SD guard; classic FWHM (half the peak).
+    """
+    m = masks_from_labels(labels, EMIDEC)
+    myo, expert = m.myocardium, m.scar
+    expert_pct = 100.0 * expert.sum() / max(int(myo.sum()), 1)
+    valid = [bool(myo[k].any() and m.lv_blood[k].any()) for k in range(myo.shape[0])]
+    levels = slice_levels(myo.shape[0], valid)
+    seg = np.zeros(myo.shape, dtype=np.int64)
+    for k, lv in enumerate(levels):
+        if lv in ("basal", "mid", "apical"):
+            ip = fixed_insertion_points(labels[k], scheme=EMIDEC)
+            seg[k] = segment_map(labels[k], lv, scheme=EMIDEC, insertion=ip, pixel_spacing=pixel_spacing)
+    runs: list[tuple[str, dict[str, Any]]] = [
+        *[(f"nsd{n} remote=myocardium", {"method": "nsd", "n_sd": float(n)}) for n in (2, 3, 5, 6)],
+        ("nsd5 remote=darkest-segment", {"method": "nsd", "n_sd": 5.0, "remote": "darkest-segment", "seg_map": seg}),
+        ("fwhm remote-baseline guard=5SD", {"method": "fwhm"}),
+        ("fwhm remote-baseline no-guard", {"method": "fwhm", "fwhm_min_sd": None}),
+        ("fwhm classic (peak/2) no-guard", {"method": "fwhm", "fwhm_min_sd": None, "fwhm_baseline": "zero"}),
+    ]
+    rows = []
+    for name, kw in runs:
+        r = quantify_scar(image, myo, pixel_spacing=pixel_spacing, **kw)
+        rows.append(EmidecRow(case, name, r.percent_of_myocardium, expert_pct, _dice(r.mask, expert), r.threshold))
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the EMIDEC table (markdown) for the given case folders."""
+    from deepoxymap.config import settings
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    dirs = [Path(a) for a in args] or sorted(p for p in (settings().real_data_dir / "emidec").glob("*") if p.is_dir())
+    if not dirs:
+        print("no EMIDEC cases found", file=sys.stderr)
+        return 1
+    print("| case | method | scar % of myocardium | expert % | Dice | threshold (SI) |")
+    print("|---|---|---|---|---|---|")
+    for d in dirs:
+        img, lab, ps = load_emidec_case(d)
+        for row in check_case(img, lab, ps, d.name):
+            print(
+                f"| {row.case} | {row.method} | {row.scar_percent:.2f} | {row.expert_percent:.2f} | "
+                f"{'n/a' if np.isnan(row.dice) else f'{row.dice:.2f}'} | {row.threshold:.0f} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
