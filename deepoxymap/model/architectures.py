@@ -1,0 +1,254 @@
+"""The classifiers: VGG19 (the study's model), ResNet50 and EfficientNetB0.
+
+Each is ONE flat Keras functional graph: the ``keras.applications`` base with
+``include_top=False`` and the head built on ``base.output`` (a nested base
+model breaks tf-keras-vis CAMs: "Output with path '1' is not connected").
+
+Head (layer names are part of the contract)::
+
+    base.output -> GlobalAveragePooling2D("head_gap") -> Dropout("head_drop1")
+      -> Dense(units, relu, "head_dense") -> Dropout("head_drop2")
+      -> Dense(4, "logits") -> Activation("softmax", "probs")
+
+Weights (``weights`` argument): ``"imagenet"`` uses Keras' normal download and
+cache (``~/.keras/models/``); offline, a :class:`WeightsUnavailableError` names
+the file Keras looks for and the ``--weights PATH`` alternative. A path loads a
+local weights file of the base (``.h5`` / ``.weights.h5``, by layer name);
+``"none"`` initialises randomly (train from scratch).
+
+MC-dropout: :func:`mc_dropout_predict` runs the deterministic base once and the
+head ``n_samples`` times with dropout active (the saved inference graph itself
+never applies dropout).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deepoxymap import CLASSES
+from deepoxymap.errors import ModelLoadError, WeightsUnavailableError
+
+__all__ = [
+    "ARCHS",
+    "HEAD_LAYERS",
+    "ArchInfo",
+    "build_base",
+    "build_model",
+    "mc_dropout_predict",
+    "resolve_weights",
+]
+
+HEAD_LAYERS = ("head_gap", "head_drop1", "head_dense", "head_drop2", "logits", "probs")
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    """What differs between architectures.
+
+    Attributes:
+        name: CLI name.
+        keras_name: ``keras.applications`` constructor name.
+        notop_file: file Keras caches in ``~/.keras/models/`` for ImageNet ``include_top=False``.
+        imagenet_scaling: input convention of the ImageNet weights (PreprocessSpec.scaling).
+        scratch_scaling: input convention used when training from scratch.
+        last_conv: name of the last convolutional layer (default Grad-CAM layer).
+    """
+
+    name: str
+    keras_name: str
+    notop_file: str
+    imagenet_scaling: str
+    scratch_scaling: str
+    last_conv: str
+
+
+ARCHS: dict[str, ArchInfo] = {
+    "vgg19": ArchInfo(
+        "vgg19", "VGG19", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "caffe", "zscore", "block5_conv4"
+    ),
+    "resnet50": ArchInfo(
+        "resnet50",
+        "ResNet50",
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "caffe",
+        "zscore",
+        "conv5_block3_out",
+    ),
+    "efficientnetb0": ArchInfo(
+        "efficientnetb0", "EfficientNetB0", "efficientnetb0_notop.h5", "raw255", "raw255", "top_activation"
+    ),
+    # a tiny flat CNN for tests and benchmarks of the pipeline (never shipped)
+    "tinycnn": ArchInfo("tinycnn", "", "", "zscore", "zscore", "tiny_conv2"),
+}
+
+
+def _arch(name: str) -> ArchInfo:
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in ARCHS:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHS)}")
+    return ARCHS[key]
+
+
+def resolve_weights(weights: str | os.PathLike[str] | None, arch: str) -> str | Path | None:
+    """Normalise the ``--weights`` choice: ``None`` (scratch), ``"imagenet"`` or an existing path.
+
+    For ``"imagenet"`` this checks, within a couple of seconds, that the cached
+    file exists or that the download host answers; otherwise it raises.
+
+    Raises:
+        WeightsUnavailableError: ImageNet weights neither cached nor downloadable,
+            or a weights path that does not exist.
+    """
+    info = _arch(arch)
+    if weights is None or str(weights).lower() in ("none", "", "scratch"):
+        return None
+    if str(weights).lower() == "imagenet":
+        if not info.notop_file:
+            raise WeightsUnavailableError(f"{info.name} has no ImageNet weights", hint="use --weights none")
+        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / info.notop_file
+        if cache.is_file():
+            return "imagenet"
+        try:
+            with socket.create_connection(("storage.googleapis.com", 443), timeout=3.0):
+                pass
+        except OSError as exc:
+            raise WeightsUnavailableError(
+                f"ImageNet weights for {info.keras_name} are not cached and cannot be downloaded ({exc})",
+                source=str(cache),
+                hint=(
+                    f"Keras looks for {info.notop_file} in ~/.keras/models/; copy it there, "
+                    f"or pass --weights PATH to a local weights file, or --weights none to train from scratch"
+                ),
+            ) from None
+        return "imagenet"
+    p = Path(weights).expanduser()
+    if not p.is_file():
+        raise WeightsUnavailableError(
+            "weights file not found",
+            source=str(p),
+            hint="pass --weights imagenet, --weights none or a path to an existing .h5/.weights.h5 file",
+        )
+    return p
+
+
+def build_base(arch: str, input_size: int, weights: str | Path | None = None) -> Any:
+    """The ``keras.applications`` base (``include_top=False``), weights resolved by :func:`resolve_weights`."""
+    import keras
+
+    info = _arch(arch)
+    w = resolve_weights(weights, arch) if weights is not None else None
+    if info.name == "tinycnn":
+        if w == "imagenet":
+            raise WeightsUnavailableError("tinycnn has no ImageNet weights", hint="use --weights none")
+        inp = keras.Input((input_size, input_size, 3), name="input_layer")
+        x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="tiny_conv1")(inp)
+        x = keras.layers.MaxPooling2D(2, name="tiny_pool1")(x)
+        x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="tiny_conv2")(x)
+        base = keras.Model(inp, x, name="tinycnn")
+        if isinstance(w, Path):
+            base.load_weights(str(w))
+        return base
+    ctor = getattr(keras.applications, info.keras_name)
+    kw: dict[str, Any] = {"include_top": False, "input_shape": (input_size, input_size, 3)}
+    t0 = time.perf_counter()
+    try:
+        base = ctor(weights="imagenet" if w == "imagenet" else None, **kw)
+    except Exception as exc:  # noqa: BLE001 - Keras raises a bare Exception on URL failure
+        raise WeightsUnavailableError(
+            f"could not obtain ImageNet weights for {info.keras_name} after {time.perf_counter() - t0:.1f} s: {exc}",
+            source=info.notop_file,
+            hint=(
+                f"Keras looks for {info.notop_file} in ~/.keras/models/; "
+                "pass --weights PATH to a local file or --weights none"
+            ),
+        ) from None
+    if isinstance(w, Path):
+        try:
+            base.load_weights(str(w))
+        except Exception as exc:  # noqa: BLE001 - h5/keras errors of any kind mean a wrong file
+            raise ModelLoadError(
+                f"could not load base weights: {exc}",
+                source=str(w),
+                hint=f"the file must hold {info.keras_name} (include_top=False) weights for this input size",
+            ) from None
+    return base
+
+
+def build_model(
+    arch: str = "vgg19",
+    input_size: int = 96,
+    weights: str | Path | None = None,
+    *,
+    dense_units: int = 256,
+    dropout: float = 0.5,
+    n_classes: int = len(CLASSES),
+    seed: int | None = None,
+) -> Any:
+    """One flat ``keras.Model``: base + head, input float32 ``[batch, S, S, 3]``, output probs ``[batch, 4]``.
+
+    Args:
+        arch: ``"vgg19"``, ``"resnet50"`` or ``"efficientnetb0"``.
+        input_size: S, pixels.
+        weights: ``None``/``"none"``, ``"imagenet"`` or a path (see :func:`resolve_weights`).
+        dense_units: width of the hidden dense layer of the head.
+        dropout: rate of both head dropout layers.
+        seed: seeds Keras' initialisers (reproducible scratch training).
+    """
+    import keras
+
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    info = _arch(arch)
+    base = build_base(info.name, input_size, weights)
+    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(base.output)
+    x = keras.layers.Dropout(dropout, name="head_drop1")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
+    x = keras.layers.Dropout(dropout, name="head_drop2")(x)
+    x = keras.layers.Dense(n_classes, name="logits")(x)
+    out = keras.layers.Activation("softmax", name="probs")(x)
+    return keras.Model(base.input, out, name=f"deepoxymap_{info.name}")
+
+
+def mc_dropout_predict(
+    model: Any, x: NDArray[np.float32], n_samples: int = 30, *, seed: int = 0, batch_size: int = 32
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    """Monte-Carlo dropout: the head run ``n_samples`` times with dropout active.
+
+    The base has no dropout, so its features are computed once (cheap). Works
+    for any model built by :func:`build_model` (BatchNorm stays in inference mode).
+
+    Args:
+        x: float32 ``[n, H, W, 3]`` preprocessed input.
+
+    Returns:
+        ``(mean_probs [n, C], std_probs [n, C], predictive_entropy [n])`` float32;
+        entropy in nats of the mean probabilities.
+    """
+    import keras
+    import tensorflow as tf
+
+    feat_model = keras.Model(model.input, model.get_layer("head_gap").output)
+    feats = feat_model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
+    drop1, dense, drop2, logits = (model.get_layer(n) for n in ("head_drop1", "head_dense", "head_drop2", "logits"))
+    gen = tf.random.Generator.from_seed(seed)
+    f = tf.convert_to_tensor(feats)
+    samples = []
+    for _ in range(int(n_samples)):
+        s1, s2 = gen.uniform_full_int([2], dtype=tf.int32)
+        h = tf.nn.dropout(f, rate=float(drop1.rate), seed=int(s1))
+        h = dense(h)
+        h = tf.nn.dropout(h, rate=float(drop2.rate), seed=int(s2))
+        samples.append(tf.nn.softmax(logits(h), axis=-1).numpy())
+    p = np.stack(samples).astype(np.float32)  # [S, n, C]
+    mean = p.mean(axis=0)
+    std = p.std(axis=0)
+    ent = -(mean * np.log(np.clip(mean, 1e-12, 1.0))).sum(axis=-1)
+    return mean.astype(np.float32), std.astype(np.float32), ent.astype(np.float32)

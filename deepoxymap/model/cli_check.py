@@ -1,0 +1,52 @@
+"""``deepoxymap model-check``: verify the shipped model file against its card.
+
+Exit codes: 0 when the model and card verify (hash, safe-mode load, graph) --
+or when the model file is simply absent (a development tree without a model
+still runs; a warning says how to get one); 1 on a missing/invalid card, a
+hash mismatch or a file Keras cannot load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the sub-command's options."""
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model (settings.model_path)")
+    parser.add_argument("--hash-only", action="store_true", help="verify the sha256 only (no TensorFlow import)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check and report."""
+    from deepoxymap.config import settings
+    from deepoxymap.errors import ModelLoadError
+    from deepoxymap.model.loading import TRAIN_HINT, verify_model_file
+
+    path = args.model or settings().model_path
+    if not Path(path).is_file():
+        print(
+            f"warning: no model at {path}; classification will be unavailable. To get one: {TRAIN_HINT}",
+            file=sys.stderr,
+        )
+        return 0
+    try:
+        p, card = verify_model_file(path)
+        if not args.hash_only:
+            from deepoxymap.model.loading import load_model
+
+            load_model(p)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    t = (card.get("metrics") or {}).get("test") or {}
+    acc = (t.get("accuracy") or {}).get("value")
+    print(
+        f"ok: {p.name} sha256 {card['file']['sha256'][:12]}... matches its card; arch {card.get('arch')}, "
+        f"input {card['preprocessing']['input_size']} px"
+        + (f", test accuracy {acc:.3f} (n={t.get('n')})" if acc is not None else "")
+        + ("" if args.hash_only else "; loads in Keras safe mode")
+    )
+    return 0

@@ -1,0 +1,111 @@
+"""``deepoxymap evaluate``: score saved models on their own test subjects; optional k-fold CV.
+
+Writes ``<out>/evaluation.json`` (every number, with 95% bootstrap CIs over
+subjects, per-site results and per-subject probabilities), ``<out>/comparison.md``
+(the study-style table) and ``<out>/roc.png``.
+
+Examples::
+
+    deepoxymap evaluate --manifest data/study/manifest.csv --model assets/models/deepoxymap_vgg19.keras
+    deepoxymap evaluate --manifest data/study/manifest.csv --cv 5 --arch vgg19 --input-size 64 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the sub-command's options."""
+    parser.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
+    parser.add_argument(
+        "--model", type=Path, action="append", default=[], help="a .keras file with its card (repeatable)"
+    )
+    parser.add_argument(
+        "--subjects",
+        default="test",
+        choices=["test", "all"],
+        help="the card's test split, or every subject it never saw",
+    )
+    parser.add_argument("--out", type=Path, default=Path("assets/models/eval"), help="output folder")
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the phantom's trivial baseline")
+    cv = parser.add_argument_group("cross-validation (trains one model per fold)")
+    cv.add_argument("--cv", type=int, default=0, help="number of stratified folds (0: no CV)")
+    cv.add_argument("--arch", default="vgg19", choices=["vgg19", "resnet50", "efficientnetb0"])
+    cv.add_argument("--weights", default="none")
+    cv.add_argument("--input-size", type=int, default=96)
+    cv.add_argument("--crop-mm", type=float, default=96.0)
+    cv.add_argument("--epochs", type=int, default=40)
+    cv.add_argument("--patience", type=int, default=8)
+    cv.add_argument("--max-minutes", type=float, default=None, help="per fold")
+    cv.add_argument("--augment", default="rot20")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and write the report files."""
+    from deepoxymap.model.evaluate import (
+        comparison_markdown,
+        cross_validate,
+        evaluate_model,
+        plot_roc,
+        trivial_baseline,
+    )
+
+    results = []
+    for m in args.model:
+        r = evaluate_model(
+            m, args.manifest, subjects=args.subjects, n_boot=args.n_boot, seed=args.seed, cache_dir=args.cache_dir
+        )
+        results.append(r)
+        d = r["max_abs_diff_vs_card"]
+        print(f"{r['name']}: {r['split']} n={r['metrics']['n']}; max |p - card| = {d if d is None else f'{d:.2e}'}")
+    if args.cv:
+        from deepoxymap.model.architectures import ARCHS, resolve_weights
+        from deepoxymap.model.augment import AugmentSpec
+        from deepoxymap.model.preprocess import PreprocessSpec
+        from deepoxymap.model.train import TrainConfig, command_line
+
+        w = resolve_weights(args.weights, args.arch)
+        info = ARCHS[args.arch]
+        spec = PreprocessSpec(
+            input_size=args.input_size,
+            crop_mm=args.crop_mm,
+            scaling=info.scratch_scaling if w is None else info.imagenet_scaling,
+        )
+        cfg = TrainConfig(
+            manifest=args.manifest,
+            arch=args.arch,
+            weights=str(args.weights),
+            spec=spec,
+            augment=AugmentSpec(args.augment),
+            epochs=args.epochs,
+            patience=args.patience,
+            max_minutes=args.max_minutes,
+            seed=args.seed,
+            cache_dir=args.cache_dir,
+            command=command_line(),
+        )
+        results.append(cross_validate(cfg, k=args.cv, out_dir=args.out / "cv_models", n_boot=args.n_boot))
+    if not results:
+        print("nothing to evaluate: pass --model PATH and/or --cv K")
+        return 2
+    baseline = None if args.no_baseline else trivial_baseline(args.manifest)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "evaluation.json").write_text(
+        json.dumps({"results": results, "trivial_baseline": baseline}, indent=1, default=str) + "\n"
+    )
+    md = comparison_markdown(results, baseline)
+    (args.out / "comparison.md").write_text(md)
+    plot_roc(results, args.out / "roc.png")
+    print(md)
+    for r in results:
+        for site, m in (r.get("per_site") or {}).items():
+            a = m["accuracy"]
+            print(f"{r['name']} site {site}: n={m['n']} acc {a['value']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}]")
+    print(f"wrote {args.out / 'evaluation.json'}, {args.out / 'comparison.md'}, {args.out / 'roc.png'}")
+    return 0

@@ -1,0 +1,104 @@
+"""``deepoxymap train``: train a classifier on a cohort manifest (writes ``.keras`` + model card).
+
+The shipped model was made with (see its card's ``training.command``)::
+
+    deepoxymap train --manifest data/study/manifest.csv --arch vgg19 --weights none --out assets/models
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from deepoxymap.model.augment import PRESETS, AugmentSpec
+from deepoxymap.model.preprocess import CHANNELS, FRAME_RULES, SCALINGS, TIMEPOINTS, PreprocessSpec
+
+DEFAULTS = PreprocessSpec()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the sub-command's options."""
+    parser.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
+    parser.add_argument("--arch", default="vgg19", choices=["vgg19", "resnet50", "efficientnetb0"])
+    parser.add_argument(
+        "--weights",
+        default="none",
+        help="'none' (from scratch), 'imagenet' (Keras download/cache ~/.keras/models) or a local weights file",
+    )
+    parser.add_argument("--out", type=Path, default=Path("assets/models"), help="output folder")
+    parser.add_argument("--name", default=None, help="file stem (default deepoxymap_<arch>)")
+    parser.add_argument("--input-size", type=int, default=DEFAULTS.input_size, help="model input, pixels")
+    parser.add_argument("--crop-mm", type=float, default=DEFAULTS.crop_mm, help="LV-centred crop side, mm")
+    parser.add_argument("--timepoint", default=DEFAULTS.timepoint, choices=TIMEPOINTS)
+    parser.add_argument("--frame-rule", default=DEFAULTS.frame_rule, choices=FRAME_RULES)
+    parser.add_argument("--channels", default=DEFAULTS.channels, choices=CHANNELS)
+    parser.add_argument(
+        "--scaling", default=None, choices=SCALINGS, help="input convention (default: by architecture and weights)"
+    )
+    parser.add_argument("--augment", default="rot20", choices=sorted(PRESETS), help="rotation preset (+ flip p=0.5)")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--protocol", default="holdout", choices=["holdout", "fold", "site"])
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--train-site", default=None)
+    parser.add_argument("--test-site", default=None)
+    parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock cap for fitting")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="default <manifest dir>/.cache")
+    parser.add_argument("--n-boot", type=int, default=1000)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and report."""
+    from deepoxymap.model.architectures import ARCHS, resolve_weights
+    from deepoxymap.model.train import TrainConfig, command_line, train
+
+    info = ARCHS[args.arch]
+    weights = resolve_weights(args.weights, args.arch)  # fails fast (offline ImageNet, missing file)
+    scaling = args.scaling or (info.scratch_scaling if weights is None else info.imagenet_scaling)
+    spec = PreprocessSpec(
+        input_size=args.input_size,
+        crop_mm=args.crop_mm,
+        timepoint=args.timepoint,
+        frame_rule=args.frame_rule,
+        channels=args.channels,
+        scaling=scaling,
+    )
+    cfg = TrainConfig(
+        manifest=args.manifest,
+        arch=args.arch,
+        weights=str(args.weights),
+        out=args.out,
+        name=args.name,
+        spec=spec,
+        augment=AugmentSpec(args.augment),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        protocol=args.protocol,
+        fold=args.fold,
+        folds=args.folds,
+        train_site=args.train_site,
+        test_site=args.test_site,
+        max_minutes=args.max_minutes,
+        cache_dir=args.cache_dir,
+        n_boot=args.n_boot,
+        command=command_line(),
+    )
+    res = train(cfg)
+    m = res.card["metrics"]["test"]
+    print(f"model: {res.model_path}")
+    print(f"card:  {res.model_path.with_suffix('.json')}")
+    print(f"test subjects: {m['n']}")
+    for k in ("accuracy", "macro_precision", "macro_recall", "macro_auc", "ece"):
+        lo, hi = m[k]["ci"]
+        print(f"  {k:16s} {m[k]['value']:.3f}  [{lo:.3f}, {hi:.3f}]")
+    for c, v in m["auc"].items():
+        lo, hi = v["ci"]
+        print(f"  AUC {c:12s} {v['value']:.3f}  [{lo:.3f}, {hi:.3f}]")
+    return 0

@@ -1,0 +1,224 @@
+"""Cohort manifests -> slice tensors (via the shared preprocessing) -> ``tf.data`` pipelines.
+
+A manifest is a CSV with columns ``subject,class,subtype,site,field_strength,path``
+(path relative to the manifest's folder; see docs/CONTRACTS.md). Each subject's
+case is loaded (``deepoxymap.phantom.load_subject`` by default) and turned into
+slices by :func:`deepoxymap.model.preprocess.preprocess_case`, the same
+function inference uses. Results are cached per subject under
+``<cache_dir>/<spec digest>/<subject>.npz`` so repeated runs (folds,
+architectures) skip the DICOM decoding and LV localisation.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deepoxymap import CLASSES
+from deepoxymap.case import Case
+from deepoxymap.errors import CaseError
+from deepoxymap.model.augment import AugmentSpec, augment_batch
+from deepoxymap.model.preprocess import PreprocessSpec, preprocess_case
+
+__all__ = ["SliceData", "SubjectRecord", "build_slices", "make_dataset", "manifest_sha256", "read_manifest"]
+
+REQUIRED = ("subject", "class", "path")
+
+
+@dataclass(frozen=True)
+class SubjectRecord:
+    """One manifest row.
+
+    Attributes:
+        subject: subject id (unique).
+        label: class name (one of ``deepoxymap.CLASSES``).
+        path: absolute path of the subject folder.
+        site: acquisition site (``""`` if absent).
+        subtype: class sub-phenotype (``""`` if absent).
+        field_strength: tesla (NaN if absent).
+    """
+
+    subject: str
+    label: str
+    path: Path
+    site: str = ""
+    subtype: str = ""
+    field_strength: float = float("nan")
+
+    @property
+    def y(self) -> int:
+        """Class index."""
+        return CLASSES.index(self.label)
+
+
+@dataclass(frozen=True, eq=False)
+class SliceData:
+    """Slice tensors of a cohort.
+
+    Attributes:
+        x: float32 ``[n, H, W, 3]`` model input.
+        y: int64 ``[n]`` class index (the subject's label).
+        subjects: subject id per slice.
+        slice_index: source slice index per slice.
+    """
+
+    x: NDArray[np.float32]
+    y: NDArray[np.int64]
+    subjects: list[str]
+    slice_index: NDArray[np.int64]
+
+    def select(self, subject_ids: Sequence[str]) -> SliceData:
+        """Slices of the given subjects only."""
+        keep = set(subject_ids)
+        m = np.array([s in keep for s in self.subjects], dtype=bool)
+        return SliceData(
+            self.x[m], self.y[m], [s for s, k in zip(self.subjects, m, strict=True) if k], self.slice_index[m]
+        )
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[SubjectRecord]:
+    """Parse a cohort manifest (see module doc).
+
+    Raises:
+        CaseError: missing file or columns, unknown class, duplicate subject.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CaseError("manifest not found", source=str(p), hint="generate one with `deepoxymap generate --out DIR`")
+    with p.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise CaseError("manifest is empty", source=str(p))
+    missing = [c for c in REQUIRED if c not in rows[0]]
+    if missing:
+        raise CaseError(f"manifest lacks columns {missing}", source=str(p))
+    out: list[SubjectRecord] = []
+    seen: set[str] = set()
+    for r in rows:
+        if r["class"] not in CLASSES:
+            raise CaseError(f"unknown class {r['class']!r} for subject {r['subject']}", source=str(p))
+        if r["subject"] in seen:
+            raise CaseError(f"duplicate subject {r['subject']}", source=str(p))
+        seen.add(r["subject"])
+        fs = r.get("field_strength") or "nan"
+        out.append(
+            SubjectRecord(
+                subject=r["subject"],
+                label=r["class"],
+                path=(p.parent / r["path"]).resolve(),
+                site=r.get("site", "") or "",
+                subtype=r.get("subtype", "") or "",
+                field_strength=float(fs),
+            )
+        )
+    return out
+
+
+def manifest_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of the manifest file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _default_loader(path: Path) -> Case:
+    from deepoxymap.phantom import load_subject
+
+    return load_subject(path)
+
+
+def build_slices(
+    records: Sequence[SubjectRecord],
+    spec: PreprocessSpec,
+    *,
+    loader: Callable[[Path], Case] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+) -> SliceData:
+    """Preprocess every subject's slices with :func:`preprocess_case` (cached).
+
+    Args:
+        records: manifest rows.
+        spec: the preprocessing spec.
+        loader: ``path -> Case`` (default ``deepoxymap.phantom.load_subject``).
+        cache_dir: cache root; ``None`` disables caching.
+    """
+    load = loader or _default_loader
+    cdir = Path(cache_dir) / spec.digest() if cache_dir is not None else None
+    if cdir is not None:
+        cdir.mkdir(parents=True, exist_ok=True)
+    xs: list[NDArray[np.float32]] = []
+    ys: list[NDArray[np.int64]] = []
+    subs: list[str] = []
+    idx: list[NDArray[np.int64]] = []
+    t0 = time.perf_counter()
+    for i, rec in enumerate(records):
+        cf = cdir / f"{rec.subject}.npz" if cdir is not None else None
+        if cf is not None and cf.is_file():
+            with np.load(cf) as z:
+                x, si = z["x"], z["slice_index"]
+        else:
+            pre = preprocess_case(load(rec.path), spec)
+            x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
+            if cf is not None:
+                tmp = cf.with_suffix(".tmp.npz")
+                np.savez(tmp, x=x, slice_index=si)
+                tmp.replace(cf)
+        xs.append(x.astype(np.float32))
+        ys.append(np.full(len(x), rec.y, dtype=np.int64))
+        subs += [rec.subject] * len(x)
+        idx.append(si.astype(np.int64))
+        if verbose and ((i + 1) % 20 == 0 or i + 1 == len(records)):
+            print(f"  preprocessed {i + 1}/{len(records)} subjects ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    s = spec.input_size
+    return SliceData(
+        np.concatenate(xs) if xs else np.zeros((0, s, s, 3), np.float32),
+        np.concatenate(ys) if ys else np.zeros(0, np.int64),
+        subs,
+        np.concatenate(idx) if idx else np.zeros(0, np.int64),
+    )
+
+
+def make_dataset(
+    x: NDArray[np.float32],
+    y: NDArray[np.int64],
+    *,
+    batch_size: int,
+    augment: AugmentSpec | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    n_classes: int = len(CLASSES),
+    sample_weight: NDArray[np.float32] | None = None,
+) -> Any:
+    """A ``tf.data.Dataset`` of ``(x, one_hot(y)[, w])`` batches.
+
+    Augmentation (training only) runs on whole batches after batching, so its
+    cost is one vectorised op per batch; the pipeline prefetches one batch.
+    """
+    import tensorflow as tf
+
+    onehot = np.eye(n_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+    parts: tuple[Any, ...] = (x, onehot) if sample_weight is None else (x, onehot, sample_weight)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None and augment.active:
+        aug = augment
+
+        def _aug(*t: Any) -> Any:
+            return (augment_batch(t[0], aug), *t[1:])
+
+        ds = ds.map(_aug, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,155 @@
+"""train -> save (+card) -> safe load (hash) -> predict -> evaluate, on a tiny CNN and fake cases.
+
+Also: training and inference use the same preprocessing function and give the same tensor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+from model_synth import fake_loader
+
+from deepoxymap import CLASSES
+from deepoxymap.errors import ModelLoadError
+from deepoxymap.model import cli_check
+from deepoxymap.model import predict as predict_mod
+from deepoxymap.model.data import build_slices, read_manifest
+from deepoxymap.model.evaluate import comparison_markdown, evaluate_model, plot_roc
+from deepoxymap.model.loading import load_model
+from deepoxymap.model.preprocess import preprocess_case
+
+
+def test_training_writes_model_and_card(tiny_trained) -> None:
+    res, _manifest, _ = tiny_trained
+    card = json.loads(res.model_path.with_suffix(".json").read_text())
+    assert card["classes"] == list(CLASSES)
+    assert card["preprocessing"]["input_size"] == 32
+    assert card["training"]["command"] == "pytest tiny"
+    split = card["training"]["split"]
+    assert not set(split["train"]) & set(split["test"]) and not set(split["val"]) & set(split["test"])
+    assert set(card["metrics"]["test_predictions"]) == set(split["test"])
+    assert card["metrics"]["test"]["accuracy"]["ci"][0] <= card["metrics"]["test"]["accuracy"]["value"]
+    assert "from scratch" in card["weights"]
+    assert card["file"]["sha256"] and card["library_versions"]["keras"]
+
+
+def test_saved_without_optimizer_and_loads_safely(tiny_trained) -> None:
+    import zipfile
+
+    res, _, _ = tiny_trained
+    with zipfile.ZipFile(res.model_path) as z:
+        cfg = json.loads(z.read("config.json"))
+    assert not cfg.get("compile_config")  # uncompiled: no optimizer state saved
+    loaded = load_model(res.model_path)
+    assert loaded.spec.input_size == 32 and loaded.classes == CLASSES
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    assert np.allclose(np.asarray(loaded.model(x)), np.asarray(res.model(x, training=False)), atol=1e-5)
+
+
+def test_training_and_inference_preprocessing_are_one_path(tiny_trained, monkeypatch) -> None:
+    """The tensor training used for a subject == preprocess_case(case) == what predict_case feeds the model."""
+    res, manifest, cache = tiny_trained
+    loaded = load_model(res.model_path)
+    rec = read_manifest(manifest)[5]
+    case = fake_loader(rec.path)
+    train_x = build_slices(
+        [rec], loaded.spec, loader=fake_loader, cache_dir=cache, verbose=False
+    ).x  # cached by training
+    fresh_x = preprocess_case(case, loaded.spec).x
+    fed: list[np.ndarray] = []
+    real = predict_mod.predict_array
+
+    def spy(model, x, batch_size=32):
+        fed.append(np.array(x))
+        return real(model, x, batch_size)
+
+    monkeypatch.setattr(predict_mod, "predict_array", spy)
+    pred = predict_mod.predict_case(loaded, case)
+    assert np.array_equal(train_x, fresh_x)
+    assert np.array_equal(fed[0], fresh_x)
+    # and the code path is literally the same function
+    import deepoxymap.model.data as data_mod
+
+    assert data_mod.preprocess_case is preprocess_case is predict_mod.preprocess_case
+    assert pred.slice_probs.shape == (2, 4) and pred.call in CLASSES
+    assert np.allclose(pred.case_probs, pred.slice_probs.mean(axis=0))
+    mc = predict_mod.predict_case(loaded, case, mc_samples=5)
+    assert mc.mc_entropy is not None and mc.mc_entropy.shape == (2,)
+    d = pred.to_dict()
+    assert d["call"] == pred.call and len(d["slices"]) == 2
+
+
+def test_evaluate_reproduces_card(tiny_trained, tmp_path) -> None:
+    res, manifest, cache = tiny_trained
+    r = evaluate_model(res.model_path, manifest, n_boot=50, loader=fake_loader, cache_dir=cache)
+    assert r["max_abs_diff_vs_card"] < 1e-5
+    assert r["metrics"]["accuracy"]["value"] == pytest.approx(res.card["metrics"]["test"]["accuracy"]["value"])
+    assert set(r["subjects"]) == set(res.card["training"]["split"]["test"])
+    assert set(r["per_site"]) <= {"A", "B"}
+    md = comparison_markdown([r])
+    assert "| Model |" in md and "deepoxymap_tinycnn" in md
+    png = plot_roc([r], tmp_path / "roc.png")
+    assert png.stat().st_size > 1000
+
+
+def test_corrupt_or_missing_model(tiny_trained, tmp_path, capsys) -> None:
+    res, _, _ = tiny_trained
+    bad = tmp_path / "m.keras"
+    shutil.copy(res.model_path, bad)
+    shutil.copy(res.model_path.with_suffix(".json"), bad.with_suffix(".json"))
+    with bad.open("r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ModelLoadError, match="does not match its card") as ei:
+        load_model(bad)
+    assert "deepoxymap train" in str(ei.value)
+    assert cli_check.run(argparse.Namespace(model=bad, hash_only=False)) == 1
+    missing = tmp_path / "none.keras"
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_model(missing)
+    assert cli_check.run(argparse.Namespace(model=missing, hash_only=False)) == 0
+    assert "warning" in capsys.readouterr().err
+    # a card whose file hash matches but the file is not a Keras zip
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a zip")
+    card = json.loads(res.model_path.with_suffix(".json").read_text())
+    from deepoxymap.model.card import sha256_file
+
+    card["file"]["sha256"] = sha256_file(junk)
+    junk.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="Keras could not load"):
+        load_model(junk)
+    assert cli_check.run(argparse.Namespace(model=res.model_path, hash_only=False)) == 0
+
+
+def test_cli_train_rejects_offline_imagenet_fast(tmp_path, monkeypatch) -> None:
+    import socket
+
+    from deepoxymap.cli import main
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    (tmp_path / "m.csv").write_text("subject,class,path\n")
+    rc = main(["train", "--manifest", str(tmp_path / "m.csv"), "--weights", "imagenet"])
+    assert rc == 1
+
+
+def test_manifest_errors(tmp_path) -> None:
+    from deepoxymap.errors import CaseError
+
+    with pytest.raises(CaseError, match="not found"):
+        read_manifest(tmp_path / "nope.csv")
+    p = tmp_path / "m.csv"
+    p.write_text("subject,class,path\nA,sick,A\n")
+    with pytest.raises(CaseError, match="unknown class"):
+        read_manifest(p)
+    p.write_text("subject,class,path\nA,healthy,A\nA,edema,B\n")
+    with pytest.raises(CaseError, match="duplicate"):
+        read_manifest(p)

@@ -1,0 +1,99 @@
+"""The shared preprocessing: frame choice, LV crop, invertible transform, channels."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from model_synth import make_case
+
+from deepoxymap.case import Role
+from deepoxymap.errors import CaseError
+from deepoxymap.model.preprocess import CropTransform, PreprocessSpec, crop_slice, preprocess_case
+
+
+def test_output_tensor_and_es_frame(synth_case) -> None:
+    spec = PreprocessSpec(input_size=64, crop_mm=90.0)
+    pre = preprocess_case(synth_case, spec)
+    assert pre.x.shape == (2, 64, 64, 3) and pre.x.dtype == np.float32
+    assert pre.frames == [2, 2]  # smallest cavity
+    assert pre.timepoint == "bh-end" and pre.stack.timepoint == "bh-end"
+    assert np.array_equal(pre.x[..., 0], pre.x[..., 2])
+    # LV centred: the crop centre is the disc centre (42 + slice, 47)
+    for k, t in enumerate(pre.transforms):
+        assert np.hypot(t.center[0] - (42 + k), t.center[1] - 47) < 1.0
+    # robust normalisation, zscore: [0,1] -> [-2, 2]
+    assert pre.x.min() >= -2.0 - 1e-6 and pre.x.max() <= 2.0 + 1e-6
+
+
+def test_trigger_fraction_rule(synth_case) -> None:
+    # trigger times 0..200 ms step 40 -> RR 240 ms; 0.35 RR = 84 ms -> frame 2
+    pre = preprocess_case(synth_case, PreprocessSpec(input_size=32, frame_rule="trigger-fraction"))
+    assert pre.frames == [2, 2]
+    pre = preprocess_case(synth_case, PreprocessSpec(input_size=32, frame_rule="trigger-fraction", es_fraction=0.6))
+    assert pre.frames == [4, 4]  # 0.6 x 240 = 144 ms -> 160 ms
+
+
+def test_crop_transform_round_trip_and_heatmap_mapping() -> None:
+    t = CropTransform(center=(40.3, 51.7), scale=(0.7, 0.9), model_shape=(64, 64), source_shape=(100, 120))
+    pts = np.array([[0.0, 0.0], [10.5, 33.25], [63.0, 63.0]])
+    assert np.allclose(t.source_to_model(t.model_to_source(pts)), pts)
+    assert np.allclose(t.model_to_source((31.5, 31.5)), (40.3, 51.7))
+    # a blob in the model grid lands where model_to_source says
+    hm = np.zeros((64, 64), np.float32)
+    hm[10:13, 40:43] = 1.0
+    src = t.to_source(hm)
+    assert src.shape == (100, 120)
+    peak = np.unravel_index(np.argmax(src), src.shape)
+    expect = t.model_to_source((11, 41))
+    assert np.hypot(peak[0] - expect[0], peak[1] - expect[1]) <= 1.0
+
+
+def test_crop_samples_the_source_where_the_transform_says() -> None:
+    img = np.zeros((90, 100), np.float32)
+    img[30, 70] = 1000.0
+    spec = PreprocessSpec(input_size=48, crop_mm=48.0)
+    crop, t = crop_slice(img, (1.0, 1.0), (40.0, 55.0), spec)
+    i, j = np.unravel_index(np.argmax(crop), crop.shape)
+    assert np.allclose(t.model_to_source((i, j)), (30, 70), atol=1.0)
+
+
+def test_dynamics_channels(synth_case) -> None:
+    pre = preprocess_case(synth_case, PreprocessSpec(input_size=32, channels="dynamics", scaling="raw255"))
+    x = pre.x / 255.0
+    # bh-end ring is 8% brighter than baseline: mean percent-change channel above its zero level (0.5)
+    assert x[..., 2].mean() > 0.5
+    assert not np.allclose(x[..., 0], x[..., 1])
+
+
+def test_fallbacks_and_errors(synth_case) -> None:
+    only_base = synth_case.with_series([s for s in synth_case.series if s.stack.timepoint == "baseline"])
+    pre = preprocess_case(only_base, PreprocessSpec(input_size=32))
+    assert pre.timepoint == "baseline" and pre.notes
+    cine = only_base.with_series([s.with_role(Role.CINE) for s in only_base.series])
+    assert preprocess_case(cine, PreprocessSpec(input_size=32)).timepoint is None
+    with pytest.raises(CaseError):
+        preprocess_case(cine.with_series([]), PreprocessSpec(input_size=32))
+    with pytest.raises(CaseError):
+        preprocess_case(cine, PreprocessSpec(input_size=32, channels="dynamics"))
+
+
+def test_spec_round_trip_and_validation() -> None:
+    spec = PreprocessSpec(input_size=64, crop_mm=100, channels="dynamics")
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+    assert spec.digest() != dataclasses.replace(spec, crop_mm=90.0).digest()
+    with pytest.raises(ValueError):
+        PreprocessSpec(timepoint="lunch")
+    with pytest.raises(ValueError):
+        PreprocessSpec.from_dict({**spec.to_dict(), "bogus": 1})
+
+
+def test_same_case_same_tensor_regardless_of_spacing_units() -> None:
+    """A case at 1.0 mm and the same anatomy at 2.0 mm give a similar crop (mm-based sizes)."""
+    a = preprocess_case(make_case("A", shape=(120, 120), spacing=1.0, center=(60, 60)), PreprocessSpec(input_size=32))
+    b = preprocess_case(make_case("B", shape=(60, 60), spacing=2.0, center=(30, 30)), PreprocessSpec(input_size=32))
+    # same blood-pool fraction of the crop (within noise)
+    fa = (a.x[0, ..., 0] > 1.0).mean()
+    fb = (b.x[0, ..., 0] > 1.0).mean()
+    assert abs(fa - fb) < 0.05
