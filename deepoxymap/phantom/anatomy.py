@@ -161,6 +161,7 @@ def _arc_band(
     edge_deg: float,
     edge_depth: float,
     taper: bool,
+    taper_floor: float = 0.25,
     endo: bool = False,
     epi: bool = False,
 ) -> Band:
@@ -175,7 +176,7 @@ def _arc_band(
     inside = np.abs(dt) <= half
     prof = np.ones(N_THETA)
     if taper:
-        prof = np.clip(1.0 - 0.6 * (np.abs(dt) / np.maximum(half, 1.0)) ** 2, 0.25, 1.0)
+        prof = np.clip(1.0 - 0.6 * (np.abs(dt) / np.maximum(half, 1.0)) ** 2, taper_floor, 1.0)
     jitter = smooth_periodic(rng, edge_depth, kmax=10)
     width = (hi - lo) * prof * (1.0 + jitter)
     if endo:
@@ -391,7 +392,10 @@ def sample_subject(
                 w_tab = w_tab + extra * prof * (1.0 if level == "basal" else 0.85)
             else:
                 w_tab = w_tab + extra * (0.75 + 0.25 * sept) * (1.0 if level == "basal" else 0.9)
-        w_tab = np.maximum(w_tab, 2.5)
+        # trabeculation: irregular endocardial border, smooth epicardium
+        trab = np.abs(smooth_periodic(rng, a.trabeculation_mm, kmax=24))
+        r_tab = r_tab + trab
+        w_tab = np.maximum(w_tab - trab, 2.5)
         rv = prm["rv_depth_mm"] * a.rv_level[li]
         dt = ang_dist(THETA, 180.0) / prm["rv_halfwidth_deg"]
         rv_tab = rv * np.clip(np.cos(np.pi / 2.0 * np.clip(dt, -1, 1)), 0.0, 1.0) ** 0.6
@@ -434,9 +438,10 @@ def _add_lesions(rng: np.random.Generator, sh: SliceHeart, lesion: dict[str, Any
             arc = max(arc, 120.0)
         tm = lesion["transmurality"]
         hi = min(tm * rng.uniform(0.9, 1.1), 1.05)
+        floor = 0.25
         if lesion["pattern"] == "transmural":
-            hi = max(hi, 0.62)
-        b = _arc_band(rng, lesion["center_deg"], arc, 0.0, hi, edge_deg=ed, edge_depth=edd, taper=True, endo=True)
+            hi, floor = max(hi, 0.8) + 0.1, 0.7
+        b = _arc_band(rng, lesion["center_deg"], arc, 0.0, hi, edge_deg=ed, edge_depth=edd, taper=True, taper_floor=floor, endo=True)
         sh.scar.append(b)
         terr_arc = max(lesion["territory_arc_deg"], arc + 20.0)
         sh.territory.append(_arc_band(rng, lesion["center_deg"], terr_arc, 0.0, 1.1, edge_deg=ed, edge_depth=0.0, taper=False, endo=True))

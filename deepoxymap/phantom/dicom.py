@@ -93,6 +93,23 @@ class SeriesMeta:
     extra: dict[str, Any]
 
 
+def _rwvm(rescale: tuple[float, float, str], kind: str) -> Dataset:
+    """Real World Value Mapping item: stored value * slope + intercept = milliseconds (UCUM ``ms``)."""
+    item = Dataset()
+    item.RealWorldValueFirstValueMapped = 0
+    item.RealWorldValueLastValueMapped = 4095
+    item.RealWorldValueIntercept = float(rescale[1])
+    item.RealWorldValueSlope = float(rescale[0])
+    item.LUTExplanation = "T1" if kind == "t1map" else "T2"
+    item.LUTLabel = "T1_MS" if kind == "t1map" else "T2_MS"
+    code = Dataset()
+    code.CodeValue = "ms"
+    code.CodingSchemeDesignator = "UCUM"
+    code.CodeMeaning = "millisecond"
+    item.MeasurementUnitsCodeSequence = [code]
+    return item
+
+
 def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid_seed: str) -> list[Path]:
     """Write one series as ``folder/IM_<slice>_<frame>.dcm``.
 
@@ -186,6 +203,7 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             ds.InPlanePhaseEncodingDirection = "ROW"
             ds.FlipAngle = _ds(meta.flip_deg)
             ds.PatientPosition = "HFS"
+            ds.BodyPartExamined = "HEART"
             ds.StudyInstanceUID = meta.study_uid
             ds.SeriesInstanceUID = meta.series_uid
             ds.StudyID = "1"
@@ -215,6 +233,7 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
                 ds.RescaleIntercept = _ds(meta.rescale[1])
                 ds.RescaleSlope = _ds(meta.rescale[0])
                 ds.RescaleType = meta.rescale[2]
+                ds.RealWorldValueMappingSequence = [_rwvm(meta.rescale, meta.kind)]
             ds.LossyImageCompression = "00"
             ds.PixelData = np.ascontiguousarray(pixels[k, f], dtype="<u2").tobytes()
             p = folder / f"IM_{k + 1:02d}_{f + 1:03d}.dcm"

@@ -53,7 +53,7 @@ TISSUES_15T = FieldTissues(
     liver=TissueRelax(0.90, 800.0, 50.0),
     lung=TissueRelax(0.12, 1200.0, 30.0),
     bone=TissueRelax(0.12, 250.0, 20.0),
-    soft=TissueRelax(0.75, 620.0, 45.0),
+    soft=TissueRelax(0.72, 480.0, 40.0),
 )
 TISSUES_3T = FieldTissues(
     fat=TissueRelax(0.70, 380.0, 28.0),
@@ -61,7 +61,7 @@ TISSUES_3T = FieldTissues(
     liver=TissueRelax(0.90, 900.0, 42.0),
     lung=TissueRelax(0.10, 1300.0, 25.0),
     bone=TissueRelax(0.12, 280.0, 18.0),
-    soft=TissueRelax(0.75, 700.0, 42.0),
+    soft=TissueRelax(0.72, 540.0, 36.0),
 )
 
 
@@ -206,6 +206,8 @@ class AnatomyParams:
             shortening); 0.2-0.35 yields the 3-5 mm thickening of DOMAIN 6.1.
         septal_extra_mm: septal thickening over the free wall (DOMAIN 6.2: +1 mm).
         segmental_sd_mm: SD of smooth segmental thickness variation.
+        trabeculation_mm: SD of the high-frequency endocardial irregularity
+            (trabeculae; the epicardium stays smooth).
         ellipticity: ``e`` range; radius * (1 + e cos 2(theta - phi)) (axis ratio 0.9-1).
         rotation_deg: in-plane rotation range of the heart (and body) about the LV centre.
         offset_mm: LV centre offset range from the image centre (each axis).
@@ -229,6 +231,7 @@ class AnatomyParams:
     es_area_gain: Range = (0.20, 0.35)
     septal_extra_mm: Range = (0.5, 1.5)
     segmental_sd_mm: float = 0.35
+    trabeculation_mm: float = 0.6
     ellipticity: Range = (0.0, 0.05)
     rotation_deg: Range = (-25.0, 25.0)
     offset_mm: Range = (-12.0, 12.0)
@@ -339,7 +342,7 @@ class LesionParams:
     # ischemic
     isch_arc_deg: Range = (60.0, 180.0)
     subendo_tm: Range = (0.15, 0.50)
-    transmural_tm: Range = (0.60, 1.0)
+    transmural_tm: Range = (0.75, 1.0)
     transmural_wall_mm: Range = (3.0, 5.0)
     transmural_kinesis: Range = (0.0, 0.2)
     subendo_kinesis: Range = (0.4, 0.7)

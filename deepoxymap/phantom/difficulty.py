@@ -1,0 +1,189 @@
+"""``deepoxymap difficulty``: is the synthetic task too easy, or does it leak the label?
+
+Two baselines with subject-level stratified 5-fold cross-validation
+(``StratifiedGroupKFold``: slices of one subject never straddle train and test):
+
+1. **histogram**: multinomial logistic regression on the normalised myocardial
+   intensity histogram of the classifier's input frame (end-systolic frame of the
+   breath-hold-end OS-CMR series), using the ground-truth myocardium mask
+   (labels 2, 4, 5, 6). Intensities are divided by the median LV blood-pool
+   intensity of the same image (a ratio histogram, invariant to receiver gain).
+2. **leak check**: the same model on what should carry no class information:
+   image size, pixel spacing, TR/TE/flip, field strength, stored-value
+   scaling (image 99th percentile, background mean). Its AUCs should be ~0.5.
+
+AUCs are one-vs-rest per class, on out-of-fold probabilities, at slice level
+and subject level (mean of the subject's slice probabilities).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+
+from deepoxymap import CLASSES
+from deepoxymap.errors import PhantomError
+from deepoxymap.phantom.load import read_labels, read_manifest, read_truth
+
+MYO = (2, 4, 5, 6)
+HIST_BINS = np.linspace(0.0, 1.0, 33)
+"""Bin edges of the myocardium/blood ratio histogram."""
+
+
+@dataclass
+class Features:
+    """Per-slice features of a cohort.
+
+    Attributes:
+        hist: float64 ``[n, bins]`` normalised histograms (densities summing to 1).
+        leak: float64 ``[n, k]`` acquisition/scaling features.
+        y: int ``[n]`` class index into :data:`deepoxymap.CLASSES`.
+        groups: int ``[n]`` subject index.
+        subjects: subject ids (per subject index).
+    """
+
+    hist: NDArray[np.float64]
+    leak: NDArray[np.float64]
+    y: NDArray[np.int64]
+    groups: NDArray[np.int64]
+    subjects: list[str]
+
+
+def slice_features(image: NDArray[Any], labels: NDArray[Any]) -> tuple[NDArray[np.float64], float]:
+    """Histogram of myocardium / median blood for one 2D image.
+
+    Returns:
+        ``(hist, blood_median)``; hist sums to 1 (empty myocardium -> zeros).
+    """
+    blood = image[labels == 1]
+    bmed = float(np.median(blood)) if blood.size else float(np.percentile(image, 99))
+    myo = image[np.isin(labels, MYO)] / max(bmed, 1e-6)
+    h, _ = np.histogram(np.clip(myo, 0, 0.999), bins=HIST_BINS)
+    s = h.sum()
+    return (h / s if s else h.astype(np.float64)), bmed
+
+
+def cohort_features(cohort_dir: Path | str, *, timepoint_key: str = "os_bh-end") -> Features:
+    """Features of every slice of every subject of a cohort (reads DICOM with pydicom)."""
+    rows = read_manifest(cohort_dir)
+    if not rows:
+        raise PhantomError("empty manifest", source=str(cohort_dir))
+    H, Lk, Y, G, subs = [], [], [], [], []
+    for gi, r in enumerate(rows):
+        d = Path(r["path"])
+        truth = read_truth(d)
+        labels = read_labels(d)
+        st = truth["series"][timepoint_key]
+        lab = labels[st["uid"]]
+        fr = int(st["label_frame"])
+        subs.append(r["subject"])
+        for k in range(lab.shape[0]):
+            ds = pydicom.dcmread(d / "dicom" / timepoint_key / f"IM_{k + 1:02d}_{fr + 1:03d}.dcm")
+            img = ds.pixel_array.astype(np.float64) * float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+            h, _ = slice_features(img, lab[k])
+            H.append(h)
+            bg = img[:6, :6]
+            Lk.append(
+                [
+                    float(ds.Rows),
+                    float(ds.Columns),
+                    float(ds.PixelSpacing[0]),
+                    float(ds.RepetitionTime),
+                    float(ds.EchoTime),
+                    float(ds.FlipAngle),
+                    float(ds.MagneticFieldStrength),
+                    float(ds.SliceThickness),
+                    float(np.percentile(img, 99)),
+                    float(bg.mean()),
+                    float(ds.CardiacNumberOfImages),
+                ]
+            )
+            Y.append(CLASSES.index(r["class"]))
+            G.append(gi)
+    return Features(np.asarray(H), np.asarray(Lk), np.asarray(Y), np.asarray(G), subs)
+
+
+def cv_auc(X: NDArray[Any], y: NDArray[Any], groups: NDArray[Any], *, seed: int = 0, folds: int = 5, C: float = 1.0) -> dict[str, Any]:
+    """Subject-level stratified K-fold logistic regression; one-vs-rest AUCs.
+
+    Returns:
+        ``{"slice": {class: auc}, "subject": {class: auc}, "macro_slice", "macro_subject",
+        "accuracy_subject"}``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    n_cls = len(CLASSES)
+    prob = np.zeros((len(y), n_cls))
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for tr, te in cv.split(X, y, groups):
+        assert not set(groups[tr]) & set(groups[te])
+        m = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+        m.fit(X[tr], y[tr])
+        p = np.zeros((len(te), n_cls))
+        p[:, m.classes_] = m.predict_proba(X[te])
+        prob[te] = p
+    out: dict[str, Any] = {"slice": {}, "subject": {}}
+    ug = np.unique(groups)
+    sp = np.stack([prob[groups == g].mean(0) for g in ug])
+    sy = np.array([y[groups == g][0] for g in ug])
+    for ci, c in enumerate(CLASSES):
+        if 0 < (y == ci).sum() < len(y):
+            out["slice"][c] = float(roc_auc_score(y == ci, prob[:, ci]))
+            out["subject"][c] = float(roc_auc_score(sy == ci, sp[:, ci]))
+    out["macro_slice"] = float(np.mean(list(out["slice"].values())))
+    out["macro_subject"] = float(np.mean(list(out["subject"].values())))
+    out["accuracy_subject"] = float(np.mean(sp.argmax(1) == sy))
+    out["majority_accuracy"] = float(np.max(np.bincount(sy)) / len(sy))
+    return out
+
+
+def difficulty_report(cohort_dir: Path | str, *, seed: int = 0) -> dict[str, Any]:
+    """Both baselines on a cohort. See the module docstring."""
+    f = cohort_features(cohort_dir)
+    return {
+        "n_subjects": len(f.subjects),
+        "n_slices": int(len(f.y)),
+        "histogram": cv_auc(f.hist, f.y, f.groups, seed=seed),
+        "leak_check": cv_auc(f.leak, f.y, f.groups, seed=seed),
+    }
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    """A plain-text table of :func:`difficulty_report`."""
+    lines = [f"subjects {rep['n_subjects']}, slices {rep['n_slices']} (subject-level stratified 5-fold CV)"]
+    lines.append(f"{'baseline':<12}{'level':<9}" + "".join(f"{c:>14}" for c in CLASSES) + f"{'macro':>9}{'acc':>7}")
+    for name in ("histogram", "leak_check"):
+        r = rep[name]
+        for lvl in ("slice", "subject"):
+            aucs = "".join(f"{r[lvl].get(c, float('nan')):>14.3f}" for c in CLASSES)
+            acc = f"{r['accuracy_subject']:>7.2f}" if lvl == "subject" else " " * 7
+            lines.append(f"{name:<12}{lvl:<9}{aucs}{r['macro_' + lvl]:>9.3f}{acc}")
+    lines.append(f"majority-class accuracy {rep['histogram']['majority_accuracy']:.2f}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``deepoxymap difficulty``."""
+    parser.add_argument("--cohort", type=Path, required=True, help="cohort folder with manifest.csv")
+    parser.add_argument("--seed", type=int, default=0, help="CV shuffling seed")
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the difficulty table; exit 0."""
+    rep = difficulty_report(args.cohort, seed=args.seed)
+    print(format_report(rep))
+    if args.json:
+        args.json.write_text(json.dumps(rep, indent=1))
+    return 0
