@@ -79,6 +79,6 @@ with widgets.guard("show the per-case table"):
     if st.button("Open in Feature maps", key="audit_open", disabled=not selected, icon=":material/layers:"):
         row = result.rows[selected[0]]
         with widgets.guard(f"open case {row.subject}"), st.spinner(f"Loading {row.subject}…"):
-            state.set_case(core.load_subject(row.path), f"cohort:{row.subject}")
+            state.set_case(core.load_subject(row.path, row.label), f"cohort:{row.subject}")
             state.flash(f"Opened cohort case `{row.subject}` (reference class {row.label}).")
             st.switch_page(widgets.PAGE_FEATURES)

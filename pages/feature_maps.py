@@ -87,7 +87,7 @@ distances: dict[str, float | str] = {}
 cols = st.columns(4)
 with cols[0]:
     with widgets.guard("draw the OS-CMR panel"):
-        ref_mask = segments.reference_lesion(lc, ref_stack, k) if show_ref else None
+        ref_mask = segments.reference_lesion(lc, ref_stack, k, frame) if show_ref else None
         fig, vp = featureview.oscmr_figure(ref_stack, k, frame, cam, look, title=f"OS-CMR + CAM · slice {k + 1}", reference=ref_mask)
         st.plotly_chart(fig, key="fm_panel_os", config={"displaylogo": False})
         view_panels.append(vp)

@@ -255,9 +255,9 @@ def panel(lc: state.LoadedCase, ref: Stack, k: int, role: Role) -> Panel:
             )
         img = resample_slice(other.image(m.other_index, 0), other.geometry, m.other_index, ref.geometry, k, order=1)
         labels = None
-        mask = lc.case.mask_for(series.uid)
-        if mask is not None and mask.geometry.has_geometry:
-            labels = resample_slice(mask.image(m.other_index, 0), mask.geometry, m.other_index, ref.geometry, k, order=0)
+        lesion = reference_lesion(lc.case, series.uid, m.other_index, 0)
+        if lesion is not None:
+            labels = resample_slice(lesion, other.geometry, m.other_index, ref.geometry, k, order=0)
         return Panel(role, img, m.other_index, m.distance_mm, None, other, labels)
 
     return state.cached(lc.token, ("panel", ref.series_uid, k, role.value), run)
@@ -279,6 +279,28 @@ def reference_stack(lc: state.LoadedCase) -> tuple[Stack, list[int], list[int]]:
             raise Missing("Feature maps need an OS-CMR series: set the roles on the Load case page.") from None
         stack = tps.get("bh-end") or list(tps.values())[-1]
         return stack, list(range(stack.n_slices)), [0] * stack.n_slices
+
+
+def reference_lesion(case: Case, series_uid: str, k: int, frame: int = 0) -> NDArray[np.float32] | None:
+    """The reference lesion (scar or edema) of slice ``k`` of a series: float32 0/1 on its grid, or ``None``.
+
+    From the case's label maps (``deepoxymap.cardiac.masks``, phantom label scheme)
+    and, where present, the full edema extent in ``case.truth["edema_masks"]``.
+    """
+    mask = case.mask_for(series_uid)
+    if mask is None or k >= mask.n_slices:
+        return None
+    masks_from_labels = need("deepoxymap.cardiac.masks", "masks_from_labels", "Reference lesion outlines")
+    labels = mask.image(k, min(frame, mask.n_frames - 1))
+    extent = None
+    edema = (case.truth or {}).get("edema_masks") if isinstance(case.truth, dict) else None
+    if isinstance(edema, dict) and series_uid in edema:
+        e = np.asarray(edema[series_uid])
+        if e.ndim == 3 and k < e.shape[0] and e.shape[1:] == labels.shape:
+            extent = e[k]
+    m = masks_from_labels(labels, edema_extent=extent)
+    lesion = np.asarray(m.scar | m.edema)
+    return lesion.astype(np.float32) if lesion.any() else None
 
 
 def case_has_lesion_masks(case: Case) -> bool:

@@ -70,7 +70,7 @@ def run_audit(manifest: Path, methods: Sequence[str], limit: int, progress: Prog
     for i, row in enumerate(rows):
         progress(i, len(rows), f"· {row.subject}")
         try:
-            case = core.load_subject(row.path)
+            case = core.load_subject(row.path, row.label)
             pred = predict_case(loaded, case)
         except Exception as exc:  # noqa: BLE001 - one bad case must not stop the audit
             table.append({"subject": row.subject, "reference": row.label, "model call": f"failed: {type(exc).__name__}"})

@@ -213,9 +213,23 @@ def demo_cases() -> list[ManifestRow]:
     return sorted(rows, key=lambda r: (order.get(r.label, 99), r.subject))
 
 
-def load_subject(path: Path) -> Case:
-    """A phantom subject folder -> :class:`Case` with label, truth and masks."""
-    load = need("deepoxymap.phantom", "load_subject", "Loading synthetic cases", "")
+def load_subject(path: Path, label: str | None = None) -> Case:
+    """A phantom subject folder -> :class:`Case` with label, truth and masks.
+
+    Uses ``deepoxymap.phantom.load_subject``; where that is not available, the
+    subject's DICOM is read with ``deepoxymap.io`` (no masks or truth then).
+    """
+    import dataclasses
+
+    try:
+        load = need("deepoxymap.phantom", "load_subject", "Loading synthetic cases")
+    except Missing:
+        folder = Path(path) / "dicom"
+        result = load_sources([folder if folder.is_dir() else Path(path)])
+        if not result.series:
+            raise Missing(f"No images found in {Path(path).name}.") from None
+        case = build_case(result.series, Path(path).name)
+        return dataclasses.replace(case, label=label) if label else case
     return load(Path(path))  # type: ignore[no-any-return]
 
 

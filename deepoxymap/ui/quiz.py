@@ -62,7 +62,7 @@ def current_case(q: Quiz) -> state.LoadedCase:
     if case is None:
         for k in [k for k in st.session_state if str(k).startswith("dox_quiz_case_")]:
             del st.session_state[k]
-        case = core.load_subject(row.path)
+        case = core.load_subject(row.path, row.label)
         st.session_state[key] = case
     return state.LoadedCase(case, f"quiz:{row.subject}", "quiz")
 

@@ -15,13 +15,9 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from deepoxymap.case import Stack
-from deepoxymap.ui import state
+from deepoxymap.ui import analysis, state
 from deepoxymap.ui.analysis import Panel, SliceCam
 from deepoxymap.ui.core import need
-
-LESION_LABELS = (4, 5, 6)
-"""Label values drawn as the reference lesion outline (scar, edema, MVO; see docs/CONTRACTS.md)."""
-
 
 @dataclass(frozen=True)
 class BullseyeSpec:
@@ -54,24 +50,14 @@ class Agreement:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _labels_to_lesion(labels: NDArray[Any] | None) -> NDArray[np.float32] | None:
-    if labels is None:
-        return None
-    lesion = np.isin(np.rint(labels).astype(np.int16), LESION_LABELS)
-    return lesion.astype(np.float32) if lesion.any() else None
-
-
-def reference_lesion(lc: state.LoadedCase, stack: Stack, k: int) -> NDArray[np.float32] | None:
-    """The reference lesion of OS-CMR slice ``k`` (1 inside), or ``None`` if there is none."""
-    mask = lc.case.mask_for(stack.series_uid)
-    if mask is None or k >= mask.n_slices:
-        return None
-    return _labels_to_lesion(mask.image(k, 0))
+def reference_lesion(lc: state.LoadedCase, stack: Stack, k: int, frame: int = 0) -> NDArray[np.float32] | None:
+    """The reference lesion of OS-CMR slice ``k`` at ``frame`` (1 inside), or ``None`` if there is none."""
+    return analysis.reference_lesion(lc.case, stack.series_uid, k, frame)
 
 
 def panel_reference(p: Panel) -> NDArray[np.float32] | None:
-    """The reference lesion of a matched LGE/T1/T2 panel (on the OS-CMR grid)."""
-    return _labels_to_lesion(p.labels)
+    """The reference lesion of a matched LGE/T1/T2 panel (already on the OS-CMR grid)."""
+    return p.labels if p.labels is not None and np.nanmax(p.labels) > 0.5 else None
 
 
 def segment_values(lc: state.LoadedCase, ref_stack: Stack, cams: Sequence[SliceCam] | None) -> SegmentValues:

@@ -159,7 +159,7 @@ def open_demo(row: Any, *, then: str | None = None) -> bool:
 
     ok = False
     with guard(f"open the demo case {row.subject}"), st.spinner(f"Loading demo case {row.subject}…"):
-        case = core.load_subject(row.path)
+        case = core.load_subject(row.path, row.label)
         state.set_case(case, f"demo:{row.label}")
         state.flash(f"Opened the demo **{row.label}** case `{case.case_id}`.")
         ok = True

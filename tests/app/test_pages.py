@@ -1,0 +1,219 @@
+"""Every page runs (no case, a tiny case, each demo case) and its key widgets respond (AppTest)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from app_helpers import PAGES, new_app
+
+from deepoxymap.case import Case
+from deepoxymap.config import settings
+
+
+def _with_case(case: Case | None, model: Path | None = None, source: str = "demo:test") -> Any:
+    at = new_app()
+    if case is not None:
+        at.session_state["dox_case"] = case
+        at.session_state["dox_case_token"] = f"{case.case_id}#test"
+        at.session_state["dox_case_source"] = source
+    if model is not None:
+        at.session_state["dox_model_path"] = str(model)
+    return at
+
+
+def _run(at: Any, page: str) -> Any:
+    at.switch_page(PAGES[page])
+    at.run()
+    return at
+
+
+def _ok(at: Any) -> None:
+    """No uncaught exception, and no internal error caught by a page section."""
+    assert not at.exception, [e.value for e in at.exception]
+    internal = [e.value for e in at.error if "Internal error" in e.value]
+    assert not internal, internal
+
+
+def _plots(at: Any) -> list[dict[str, Any]]:
+    """Plotly figures in page order (parsed JSON specs)."""
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def _titles(at: Any) -> list[str]:
+    return [((s.get("layout") or {}).get("title") or {}).get("text", "") for s in _plots(at)]
+
+
+def _texts(at: Any) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success") for e in at.get(kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+# ---------------------------------------------------------------------------
+# every page, no case / tiny case / demo cases
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_page_without_case(page: str) -> None:
+    """Each page runs with no case loaded and says what it needs."""
+    at = _run(_with_case(None), page)
+    _ok(at)
+    if page in ("viewer", "classify", "features"):
+        assert "Load a case first" in _texts(at)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_page_with_tiny_case(page: str, tiny_case: Case, tiny_model: Path) -> None:
+    """Each page runs with a small in-memory case and a tiny model."""
+    at = _run(_with_case(tiny_case, tiny_model), page)
+    _ok(at)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+@pytest.mark.parametrize("label", ["healthy", "ischemic", "non-ischemic", "edema"])
+def test_page_with_demo_case(page: str, label: str, demo_cases: dict[str, Case]) -> None:
+    """Each page runs with each demo case and the shipped model (or says it needs the model)."""
+    if label not in demo_cases:
+        pytest.skip(f"no {label} demo case")
+    at = _run(_with_case(demo_cases[label]), page)
+    _ok(at)
+    if page == "features":
+        titles = _titles(at)
+        assert any(t.startswith("OS-CMR") for t in titles), titles
+        assert any(t.startswith("LGE") and "mm" in t for t in titles), titles
+        if settings().model_path.is_file():
+            assert any("CAM" in t or "energy" in t for t in titles)
+    if page == "classify" and settings().model_path.is_file():
+        assert at.metric, "no case-level call"
+
+
+# ---------------------------------------------------------------------------
+# key widgets respond
+# ---------------------------------------------------------------------------
+
+
+def test_feature_maps_slice_method_class(tiny_case: Case, tiny_model: Path) -> None:
+    """Changing the slice, the method and the target class re-renders the panels."""
+    at = _run(_with_case(tiny_case, tiny_model), "features")
+    _ok(at)
+    first = [t for t in _titles(at) if t.startswith("OS-CMR")][0]
+    at.slider(key="_w_dox_fm_slice").set_value(2).run()
+    _ok(at)
+    second = [t for t in _titles(at) if t.startswith("OS-CMR")][0]
+    assert first != second and "slice 3" in second
+    at.selectbox(key="_w_dox_fm_method").set_value("gradcam++").run()
+    _ok(at)
+    assert "gradcam++" in _texts(at)
+    at.selectbox(key="_w_dox_fm_target").set_value("edema").run()
+    _ok(at)
+    assert "of **edema**" in _texts(at)
+    # the slice survives a page switch (plain session key)
+    _run(at, "viewer")
+    _run(at, "features")
+    assert at.slider(key="_w_dox_fm_slice").value == 2
+
+
+def test_feature_maps_overlay_and_contours(tiny_case: Case, tiny_model: Path) -> None:
+    """The OS-CMR panel carries the CAM overlay and its contour; LGE/T1/T2 show their distance."""
+    at = _run(_with_case(tiny_case, tiny_model), "features")
+    plots = _plots(at)
+    os_panel = [p for p in plots if ((p["layout"].get("title") or {}).get("text", "")).startswith("OS-CMR")][0]
+    kinds = [t["type"] for t in os_panel["data"]]
+    assert kinds.count("heatmap") >= 2
+    for name in ("LGE", "T1 map", "T2 map"):
+        assert any(t.startswith(name) and "Δ" in t and "mm" in t for t in _titles(at)), name
+
+
+def test_viewer_controls(tiny_case: Case) -> None:
+    """Slice, frame, time point and series switches re-render the image."""
+    at = _run(_with_case(tiny_case), "viewer")
+    _ok(at)
+    at.slider(key="_w_dox_view_slice").set_value(0).run()
+    at.slider(key="_w_dox_view_frame").set_value(3).run()
+    at.selectbox(key="_w_dox_view_tp").set_value("hv-end").run()
+    _ok(at)
+    assert any("hv-end" in t and "slice 1/3" in t for t in _titles(at)), _titles(at)
+    at.radio(key="_w_dox_view_kind").set_value("T1 map").run()
+    _ok(at)
+    spec = _plots(at)[0]
+    assert "ms" in spec["data"][0]["hovertemplate"]
+    at.radio(key="_w_dox_view_kind").set_value("OS-CMR").run()
+    at.toggle(key="view_cine").set_value(True).run()
+    _ok(at)
+    cine = _plots(at)[0]
+    assert len(cine.get("frames", [])) == 4
+
+
+def test_classify_mc_dropout(tiny_case: Case, tiny_model: Path) -> None:
+    """MC-dropout adds an uncertainty figure."""
+    at = _run(_with_case(tiny_case, tiny_model), "classify")
+    _ok(at)
+    assert at.metric[0].value in ("healthy", "ischemic", "non-ischemic", "edema")
+    at.toggle(key="cls_mc").set_value(True).run()
+    _ok(at)
+    assert any("Uncertainty" in m.label for m in at.metric)
+
+
+def test_load_case_table_and_role_override(tiny_case: Case) -> None:
+    """The series table lists every series without identifiers; a role override rebuilds the case."""
+    from deepoxymap.case import Role
+    from deepoxymap.ui import core
+
+    at = _run(_with_case(tiny_case, source="upload"), "load")
+    _ok(at)
+    assert "Series found" in " ".join(h.value for h in at.subheader)
+    rows = core.series_rows(tiny_case.series)
+    assert len(rows) == len(tiny_case.series)
+    assert {"role", "size (rows x cols)", "slices x frames", "spacing (mm)", "description"} <= set(rows[0])
+    assert not any("patient" in k.lower() for k in rows[0])
+    lge = tiny_case.first(Role.LGE)
+    rebuilt = core.with_roles(tiny_case, list(tiny_case.series), {lge.uid: Role.UNKNOWN})
+    assert rebuilt.first(Role.LGE) is None
+    assert rebuilt.label == tiny_case.label and rebuilt.masks
+
+
+def test_model_page_bad_file_keeps_current(tmp_path: Path, tiny_model: Path) -> None:
+    """A bad model file gives a clear error and the session keeps its model."""
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a model")
+    at = _run(_with_case(None, tiny_model), "model")
+    _ok(at)
+    at.text_input(key="model_new_path").set_value(str(bad)).run()
+    at.button(key="model_load").click().run()
+    _ok(at)
+    assert any("cannot be used" in e.value or "could not be loaded" in e.value for e in at.error)
+    assert at.session_state["dox_model_path"] == str(tiny_model)
+    # a good one is accepted
+    at.text_input(key="model_new_path").set_value(str(tiny_model)).run()
+    at.button(key="model_load").click().run()
+    _ok(at)
+    assert not at.error
+
+
+def test_demo_button_opens_case(demo_dir: Path) -> None:
+    """One click on a demo case loads it (Load case page)."""
+    at = _run(_with_case(None), "load")
+    buttons = [b for b in at.button if b.key and b.key.startswith("load_demo_")]
+    assert len(buttons) >= 4
+    buttons[0].click().run()
+    _ok(at)
+    assert at.session_state["dox_case"] is not None
+    assert "Series found" in " ".join(h.value for h in at.subheader)
+
+
+def test_teaching_quiz_flow(demo_dir: Path, tiny_model: Path) -> None:
+    """Answer, reveal (model call, CAM, LGE), next case; the score is kept."""
+    at = _run(_with_case(None, tiny_model), "teaching")
+    _ok(at)
+    radio = [r for r in at.radio if r.key and r.key.startswith("quiz_answer_")][0]
+    radio.set_value("healthy").run()
+    at.button(key="quiz_check").click().run()
+    _ok(at)
+    assert "Model call" in _texts(at)
+    assert at.metric[0].value.endswith("/ 1")
+    at.button(key="quiz_next").click().run()
+    _ok(at)
+    assert at.metric[1].value.startswith("2 of")

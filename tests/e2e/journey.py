@@ -1,0 +1,83 @@
+"""Browser steps shared by the e2e test and ``bench/bench_app.py``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+RUNNING = '[data-testid="stStatusWidget"]'
+
+
+def wait_idle(page: Any, timeout: float = 120.0, settle: float = 0.25) -> None:
+    """Wait until Streamlit has finished the current script run (no "Running" widget for ``settle`` s)."""
+    deadline = time.perf_counter() + timeout
+    quiet_since = None
+    while time.perf_counter() < deadline:
+        running = page.locator(RUNNING).count() > 0 and page.locator(RUNNING).first.is_visible()
+        now = time.perf_counter()
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= settle:
+            return
+        page.wait_for_timeout(50)
+    raise TimeoutError("the app kept running")
+
+
+def goto_page(page: Any, title: str) -> None:
+    """Click a page in the sidebar navigation (keeps the session)."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.wait_for_timeout(200)
+    wait_idle(page)
+
+
+def open_demo(page: Any, label: str) -> None:
+    """Load case page -> Demo cases tab -> the button whose label starts with ``label``."""
+    goto_page(page, "Load case")
+    page.get_by_role("tab", name="Demo cases").click()
+    page.locator('[data-testid="stTabs"] button[kind]', has_text=label).first.click()
+    wait_idle(page)
+
+
+def plot_title(page: Any, key: str) -> str:
+    """Text of the plotly title inside the element with Streamlit key ``key``."""
+    loc = page.locator(f".st-key-{key} .gtitle")
+    return loc.first.text_content() if loc.count() else ""
+
+
+def trace_count(page: Any, key: str) -> int:
+    """Number of plotly traces in the chart with Streamlit key ``key``."""
+    return int(
+        page.evaluate(
+            "(k) => { const el = document.querySelector('.st-key-' + k + ' .js-plotly-plot');"
+            " return el && el.data ? el.data.length : 0; }",
+            key,
+        )
+    )
+
+
+def press_slider(page: Any, key: str, times: int = 1, arrow: str = "ArrowRight") -> None:
+    """Move the slider with Streamlit key ``key`` with the keyboard (one rerun per release)."""
+    handle = page.locator(f".st-key-{key} [role='slider']").first
+    handle.focus()
+    for _ in range(times):
+        handle.press(arrow)
+
+
+def slice_change_seconds(page: Any, panel_key: str = "fm_panel_os", slider_key: str = "_w_dox_fm_slice") -> float:
+    """Seconds from a slice-slider key press to the OS-CMR panel showing the new slice."""
+    before = plot_title(page, panel_key)
+    handle = page.locator(f".st-key-{slider_key} [role='slider']").first
+    value = handle.get_attribute("aria-valuenow")
+    vmax = handle.get_attribute("aria-valuemax")
+    arrow = "ArrowLeft" if value == vmax else "ArrowRight"
+    t0 = time.perf_counter()
+    press_slider(page, slider_key, 1, arrow)
+    page.wait_for_function(
+        "([k, b]) => { const t = document.querySelector('.st-key-' + k + ' .gtitle'); return t && t.textContent !== b; }",
+        arg=[panel_key, before],
+        timeout=60_000,
+    )
+    wait_idle(page, settle=0.05)
+    return time.perf_counter() - t0

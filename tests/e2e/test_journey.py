@@ -1,0 +1,73 @@
+"""The main journey in a real browser: open a demo case, classify, Feature maps, change the slice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepoxymap.config import settings
+import journey
+
+pytestmark = pytest.mark.e2e
+
+
+def _shot(page: object, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_main_journey(app_url: str, browser: object, screenshots: Path) -> None:
+    """Home -> demo case -> Viewer -> Classify -> Feature maps (slice change) -> other pages; screenshots."""
+    s = settings()
+    if not (s.demo_dir / "manifest.csv").is_file():
+        pytest.skip("demo cases not generated: run `make demo`")
+    if not s.model_path.is_file():
+        pytest.skip(f"no model at {s.model_path}: run `make model`")
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})  # type: ignore[attr-defined]
+    try:
+        page.goto(app_url, wait_until="domcontentloaded")
+        page.get_by_text("Open a demo case").first.wait_for(timeout=60_000)
+        journey.wait_idle(page)
+        _shot(page, screenshots, "01_home")
+
+        journey.open_demo(page, "ischemic")
+        page.get_by_text("Series found").first.wait_for(timeout=60_000)
+        _shot(page, screenshots, "02_load_case")
+
+        journey.goto_page(page, "Viewer")
+        page.locator(".st-key-view_image .js-plotly-plot").first.wait_for(timeout=60_000)
+        _shot(page, screenshots, "03_viewer")
+
+        journey.goto_page(page, "Classify")
+        page.get_by_text("Case-level call").first.wait_for(timeout=120_000)
+        journey.wait_idle(page)
+        _shot(page, screenshots, "04_classify")
+
+        journey.goto_page(page, "Feature maps")
+        for key in ("fm_panel_os", "fm_panel_lge", "fm_panel_t1-map", "fm_panel_t2-map"):
+            page.locator(f".st-key-{key} .js-plotly-plot").first.wait_for(timeout=120_000)
+        journey.wait_idle(page)
+        assert journey.trace_count(page, "fm_panel_os") >= 3, "OS-CMR panel lacks the CAM overlay and contour"
+        for key in ("fm_panel_lge", "fm_panel_t1-map", "fm_panel_t2-map"):
+            assert "mm" in journey.plot_title(page, key), f"{key}: no matching distance shown"
+        page.locator(".st-key-fm_agree_bars .js-plotly-plot").first.wait_for(timeout=120_000)
+        assert page.locator("[class*='st-key-fm_bull_'] .js-plotly-plot").count() >= 2, "bullseyes missing"
+        before = journey.plot_title(page, "fm_panel_os")
+        seconds = journey.slice_change_seconds(page)
+        after = journey.plot_title(page, "fm_panel_os")
+        assert before != after
+        print(f"\nfeature-maps slice change (cold for that slice): {seconds:.2f} s")
+        assert journey.trace_count(page, "fm_panel_os") >= 3
+        _shot(page, screenshots, "05_feature_maps")
+
+        journey.goto_page(page, "Teaching")
+        _shot(page, screenshots, "06_teaching")
+        journey.goto_page(page, "Cohort audit")
+        _shot(page, screenshots, "07_cohort_audit")
+        journey.goto_page(page, "Model")
+        _shot(page, screenshots, "08_model")
+        errors = page.locator('[data-testid="stException"]').count()
+        assert errors == 0
+    finally:
+        page.close()
+        print(f"\nscreenshots: {screenshots}")
