@@ -1,0 +1,31 @@
+"""``deepoxymap info PATH...``: the series table and the load report (no patient identifiers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``deepoxymap info``."""
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="DICOM files, folders, .zip or .nii/.nii.gz")
+    parser.add_argument("--json", action="store_true", help="print the table and report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the paths and print what was found; exit code 1 when nothing loaded."""
+    from deepoxymap.io.loader import format_report, load, series_table
+
+    result = load(list(args.paths))
+    if args.json:
+        doc = {
+            "series": series_table(result.series),
+            "issues": [{"file": i.file, "severity": i.severity, "message": i.message} for i in result.issues],
+            "n_files": result.n_files,
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_report(result))
+    return 0 if result.series else 1
