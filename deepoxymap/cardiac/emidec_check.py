@@ -26,7 +26,7 @@ from deepoxymap.cardiac.masks import EMIDEC, masks_from_labels
 from deepoxymap.cardiac.scar import quantify_scar
 from deepoxymap.cardiac.segments import fixed_insertion_points, segment_map, slice_levels
 
-__all__ = ["EmidecRow", "load_emidec_case", "check_case", "main"]
+__all__ = ["EmidecRow", "check_case", "load_emidec_case", "main"]
 
 
 @dataclass(frozen=True)

@@ -23,17 +23,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
-    "LabelScheme",
-    "PHANTOM",
-    "EMIDEC",
     "CINEMYOPS",
+    "EMIDEC",
+    "PHANTOM",
     "SCHEMES",
+    "LabelScheme",
     "Masks",
-    "masks_from_labels",
-    "polygon_mask",
-    "myocardium_from_contours",
-    "read_contour_txt",
     "labels_from_stack",
+    "masks_from_labels",
+    "myocardium_from_contours",
+    "polygon_mask",
+    "read_contour_txt",
 ]
 
 

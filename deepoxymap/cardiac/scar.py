@@ -50,7 +50,7 @@ from numpy.typing import NDArray
 
 from deepoxymap.cardiac.segments import screen_angle, segment_sums
 
-__all__ = ["RemoteStats", "ScarResult", "remote_stats", "quantify_scar", "transmurality_map", "segment_transmurality"]
+__all__ = ["RemoteStats", "ScarResult", "quantify_scar", "remote_stats", "segment_transmurality", "transmurality_map"]
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def transmurality_map(
     myo = np.asarray(myocardium, dtype=bool)
     sc = np.asarray(scar, dtype=bool) & myo
     th = screen_angle(myo.shape, centre, pixel_spacing)
-    nb = int(round(360.0 / angle_step_deg))
+    nb = round(360.0 / angle_step_deg)
     b = np.minimum((th / angle_step_deg).astype(np.int64), nb - 1)
     tot = np.bincount(b[myo], minlength=nb)
     hit = np.bincount(b[sc], minlength=nb)

@@ -18,18 +18,18 @@ from typing import Any
 from deepoxymap.explain.heatmap import FeatureMaps, Heatmap, normalize_map, upsample_map
 
 __all__ = [
-    "Heatmap",
-    "FeatureMaps",
     "METHODS",
+    "FeatureMaps",
+    "Heatmap",
+    "conv_layer_names",
+    "default_layer",
+    "deletion_curve",
     "explain",
     "explain_batch",
     "feature_maps",
-    "conv_layer_names",
-    "default_layer",
     "normalize_map",
-    "upsample_map",
     "randomization_check",
-    "deletion_curve",
+    "upsample_map",
 ]
 
 _LAZY = {

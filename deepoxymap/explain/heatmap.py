@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Heatmap", "FeatureMaps", "SourceTransform", "normalize_map", "upsample_map"]
+__all__ = ["FeatureMaps", "Heatmap", "SourceTransform", "normalize_map", "upsample_map"]
 
 _EPS = 1e-7
 

@@ -41,13 +41,13 @@ from deepoxymap.explain.heatmap import FeatureMaps, Heatmap, normalize_map, upsa
 
 __all__ = [
     "METHODS",
+    "clear_cache",
+    "conv_layer_names",
+    "default_layer",
     "explain",
     "explain_batch",
     "feature_maps",
-    "conv_layer_names",
-    "default_layer",
     "logits_model",
-    "clear_cache",
 ]
 
 Align = Literal["centre", "corner"]
@@ -134,7 +134,7 @@ def _logits_output(model: Any) -> Any:
         return model.get_layer("logits").output
     last = model.layers[-1]
     keras = _keras()
-    if isinstance(last, keras.layers.Activation) or isinstance(last, keras.layers.Softmax):
+    if isinstance(last, (keras.layers.Activation, keras.layers.Softmax)):
         return last.input
     raise ExplainError(
         "the model has no 'logits' layer and does not end in a separate softmax",
@@ -408,9 +408,9 @@ def _smoothgrad(
     # tf-keras-vis draws its noise from numpy's global generator: seed it for
     # reproducibility and restore the caller's state afterwards.
     with _SMOOTH_LOCK:
-        state = np.random.get_state()
+        state = np.random.get_state()  # noqa: NPY002
         try:
-            np.random.seed(seed)
+            np.random.seed(seed)  # noqa: NPY002
             for i in range(x.shape[0]):
                 s = saliency(
                     CategoricalScore([int(targets[i])]),
@@ -421,7 +421,7 @@ def _smoothgrad(
                 )
                 out[i] = np.asarray(s, dtype=np.float32).reshape(x.shape[1:3])
         finally:
-            np.random.set_state(state)
+            np.random.set_state(state)  # noqa: NPY002
     return out
 
 

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from deepoxymap.explain.heatmap import Heatmap
 
-__all__ = ["RandomizationResult", "DeletionCurve", "randomized_clone", "randomization_check", "deletion_curve", "spearman"]
+__all__ = ["DeletionCurve", "RandomizationResult", "deletion_curve", "randomization_check", "randomized_clone", "spearman"]
 
 
 def spearman(a: NDArray[Any], b: NDArray[Any]) -> float:
@@ -189,7 +189,7 @@ def deletion_curve(
     Returns:
         :class:`DeletionCurve`.
     """
-    from deepoxymap.explain.methods import logits_model, _softmax
+    from deepoxymap.explain.methods import _softmax, logits_model
 
     xx = np.asarray(x, dtype=np.float32)
     h = np.asarray(heatmap.array if isinstance(heatmap, Heatmap) else heatmap, dtype=np.float32)
@@ -206,7 +206,7 @@ def deletion_curve(
         batch = np.repeat(xx[None], steps + 1, axis=0)
         flat = batch.reshape(steps + 1, n_pix, xx.shape[-1])
         for i, f in enumerate(fr):
-            k = int(round(f * n_pix))
+            k = round(f * n_pix)
             flat[i, order[:k]] = base
         p = _softmax(np.asarray(fwd(batch)))
         return p[:, tc].astype(np.float64)

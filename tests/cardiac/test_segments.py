@@ -21,7 +21,7 @@ from deepoxymap.errors import CaseError
 
 def _seg_at(seg: np.ndarray, theta_deg: float, centre=(48.0, 50.0), r=18.0) -> int:
     t = np.radians(theta_deg)
-    return int(seg[int(round(centre[0] - r * np.sin(t))), int(round(centre[1] + r * np.cos(t)))])
+    return int(seg[round(centre[0] - r * np.sin(t)), round(centre[1] + r * np.cos(t))])
 
 
 class TestInsertionPoints:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from explain_tiny import blob_image, build_tiny
 
 from deepoxymap.errors import ExplainError
 from deepoxymap.explain import METHODS, explain, explain_batch, feature_maps
 from deepoxymap.explain.methods import _grad_fn, conv_layer_names, default_layer
-from explain_tiny import blob_image, build_tiny
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
