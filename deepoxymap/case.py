@@ -439,7 +439,7 @@ def resample_slice(
     Args:
         image: ``[rows, cols]`` source image on ``src`` slice ``src_index``.
         order: spline order (0 nearest, for label maps; 1 linear).
-        fill: value outside the source image.
+        fill: value outside the source image (more than half a pixel beyond its outer pixel centres).
 
     Returns:
         float32 ``dst.shape``.
@@ -451,9 +451,14 @@ def resample_slice(
     rr, cc = np.mgrid[0 : dst.shape[0], 0 : dst.shape[1]]
     pts = dst.pixel_to_patient(dst_index, rr, cc)
     rc = src.patient_to_pixel(src_index, pts)
-    out = map_coordinates(
-        np.asarray(image, dtype=np.float32), [rc[..., 0], rc[..., 1]], order=order, mode="constant", cval=fill
-    )
+    # Pixels are areas: a point up to half a pixel beyond the outer pixel centres still lies on
+    # the image (mode="nearest" there); further out it gets ``fill``. mode="constant" alone would
+    # drop border pixels whose mapped coordinate is -1e-15 through rounding.
+    r, c = rc[..., 0], rc[..., 1]
+    out = map_coordinates(np.asarray(image, dtype=np.float32), [r, c], order=order, mode="nearest")
+    h, w = src.shape
+    outside = (r < -0.5) | (r > h - 0.5) | (c < -0.5) | (c > w - 0.5)
+    out[outside] = fill
     return out.astype(np.float32)
 
 
