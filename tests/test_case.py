@@ -177,8 +177,11 @@ class TestCase:
 
         c = Case(
             "c",
-            (series("b", Role.OS_CMR, 20.0, "bh-end"), series("a", Role.OS_CMR, 10.0, "baseline"),
-             series("l", Role.LGE, 5.0)),
+            (
+                series("b", Role.OS_CMR, 20.0, "bh-end"),
+                series("a", Role.OS_CMR, 10.0, "baseline"),
+                series("l", Role.LGE, 5.0),
+            ),
             masks={"a": Stack(np.ones((1, 1, 2, 2)), g, np.zeros(1), role=Role.MASK)},
         )
         assert [s.uid for s in c.by_role(Role.OS_CMR)] == ["a", "b"]

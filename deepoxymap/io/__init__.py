@@ -27,15 +27,15 @@ from deepoxymap.io.loader import (
 from deepoxymap.io.roles import RULES, RoleEvidence, infer_role, parse_timepoint
 
 __all__ = [
+    "RULES",
     "LoadIssue",
     "LoadResult",
-    "load",
-    "build_case",
-    "override_role",
-    "series_table",
-    "format_report",
-    "RULES",
     "RoleEvidence",
+    "build_case",
+    "format_report",
     "infer_role",
+    "load",
+    "override_role",
     "parse_timepoint",
+    "series_table",
 ]

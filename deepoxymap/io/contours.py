@@ -30,12 +30,12 @@ from deepoxymap.case import Case, Role, Series, Stack
 from deepoxymap.errors import CaseError
 
 __all__ = [
-    "read_contour",
-    "polygon_mask",
-    "load_sunnybrook_contours",
-    "annotated_frames",
-    "sunnybrook_case",
     "SUNNYBROOK_CASES",
+    "annotated_frames",
+    "load_sunnybrook_contours",
+    "polygon_mask",
+    "read_contour",
+    "sunnybrook_case",
 ]
 
 SUNNYBROOK_CASES: dict[str, str] = {"SCD0000101": "SC-HF-I-1"}

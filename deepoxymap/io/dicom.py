@@ -48,7 +48,7 @@ from deepoxymap.errors import CaseError, DeepOxyMapError, DicomReadError
 from deepoxymap.io.roles import RoleEvidence, infer_role, parse_timepoint
 from deepoxymap.io.sources import Entry
 
-__all__ = ["DicomHeader", "Frame", "read_header", "frames_of", "assemble", "SLICE_TOL_MM"]
+__all__ = ["SLICE_TOL_MM", "DicomHeader", "Frame", "assemble", "frames_of", "read_header"]
 
 SLICE_TOL_MM = 0.1
 """Images whose positions along the slice normal differ by less than this (mm) are one slice."""
@@ -328,7 +328,9 @@ def read_header(entry: Entry) -> DicomHeader:
     sop = _text(ds, "SOPClassUID") or ""
     sop_name = UID(sop).name if sop else "unknown SOP class"
     if sop == _DICOMDIR_SOP:
-        raise DicomReadError("is a DICOMDIR index, not an image (ignored; the images it lists are read directly)", source=name)
+        raise DicomReadError(
+            "is a DICOMDIR index, not an image (ignored; the images it lists are read directly)", source=name
+        )
     pix = next((t for t in _PIXEL_TAGS if t in ds), None)
     if pix is None:
         if sop and "Image" not in sop_name:
@@ -421,8 +423,10 @@ def frames_of(header: DicomHeader, file_index: int) -> list[Frame]:
     trig = _num(ds, "TriggerTime")
     if trig is None:
         trig = _f(ds.get("NominalCardiacTriggerDelayTime"))
-    acq = parse_tm(_text(ds, "AcquisitionTime")) or _dt_time(_text(ds, "AcquisitionDateTime")) or parse_tm(
-        _text(ds, "ContentTime")
+    acq = (
+        parse_tm(_text(ds, "AcquisitionTime"))
+        or _dt_time(_text(ds, "AcquisitionDateTime"))
+        or parse_tm(_text(ds, "ContentTime"))
     )
     inst = int(_num(ds, "InstanceNumber") or 0)
     sloc = _num(ds, "SliceLocation")
@@ -434,8 +438,24 @@ def frames_of(header: DicomHeader, file_index: int) -> list[Frame]:
     out: list[Frame] = []
     if header.n_frames == 1:
         out.append(
-            Frame(file_index, 0, uid, ipp, iop, None if sp is None else (float(sp[0]), float(sp[1])), thick,
-                  rows, cols, math.nan if trig is None else trig, acq, inst, sloc, None, win, acq_no)
+            Frame(
+                file_index,
+                0,
+                uid,
+                ipp,
+                iop,
+                None if sp is None else (float(sp[0]), float(sp[1])),
+                thick,
+                rows,
+                cols,
+                math.nan if trig is None else trig,
+                acq,
+                inst,
+                sloc,
+                None,
+                win,
+                acq_no,
+            )
         )
         return out
     # multi-frame
@@ -476,9 +496,24 @@ def frames_of(header: DicomHeader, file_index: int) -> list[Frame]:
         elif frame_times is not None:
             f_trig = frame_times[i]
         out.append(
-            Frame(file_index, i, uid, f_ipp, f_iop, None if f_sp is None else (float(f_sp[0]), float(f_sp[1])),
-                  f_thick, rows, cols, math.nan if f_trig is None else f_trig, f_acq, inst * 100000 + i, sloc,
-                  f_resc, f_win, acq_no)
+            Frame(
+                file_index,
+                i,
+                uid,
+                f_ipp,
+                f_iop,
+                None if f_sp is None else (float(f_sp[0]), float(f_sp[1])),
+                f_thick,
+                rows,
+                cols,
+                math.nan if f_trig is None else f_trig,
+                f_acq,
+                inst * 100000 + i,
+                sloc,
+                f_resc,
+                f_win,
+                acq_no,
+            )
         )
     return out
 
@@ -504,7 +539,7 @@ def decode(header: DicomHeader) -> NDArray[Any]:
     try:
         with quiet_pydicom():
             arr = ds.pixel_array
-    except Exception as exc:
+    except Exception as exc:  # decoders raise many kinds on corrupt data
         raise DicomReadError(
             f"pixel data could not be decoded ({type(exc).__name__}: {exc})", source=header.name
         ) from exc
@@ -599,8 +634,14 @@ def _geom_key(fr: Frame) -> tuple[Any, ...]:
 
 
 def _frame_sort_key(fr: Frame) -> tuple[Any, ...]:
-    return (math.isnan(fr.trigger), 0.0 if math.isnan(fr.trigger) else fr.trigger, fr.acq_time or 0.0,
-            fr.instance, fr.file, fr.frame)
+    return (
+        math.isnan(fr.trigger),
+        0.0 if math.isnan(fr.trigger) else fr.trigger,
+        fr.acq_time or 0.0,
+        fr.instance,
+        fr.file,
+        fr.frame,
+    )
 
 
 def _split_acquisitions(frames: list[Frame], cluster_ids: list[int]) -> list[int]:
@@ -612,8 +653,15 @@ def _split_acquisitions(frames: list[Frame], cluster_ids: list[int]) -> list[int
     rank = [0] * len(frames)
     for idxs in groups.values():
         if len(idxs) > 1:
-            idxs.sort(key=lambda i: (frames[i].acq_time or 0.0, frames[i].acq_number, frames[i].instance,
-                                     frames[i].file, frames[i].frame))
+            idxs.sort(
+                key=lambda i: (
+                    frames[i].acq_time or 0.0,
+                    frames[i].acq_number,
+                    frames[i].instance,
+                    frames[i].file,
+                    frames[i].frame,
+                )
+            )
             for r, i in enumerate(idxs):
                 rank[i] = r
     return rank
@@ -822,17 +870,21 @@ def assemble(headers: list[DicomHeader]) -> tuple[list[Series], list[_Problem]]:
         sop_uid = _text(h.ds, "SOPInstanceUID") or ""
         if sop_uid and sop_uid in seen_sop:
             problems.append(
-                _Problem(h.name, DicomReadError(f"duplicate of {seen_sop[sop_uid]} (same SOPInstanceUID); ignored",
-                                                source=h.name), "info")
+                _Problem(
+                    h.name,
+                    DicomReadError(f"duplicate of {seen_sop[sop_uid]} (same SOPInstanceUID); ignored", source=h.name),
+                    "info",
+                )
             )
             continue
         if sop_uid:
             seen_sop[sop_uid] = h.name
         try:
             frames.extend(frames_of(h, i))
-        except Exception as exc:  # malformed attribute values
-            problems.append(_Problem(h.name, DicomReadError(f"image attributes could not be read ({exc})",
-                                                            source=h.name), "error"))
+        except Exception as exc:  # noqa: BLE001 - malformed attribute values of any kind
+            problems.append(
+                _Problem(h.name, DicomReadError(f"image attributes could not be read ({exc})", source=h.name), "error")
+            )
     # group by series, then geometry
     groups: dict[tuple[Any, ...], list[Frame]] = defaultdict(list)
     for fr in frames:

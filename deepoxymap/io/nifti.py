@@ -20,7 +20,6 @@ label/seg/mask/contour/gt in it *and* integer values.
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from collections import defaultdict
@@ -37,7 +36,7 @@ from deepoxymap.errors import DeepOxyMapError, NiftiReadError
 from deepoxymap.io.roles import RoleEvidence, infer_role
 from deepoxymap.io.sources import Entry
 
-__all__ = ["RAS_TO_LPS", "read_volume", "load_entries", "MAX_LABELS"]
+__all__ = ["MAX_LABELS", "RAS_TO_LPS", "load_entries", "read_volume"]
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 """Premultiply a NIfTI (RAS) affine by this to get DICOM patient coordinates (LPS)."""
@@ -156,9 +155,8 @@ def read_volume(entry: Entry, settings: Settings) -> tuple[Volume, list[Problem]
 def _label_heuristics(name: str, arr: NDArray[Any]) -> tuple[bool, str]:
     if arr.dtype.kind == "b":
         return True, "boolean image"
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
-            return False, ""
+    if arr.dtype.kind == "f" and (not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr))):
+        return False, ""
     vals = np.unique(arr)
     if vals.size == 0 or vals.min() < 0:
         return False, ""
@@ -170,9 +168,9 @@ def _label_heuristics(name: str, arr: NDArray[Any]) -> tuple[bool, str]:
     return False, ""
 
 
-def _stack_from(vol_slices: list[tuple[NDArray[np.float64], NDArray[Any]]], frame_ms: float | None) -> tuple[
-    Geometry, NDArray[Any], NDArray[np.float64]
-]:
+def _stack_from(
+    vol_slices: list[tuple[NDArray[np.float64], NDArray[Any]]], frame_ms: float | None
+) -> tuple[Geometry, NDArray[Any], NDArray[np.float64]]:
     """Geometry and ``[slice, frame, row, col]`` data from per-slice ``(affine, [frame, X, Y])`` pairs."""
     aff0 = vol_slices[0][0]
     shape = vol_slices[0][1].shape[1:]
@@ -186,8 +184,16 @@ def _stack_from(vol_slices: list[tuple[NDArray[np.float64], NDArray[Any]]], fram
     return geom.subset(order), data[order], np.array(trig, dtype=np.float64)
 
 
-def _series(uid: str, description: str, files: tuple[str, ...], geom: Geometry, data: NDArray[Any],
-            trig: NDArray[np.float64], is_label: bool, label_reason: str) -> Series:
+def _series(
+    uid: str,
+    description: str,
+    files: tuple[str, ...],
+    geom: Geometry,
+    data: NDArray[Any],
+    trig: NDArray[np.float64],
+    is_label: bool,
+    label_reason: str,
+) -> Series:
     ev = RoleEvidence(
         description=description,
         n_slices=data.shape[0],
@@ -225,7 +231,7 @@ def load_entries(entries: list[Entry], settings: Settings) -> tuple[list[Series]
         except NiftiReadError as exc:
             problems.append((e.name, exc, "error"))
             continue
-        except Exception as exc:  # pragma: no cover - defensive
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
             problems.append((e.name, NiftiReadError(f"could not be read ({exc})", source=e.name), "error"))
             continue
         vols.append(v)
@@ -248,9 +254,9 @@ def load_entries(entries: list[Entry], settings: Settings) -> tuple[list[Series]
         singles.append(v)
     out: list[Series] = []
     for v in singles:
-        X, Y, Z, T = v.data.shape
+        n_z = v.data.shape[2]
         per_slice = []
-        for k in range(Z):
+        for k in range(n_z):
             a = v.affine.copy()
             a[:3, 3] = v.affine[:3, 3] + k * v.affine[:3, 2]
             per_slice.append((a, np.moveaxis(v.data[:, :, k, :], 2, 0)))
@@ -265,8 +271,13 @@ def load_entries(entries: list[Entry], settings: Settings) -> tuple[list[Series]
         gname = f"{parent}/{stem}_s*" + ("_*" if kind == "frames" else "")
         if len(shapes) != 1:
             problems.append(
-                (gname, NiftiReadError(f"files of one stack have different shapes {sorted(shapes)}; not assembled",
-                                       source=gname), "error")
+                (
+                    gname,
+                    NiftiReadError(
+                        f"files of one stack have different shapes {sorted(shapes)}; not assembled", source=gname
+                    ),
+                    "error",
+                )
             )
             continue
         by_slice: dict[int, list[tuple[int, Volume]]] = defaultdict(list)
@@ -275,8 +286,11 @@ def load_entries(entries: list[Entry], settings: Settings) -> tuple[list[Series]
         counts = {len(x) for x in by_slice.values()}
         if len(counts) != 1:
             problems.append(
-                (gname, NiftiReadError(f"slices have different frame counts {sorted(counts)}; not assembled",
-                                       source=gname), "error")
+                (
+                    gname,
+                    NiftiReadError(f"slices have different frame counts {sorted(counts)}; not assembled", source=gname),
+                    "error",
+                )
             )
             continue
         per_slice = []

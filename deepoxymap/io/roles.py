@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from deepoxymap.case import Role
 
-__all__ = ["RoleEvidence", "RoleRule", "RULES", "KEYWORDS", "infer_role", "parse_timepoint"]
+__all__ = ["KEYWORDS", "RULES", "RoleEvidence", "RoleRule", "infer_role", "parse_timepoint"]
 
 
 @dataclass(frozen=True)
@@ -134,9 +134,7 @@ def _keyword_rule(field_name: str, role: Role) -> RoleRule:
         return role if _find_keyword(getattr(ev, field_name), role) else None
 
     label = "SeriesDescription" if field_name == "description" else "ProtocolName"
-    return RoleRule(
-        f"{field_name}-{role.value}", role, f"{label} has a keyword for {role.label}", match
-    )
+    return RoleRule(f"{field_name}-{role.value}", role, f"{label} has a keyword for {role.label}", match)
 
 
 def _units_ms(ev: RoleEvidence) -> Role | None:
@@ -150,7 +148,9 @@ def _units_ms(ev: RoleEvidence) -> Role | None:
 _ROLE_ORDER = (Role.OS_CMR, Role.T1_MAP, Role.T2_MAP, Role.LGE, Role.CINE)
 
 RULES: tuple[RoleRule, ...] = (
-    RoleRule("label-map", Role.MASK, "integer label map / segmentation", lambda ev: Role.MASK if ev.is_label_map else None),
+    RoleRule(
+        "label-map", Role.MASK, "integer label map / segmentation", lambda ev: Role.MASK if ev.is_label_map else None
+    ),
     RoleRule(
         "imagetype-t1-map",
         Role.T1_MAP,

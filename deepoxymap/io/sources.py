@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from deepoxymap.config import Settings
 from deepoxymap.errors import ArchiveError, DeepOxyMapError
 
-__all__ = ["Entry", "Source", "Expanded", "expand", "is_nifti_name", "is_zip_name"]
+__all__ = ["Entry", "Expanded", "Source", "expand", "is_nifti_name", "is_zip_name"]
 
 Source = str | Path | tuple[str, bytes]
 """One source: a path (file, folder, ``.zip``, NIfTI) or an upload ``(name, bytes)``."""
@@ -84,7 +84,7 @@ class Expanded:
 def is_nifti_name(name: str) -> bool:
     """``True`` for ``.nii`` and ``.nii.gz`` names."""
     n = name.lower()
-    return n.endswith(".nii") or n.endswith(".nii.gz")
+    return n.endswith((".nii", ".nii.gz"))
 
 
 def is_zip_name(name: str) -> bool:
@@ -203,7 +203,9 @@ def _expand_zip(zname: str, opener: io.BufferedIOBase | Path, budget: _Budget, o
                     allowed = budget.settings.max_upload_bytes - (budget.bytes - info.file_size)
                     data = fh.read(max(allowed, 0) + 1)
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
-                out.problems.append((mname, ArchiveError(f"zip member could not be read ({exc})", source=mname), "error"))
+                out.problems.append(
+                    (mname, ArchiveError(f"zip member could not be read ({exc})", source=mname), "error")
+                )
                 continue
             if len(data) > info.file_size:
                 budget.exhausted = "bytes"
@@ -211,8 +213,7 @@ def _expand_zip(zname: str, opener: io.BufferedIOBase | Path, budget: _Budget, o
                     (
                         mname,
                         ArchiveError(
-                            "zip member is larger than its header declares (possible zip bomb); "
-                            "reading stopped here",
+                            "zip member is larger than its header declares (possible zip bomb); reading stopped here",
                             source=mname,
                         ),
                         "error",

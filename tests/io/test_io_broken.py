@@ -98,18 +98,33 @@ CASES: dict[str, tuple[str, Callable[[Path], None], str, type[DeepOxyMapError]]]
     "empty": ("empty.dcm", lambda p: p.write_bytes(b""), "file is empty (0 bytes)", DicomReadError),
     "text": ("notes.dcm", lambda p: p.write_text("patient notes\nline 2\n"), "is a text file", DicomReadError),
     "png": ("image.dcm", _png, "is a PNG image, not a DICOM file", DicomReadError),
-    "truncated": ("cut.dcm", _truncated, "file is truncated: Pixel Data (7FE0,0010) declares 2048 bytes",
-                  DicomReadError),
+    "truncated": (
+        "cut.dcm",
+        _truncated,
+        "file is truncated: Pixel Data (7FE0,0010) declares 2048 bytes",
+        DicomReadError,
+    ),
     "no-pixels": ("nopix.dcm", _no_pixels, "has no Pixel Data (7FE0,0010)", DicomReadError),
-    "rows-cols": ("rc.dcm", _rows_cols, "Rows x Columns (64 x 10, 16 bits, 1 frame(s)) need 1280 bytes", DicomReadError),
-    "transfer-syntax": ("mpeg.dcm", _unsupported_ts, "transfer syntax 'MPEG2 Main Profile / Main Level'",
-                        DicomReadError),
+    "rows-cols": (
+        "rc.dcm",
+        _rows_cols,
+        "Rows x Columns (64 x 10, 16 bits, 1 frame(s)) need 1280 bytes",
+        DicomReadError,
+    ),
+    "transfer-syntax": (
+        "mpeg.dcm",
+        _unsupported_ts,
+        "transfer syntax 'MPEG2 Main Profile / Main Level'",
+        DicomReadError,
+    ),
     "sr": ("report.dcm", _sr, "is a Basic Text SR Storage object", DicomReadError),
-    "corrupt-nifti": ("vol.nii.gz", lambda p: p.write_bytes(nifti_bytes(np.zeros((4, 4, 2), np.float32),
-                                                                         np.eye(4))[:-40]),
-                      "gzip data is truncated", NiftiReadError),
-    "garbage-nifti": ("junk.nii", lambda p: p.write_bytes(b"\x01" * 400), "not a readable NIfTI image",
-                      NiftiReadError),
+    "corrupt-nifti": (
+        "vol.nii.gz",
+        lambda p: p.write_bytes(nifti_bytes(np.zeros((4, 4, 2), np.float32), np.eye(4))[:-40]),
+        "gzip data is truncated",
+        NiftiReadError,
+    ),
+    "garbage-nifti": ("junk.nii", lambda p: p.write_bytes(b"\x01" * 400), "not a readable NIfTI image", NiftiReadError),
 }
 
 

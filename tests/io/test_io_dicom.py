@@ -217,10 +217,16 @@ def test_roles_timepoints_and_build_case(tmp_path, rng):
     for i, tp in enumerate(["BASELINE", "HV_END", "BH_START", "BH_END"]):
         cine_files(tmp_path / tp, n_slices=2, n_frames=2, rng=rng, description=f"OS_SAX_{tp}", acq_base=f"1{i}10")
     px = np.full((8, 10), 1200, np.uint16)
-    write(mr_dataset(px, series_uid=generate_uid(), description="T1MAP_MOLLI",
-                     image_type="DERIVED\\PRIMARY\\T1 MAP\\NONE"), tmp_path / "t1" / "a.dcm")
-    write(mr_dataset(px, series_uid=generate_uid(), description="LGE_PSIR_SAX", inversion_time=300.0),
-          tmp_path / "lge" / "a.dcm")
+    write(
+        mr_dataset(
+            px, series_uid=generate_uid(), description="T1MAP_MOLLI", image_type="DERIVED\\PRIMARY\\T1 MAP\\NONE"
+        ),
+        tmp_path / "t1" / "a.dcm",
+    )
+    write(
+        mr_dataset(px, series_uid=generate_uid(), description="LGE_PSIR_SAX", inversion_time=300.0),
+        tmp_path / "lge" / "a.dcm",
+    )
     res = load(tmp_path)
     roles = sorted(s.role.value for s in res.series)
     assert roles == ["lge", "os-cmr", "os-cmr", "os-cmr", "os-cmr", "t1-map"]

@@ -78,8 +78,14 @@ def test_table_is_ordered_and_ends_with_fallback():
 
 @pytest.mark.parametrize(
     ("text", "tp"),
-    [("OS_SAX_BASELINE", "baseline"), ("OS_SAX_HV_END", "hv-end"), ("os sax bh-start", "bh-start"),
-     ("OS_SAX_BH_END", "bh-end"), ("OS_SAX", None), ("BHEND2", None)],
+    [
+        ("OS_SAX_BASELINE", "baseline"),
+        ("OS_SAX_HV_END", "hv-end"),
+        ("os sax bh-start", "bh-start"),
+        ("OS_SAX_BH_END", "bh-end"),
+        ("OS_SAX", None),
+        ("BHEND2", None),
+    ],
 )
 def test_parse_timepoint(text, tp):
     """Time point tokens from the SeriesDescription."""

@@ -116,8 +116,9 @@ def test_sunnybrook_contours_as_masks(real_data_dir):
 
     cdir = real_data_dir / "sunnybrook" / "contours" / "SC-HF-I-1" / "i-contours"
     pts = read_contour(cdir / "IM-0001-0059-icontour-manual.txt")
-    k, j = next((k, j) for k, row in enumerate(cine.meta["source_grid"]) for j, n in enumerate(row)
-                if n.endswith("/59.dcm"))
+    k, j = next(
+        (k, j) for k, row in enumerate(cine.meta["source_grid"]) for j, n in enumerate(row) if n.endswith("/59.dcm")
+    )
     img = cine.stack.data[k, j]
     good = img[polygon_mask(pts, img.shape)].mean()
     swapped = img[polygon_mask(pts[:, ::-1], img.shape)].mean()
