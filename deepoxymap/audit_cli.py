@@ -1,0 +1,73 @@
+"""``deepoxymap audit``: agreement of feature maps with lesion masks over a cohort manifest.
+
+Default cohort: the test split recorded in the model card (thresholds chosen
+on the card's validation split, then frozen). Writes ``per_case.csv``,
+``summary.csv``, ``summary.md``, ``sanity.csv``, ``thresholds.json``,
+``bullseye/*.png`` and ``bullseye_data.json`` into ``--out`` and prints the
+markdown summary. See :mod:`deepoxymap.audit` for the metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the sub-command's options."""
+    parser.add_argument("--manifest", type=Path, default=None, help="cohort manifest (default: the model card's)")
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    parser.add_argument("--out", type=Path, default=Path("audit_out"), help="output folder")
+    parser.add_argument("--methods", type=_csv, default=("gradcam", "gradcam++"), help="comma list (default gradcam,gradcam++)")
+    parser.add_argument("--layers", type=_csv, default=("",), help="comma list of conv layers (default: the last conv)")
+    parser.add_argument("--subjects", type=_csv, default=None, help="test subjects (default: the card's test split)")
+    parser.add_argument("--validation", type=_csv, default=None, help="subjects that choose the thresholds (default: the card's val split)")
+    parser.add_argument("--thresholds", type=Path, default=None, help="frozen thresholds.json from an earlier run")
+    parser.add_argument("--target", choices=("label", "predicted"), default="label", help="class explained (default: the true class)")
+    parser.add_argument("--tolerance-mm", type=float, default=5.0, help="pointing-game tolerance, mm")
+    parser.add_argument("--sanity-cases", type=int, default=8, help="cases for randomisation/deletion checks (0: skip)")
+    parser.add_argument("--max-n", type=int, default=16, help="Score-CAM: most activation maps")
+    parser.add_argument("--no-bullseyes", action="store_true", help="skip the PNG bullseyes")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the audit and print the summary table."""
+    from deepoxymap.audit import AuditConfig, run_audit
+
+    cfg = AuditConfig(
+        methods=tuple(args.methods),
+        layers=tuple(lyr or None for lyr in args.layers) or (None,),
+        target=args.target,
+        tolerance_mm=args.tolerance_mm,
+        sanity_cases=args.sanity_cases,
+        max_n=args.max_n,
+        bullseyes=not args.no_bullseyes,
+    )
+    thresholds = json.loads(Path(args.thresholds).read_text()) if args.thresholds else None
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int, message: str) -> None:
+        if not args.quiet:
+            print(f"[{done}/{total}] {message} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    res = run_audit(
+        args.manifest,
+        args.out,
+        model_path=args.model,
+        subjects=args.subjects,
+        validation=args.validation,
+        thresholds=thresholds,
+        config=cfg,
+        progress=progress,
+    )
+    print(res.markdown)
+    print(f"wrote {len(res.files)} files to {args.out}", file=sys.stderr)
+    return 0
