@@ -30,7 +30,7 @@ import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -115,7 +115,6 @@ class Frame:
     rescale: tuple[float, float] | None = None
     window: tuple[float, float] | None = None
     acq_number: int = 0
-    position: float = field(default=0.0)
 
 
 _local = threading.local()

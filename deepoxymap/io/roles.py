@@ -8,8 +8,9 @@ the first that matches decides**, and its name and explanation are stored in
 =====  =====================  =========  ==================================================================
 order  rule                   role       matches when
 =====  =====================  =========  ==================================================================
-1      label-map              mask       a NIfTI label map (integer values, few labels) or a file/folder name
-                                         with label/seg/mask/contour; or a DICOM Segmentation object
+1      label-map              mask       a NIfTI label map: integer values with few labels, or integer values
+                                         and a file/folder name with label/seg/mask/contour (DICOM SEG objects
+                                         are reported as unsupported by the loader)
 2      imagetype-t1-map       T1 map     ImageType (0008,0008) contains ``T1 MAP`` (or ``T1MAP``/``T1_MAP``)
 3      imagetype-t2-map       T2 map     ImageType contains ``T2 MAP`` (or ``T2MAP``/``T2_MAP``)
 4-8    description-<role>     (varies)   a SeriesDescription (0008,103E) keyword, tried per role in the order
@@ -53,8 +54,7 @@ class RoleEvidence:
         n_frames: frames per slice in the stack.
         units: ``"ms"`` when the pixel values are known to be milliseconds.
         median_value: median of the positive pixel values (for ``units-ms``).
-        is_label_map: the pixel data is a label map (NIfTI heuristics) or a
-            DICOM Segmentation.
+        is_label_map: the pixel data is a label map (NIfTI heuristics).
         label_reason: why it is considered a label map.
     """
 

@@ -256,3 +256,69 @@ def test_cli_info_prints_table_and_report(tmp_path, rng, capsys):
     assert "empty.dcm: file is empty (0 bytes)" in out
     assert "Doe" not in out
     assert main(["info", str(tmp_path / "empty.dcm")]) == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["JPEG-LL.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "JPEGLSNearLossless_16.dcm", "JPEG2000.dcm"]
+)
+def test_more_compressed_syntaxes_decode(name):
+    """JPEG lossless (process 14), JPEG-LS near-lossless and JPEG 2000 decode to pydicom's values."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    if path is None:
+        pytest.skip(f"{name} not available")
+    res = load(path)
+    assert not res.errors, res.issues
+    ref = pydicom.dcmread(path).pixel_array
+    np.testing.assert_array_equal(res.series[0].stack.data[0, 0], ref)
+
+
+def test_jpeg_baseline_greyscale(tmp_path):
+    """A JPEG baseline (8-bit, lossy) greyscale image decodes close to the original."""
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    img = np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (48, 1))
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=95)
+    ds = mr_dataset(np.zeros((48, 64), np.uint16), series_uid=generate_uid())
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = encapsulate([buf.getvalue()])
+    ds["PixelData"].VR = "OB"
+    write(ds, tmp_path / "jpeg.dcm")
+    res = load(tmp_path)
+    assert not res.errors, res.issues
+    got = res.series[0].stack.data[0, 0]
+    assert np.abs(got - img).mean() < 2.0
+
+
+def test_unsupported_12bit_jpeg_extended_reported():
+    """12-bit JPEG Extended has no installed (non-GPL) decoder: a clear issue, no crash."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("JPEG-lossy.dcm")
+    if path is None:
+        pytest.skip("JPEG-lossy.dcm not available")
+    res = load(path)
+    assert res.series == []
+    (issue,) = res.issues
+    assert "JPEG-lossy.dcm: pixel data could not be decoded" in issue.message and "JPEG Extended" in issue.message
+
+
+def test_one_series_uid_with_three_orientations_splits(tmp_path):
+    """A tri-plane localizer (one SeriesInstanceUID, three orientations) gives three stacks, none lost."""
+    uid = generate_uid()
+    planes = [((1, 0, 0), (0, 1, 0)), ((1, 0, 0), (0, 0, -1)), ((0, 1, 0), (0, 0, -1))]
+    for p, (r, c) in enumerate(planes):
+        for k in range(2):
+            ipp = np.array([0.0, 0.0, 0.0]) + k * 5.0 * np.cross(r, c)
+            ds = mr_dataset(np.full((8, 10), 10 * p + k, np.uint16), series_uid=uid, ipp=ipp, iop=(*r, *c))
+            write(ds, tmp_path / f"loc_{p}_{k}.dcm")
+    res = load(tmp_path)
+    assert not res.issues
+    assert sorted(s.uid for s in res.series) == [f"{uid}#1", f"{uid}#2", f"{uid}#3"]
+    assert all(s.stack.data.shape == (2, 1, 8, 10) for s in res.series)
+    assert sorted(float(s.stack.data.min()) for s in res.series) == [0.0, 10.0, 20.0]
