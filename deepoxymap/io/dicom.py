@@ -97,6 +97,7 @@ class Frame:
         rescale: per-frame ``(slope, intercept)`` from functional groups, or ``None``.
         window: ``(centre, width)`` or ``None``.
         acq_number: AcquisitionNumber or 0.
+        cardiac_images: CardiacNumberOfImages or 0.
     """
 
     file: int
@@ -115,6 +116,7 @@ class Frame:
     rescale: tuple[float, float] | None = None
     window: tuple[float, float] | None = None
     acq_number: int = 0
+    cardiac_images: int = 0
 
 
 _local = threading.local()
@@ -328,7 +330,7 @@ def read_header(entry: Entry) -> DicomHeader:
     sop_name = UID(sop).name if sop else "unknown SOP class"
     if sop == _DICOMDIR_SOP:
         raise DicomReadError(
-            "is a DICOMDIR index, not an image (ignored; the images it lists are read directly)", source=name
+            "is a DICOMDIR index, not an image (ignored: image files are found by walking the folder)", source=name
         )
     pix = next((t for t in _PIXEL_TAGS if t in ds), None)
     if pix is None:
@@ -434,6 +436,7 @@ def frames_of(header: DicomHeader, file_index: int) -> list[Frame]:
     if wc is not None and ww is not None and ww > 0:
         win = (wc, ww)
     acq_no = int(_num(ds, "AcquisitionNumber") or 0)
+    n_card = int(_num(ds, "CardiacNumberOfImages") or 0)
     out: list[Frame] = []
     if header.n_frames == 1:
         out.append(
@@ -454,6 +457,7 @@ def frames_of(header: DicomHeader, file_index: int) -> list[Frame]:
                 None,
                 win,
                 acq_no,
+                n_card,
             )
         )
         return out
@@ -512,6 +516,7 @@ def frames_of(header: DicomHeader, file_index: int) -> list[Frame]:
                 f_resc,
                 f_win,
                 acq_no,
+                n_card,
             )
         )
     return out
@@ -644,15 +649,35 @@ def _frame_sort_key(fr: Frame) -> tuple[Any, ...]:
 
 
 def _split_acquisitions(frames: list[Frame], cluster_ids: list[int]) -> list[int]:
-    """Acquisition rank of every frame: repeated (position, trigger time) pairs are later acquisitions."""
-    groups: dict[tuple[int, float], list[int]] = defaultdict(list)
-    for i, fr in enumerate(frames):
-        if not math.isnan(fr.trigger):
-            groups[(cluster_ids[i], round(fr.trigger, 2))].append(i)
+    """Acquisition rank of every frame.
+
+    Within one slice position, images repeating a TriggerTime are later
+    acquisitions when their AcquisitionTime (or AcquisitionNumber) tells them
+    apart: the k-th earliest image of each (position, trigger time) pair goes
+    to acquisition k. A slice whose TriggerTime is missing or constant while
+    CardiacNumberOfImages > 1 is one cine (no split); repeats that no
+    acquisition attribute separates stay frames of one stack.
+    """
+    by_cluster: dict[int, list[int]] = defaultdict(list)
+    for i, c in enumerate(cluster_ids):
+        by_cluster[c].append(i)
     rank = [0] * len(frames)
-    for idxs in groups.values():
-        if len(idxs) > 1:
-            idxs.sort(
+    for idxs in by_cluster.values():
+        finite = {round(frames[i].trigger, 2) for i in idxs if not math.isnan(frames[i].trigger)}
+        if len(idxs) > 1 and len(finite) <= 1 and max(frames[i].cardiac_images for i in idxs) > 1:
+            continue
+        groups: dict[float, list[int]] = defaultdict(list)
+        for i in idxs:
+            if not math.isnan(frames[i].trigger):
+                groups[round(frames[i].trigger, 2)].append(i)
+        for g in groups.values():
+            if len(g) < 2:
+                continue
+            distinct_time = len({frames[i].acq_time for i in g}) == len(g)
+            distinct_number = len({frames[i].acq_number for i in g}) == len(g)
+            if not (distinct_time or distinct_number):
+                continue
+            g.sort(
                 key=lambda i: (
                     frames[i].acq_time or 0.0,
                     frames[i].acq_number,
@@ -661,7 +686,7 @@ def _split_acquisitions(frames: list[Frame], cluster_ids: list[int]) -> list[int
                     frames[i].frame,
                 )
             )
-            for r, i in enumerate(idxs):
+            for r, i in enumerate(g):
                 rank[i] = r
     return rank
 
@@ -749,6 +774,21 @@ def _build_stack_series(
         by_slice[c].append(fr)
     by_slice = [sorted(s, key=_frame_sort_key) for s in by_slice if s]
     n_frames = max(len(s) for s in by_slice)
+    if n_frames > 1 and any(
+        len(s) > 1 and len({round(fr.trigger, 2) for fr in s if not math.isnan(fr.trigger)}) < len(s) for s in by_slice
+    ):
+        first_name = headers[by_slice[0][0].file].name
+        problems.append(
+            _Problem(
+                first_name,
+                CaseError(
+                    "TriggerTime (0018,1060) missing or repeated within a slice: those frames are ordered by "
+                    "AcquisitionTime, then InstanceNumber",
+                    source=first_name,
+                ),
+                "warning",
+            )
+        )
     if any(len(s) != n_frames for s in by_slice):
         counts = sorted({len(s) for s in by_slice})
         problems.append(

@@ -322,3 +322,21 @@ def test_one_series_uid_with_three_orientations_splits(tmp_path):
     assert sorted(s.uid for s in res.series) == [f"{uid}#1", f"{uid}#2", f"{uid}#3"]
     assert all(s.stack.data.shape == (2, 1, 8, 10) for s in res.series)
     assert sorted(float(s.stack.data.min()) for s in res.series) == [0.0, 10.0, 20.0]
+
+
+def test_constant_trigger_time_cine_not_split(tmp_path, rng):
+    """A cine whose TriggerTime is 0 everywhere stays one stack (frames by AcquisitionTime/Instance), with a warning."""
+    files = cine_files(None, n_slices=2, n_frames=4, rng=rng)
+    for ds in files.values():
+        j = int(np.asarray(ds.pixel_array).flat[0]) % 100 - 1  # frame index encoded in the pixels
+        ds.TriggerTime = 0.0
+        ds.InstanceNumber = 1 + j
+    for n, ds in files.items():
+        write(ds, tmp_path / n)
+    res = load(tmp_path)
+    (s,) = res.series
+    assert s.stack.data.shape == (2, 4, 8, 10)
+    np.testing.assert_array_equal(s.stack.data[:, :, 0, 0] % 100, np.tile(np.arange(1, 5), (2, 1)))
+    assert any(
+        i.severity == "warning" and "TriggerTime (0018,1060) missing or repeated" in i.message for i in res.issues
+    )
