@@ -144,3 +144,41 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
     assert len(list((tmp_path / "audit" / "bullseye").glob("*.png"))) == 12
     assert "Healthy cases" in res.markdown and "Sanity checks" in res.markdown
     assert len(res.sanity) == 4 and all(np.isfinite(s["deletion_auc"]) for s in res.sanity)
+
+
+def test_cli_end_to_end(demo_cohort, tmp_path, capsys):
+    """`deepoxymap explain` and `deepoxymap audit` on a saved tiny model whose card records the split."""
+    keras = pytest.importorskip("keras")
+    from deepoxymap import CLASSES
+    from deepoxymap.cli import main
+    from deepoxymap.model.card import sha256_file, write_card
+    from deepoxymap.model.preprocess import PreprocessSpec
+
+    spec = PreprocessSpec(input_size=32, crop_mm=96.0)
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(4, name="logits")(x)
+    model = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(x))
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    split = {"name": "holdout", "train": [], "val": ["SUBJECT002"], "test": ["SUBJECT001", "SUBJECT003", "SUBJECT004"]}
+    write_card(path.with_suffix(".json"), {
+        "classes": list(CLASSES), "preprocessing": spec.to_dict(), "file": {"sha256": sha256_file(path)},
+        "training": {"split": split, "manifest": str(demo_cohort / "manifest.csv")},
+    })  # fmt: skip
+    out = tmp_path / "ex"
+    assert main(["explain", str(demo_cohort / "SUBJECT002"), "--model", str(path), "--slice", "1", "--out", str(out), "--feature-maps", "2"]) == 0
+    assert "pointing(5 mm)" in capsys.readouterr().out
+    npy = np.load(next(out.glob("*_s01_gradcam.npy")))
+    assert npy.ndim == 2 and npy.dtype == np.float32 and 0 <= npy.min() and npy.max() <= 1
+    assert list(out.glob("*_s01_gradcam.png")) and list(out.glob("*featuremaps_c1.npy"))
+    rc = main(["audit", "--model", str(path), "--out", str(tmp_path / "au"), "--methods", "gradcam",
+               "--sanity-cases", "0", "--no-bullseyes", "--quiet"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert rc == 0 and "thresholds chosen on 1 validation subjects" in text and "3 test subjects" in text
+    thr = tmp_path / "au" / "thresholds.json"
+    assert main(["audit", "--model", str(path), "--out", str(tmp_path / "au2"), "--thresholds", str(thr),
+                 "--sanity-cases", "0", "--no-bullseyes", "--quiet", "--methods", "gradcam"]) == 0  # fmt: skip
+    assert "thresholds given (frozen)" in capsys.readouterr().out
