@@ -622,19 +622,43 @@ def _cluster(values: Sequence[float], tol: float) -> list[int]:
     return ids
 
 
-def _geom_key(fr: Frame) -> tuple[Any, ...]:
-    has = fr.ipp is not None and _iop_ok(fr.iop) and fr.spacing is not None
-    if not has:
-        return (False, fr.rows, fr.cols)
-    assert fr.iop is not None and fr.spacing is not None
-    return (
-        True,
-        tuple(np.round(fr.iop, 3).tolist()),
-        fr.rows,
-        fr.cols,
-        round(fr.spacing[0], 3),
-        round(fr.spacing[1], 3),
-    )
+_IOP_TOL = 0.01  # direction-cosine difference (~0.6 deg) still counted as the same orientation
+
+
+def _has_geometry(fr: Frame) -> bool:
+    return fr.ipp is not None and _iop_ok(fr.iop) and fr.spacing is not None
+
+
+def _geometry_groups(frames: list[Frame]) -> dict[tuple[str, bool, int], list[Frame]]:
+    """Frames grouped by (SeriesInstanceUID, has geometry, in-plane geometry id).
+
+    Frames share an in-plane geometry when their orientations agree within
+    :data:`_IOP_TOL`, and rows, columns and pixel spacing (within 0.1%) are equal;
+    a tolerance, not rounding, so that scanner jitter in the last digits of
+    ImageOrientationPatient never splits a stack.
+    """
+    reps: dict[tuple[str, bool], list[Frame]] = defaultdict(list)
+    out: dict[tuple[str, bool, int], list[Frame]] = defaultdict(list)
+    for fr in frames:
+        has = _has_geometry(fr)
+        cands = reps[(fr.series_uid, has)]
+        gid = -1
+        for i, rep in enumerate(cands):
+            if rep.rows != fr.rows or rep.cols != fr.cols:
+                continue
+            if has:
+                assert rep.iop is not None and fr.iop is not None and rep.spacing and fr.spacing
+                if float(np.max(np.abs(rep.iop - fr.iop))) > _IOP_TOL:
+                    continue
+                if not np.allclose(rep.spacing, fr.spacing, rtol=1e-3):
+                    continue
+            gid = i
+            break
+        if gid < 0:
+            cands.append(fr)
+            gid = len(cands) - 1
+        out[(fr.series_uid, has, gid)].append(fr)
+    return out
 
 
 def _frame_sort_key(fr: Frame) -> tuple[Any, ...]:
@@ -925,10 +949,8 @@ def assemble(headers: list[DicomHeader]) -> tuple[list[Series], list[_Problem]]:
                 _Problem(h.name, DicomReadError(f"image attributes could not be read ({exc})", source=h.name), "error")
             )
     # group by series, then geometry
-    groups: dict[tuple[Any, ...], list[Frame]] = defaultdict(list)
-    for fr in frames:
-        groups[(fr.series_uid, *_geom_key(fr))].append(fr)
-    per_series: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    groups = _geometry_groups(frames)
+    per_series: dict[str, list[tuple[str, bool, int]]] = defaultdict(list)
     for key in groups:
         per_series[key[0]].append(key)
     out: list[Series] = []
@@ -971,4 +993,15 @@ def assemble(headers: list[DicomHeader]) -> tuple[list[Series], list[_Problem]]:
                     out.append(_build_stack_series(uid, sub, headers, pixels, has_geometry, problems))
                 except DeepOxyMapError as exc:
                     problems.append(_Problem(headers[sub[0].file].name, exc, "error"))
+                except Exception as exc:  # noqa: BLE001 - one odd series must not stop the others
+                    name = headers[sub[0].file].name
+                    problems.append(
+                        _Problem(
+                            name,
+                            CaseError(
+                                f"series {uid} could not be assembled ({type(exc).__name__}: {exc})", source=name
+                            ),
+                            "error",
+                        )
+                    )
     return out, problems

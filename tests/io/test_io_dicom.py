@@ -340,3 +340,15 @@ def test_constant_trigger_time_cine_not_split(tmp_path, rng):
     assert any(
         i.severity == "warning" and "TriggerTime (0018,1060) missing or repeated" in i.message for i in res.issues
     )
+
+
+def test_orientation_jitter_does_not_split(tmp_path, rng):
+    """ImageOrientationPatient differing in the 4th decimal (scanner jitter) stays one stack."""
+    files = cine_files(None, n_slices=3, n_frames=2, rng=rng)
+    for i, (n, ds) in enumerate(sorted(files.items())):
+        iop = np.array(ds.ImageOrientationPatient, float)
+        iop[0] = 0.8005 + (-1) ** i * 1e-4  # 0.8006 / 0.8004: straddles a 3-decimal rounding boundary
+        ds.ImageOrientationPatient = [f"{x:.6f}" for x in iop]
+        write(ds, tmp_path / n)
+    res = load(tmp_path)
+    assert len(res.series) == 1 and res.series[0].stack.data.shape == (3, 2, 8, 10)
