@@ -18,7 +18,7 @@ def test_delta_peak_maps_to_model_to_source(i, j):
     h[i, j] = 1.0
     src = Heatmap(h, "gradcam", "x", 0, "healthy").to_source(t)
     assert src.grid == "source" and src.array.shape == (120, 100)
-    assert src.peak == tuple(int(round(v)) for v in t.model_to_source((i, j)))
+    assert src.peak == tuple(round(float(v)) for v in t.model_to_source((i, j)))
 
 
 def test_oracle_peak_back_on_lesion_pixel(oracle_model):
