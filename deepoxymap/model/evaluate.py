@@ -199,25 +199,25 @@ def cross_validate(
 
 
 def trivial_baseline(manifest: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The phantom engineer's trivial baseline (``deepoxymap.phantom.difficulty``), if available.
+    """The phantom's trivial baselines (``deepoxymap.phantom.difficulty.difficulty_report``), if available.
 
-    Returns whatever that module reports (expected: per-class AUCs of simple
-    image statistics), or ``None`` when the module or a known entry point is absent.
+    That report holds subject-level 5-fold CV AUCs of a logistic regression on
+    the ground-truth myocardium's intensity histogram (``"histogram"``) and on
+    acquisition parameters that should carry no class information
+    (``"leak_check"``). Returns ``None`` when the module is absent or fails.
     """
     try:
         mod = importlib.import_module("deepoxymap.phantom.difficulty")
     except ModuleNotFoundError:
         return None
-    for fn in ("difficulty", "trivial_baseline", "baseline_aucs", "compute_difficulty", "evaluate"):
-        f = getattr(mod, fn, None)
-        if callable(f):
-            try:
-                res = f(Path(manifest))
-            except Exception as exc:  # noqa: BLE001 - reported, never fatal for the evaluation
-                print(f"trivial baseline {fn}() failed: {exc}", file=sys.stderr)
-                return None
-            return res if isinstance(res, dict) else {"result": res}
-    return None
+    fn = getattr(mod, "difficulty_report", None)
+    if not callable(fn):
+        return None
+    try:
+        return dict(fn(Path(manifest).parent))
+    except Exception as exc:  # noqa: BLE001 - reported, never fatal for the evaluation
+        print(f"trivial baseline failed: {exc}", file=sys.stderr)
+        return None
 
 
 def _fmt(m: dict[str, Any] | None, pct: bool = True) -> str:
@@ -246,9 +246,20 @@ def comparison_markdown(results: Sequence[dict[str, Any]], baseline: dict[str, A
             + " | ".join(_fmt(m["auc"][c], False) for c in CLASSES)
             + f" | {_fmt(m['ece'], False)} |"
         )
-    if baseline:
+    for key, label in (
+        ("histogram", "trivial baseline: GT-myocardium intensity histogram + logistic regression"),
+        ("leak_check", "leak check: acquisition parameters + logistic regression (should be ~0.5)"),
+    ):
+        b = (baseline or {}).get(key)
+        if not isinstance(b, dict):
+            continue
+        subj = b.get("subject", {})
+        aucs = " | ".join(f"{subj[c]:.2f}" if c in subj else "–" for c in CLASSES)
+        acc = b.get("accuracy_subject")
+        acc_s = f"{100 * acc:.1f}" if isinstance(acc, int | float) else "–"
         lines.append(
-            f"| trivial baseline (phantom difficulty) | see note | | | | {_baseline_cell(baseline)} | | | | | |"
+            f"| {label} | 5-fold CV (n={(baseline or {}).get('n_subjects', '?')}) | {acc_s} | – | – "
+            f"| {b.get('macro_subject', float('nan')):.2f} | {aucs} | – |"
         )
     lines += [
         "",
@@ -263,14 +274,6 @@ def comparison_markdown(results: Sequence[dict[str, Any]], baseline: dict[str, A
         cells = [f"{100 * v:.1f}" if v is not None else "–" for v in (acc, prec, rec)]
         lines.append(f"| {name} | {' | '.join(cells)} | {auc or '–'} |")
     return "\n".join(lines) + "\n"
-
-
-def _baseline_cell(b: dict[str, Any]) -> str:
-    for key in ("macro_auc", "auc", "best_auc"):
-        v = b.get(key)
-        if isinstance(v, int | float):
-            return f"{v:.2f}"
-    return "see JSON"
 
 
 def plot_roc(results: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:

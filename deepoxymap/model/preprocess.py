@@ -17,7 +17,8 @@ Steps, per slice of the chosen OS-CMR stack:
 2. **Frame** (``spec.frame_rule``):
    ``"min-cavity"`` (default): end-systole = the frame with the smallest LV
    blood-pool area (:func:`~deepoxymap.cardiac.localize.lv_cavity_area_mm2`
-   around the slice's LV centre); ``"trigger-fraction"``: the frame whose
+   around each slice's LV centre; each slice's curve normalised by its
+   maximum, averaged over slices: one frame for the whole case); ``"trigger-fraction"``: the frame whose
    TriggerTime is nearest ``spec.es_fraction`` x RR (RR estimated as the last
    trigger time plus one frame interval); falls back to ``"min-cavity"`` when
    trigger times are missing. Single-frame stacks use frame 0.
@@ -63,6 +64,7 @@ __all__ = [
     "preprocess_case",
     "scale_unit",
     "select_frame",
+    "select_frames",
     "select_stack",
 ]
 
@@ -91,7 +93,7 @@ class PreprocessSpec:
     """
 
     input_size: int = 96
-    crop_mm: float = 96.0
+    crop_mm: float = 120.0
     timepoint: str = "bh-end"
     frame_rule: str = "min-cavity"
     channels: str = "grey"
@@ -266,25 +268,53 @@ def select_stack(case: Case, timepoint: str) -> tuple[Stack, str | None, list[st
     )
 
 
-def select_frame(stack: Stack, slice_index: int, spec: PreprocessSpec, center: tuple[float, float]) -> int:
-    """The end-systolic frame of one slice per ``spec.frame_rule`` (see module doc)."""
+def cavity_curve(stack: Stack, slice_index: int, center: tuple[float, float]) -> NDArray[np.float64]:
+    """LV blood-pool area (mm^2) of every frame of one slice, ``[n_frames]`` (NaN where not found)."""
+    ps = stack.geometry.pixel_spacing
+    a = np.array([lv_cavity_area_mm2(stack.data[slice_index, f], ps, center) for f in range(stack.n_frames)])
+    a[a <= 0] = np.nan
+    return a
+
+
+def select_frames(stack: Stack, spec: PreprocessSpec, centers: list[tuple[float, float]]) -> list[int]:
+    """The end-systolic frame of every slice per ``spec.frame_rule``.
+
+    ``"min-cavity"``: every slice's cavity-area curve is divided by its own
+    maximum and the curves are averaged over slices; the frame of the smallest
+    mean is end-systole for all slices (one heart, one cardiac cycle: a
+    consensus is far more robust than each small apical cavity alone).
+    ``"trigger-fraction"``: per slice, the frame nearest ``es_fraction`` x RR.
+    """
     n = stack.n_frames
     if n == 1:
-        return 0
+        return [0] * stack.n_slices
     if spec.frame_rule == "trigger-fraction":
-        tt = stack.trigger_times[slice_index]
-        if np.all(np.isfinite(tt)) and n > 1:
-            step = float(np.median(np.diff(tt)))
-            if step > 0:
-                rr = float(tt.max()) + step
-                return int(np.argmin(np.abs(tt - spec.es_fraction * rr)))
-    ps = stack.geometry.pixel_spacing
-    areas = [lv_cavity_area_mm2(stack.data[slice_index, f], ps, center) for f in range(n)]
-    areas_arr = np.asarray(areas)
-    if not np.any(areas_arr > 0):
+        out: list[int] = []
+        for k in range(stack.n_slices):
+            tt = stack.trigger_times[k]
+            step = float(np.median(np.diff(tt))) if np.all(np.isfinite(tt)) else float("nan")
+            if np.isfinite(step) and step > 0:
+                out.append(int(np.argmin(np.abs(tt - spec.es_fraction * (float(tt.max()) + step)))))
+            else:
+                out.append(select_frame(stack, k, spec, centers[k]))
+        return out
+    curves = [cavity_curve(stack, k, centers[k]) for k in range(stack.n_slices)]
+    norm = [c / np.nanmax(c) for c in curves if np.any(np.isfinite(c))]
+    if not norm:
+        return [0] * stack.n_slices
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(np.stack(norm), axis=0)
+    if not np.any(np.isfinite(mean)):
+        return [0] * stack.n_slices
+    return [int(np.nanargmin(mean))] * stack.n_slices
+
+
+def select_frame(stack: Stack, slice_index: int, spec: PreprocessSpec, center: tuple[float, float]) -> int:
+    """The end-systolic frame of ONE slice alone (smallest cavity of that slice; see :func:`select_frames`)."""
+    if stack.n_frames == 1:
         return 0
-    areas_arr[areas_arr <= 0] = np.inf
-    return int(np.argmin(areas_arr))
+    a = cavity_curve(stack, slice_index, center)
+    return int(np.nanargmin(a)) if np.any(np.isfinite(a)) else 0
 
 
 def crop_slice(
@@ -369,9 +399,10 @@ def preprocess_case(case: Case, spec: PreprocessSpec) -> Preprocessed:
     xs: list[NDArray[np.float32]] = []
     transforms: list[CropTransform] = []
     frames: list[int] = []
+    centers = [find_lv_center_cine(stack.data[k], ps) for k in range(stack.n_slices)]
+    chosen = select_frames(stack, spec, centers)
     for k in range(stack.n_slices):
-        center = find_lv_center_cine(stack.data[k], ps)
-        f = select_frame(stack, k, spec, center)
+        center, f = centers[k], chosen[k]
         crop, t = crop_slice(stack.data[k, f], ps, center, spec, slice_index=k, frame=f)
         if spec.channels == "grey":
             lo, hi = _percentile_range(crop, spec)
