@@ -54,8 +54,9 @@ TISSUE: dict[str, int] = {
     "papillary": 16,
     "territory": 17,
     "scar_edema": 18,
+    "vessel": 19,
 }
-N_TISSUE = 19
+N_TISSUE = 20
 LABEL_OF_TISSUE = np.zeros(N_TISSUE, dtype=np.uint8)
 LABEL_OF_TISSUE[[1, 16]] = 1
 LABEL_OF_TISSUE[[2, 17]] = 2
@@ -418,7 +419,18 @@ def sample_subject(
         "liver": [_u(rng, (-75.0, -50.0)), _u(rng, (-100.0, -80.0)), _u(rng, (70.0, 95.0)), _u(rng, (40.0, 55.0))],
         "spine": [_u(rng, (-35.0, -20.0)), _u(rng, (-120.0, -105.0)), _u(rng, (14.0, 18.0))],
         "aorta": [_u(rng, (0.0, 15.0)), _u(rng, (-95.0, -80.0)), _u(rng, (10.0, 13.0))],
+        # smooth boundary wobble per organ: (a_k, b_k) for k = 2..5
+        "wobble": {
+            name: [[float(v) for v in rng.normal(0.0, amp / k, 2)] for k in range(2, 6)]
+            for name, amp in (("body", 0.03), ("mediastinum", 0.10), ("post_mediastinum", 0.10), ("liver", 0.10))
+        },
+        # pulmonary vessels: (X, Y, radius) mm, bright dots inside lung
+        "lung_vessels": [
+            [_u(rng, (-170.0, 150.0)), _u(rng, (-140.0, 110.0)), _u(rng, (1.2, 3.2))] for _ in range(int(rng.integers(40, 70)))
+        ],
     }
+    # blood-pool flow inhomogeneity: amplitude, wave numbers (rad/mm), phases
+    prm["flow"] = [_u(rng, (0.03, 0.08)), _u(rng, (0.05, 0.12)), _u(rng, (0.05, 0.12)), _u(rng, (0.0, 6.283)), _u(rng, (0.0, 6.283))]
     prm["tissue"] = tis
     prm["lesion"] = lesion
     return Subject(subject_id, cls, subtype, site, prm, slices, body)
@@ -529,8 +541,18 @@ def wall_tables(
 # ---------------------------------------------------------------------------
 
 
-def _ellipse(x: NDArray[Any], y: NDArray[Any], cx: float, cy: float, ax: float, ay: float) -> NDArray[np.bool_]:
-    return ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 <= 1.0
+def _ellipse(
+    x: NDArray[Any], y: NDArray[Any], cx: float, cy: float, ax: float, ay: float, wobble: list[list[float]] | None = None
+) -> NDArray[np.bool_]:
+    """Inside an ellipse whose radius is modulated by ``1 + sum a_k cos k phi + b_k sin k phi``."""
+    e = ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2
+    if not wobble:
+        return e <= 1.0
+    phi = np.arctan2((y - cy) / ay, (x - cx) / ax)
+    m = np.ones_like(phi)
+    for k, (a, b) in enumerate(wobble, start=2):
+        m += a * np.cos(k * phi) + b * np.sin(k * phi)
+    return e <= m * m
 
 
 def render_body(X: NDArray[np.float32], Y: NDArray[np.float32], subj: Subject, level_index: int) -> NDArray[np.uint8]:
@@ -543,8 +565,7 @@ def render_body(X: NDArray[np.float32], Y: NDArray[np.float32], subj: Subject, l
     T = np.zeros(X.shape, dtype=np.uint8)
     cx, cy = b["center_mm"]
     ax, ay = b["semi_mm"]
-    e = ((X - cx) / ax) ** 2 + ((Y - cy) / ay) ** 2
-    inside = e <= 1.0
+    inside = _ellipse(X, Y, cx, cy, ax, ay, b.get("wobble", {}).get("body"))
     T[inside] = TISSUE["sub_fat"]
     f1 = ((X - cx) / (ax - b["sub_fat_mm"])) ** 2 + ((Y - cy) / (ay - b["sub_fat_mm"])) ** 2 <= 1.0
     T[f1] = TISSUE["muscle"]
@@ -552,12 +573,17 @@ def render_body(X: NDArray[np.float32], Y: NDArray[np.float32], subj: Subject, l
     f2 = ((X - cx) / inner_ax) ** 2 + ((Y - cy) / inner_ay) ** 2 <= 1.0
     T[f2] = TISSUE["lung"]
     ms = b["mediastinum"]
-    T[f2 & _ellipse(X, Y, *ms)] = TISSUE["soft"]
+    wb = b.get("wobble", {})
+    T[f2 & _ellipse(X, Y, *ms, wb.get("mediastinum"))] = TISSUE["soft"]
     pm = b["post_mediastinum"]
-    T[f2 & _ellipse(X, Y, *pm)] = TISSUE["soft"]
+    T[f2 & _ellipse(X, Y, *pm, wb.get("post_mediastinum"))] = TISSUE["soft"]
+    lung = T == TISSUE["lung"]
+    for vx, vy, vr in b.get("lung_vessels", []):
+        sel = lung & ((X - vx) ** 2 + (Y - vy) ** 2 < vr * vr)
+        T[sel] = TISSUE["vessel"]
     lv = b["liver"]
     grow = (0.75, 0.95, 1.15)[level_index]
-    T[f2 & _ellipse(X, Y, lv[0], lv[1], lv[2] * grow, lv[3] * grow)] = TISSUE["liver"]
+    T[f2 & _ellipse(X, Y, lv[0], lv[1], lv[2] * grow, lv[3] * grow, wb.get("liver"))] = TISSUE["liver"]
     sp = b["spine"]
     T[_ellipse(X, Y, sp[0], sp[1], sp[2], sp[2])] = TISSUE["bone"]
     ao = b["aorta"]

@@ -169,6 +169,8 @@ def render_series(
     myo_het: list[NDArray[np.float32]] | None,
     shift: tuple[float, float],
     os_: int,
+    *,
+    flow: bool = False,
 ) -> RenderOut:
     """Render all slices x phases of one series with per-tissue values.
 
@@ -177,6 +179,8 @@ def render_series(
         myo_het: per slice ``(N_THETA,)`` multiplicative modulation of myocardial codes
             (BOLD heterogeneity), or ``None``.
         shift: in-plane heart shift (right, down) mm for breathing / misregistration.
+        flow: modulate blood-pool values by a smooth travelling pattern (bSSFP inflow
+            inhomogeneity; cine only).
     """
     R, C = grid.shape
     n_s, n_f = len(subj.slices), len(phases)
@@ -189,6 +193,9 @@ def render_series(
     is_ede = np.zeros(N_TISSUE, bool)
     is_ede[list(EDEMA_CODES)] = True
     c_idx = os_ // 2
+    is_blood = np.zeros(N_TISSUE, bool)
+    is_blood[[TISSUE["lv_blood"], TISSUE["rv_blood"]]] = True
+    flow_amp, kx, ky, p1, p2 = subj.params.get("flow", [0.0, 0.0, 0.0, 0.0, 0.0]) if flow else [0.0] * 5
     # heart bounding box (output pixels)
     ext = 0.0
     for sh in subj.slices:
@@ -211,6 +218,9 @@ def render_series(
             c = float(contraction(ph, subj.params["es_phase"], subj.params["relax_phase"]))
             T, ti = render_heart(Xb, Yb, Tb0.copy(), sh, c, subj)
             v = values[T]
+            if flow_amp > 0:
+                fl = 1.0 + flow_amp * np.sin(kx * Xb + 2 * np.pi * ph + p1) * np.cos(ky * Yb - 2 * np.pi * ph + p2)
+                v = np.where(is_blood[T], v * fl.astype(np.float32), v)
             if myo_het is not None:
                 v = np.where(is_myo[T], v * myo_het[k][ti], v)
             img = body_sig.copy()
@@ -264,6 +274,7 @@ def relax_table(subj: Subject, sp: SiteParams) -> dict[int, tuple[float, float, 
         TISSUE["papillary"]: myo,
         TISSUE["territory"]: myo,
         TISSUE["scar_edema"]: scar_ede,
+        TISSUE["vessel"]: blood,
     }
 
 
@@ -294,6 +305,7 @@ def lge_values(subj: Subject, rng: np.random.Generator) -> NDArray[np.float32]:
     v[TISSUE["soft"]] = rng.uniform(0.15, 0.25)
     v[TISSUE["liver"]] = rng.uniform(0.30, 0.45)
     v[TISSUE["lung"]] = 0.03
+    v[TISSUE["vessel"]] = tis["lge_blood"] * 0.8
     v[TISSUE["bone"]] = 0.08
     return v
 
@@ -389,7 +401,9 @@ def coil_map(grid: Grid, coils: list[tuple[float, float, float]], length: float,
 
 def texture(grid: Grid, rng: np.random.Generator, sd: float) -> NDArray[np.float32]:
     """Smooth multiplicative tissue texture ``1 + N(0, sd)`` (rows, cols)."""
-    n = gaussian_filter(rng.standard_normal(grid.shape), 1.5)
+    n1 = gaussian_filter(rng.standard_normal(grid.shape), 1.0)
+    n2 = gaussian_filter(rng.standard_normal(grid.shape), 4.0)
+    n = n1 / max(float(n1.std()), 1e-9) + 0.7 * n2 / max(float(n2.std()), 1e-9)
     n *= sd / max(float(n.std()), 1e-9)
     return (1.0 + n).astype(np.float32)
 
@@ -538,10 +552,10 @@ def generate_subject(
 
     # coils, texture, banding (fixed in the exam's frame)
     coils = [
-        (float(r_scan.uniform(-40, 40)), float(r_scan.uniform(110, 190)), float(r_scan.uniform(0.7, 1.0))),
-        (float(r_scan.uniform(-40, 40)), float(r_scan.uniform(-200, -130)), float(r_scan.uniform(0.5, 0.9))),
+        (float(r_scan.uniform(-50, 30)), float(r_scan.uniform(90, 130)), float(r_scan.uniform(0.7, 1.0))),
+        (float(r_scan.uniform(-50, 30)), float(r_scan.uniform(-170, -130)), float(r_scan.uniform(0.5, 0.9))),
     ]
-    coil_len = float(r_scan.uniform(150, 250))
+    coil_len = float(r_scan.uniform(90, 170))
     banding = bool(r_scan.uniform() < sp.banding_prob)
 
     osr = sample_os(subj, r_os, p, sp)
@@ -616,7 +630,7 @@ def generate_subject(
         ang = r_scan.uniform(0, 2 * np.pi)
         mag = r_scan.uniform(0, bshift) if tp != "baseline" else 0.0
         shift = (float(mag * np.cos(ang)), float(mag * np.sin(ang)))
-        ro = render_series(subj, og, phases, vals, het, shift, os_)
+        ro = render_series(subj, og, phases, vals, het, shift, os_, flow=True)
         img = ro.signal * (cm * tex * bmul)[None, None]
         img = rician(img, sigma, r_noise) * scan["gain"] * 1000.0
         px = to_u16(img)

@@ -322,7 +322,7 @@ def _default_classes() -> dict[str, ClassParams]:
         "edema": ClassParams(
             subtypes={"focal": 0.40, "AAR": 0.30, "global": 0.30},
             r_ed_mm=(22.0, 28.0),
-            wall_ed_mm=(5.5, 8.5),
+            wall_ed_mm=(5.0, 8.0),
             ef=(0.48, 0.68),
             os_remote=OsEffect((-5.0, 8.0), (8.0, 6.0)),
             os_lesion=OsEffect((-3.0, 6.0), (1.0, 4.0)),
@@ -417,7 +417,7 @@ class PhantomParams:
     blood_bh_pct: Range = (-5.0, -2.0)
     blood_hv_pct: Range = (0.0, 2.0)
     bh_start_jitter_pct: MeanSd = (0.0, 1.0)
-    texture_sd: float = 0.03
+    texture_sd: float = 0.05
     timepoints: tuple[tuple[str, str, float], ...] = (
         ("baseline", "OS_SAX_BASELINE", 60.0),
         ("hv-end", "OS_SAX_HV_END", 180.0),

@@ -1,0 +1,183 @@
+"""``deepoxymap realism``: phantom image statistics beside a real cine with manual contours.
+
+The same measurement code runs on both sides:
+
+* real: the Sunnybrook cine (GE 1.5 T FIESTA) with its manual endocardial /
+  epicardial contours (:func:`deepoxymap.io.contours.sunnybrook_case`);
+* phantom: the OS-CMR baseline cine of generated subjects with their ground-truth
+  cine labels (:func:`deepoxymap.phantom.load_subject`).
+
+Statistics (per annotated slice, then median and inter-quartile range):
+
+* ``blood/myo ratio``: median LV blood / median myocardium intensity, ED frames;
+* ``ED cavity diameter`` / ``ES cavity diameter``: equivalent-circle diameter of the
+  LV blood pool, mm (ES = annotated frame with the smaller cavity);
+* ``ED wall thickness``: ``sqrt((A_blood + A_myo)/pi) - sqrt(A_blood/pi)``, mm;
+* ``myocardial SNR``: mean myocardium / sigma, sigma from the background (Rayleigh:
+  ``sigma = mean_bg / sqrt(pi/2)``) in the four darkest 8x8 tiles without zero-filled pixels;
+* ``myo CV``: SD/mean of myocardium (noise plus texture);
+* ``background mean/SD``: 1.91 for a Rayleigh (magnitude) background, larger when the
+  background is filtered or clipped; ``background zero fraction``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deepoxymap.case import Case, Role, Stack
+
+STATS = (
+    "blood/myo ratio",
+    "ED cavity diameter (mm)",
+    "ES cavity diameter (mm)",
+    "ED wall thickness (mm)",
+    "myocardial SNR",
+    "myo CV",
+    "background mean/SD",
+    "background zero fraction",
+)
+
+
+def _background(img: NDArray[Any], patch: int = 8, n: int = 4) -> NDArray[np.float64]:
+    """Pixels of the ``n`` darkest ``patch x patch`` tiles that hold no exact zero.
+
+    Tiles with zeros are zero-filled padding (as in Sunnybrook's corners), not
+    measured noise; the darkest remaining tiles are air.
+    """
+    R, C = (img.shape[0] // patch) * patch, (img.shape[1] // patch) * patch
+    t = img[:R, :C].reshape(R // patch, patch, C // patch, patch).swapaxes(1, 2).reshape(-1, patch * patch)
+    ok = ~(t == 0).any(axis=1)
+    if not ok.any():
+        return t.ravel().astype(np.float64)
+    t = t[ok]
+    idx = np.argsort(t.mean(axis=1))[:n]
+    return t[idx].ravel().astype(np.float64)
+
+
+def stack_stats(image: Stack, mask: Stack, *, myo_labels: tuple[int, ...] = (2,)) -> dict[str, list[float]]:
+    """Per-slice statistics of one cine with a label stack (1 blood, ``myo_labels`` myocardium).
+
+    Returns:
+        stat name -> list of per-slice values (slices with blood and myocardium labels
+        in at least one frame).
+    """
+    out: dict[str, list[float]] = {s: [] for s in STATS}
+    px = float(np.sqrt(image.geometry.pixel_spacing[0] * image.geometry.pixel_spacing[1]))
+    lab = np.asarray(mask.data)
+    for k in range(image.n_slices):
+        blood_area = [(lab[k, f] == 1).sum() for f in range(lab.shape[1])]
+        myo_frames = [f for f in range(lab.shape[1]) if np.isin(lab[k, f], myo_labels).sum() > 20 and blood_area[f] > 20]
+        if not myo_frames:
+            continue
+        ann = [f for f in range(lab.shape[1]) if blood_area[f] > 20]
+        ed = max(myo_frames, key=lambda f: blood_area[f])
+        es = min(ann, key=lambda f: blood_area[f])
+        img = np.asarray(image.data[k, ed], dtype=np.float64)
+        blood = img[lab[k, ed] == 1]
+        myo = img[np.isin(lab[k, ed], myo_labels)]
+        a_b = float(blood_area[ed]) * px * px
+        a_m = float(np.isin(lab[k, ed], myo_labels).sum()) * px * px
+        out["blood/myo ratio"].append(float(np.median(blood) / max(np.median(myo), 1e-6)))
+        out["ED cavity diameter (mm)"].append(2.0 * math.sqrt(a_b / math.pi))
+        if es != ed:
+            out["ES cavity diameter (mm)"].append(2.0 * math.sqrt(float(blood_area[es]) * px * px / math.pi))
+        out["ED wall thickness (mm)"].append(math.sqrt((a_b + a_m) / math.pi) - math.sqrt(a_b / math.pi))
+        bg = _background(img)
+        sigma = max(float(bg.mean()) / math.sqrt(math.pi / 2.0), 1e-6)
+        out["myocardial SNR"].append(float(myo.mean()) / sigma)
+        out["myo CV"].append(float(myo.std() / max(myo.mean(), 1e-6)))
+        out["background mean/SD"].append(float(bg.mean() / max(bg.std(), 1e-6)))
+        out["background zero fraction"].append(float(np.mean(bg == 0)))
+    return out
+
+
+def _merge(a: dict[str, list[float]], b: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {k: a.get(k, []) + b.get(k, []) for k in STATS}
+
+
+def real_stats(real_root: Path | str) -> dict[str, list[float]]:
+    """Statistics of the Sunnybrook cine with its manual contours."""
+    from deepoxymap.io.contours import sunnybrook_case
+
+    case: Case = sunnybrook_case(real_root)
+    s = case.series[0]
+    return stack_stats(s.stack, case.masks[s.uid])
+
+
+def phantom_stats(cohort_dir: Path | str, n_subjects: int = 12, *, classes: tuple[str, ...] | None = None) -> dict[str, list[float]]:
+    """Statistics of the baseline OS-CMR cine of up to ``n_subjects`` generated subjects."""
+    from deepoxymap.phantom.load import load_subject, read_manifest
+
+    rows = read_manifest(cohort_dir)
+    if classes:
+        rows = [r for r in rows if r["class"] in classes]
+    acc: dict[str, list[float]] = {k: [] for k in STATS}
+    for r in rows[:n_subjects]:
+        case = load_subject(r["path"])
+        for s in case.series:
+            if s.role == Role.OS_CMR and s.stack.timepoint == "baseline":
+                m = case.masks[s.uid]
+                acc = _merge(acc, stack_stats(s.stack, m, myo_labels=(2, 4, 5, 6)))
+    return acc
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    """Median, quartiles and count."""
+    if not values:
+        return {"n": 0, "median": float("nan"), "q1": float("nan"), "q3": float("nan")}
+    a = np.asarray(values)
+    return {"n": int(a.size), "median": float(np.median(a)), "q1": float(np.percentile(a, 25)), "q3": float(np.percentile(a, 75))}
+
+
+def realism_report(real_root: Path | str, cohort_dir: Path | str, n_subjects: int = 12) -> dict[str, Any]:
+    """Both sides summarised per statistic: ``{stat: {"real": summary, "phantom": summary}}``."""
+    real = real_stats(real_root)
+    ph = phantom_stats(cohort_dir, n_subjects)
+    healthy = phantom_stats(cohort_dir, n_subjects, classes=("healthy",))
+    return {
+        s: {"real": summarise(real[s]), "phantom": summarise(ph[s]), "phantom_healthy": summarise(healthy[s])}
+        for s in STATS
+    }
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    """Plain-text table: median [IQR] (n slices)."""
+
+    def cell(d: dict[str, float]) -> str:
+        if not d["n"]:
+            return "-"
+        return f"{d['median']:.2f} [{d['q1']:.2f}-{d['q3']:.2f}] n={d['n']}"
+
+    w = 34
+    lines = [f"{'statistic':<28}{'Sunnybrook (real, 1.5 T)':<{w}}{'phantom (all classes)':<{w}}{'phantom (healthy)':<{w}}"]
+    for s, v in rep.items():
+        lines.append(f"{s:<28}{cell(v['real']):<{w}}{cell(v['phantom']):<{w}}{cell(v['phantom_healthy']):<{w}}")
+    lines.append("values: median [inter-quartile range] over slices; real = one heart-failure/infarct patient")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``deepoxymap realism``."""
+    from deepoxymap.config import settings
+
+    st = settings()
+    parser.add_argument("--real", type=Path, default=st.real_data_dir, help="real data folder (holding sunnybrook/)")
+    parser.add_argument("--cohort", type=Path, default=st.cohort_dir, help="generated cohort (manifest.csv)")
+    parser.add_argument("--n", type=int, default=12, help="phantom subjects to measure")
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the realism table."""
+    rep = realism_report(args.real, args.cohort, args.n)
+    print(format_report(rep))
+    if args.json:
+        args.json.write_text(json.dumps(rep, indent=1))
+    return 0
