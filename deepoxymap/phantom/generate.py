@@ -826,7 +826,8 @@ def cohort_plan(spec: CohortSpec, seed: int, params: PhantomParams | None = None
     rows: list[dict[str, Any]] = []
     for c, per_site in table.items():
         n_c = sum(per_site.values())
-        subs = _largest_remainder(n_c, p.classes[c].subtypes)
+        mix = {spec.fixed_subtypes[c]: 1.0} if c in spec.fixed_subtypes else p.classes[c].subtypes
+        subs = _largest_remainder(n_c, mix)
         sub_list = [s for s, n in subs.items() for _ in range(n)]
         rng = np.random.default_rng([int(seed), 7919, list(table).index(c)])
         rng.shuffle(sub_list)

@@ -187,7 +187,7 @@ SITE_B = SiteParams(
     t2_blood_ms=(180.0, 300.0),
     os_scale=(0.5, 0.7),
     banding_prob=0.05,
-    gain=(8.0, 18.0),
+    gain=(5.5, 12.0),
     tissues=TISSUES_15T,
 )
 
@@ -435,11 +435,14 @@ class CohortSpec:
         class_counts: class -> number of subjects (all sites together).
         site_counts: site -> number of subjects; classes are spread over sites
             proportionally (largest remainder), so class mix is equal across sites.
+        fixed_subtypes: class -> sub-type forced for every subject of that class
+            (the demo shows the clearest pattern of each class); empty = DOMAIN mix.
     """
 
     name: str
     class_counts: dict[str, int]
     site_counts: dict[str, int]
+    fixed_subtypes: dict[str, str] = field(default_factory=dict)
 
 
 STUDY = CohortSpec(
@@ -451,5 +454,6 @@ DEMO = CohortSpec(
     name="demo",
     class_counts={"healthy": 1, "ischemic": 1, "non-ischemic": 1, "edema": 1},
     site_counts={"A": 4},
+    fixed_subtypes={"ischemic": "LAD-transmural", "non-ischemic": "HCM", "edema": "AAR"},
 )
 COHORTS: dict[str, CohortSpec] = {"study": STUDY, "demo": DEMO}

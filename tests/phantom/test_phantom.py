@@ -300,3 +300,59 @@ def test_os_response_healthy_vs_ischemic(cohort: Path) -> None:
     h = json.loads((cohort / "H" / "truth" / "truth.json").read_text())["os_response"]
     assert set(h) >= {"remote", "lesion", "blood_bh_pct", "het_sd_pct"}
     assert -5.0 <= h["remote"]["bh_pct"] <= 30.0
+
+
+# ---------------------------------------------------------------------------
+# CLI, demo, realism and difficulty helpers
+# ---------------------------------------------------------------------------
+
+
+def test_generate_cli_demo_plan(tmp_path: Path) -> None:
+    from deepoxymap.cli import main
+    from deepoxymap.phantom import DEMO
+
+    plan = cohort_plan(DEMO, 0)
+    assert sorted(r["class"] for r in plan) == sorted(CLASSES)
+    assert {r["subtype"] for r in plan} == {"normal", "LAD-transmural", "HCM", "AAR"}
+    rc = main(["generate", "--out", str(tmp_path), "--cohort", "demo", "--seed", "0", "--limit", "1", "--quiet", "--jobs", "1"])
+    assert rc == 0
+    assert (tmp_path / "manifest.csv").read_text().count("\n") == 2
+
+
+def test_realism_stats_on_phantom(cohort: Path) -> None:
+    from deepoxymap.phantom.realism import stack_stats
+
+    case = load_subject(cohort / "H")
+    s = case.os_timepoints()["baseline"]
+    st = stack_stats(s, case.masks[s.series_uid], myo_labels=(2, 4, 5, 6))
+    assert 2.0 < np.median(st["blood/myo ratio"]) < 5.0
+    assert 4.0 < np.median(st["ED wall thickness (mm)"]) < 11.0
+    assert np.median(st["ES cavity diameter (mm)"]) < np.median(st["ED cavity diameter (mm)"])
+    assert 8.0 < np.median(st["myocardial SNR"]) < 60.0
+    assert 1.6 < np.median(st["background mean/SD"]) < 2.3  # Rayleigh background: 1.91
+
+
+def test_realism_real_sunnybrook(real_data_dir: Path) -> None:
+    from deepoxymap.phantom.realism import real_stats
+
+    st = real_stats(real_data_dir)
+    assert len(st["blood/myo ratio"]) >= 3
+    assert 1.5 < np.median(st["blood/myo ratio"]) < 6.0
+
+
+def test_difficulty_helpers() -> None:
+    from deepoxymap.phantom.difficulty import cv_auc, slice_features
+
+    lab = np.zeros((20, 20), np.uint8)
+    lab[5:15, 5:15] = 2
+    lab[8:12, 8:12] = 1
+    img = np.where(lab == 1, 300.0, np.where(lab == 2, 100.0, 0.0))
+    h, blood = slice_features(img, lab)
+    assert blood == 300.0 and h.sum() == pytest.approx(1.0) and h.argmax() == 10  # 1/3 ratio bin
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 30)
+    groups = np.repeat(np.arange(40), 3)
+    X_sep = np.eye(4)[y] * 3 + rng.normal(0, 0.3, (120, 4))
+    X_rand = rng.normal(size=(120, 4))
+    assert cv_auc(X_sep, y, groups)["macro_subject"] > 0.95
+    assert abs(cv_auc(X_rand, y, groups)["macro_subject"] - 0.5) < 0.2
