@@ -38,14 +38,17 @@ with st.container(border=True):
     if model is not None:
         with widgets.guard("list the feature-map methods"):
             meths = analysis.methods()
-            method = widgets.sticky_select("Method", "dox_fm_method", list(meths), "gradcam", format_func=meths.get)
+            with c[0]:
+                method = widgets.sticky_select("Method", "dox_fm_method", list(meths), "gradcam", format_func=meths.get)
             names, default_layer = analysis.layers(model)
-            layer = widgets.sticky_select("Layer", "dox_fm_layer", names[::-1], default_layer,
-                                          disabled=not analysis.method_uses_layer(method),
-                                          help="Convolutional layer whose activations are used (last = most semantic).")
+            with c[1]:
+                layer = widgets.sticky_select("Layer", "dox_fm_layer", names[::-1], default_layer,
+                                              disabled=not analysis.method_uses_layer(method),
+                                              help="Convolutional layer whose activations are used (last = most semantic).")
             classes = analysis.class_names(model)
-            choice = widgets.sticky_select("Target class", "dox_fm_target", ["predicted"] + classes, "predicted",
-                                           help="Which class the map explains.")
+            with c[2]:
+                choice = widgets.sticky_select("Target class", "dox_fm_target", ["predicted"] + classes, "predicted",
+                                               help="Which class the map explains.")
             target = None if choice == "predicted" else classes.index(choice)
     else:
         c[0].caption("Method, layer and class need the classifier.")
@@ -59,14 +62,20 @@ with st.container(border=True):
     t1, t2, t3 = st.columns([2, 1, 1])
     with t1:
         k = widgets.sticky_slider("Slice (base → apex) — drives every panel", "dox_fm_slice", 0, ref_stack.n_slices - 1,
-                                  ref_stack.n_slices // 2)
+                                  ref_stack.n_slices // 2, one_based=True)
     with t2:
         contour_on = widgets.sticky_toggle("CAM contour on LGE/T1/T2", "dox_fm_contour", True)
     with t3:
         show_ref = widgets.sticky_toggle("Reference lesion outline", "dox_fm_ref", True,
                                          disabled=not analysis.case_has_lesion_masks(lc.case),
                                          help="Dashed yellow: the ground-truth lesion (synthetic cases and drawn masks).")
-look = featureview.Look(opacity, cmap, thr, contour_on, show_ref)
+        zoomed = widgets.sticky_toggle("Zoom to the heart", "dox_fm_zoom", True,
+                                       help="Show the region the model sees (its LV-centred crop).")
+box = None
+if zoomed:
+    with widgets.guard("find the heart region"):
+        box = analysis.view_box(lc, ref_stack, k)
+look = featureview.Look(opacity, cmap, thr, contour_on, show_ref, box=box)
 
 row = rows.index(k) if k in rows else k
 frame = frames[row] if row < len(frames) else 0
@@ -85,24 +94,18 @@ if model is not None and method is not None:
 view_panels: list[export.ViewPanel] = []
 distances: dict[str, float | str] = {}
 cols = st.columns(4)
-with cols[0]:
-    with widgets.guard("draw the OS-CMR panel"):
-        ref_mask = segments.reference_lesion(lc, ref_stack, k, frame) if show_ref else None
-        fig, vp = featureview.oscmr_figure(ref_stack, k, frame, cam, look, title=f"OS-CMR + CAM · slice {k + 1}", reference=ref_mask)
-        st.plotly_chart(fig, key="fm_panel_os", config={"displaylogo": False})
-        view_panels.append(vp)
-for col, role in zip(cols[1:], analysis.PANEL_ROLES, strict=True):
-    with col, widgets.guard(f"draw the {role.label} panel"):
-        p = analysis.panel(lc, ref_stack, k, role)
-        ref_other = segments.panel_reference(p) if show_ref else None
-        fig, vp = featureview.other_figure(p, ref_stack, cam, look, reference=ref_other)
-        if fig is None:
-            st.markdown(f"**{role.label}**")
-            st.info(p.message or f"No {role.label}.")
-        else:
-            st.plotly_chart(fig, key=f"fm_panel_{role.value}", config={"displaylogo": False})
-        distances[role.label] = round(p.distance_mm, 2) if p.distance_mm is not None else (p.message or "")
-        view_panels.append(vp)
+with widgets.guard("draw the panels"):
+    cam_key = (modelinfo.model_key(), method, layer, target) if cam is not None else None
+    for col, pv in zip(cols, featureview.build_view(lc, ref_stack, k, frame, cam, look, cam_key), strict=True):
+        with col:
+            if pv.figure is None:
+                st.markdown(f"**{pv.role.label if pv.role else 'OS-CMR'}**")
+                st.info(pv.message or "Not available.")
+            else:
+                st.plotly_chart(pv.figure, key=pv.key, config={"displaylogo": False})
+        if pv.role is not None:
+            distances[pv.role.label] = round(pv.distance_mm, 2) if pv.distance_mm is not None else (pv.message or "")
+        view_panels.append(pv.export)
 st.caption(
     "Each panel is the nearest slice of that series by patient position, resampled onto the OS-CMR pixel grid; "
     "Δ is the distance between the two planes. Cyan: CAM threshold contour. Dashed yellow: reference lesion."
@@ -110,12 +113,14 @@ st.caption(
 
 # --- raw feature-map channels ---
 if model is not None:
-    with st.expander("Raw feature-map channels"), widgets.guard("compute the raw feature maps"):
-        names, default_layer = analysis.layers(model)
-        fl = st.selectbox("Layer", names[::-1], index=names[::-1].index(layer or default_layer), key="fm_raw_layer")
-        top_k = st.slider("Channels (most active first)", 4, 16, 8, step=4, key="fm_raw_k")
-        fmaps = analysis.raw_feature_maps(lc, row, fl, top_k)
-        st.plotly_chart(figures.channel_grid(fmaps), key="fm_raw_grid", config={"displaylogo": False})
+    show_raw = widgets.sticky_toggle("Show raw feature-map channels", "dox_fm_raw", False)
+    if show_raw:
+        with widgets.guard("compute the raw feature maps"):
+            names, default_layer = analysis.layers(model)
+            fl = st.selectbox("Layer", names[::-1], index=names[::-1].index(layer or default_layer), key="fm_raw_layer")
+            top_k = st.slider("Channels (most active first)", 4, 16, 8, step=4, key="fm_raw_k")
+            fmaps = analysis.raw_feature_maps(lc, row, fl, top_k)
+            st.plotly_chart(figures.channel_grid(fmaps), key="fm_raw_grid", config={"displaylogo": False})
 
 # --- bullseyes and agreement ---
 st.subheader("Per AHA segment")

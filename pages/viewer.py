@@ -27,12 +27,12 @@ with controls:
     else:
         tp = next(iter(stacks))
     stack = stacks[tp]
-    k = widgets.sticky_slider("Slice (base → apex)", "dox_view_slice", 0, stack.n_slices - 1, stack.n_slices // 2)
+    k = widgets.sticky_slider("Slice (base → apex)", "dox_view_slice", 0, stack.n_slices - 1, stack.n_slices // 2, one_based=True)
     f = widgets.sticky_slider("Cine frame", "dox_view_frame", 0, stack.n_frames - 1, 0) if stack.n_frames > 1 else 0
     centre, width = views.default_window(stack)
     wl_key = f"view_wl_{stack.series_uid}"
-    c = st.number_input("Window level (centre)", value=float(round(centre)), step=float(max(1.0, round(width / 50))), key=f"{wl_key}_c")
-    w = st.number_input("Window width", value=float(round(width)), min_value=1.0, step=float(max(1.0, round(width / 50))), key=f"{wl_key}_w")
+    c = st.number_input("Window level (centre)", value=float(round(centre)), format="%.0f", step=float(max(1.0, round(width / 50))), key=f"{wl_key}_c")
+    w = st.number_input("Window width", value=float(round(width)), min_value=1.0, format="%.0f", step=float(max(1.0, round(width / 50))), key=f"{wl_key}_w")
     cine = stack.n_frames > 1 and st.toggle("Cine playback", key="view_cine", help="Plays the cine of this slice in the browser.")
     st.caption(views.slice_caption(stack, k, f))
 
@@ -65,6 +65,7 @@ else:
     ref = a.selectbox("Reference", timepoints, index=views.default_ref(timepoints), key="view_os_ref")
     tgt_opts = [t for t in timepoints if t != ref]
     tgt = b.selectbox("Compared with", tgt_opts, index=views.default_target(tgt_opts), key="view_os_tgt")
-    os_slice = c_.slider("Slice", 0, case.os_timepoints()[ref].n_slices - 1, min(k, case.os_timepoints()[ref].n_slices - 1), key="view_os_slice")
+    os_slice = min(k, case.os_timepoints()[ref].n_slices - 1)
+    c_.caption(f"Slice {os_slice + 1} (the slice chosen above).")
     with widgets.guard("compute the OS response"):
         views.os_response_ui(loaded, ref, tgt, os_slice)

@@ -303,6 +303,26 @@ def reference_lesion(case: Case, series_uid: str, k: int, frame: int = 0) -> NDA
     return lesion.astype(np.float32) if lesion.any() else None
 
 
+def view_box(lc: state.LoadedCase, stack: Stack, k: int, margin: float = 1.15) -> tuple[float, float, float, float] | None:
+    """The region the model sees on slice ``k`` (its LV-centred crop), in mm axes ``(x0, x1, y0, y1)``.
+
+    ``None`` without a model (the whole image is shown then).
+    """
+    try:
+        loaded = modelinfo.loaded_model()
+        pre = preprocessed(lc, loaded)
+    except Missing:
+        return None
+    if k not in pre.slice_indices:
+        return None
+    t = pre.transforms[pre.slice_indices.index(k)]
+    rs, cs = stack.geometry.pixel_spacing
+    half_r = t.model_shape[0] * t.scale[0] * rs / 2 * margin
+    half_c = t.model_shape[1] * t.scale[1] * cs / 2 * margin
+    yc, xc = t.center[0] * rs, t.center[1] * cs
+    return (xc - half_c, xc + half_c, yc - half_r, yc + half_r)
+
+
 def case_has_lesion_masks(case: Case) -> bool:
     """Whether the case carries reference label maps (ground truth or drawn)."""
     return bool(case.masks)

@@ -42,6 +42,7 @@ class ViewPanel:
     level: float = 0.5
     reference: NDArray[Any] | None = None
     note: str = ""
+    crop: tuple[int, int, int, int] | None = None
 
 
 def view_png(panels: Sequence[ViewPanel], *, suptitle: str, footer: str = "") -> bytes:
@@ -63,11 +64,15 @@ def view_png(panels: Sequence[ViewPanel], *, suptitle: str, footer: str = "") ->
             continue
         ax.imshow(p.image, cmap="gray", vmin=p.window[0], vmax=p.window[1], aspect=p.aspect, interpolation="nearest")
         if p.overlay is not None:
-            ax.imshow(p.overlay, cmap=p.cmap.lower(), vmin=0, vmax=1, alpha=p.opacity, aspect=p.aspect, interpolation="bilinear")
+            faded = np.ma.masked_less(np.asarray(p.overlay, dtype=np.float32), 0.05)
+            ax.imshow(faded, cmap=p.cmap.lower(), vmin=0, vmax=1, alpha=p.opacity, aspect=p.aspect, interpolation="bilinear")
         if p.contour is not None and np.nanmax(p.contour) >= p.level:
             ax.contour(p.contour, levels=[p.level], colors=["#00e5ff"], linewidths=1.2)
         if p.reference is not None and np.nanmax(p.reference) > 0.5:
             ax.contour(p.reference, levels=[0.5], colors=["#ffd400"], linewidths=1.0, linestyles="dashed")
+        if p.crop is not None:
+            ax.set_xlim(p.crop[2] - 0.5, p.crop[3] - 0.5)
+            ax.set_ylim(p.crop[1] - 0.5, p.crop[0] - 0.5)
     fig.suptitle(suptitle, color="white", fontsize=10)
     if footer:
         fig.text(0.01, 0.01, footer, color="#bbbbbb", fontsize=7)

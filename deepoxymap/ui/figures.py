@@ -28,13 +28,39 @@ LESION_COLOR = "#ffd400"
 _AXIS = {"showgrid": False, "zeroline": False, "ticks": "", "showticklabels": False, "title": None}
 
 
-def axes_mm(geometry: Geometry) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+Crop = tuple[int, int, int, int]
+"""``(row0, row1, col0, col1)``: the part of an image sent to the browser (hover mm stay those of the full image)."""
+
+
+def axes_mm(geometry: Geometry, crop: Crop | None = None) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Column and row pixel-centre coordinates in mm from the first pixel (for hover and aspect)."""
     rows, cols = geometry.shape
+    r0, r1, c0, c1 = crop if crop is not None else (0, rows, 0, cols)
     return (
-        (np.arange(cols, dtype=np.float32) * geometry.pixel_spacing[1]),
-        (np.arange(rows, dtype=np.float32) * geometry.pixel_spacing[0]),
+        (np.arange(c0, c1, dtype=np.float32) * geometry.pixel_spacing[1]),
+        (np.arange(r0, r1, dtype=np.float32) * geometry.pixel_spacing[0]),
     )
+
+
+def crop_of(geometry: Geometry, box: tuple[float, float, float, float] | None) -> Crop | None:
+    """Pixel bounds of a mm box ``(x0, x1, y0, y1)`` on ``geometry``'s grid (clipped), or ``None``."""
+    if box is None:
+        return None
+    rows, cols = geometry.shape
+    rs, cs = geometry.pixel_spacing
+    x0, x1, y0, y1 = box
+    r0, r1 = max(0, int(np.floor(y0 / rs))), min(rows, int(np.ceil(y1 / rs)) + 1)
+    c0, c1 = max(0, int(np.floor(x0 / cs))), min(cols, int(np.ceil(x1 / cs)) + 1)
+    if r1 - r0 < 4 or c1 - c0 < 4:
+        return None
+    return (r0, r1, c0, c1)
+
+
+def _cut(a: NDArray[Any], crop: Crop | None, dtype: Any = np.float32) -> NDArray[Any]:
+    arr = np.asarray(a)
+    if crop is not None:
+        arr = arr[crop[0] : crop[1], crop[2] : crop[3]]
+    return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def _finish(fig: go.Figure, title: str | None, height: int, *, legend: bool = False) -> go.Figure:
@@ -48,6 +74,31 @@ def _finish(fig: go.Figure, title: str | None, height: int, *, legend: bool = Fa
         uirevision="keep",
         plot_bgcolor="black",
     )
+    return fig
+
+
+def faded(colorscale: str, ramp: float = 0.3, n: int = 21) -> list[list[Any]]:
+    """A plotly colour scale whose low end fades to transparent (alpha 0 at 0, 1 from ``ramp`` up).
+
+    Used for CAM overlays so that a near-zero map leaves the image visible.
+    """
+    from plotly.colors import sample_colorscale, unlabel_rgb
+
+    pos = [i / (n - 1) for i in range(n)]
+    cols = sample_colorscale(colorscale, pos, colortype="rgb")
+    out = []
+    for p, c in zip(pos, cols, strict=True):
+        r, g, b = (int(round(float(v))) for v in unlabel_rgb(c))
+        out.append([p, f"rgba({r},{g},{b},{min(1.0, p / ramp):.3f})"])
+    return out
+
+
+def zoom(fig: go.Figure, box: tuple[float, float, float, float] | None) -> go.Figure:
+    """Show only ``box = (x0, x1, y0, y1)`` in mm (e.g. the region the model sees)."""
+    if box is not None:
+        x0, x1, y0, y1 = box
+        fig.update_xaxes(range=[x0, x1], autorange=False)
+        fig.update_yaxes(range=[y1, y0], autorange=False)
     return fig
 
 
@@ -68,14 +119,15 @@ def image_figure(
     value_name: str = "SI",
     height: int = 380,
     colorscale: str = "Gray",
+    crop: Crop | None = None,
 ) -> go.Figure:
     """A grey-scale image on mm axes with hover: position (mm), value (and ``ms`` on maps)."""
-    x, y = axes_mm(geometry)
+    x, y = axes_mm(geometry, crop)
     lo, hi = window_range(window, (float(np.nanmedian(image)), float(np.nanmax(image) - np.nanmin(image)) or 1.0))
     unit = f" {units}" if units and units not in ("label",) else ""
     fig = go.Figure(
         go.Heatmap(
-            z=np.asarray(image, dtype=np.float32),
+            z=_cut(image, crop),
             x=x,
             y=y,
             colorscale=colorscale,
@@ -102,20 +154,25 @@ def add_overlay(
     base_name: str = "SI",
     units: str = "",
     colorbar: bool = True,
+    fade: bool = False,
+    crop: Crop | None = None,
 ) -> go.Figure:
-    """Lay a heatmap (CAM, percent change...) over an image; hover shows both values."""
-    x, y = axes_mm(geometry)
+    """Lay a heatmap (CAM, percent change...) over an image; hover shows both values.
+
+    With ``fade`` the colour scale's low end is transparent (CAMs).
+    """
+    x, y = axes_mm(geometry, crop)
     kw: dict[str, Any] = {}
     hover = f"x %{{x:.1f}} mm<br>y %{{y:.1f}} mm<br>{name} %{{z:.2f}}{units}"
     if base is not None:
-        kw["customdata"] = np.asarray(base, dtype=np.float32)
+        kw["customdata"] = _cut(base, crop)
         hover += f"<br>{base_name} %{{customdata:.0f}}"
     fig.add_trace(
         go.Heatmap(
-            z=np.asarray(heat, dtype=np.float32),
+            z=_cut(heat, crop),
             x=x,
             y=y,
-            colorscale=colorscale,
+            colorscale=faded(colorscale) if fade else colorscale,
             zmin=zmin,
             zmax=zmax,
             opacity=float(opacity),
@@ -139,10 +196,11 @@ def add_contour(
     name: str = "CAM contour",
     width: float = 2.0,
     dash: str = "solid",
+    crop: Crop | None = None,
 ) -> go.Figure:
     """Draw the ``level`` iso-line of ``field`` (e.g. the CAM threshold, or a 0.5 mask edge)."""
-    x, y = axes_mm(geometry)
-    f = np.asarray(field, dtype=np.float32)
+    x, y = axes_mm(geometry, crop)
+    f = _cut(field, crop)
     if not np.isfinite(f).any() or float(np.nanmax(f)) < level or float(np.nanmin(f)) > level:
         return fig
     fig.add_trace(

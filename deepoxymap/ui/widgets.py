@@ -93,15 +93,25 @@ def _prime(key: str, default: Any, valid: Any = None) -> str:
     return wkey
 
 
-def sticky_slider(label: str, key: str, lo: int, hi: int, default: int, **kw: Any) -> int:
-    """An int slider whose value survives page switches (plain key ``key``)."""
+def sticky_slider(label: str, key: str, lo: int, hi: int, default: int, *, one_based: bool = False, **kw: Any) -> int:
+    """An int slider whose value survives page switches (plain key ``key``, always 0-based).
+
+    With ``one_based`` the user sees ``lo + 1 .. hi + 1`` (slice numbers as in the titles).
+    """
+    off = 1 if one_based else 0
     if hi <= lo:
         st.session_state[key] = lo
         return lo
-    wkey = _prime(key, default, lambda v: isinstance(v, int) and lo <= v <= hi)
-    value = st.slider(label, lo, hi, key=wkey, **kw)
+    wkey = _sticky_key(key)
+    stored = st.session_state.get(key, default)
+    if not (isinstance(stored, int) and lo <= stored <= hi):
+        stored = default
+    cur = st.session_state.get(wkey)
+    if not (isinstance(cur, int) and lo + off <= cur <= hi + off):
+        st.session_state[wkey] = stored + off
+    value = int(st.slider(label, lo + off, hi + off, key=wkey, **kw)) - off
     st.session_state[key] = value
-    return int(value)
+    return value
 
 
 def sticky_float(label: str, key: str, lo: float, hi: float, default: float, **kw: Any) -> float:

@@ -100,7 +100,7 @@ def test_feature_maps_slice_method_class(tiny_case: Case, tiny_model: Path) -> N
     at = _run(_with_case(tiny_case, tiny_model), "features")
     _ok(at)
     first = [t for t in _titles(at) if t.startswith("OS-CMR")][0]
-    at.slider(key="_w_dox_fm_slice").set_value(2).run()
+    at.slider(key="_w_dox_fm_slice").set_value(3).run()
     _ok(at)
     second = [t for t in _titles(at) if t.startswith("OS-CMR")][0]
     assert first != second and "slice 3" in second
@@ -113,7 +113,7 @@ def test_feature_maps_slice_method_class(tiny_case: Case, tiny_model: Path) -> N
     # the slice survives a page switch (plain session key)
     _run(at, "viewer")
     _run(at, "features")
-    assert at.slider(key="_w_dox_fm_slice").value == 2
+    assert at.slider(key="_w_dox_fm_slice").value == 3
 
 
 def test_feature_maps_overlay_and_contours(tiny_case: Case, tiny_model: Path) -> None:
@@ -131,7 +131,7 @@ def test_viewer_controls(tiny_case: Case) -> None:
     """Slice, frame, time point and series switches re-render the image."""
     at = _run(_with_case(tiny_case), "viewer")
     _ok(at)
-    at.slider(key="_w_dox_view_slice").set_value(0).run()
+    at.slider(key="_w_dox_view_slice").set_value(1).run()
     at.slider(key="_w_dox_view_frame").set_value(3).run()
     at.selectbox(key="_w_dox_view_tp").set_value("hv-end").run()
     _ok(at)

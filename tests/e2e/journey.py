@@ -36,7 +36,8 @@ def open_demo(page: Any, label: str) -> None:
     """Load case page -> Demo cases tab -> the button whose label starts with ``label``."""
     goto_page(page, "Load case")
     page.get_by_role("tab", name="Demo cases").click()
-    page.locator('[data-testid="stTabs"] button[kind]', has_text=label).first.click()
+    page.locator("[class*='st-key-load_demo_'] button", has_text=label).first.click()
+    page.get_by_text("Series found").first.wait_for(timeout=120_000)
     wait_idle(page)
 
 
@@ -57,9 +58,20 @@ def trace_count(page: Any, key: str) -> int:
     )
 
 
+def slider_input(page: Any, key: str) -> Any:
+    """The range input of the Streamlit slider with key ``key``."""
+    return page.locator(f".st-key-{key} input[type='range']").first
+
+
+def slider_state(page: Any, key: str) -> tuple[int, int]:
+    """``(value, max)`` of a slider."""
+    v, m = slider_input(page, key).evaluate("e => [e.value, e.max]")
+    return int(float(v)), int(float(m))
+
+
 def press_slider(page: Any, key: str, times: int = 1, arrow: str = "ArrowRight") -> None:
     """Move the slider with Streamlit key ``key`` with the keyboard (one rerun per release)."""
-    handle = page.locator(f".st-key-{key} [role='slider']").first
+    handle = slider_input(page, key)
     handle.focus()
     for _ in range(times):
         handle.press(arrow)
@@ -68,9 +80,7 @@ def press_slider(page: Any, key: str, times: int = 1, arrow: str = "ArrowRight")
 def slice_change_seconds(page: Any, panel_key: str = "fm_panel_os", slider_key: str = "_w_dox_fm_slice") -> float:
     """Seconds from a slice-slider key press to the OS-CMR panel showing the new slice."""
     before = plot_title(page, panel_key)
-    handle = page.locator(f".st-key-{slider_key} [role='slider']").first
-    value = handle.get_attribute("aria-valuenow")
-    vmax = handle.get_attribute("aria-valuemax")
+    value, vmax = slider_state(page, slider_key)
     arrow = "ArrowLeft" if value == vmax else "ArrowRight"
     t0 = time.perf_counter()
     press_slider(page, slider_key, 1, arrow)
