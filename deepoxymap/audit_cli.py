@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--thresholds", type=Path, default=None, help="frozen thresholds.json from an earlier run")
     parser.add_argument("--target", choices=("label", "predicted"), default="label", help="class explained (default: the true class)")
     parser.add_argument("--tolerance-mm", type=float, default=5.0, help="pointing-game tolerance, mm")
-    parser.add_argument("--sanity-cases", type=int, default=8, help="cases for randomisation/deletion checks (0: skip)")
+    parser.add_argument("--sanity-cases", type=int, default=4, help="cases for randomisation/deletion checks (0: skip)")
     parser.add_argument("--max-n", type=int, default=16, help="Score-CAM: most activation maps")
     parser.add_argument("--no-bullseyes", action="store_true", help="skip the PNG bullseyes")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -173,6 +173,7 @@ def deletion_curve(
     steps: int = 20,
     baseline: float | str = "mean",
     seed: int = 0,
+    with_random: bool = True,
 ) -> DeletionCurve:
     """Deletion curve of one heatmap on one input.
 
@@ -185,6 +186,7 @@ def deletion_curve(
         baseline: value written into deleted pixels: a number, or ``"mean"``
             (the input's per-channel mean; avoids creating new edges on a dark background).
         seed: for the random-order reference curve.
+        with_random: compute the random-order reference (``random_auc`` is NaN otherwise).
 
     Returns:
         :class:`DeletionCurve`.
@@ -217,5 +219,5 @@ def deletion_curve(
         tc = int(target_class)
     order = np.argsort(-h.ravel(), kind="stable")
     probs = curve(order)
-    rnd = curve(np.random.default_rng(seed).permutation(n_pix))
-    return DeletionCurve(fr, probs, _auc(fr, probs), _auc(fr, rnd), tc)
+    r_auc = _auc(fr, curve(np.random.default_rng(seed).permutation(n_pix))) if with_random else float("nan")
+    return DeletionCurve(fr, probs, _auc(fr, probs), r_auc, tc)
