@@ -14,8 +14,11 @@ Pipeline (all pure functions over in-memory datasets):
    clusters slices by ImagePositionPatient projected on the slice normal
    (``ImageOrientationPatient`` row x column cosine), orders frames by
    TriggerTime, splits repeated acquisitions (same position and trigger time,
-   different AcquisitionTime) into separate stacks, decodes the pixels
-   (``pydicom.pixels``: modality LUT, MONOCHROME1) and sorts slices base to apex.
+   different AcquisitionTime) into separate stacks, sorts slices base to apex,
+   and only then decodes the pixels (``pydicom.pixels`` decoders, modality
+   LUT, MONOCHROME1) straight into the float32 stack, releasing each file's
+   raw Pixel Data once its stack is built. A file that fails to decode is
+   reported and the stack is rebuilt without it.
 
 File names and InstanceNumber are only ever tie-breakers.
 """
@@ -53,7 +56,7 @@ __all__ = ["SLICE_TOL_MM", "DicomHeader", "Frame", "assemble", "frames_of", "rea
 SLICE_TOL_MM = 0.1
 """Images whose positions along the slice normal differ by less than this (mm) are one slice."""
 
-_DEFER = 2048  # bytes: values larger than this are read on first access
+_DEFER = 2048  # bytes: larger values (the Pixel Data) are read only when decoded
 _SEG_SOP = "1.2.840.10008.5.1.4.1.1.66.4"
 _DICOMDIR_SOP = "1.2.840.10008.1.3.10"
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
@@ -85,8 +88,8 @@ class Frame:
         file: index of the :class:`DicomHeader`.
         frame: frame index inside the file.
         series_uid: SeriesInstanceUID.
-        ipp: ImagePositionPatient ``(3,)`` mm or ``None``.
-        iop: ImageOrientationPatient ``(6,)`` or ``None``.
+        ipp: ImagePositionPatient (3 floats) mm or ``None``.
+        iop: ImageOrientationPatient (6 floats) or ``None``.
         spacing: PixelSpacing ``(row, col)`` mm or ``None``.
         thickness: SliceThickness mm or ``None``.
         rows, cols: image size.
@@ -103,8 +106,8 @@ class Frame:
     file: int
     frame: int
     series_uid: str
-    ipp: NDArray[np.float64] | None
-    iop: NDArray[np.float64] | None
+    ipp: tuple[float, ...] | None
+    iop: tuple[float, ...] | None
     spacing: tuple[float, float] | None
     thickness: float | None
     rows: int
@@ -212,16 +215,21 @@ def _first(v: Any) -> Any:
     return v[0] if len(v) else None
 
 
-def _vec(v: Any, n: int) -> NDArray[np.float64] | None:
+def _vec(v: Any, n: int) -> tuple[float, ...] | None:
+    """``n`` finite floats, or ``None`` (plain tuples: per-frame numpy arrays cost more than they save)."""
     if v is None:
         return None
     try:
-        a = np.asarray([float(x) for x in v], dtype=np.float64)
+        a = tuple(float(x) for x in v)
     except (TypeError, ValueError):
         return None
-    if a.shape != (n,) or not np.all(np.isfinite(a)):
+    if len(a) != n or not all(math.isfinite(x) for x in a):
         return None
     return a
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return float(sum(x * y for x, y in zip(a, b, strict=True)))
 
 
 def parse_tm(value: Any) -> float | None:
@@ -245,14 +253,15 @@ def _dt_time(value: Any) -> float | None:
     return parse_tm(s[8:]) if len(s) > 8 else None
 
 
-def _iop_ok(iop: NDArray[np.float64] | None) -> bool:
+def _iop_ok(iop: Sequence[float] | None) -> bool:
+    """Row and column cosines present, of sensible length and roughly orthogonal."""
     if iop is None:
         return False
     r, c = iop[:3], iop[3:]
-    nr, nc = np.linalg.norm(r), np.linalg.norm(c)
+    nr, nc = math.sqrt(_dot(r, r)), math.sqrt(_dot(c, c))
     if nr < 0.5 or nc < 0.5:
         return False
-    return abs(float(r @ c) / (nr * nc)) < 0.05
+    return abs(_dot(r, c) / (nr * nc)) < 0.05
 
 
 # ---------------------------------------------------------------------------
@@ -285,6 +294,11 @@ def _sniff(size: int, head: bytes) -> str | None:
     return "is not a DICOM file (no 'DICM' marker at byte 128 and no DICOM header)"
 
 
+@functools.lru_cache(maxsize=256)
+def _uid_name(uid: str) -> str:
+    return UID(uid).name
+
+
 def _expected_pixel_bytes(ds: Dataset, n_frames: int) -> int | None:
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
@@ -306,17 +320,20 @@ def read_header(entry: Entry) -> DicomHeader:
     """
     name = entry.name
     try:
-        data = entry.read()
+        head = entry.head(512)
     except OSError as exc:
         raise DicomReadError(f"could not be read ({exc})", source=name) from exc
-    head = data[:512]
-    why = _sniff(len(data), head)
+    size = entry.size
+    why = _sniff(size, head)
     if why:
         raise DicomReadError(why, source=name)
     force = head[128:132] != b"DICM"
+    # files on disk are parsed from their path: the deferred Pixel Data is read from the file
+    # only when decoded; in-memory entries (zip members, uploads) from their bytes
+    src: Any = str(entry.path) if entry.path is not None else io.BytesIO(entry.data or b"")
     try:
         with quiet_pydicom():
-            ds = pydicom.dcmread(io.BytesIO(data), defer_size=_DEFER, force=force)
+            ds = pydicom.dcmread(src, defer_size=_DEFER, force=force)
     except InvalidDicomError as exc:
         raise DicomReadError(f"is not a DICOM file ({exc})", source=name) from exc
     except Exception as exc:  # pydicom raises many kinds on corrupt input
@@ -327,7 +344,7 @@ def read_header(entry: Entry) -> DicomHeader:
         ds.file_meta = getattr(ds, "file_meta", None) or pydicom.dataset.FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     sop = _text(ds, "SOPClassUID") or ""
-    sop_name = UID(sop).name if sop else "unknown SOP class"
+    sop_name = _uid_name(sop) if sop else "unknown SOP class"
     if sop == _DICOMDIR_SOP:
         raise DicomReadError(
             "is a DICOMDIR index, not an image (ignored: image files are found by walking the folder)", source=name
@@ -362,10 +379,10 @@ def read_header(entry: Entry) -> DicomHeader:
     if length is None and raw is not None and getattr(raw, "value", None) is not None:
         length = len(raw.value)
     tell = getattr(raw, "value_tell", None)
-    if length is not None and length != _UNDEFINED and tell is not None and tell + length > len(data):
+    if length is not None and length != _UNDEFINED and tell is not None and tell + length > size:
         raise DicomReadError(
             f"file is truncated: Pixel Data (7FE0,0010) declares {length} bytes but only "
-            f"{max(len(data) - tell, 0)} remain in the file",
+            f"{max(size - tell, 0)} remain in the file",
             source=name,
         )
     if ts.is_compressed:
@@ -542,7 +559,8 @@ def decode(header: DicomHeader) -> NDArray[Any]:
     ds = header.ds
     try:
         with quiet_pydicom():
-            arr = ds.pixel_array
+            # the decoder directly: Dataset.pixel_array would also cache the array on the dataset
+            arr, _ = get_decoder(UID(str(ds.file_meta.TransferSyntaxUID))).as_array(ds)
     except Exception as exc:  # decoders raise many kinds on corrupt data
         raise DicomReadError(
             f"pixel data could not be decoded ({type(exc).__name__}: {exc})", source=header.name
@@ -648,9 +666,9 @@ def _geometry_groups(frames: list[Frame]) -> dict[tuple[str, bool, int], list[Fr
                 continue
             if has:
                 assert rep.iop is not None and fr.iop is not None and rep.spacing and fr.spacing
-                if float(np.max(np.abs(rep.iop - fr.iop))) > _IOP_TOL:
+                if max(abs(a - b) for a, b in zip(rep.iop, fr.iop, strict=True)) > _IOP_TOL:
                     continue
-                if not np.allclose(rep.spacing, fr.spacing, rtol=1e-3):
+                if any(abs(a - b) > 1e-3 * abs(b) for a, b in zip(rep.spacing, fr.spacing, strict=True)):
                     continue
             gid = i
             break
@@ -769,10 +787,15 @@ def _build_stack_series(
     uid: str,
     frames: list[Frame],
     headers: list[DicomHeader],
-    pixels: dict[int, NDArray[Any]],
     has_geometry: bool,
     problems: list[_Problem],
 ) -> Series:
+    """One stack from the frames of one acquisition (pixels decoded straight into the stack).
+
+    Raises:
+        _DecodeFailed: some files' pixel data could not be decoded (the caller
+            retries without them).
+    """
     first = headers[frames[0].file]
     ds = first.ds
     # -- positions
@@ -781,7 +804,8 @@ def _build_stack_series(
         assert iop is not None
         normal = np.cross(iop[:3], iop[3:])
         normal /= np.linalg.norm(normal)
-        pos = [float(fr.ipp @ normal) for fr in frames]  # type: ignore[operator]
+        nrm = normal.tolist()
+        pos = [_dot(fr.ipp, nrm) for fr in frames]  # type: ignore[arg-type]
         cids = _cluster(pos, SLICE_TOL_MM)
     else:
         if all(fr.slice_location is not None for fr in frames):
@@ -832,7 +856,7 @@ def _build_stack_series(
         sp = frames[0].spacing
         assert sp is not None and iop is not None
         geom = Geometry(
-            np.stack([s[0].ipp for s in by_slice]),  # type: ignore[misc]
+            np.array([s[0].ipp for s in by_slice], dtype=np.float64),
             iop[:3],
             iop[3:],
             sp,
@@ -865,19 +889,31 @@ def _build_stack_series(
     grid: list[list[str]] = []
     inst: list[list[int]] = []
     win = None
+    targets: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for k, s in enumerate(by_slice):
         grid.append([])
         inst.append([])
         for j in range(n_frames):
             fr = s[min(j, len(s) - 1)]
-            data[k, j] = pixels[fr.file][fr.frame]
+            targets[fr.file].append((k, j, fr.frame))
             if j < len(s):
                 trig[k, j] = fr.trigger
             h = headers[fr.file]
             grid[k].append(h.name if h.n_frames == 1 else f"{h.name}#{fr.frame}")
-            inst[k].append(int(_num(h.ds, "InstanceNumber") or 0))
+            inst[k].append(fr.instance if h.n_frames == 1 else fr.instance // 100000)
             if win is None and fr.window is not None:
                 win = _monochrome1_window(h.ds, fr.window)
+    failed: dict[int, DeepOxyMapError] = {}
+    for f, where in targets.items():
+        try:
+            arr = decode(headers[f])
+        except DeepOxyMapError as exc:
+            failed[f] = exc
+            continue
+        for k, j, i in where:
+            data[k, j] = arr[i]
+    if failed:
+        raise _DecodeFailed(failed)
     if win is None:
         win = robust_window(data)
     description = str(ds.get("SeriesDescription", "") or "")
@@ -919,6 +955,36 @@ def _build_stack_series(
     return Series(uid, stack, role, reason, files, meta)
 
 
+class _DecodeFailed(Exception):
+    """Pixel data of some files of a stack could not be decoded."""
+
+    def __init__(self, failed: dict[int, DeepOxyMapError]) -> None:
+        super().__init__(f"{len(failed)} file(s) failed to decode")
+        self.failed = failed
+
+
+def _build_with_retries(
+    uid: str, frames: list[Frame], headers: list[DicomHeader], has_geometry: bool, problems: list[_Problem]
+) -> Series | None:
+    """Build a stack; files whose pixels fail to decode are reported and left out."""
+    while frames:
+        local: list[_Problem] = []
+        try:
+            series = _build_stack_series(uid, frames, headers, has_geometry, local)
+        except _DecodeFailed as exc:
+            for f, err in exc.failed.items():
+                problems.append(_Problem(headers[f].name, err, "error"))
+            frames = [fr for fr in frames if fr.file not in exc.failed]
+            continue
+        problems.extend(local)
+        for f in {fr.file for fr in frames}:
+            h = headers[f]
+            if h.n_frames == 1 and "PixelData" in h.ds:
+                del h.ds.PixelData  # decoded: free the raw bytes early
+        return series
+    return None
+
+
 def assemble(headers: list[DicomHeader]) -> tuple[list[Series], list[_Problem]]:
     """Group, order, decode and stack DICOM files (see the module docstring).
 
@@ -954,30 +1020,18 @@ def assemble(headers: list[DicomHeader]) -> tuple[list[Series], list[_Problem]]:
     for key in groups:
         per_series[key[0]].append(key)
     out: list[Series] = []
-    pixels: dict[int, NDArray[Any]] = {}
-    failed: set[int] = set()
     for series_uid, keys in per_series.items():
         keys.sort(key=lambda k: -len(groups[k]))
         for g, key in enumerate(keys):
             group = groups[key]
-            for fr in group:
-                if fr.file in pixels or fr.file in failed:
-                    continue
-                try:
-                    pixels[fr.file] = decode(headers[fr.file])
-                except DeepOxyMapError as exc:
-                    failed.add(fr.file)
-                    problems.append(_Problem(headers[fr.file].name, exc, "error"))
-            group = [fr for fr in group if fr.file not in failed]
-            if not group:
-                continue
             has_geometry = bool(key[1])
             if has_geometry:
                 iop = group[0].iop
                 assert iop is not None
                 normal = np.cross(iop[:3], iop[3:])
                 normal /= np.linalg.norm(normal)
-                cids = _cluster([float(fr.ipp @ normal) for fr in group], SLICE_TOL_MM)  # type: ignore[operator]
+                nrm = normal.tolist()
+                cids = _cluster([_dot(fr.ipp, nrm) for fr in group], SLICE_TOL_MM)  # type: ignore[arg-type]
                 ranks = _split_acquisitions(group, cids)
             else:
                 ranks = [0] * len(group)
@@ -990,7 +1044,9 @@ def assemble(headers: list[DicomHeader]) -> tuple[list[Series], list[_Problem]]:
                 if n_acq > 1:
                     uid += f"#t{a + 1}"
                 try:
-                    out.append(_build_stack_series(uid, sub, headers, pixels, has_geometry, problems))
+                    built = _build_with_retries(uid, sub, headers, has_geometry, problems)
+                    if built is not None:
+                        out.append(built)
                 except DeepOxyMapError as exc:
                     problems.append(_Problem(headers[sub[0].file].name, exc, "error"))
                 except Exception as exc:  # noqa: BLE001 - one odd series must not stop the others
