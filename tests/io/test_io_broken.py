@@ -253,3 +253,26 @@ def test_missing_path_reported(tmp_path):
     res = load([tmp_path, tmp_path / "nope"])
     assert "no such file or folder" in str(_one_issue(res, "nope"))
     _good_loaded(res)
+
+
+def test_undecodable_frame_dropped_rest_of_stack_loads(tmp_path):
+    """A file whose compressed pixels are corrupt is reported; its stack is rebuilt without it."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    files = cine_files(None, n_slices=2, n_frames=3, series_uid=GOOD_UID, rng=np.random.default_rng(3))
+    names = sorted(files)
+    for n in names:
+        write(files[n], tmp_path / n)
+    bad = files[names[0]]
+    bad.file_meta.TransferSyntaxUID = RLELossless
+    bad.PixelData = encapsulate([b"\x00\x00\x00\x00" * 4 + b"\xff" * 40])  # RLE header with nonsense
+    bad["PixelData"].VR = "OB"
+    write(bad, tmp_path / names[0])
+    res = load(tmp_path)
+    err = _one_issue(res, names[0])
+    assert "pixel data could not be decoded" in str(err)
+    (s,) = res.series
+    assert s.stack.data.shape == (2, 3, 8, 10)  # the short slice repeats its last frame
+    assert len(s.files) == 5
+    assert any(i.severity == "warning" and "different frame counts" in i.message for i in res.issues)
