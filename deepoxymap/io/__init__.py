@@ -9,8 +9,17 @@ Public API::
     result.issues   # list[LoadIssue]: every skipped file and why
     case = build_case(result.series, "case-001")
 
-Role rules: :mod:`deepoxymap.io.roles`; Sunnybrook contours:
-:mod:`deepoxymap.io.contours`.
+``LoadIssue.severity`` is ``"error"`` (file skipped), ``"warning"`` (loaded
+with a caveat, e.g. a no-geometry stack) or ``"info"`` (auxiliary file
+ignored). ``series_table(series)`` gives one dict per series for tables
+(``pandas.DataFrame(series_table(s))``); ``format_report(result)`` the text that
+``deepoxymap info`` prints.
+
+Modules: :mod:`~deepoxymap.io.sources` (paths, folders, zips, uploads, limits),
+:mod:`~deepoxymap.io.dicom` (DICOM), :mod:`~deepoxymap.io.nifti` (NIfTI),
+:mod:`~deepoxymap.io.roles` (the documented role rule table),
+:mod:`~deepoxymap.io.contours` (Sunnybrook manual contours ->
+``Stack(role=MASK)``; ``sunnybrook_case(real_data_dir)``), :mod:`~deepoxymap.io.cli`.
 """
 
 from __future__ import annotations

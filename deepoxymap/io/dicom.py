@@ -30,7 +30,6 @@ import functools
 import io
 import math
 import threading
-import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -123,29 +122,39 @@ class Frame:
 
 
 _local = threading.local()
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_mode: int | None = None
 
 
 @contextlib.contextmanager
 def quiet_pydicom() -> Iterator[None]:
-    """Silence pydicom's value validation while reading.
+    """Switch pydicom's reading validation off while loading (re-entrant, thread-aware).
 
     Real files break VR rules (Sunnybrook UIDs with leading-zero components);
     validating and warning about every such value costs a third of the load
-    time and floods logs. Values are still read as written.
+    time and floods logs. Values are still read as written. The setting is
+    process-global in pydicom: the first thread in saves it, the last one out
+    restores it.
     """
+    global _quiet_depth, _saved_mode
     if getattr(_local, "quiet", 0):
         yield
         return
-    mode = pydicom_config.settings.reading_validation_mode
-    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _saved_mode = pydicom_config.settings.reading_validation_mode
+            pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+        _quiet_depth += 1
     _local.quiet = 1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     finally:
         _local.quiet = 0
-        pydicom_config.settings.reading_validation_mode = mode
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _saved_mode is not None:
+                pydicom_config.settings.reading_validation_mode = _saved_mode
 
 
 # ---------------------------------------------------------------------------
