@@ -276,3 +276,16 @@ def test_undecodable_frame_dropped_rest_of_stack_loads(tmp_path):
     assert s.stack.data.shape == (2, 3, 8, 10)  # the short slice repeats its last frame
     assert len(s.files) == 5
     assert any(i.severity == "warning" and "different frame counts" in i.message for i in res.issues)
+
+
+def test_zip_auxiliary_and_nested_archives():
+    """__MACOSX/.DS_Store are ignored (info); a zip inside the zip is reported; the cine loads."""
+    members = _good_members()
+    members["__MACOSX/cine/._IM0000.dcm"] = b"\x00\x05\x16\x07"
+    members["cine/.DS_Store"] = b"junk"
+    members["inner.zip"] = _zip({"a.dcm": b"x"})
+    res = load(("u.zip", _zip(members)))
+    assert "zip archives inside a zip are not opened" in str(_one_issue(res, "inner.zip"))
+    infos = [i for i in res.issues if i.severity == "info"]
+    assert {i.file for i in infos} == {"u.zip:__MACOSX/cine/._IM0000.dcm", "u.zip:cine/.DS_Store"}
+    _good_loaded(res)
