@@ -11,13 +11,14 @@ from deepoxymap.ui import audit_view, core, figures, state, widgets
 widgets.show_flash()
 st.title("Cohort audit")
 st.caption(
-    "Runs the classifier and the chosen feature-map methods over every case of a cohort manifest, then compares "
+    "Runs the classifier and the chosen feature-map methods over the test cases of a cohort manifest (the model "
+    "card's test split when the manifest holds it, else every case), then compares "
     "the calls with the reference classes and the maps with the reference lesions. Synthetic cohorts only carry "
     "ground truth; results on them say nothing about real patients."
 )
 
 with st.container(border=True):
-    default = core.default_audit_manifest()
+    default = audit_view.default_manifest()
     manifest = st.text_input("Manifest (CSV)", value=str(default), key="audit_manifest",
                              help="Columns: subject, class, subtype, site, field_strength, path (relative to the CSV).")
     c1, c2, c3 = st.columns([2, 1, 1])
@@ -51,6 +52,8 @@ if result is None:
     st.stop()
 
 st.caption(f"Manifest `{result.manifest}` · {result.n_cases} cases · model `{result.model_name}`")
+for note in result.notes:
+    st.caption(f"Note: {note}")
 left, right = st.columns(2)
 with left:
     st.subheader("Confusion matrix")

@@ -125,15 +125,17 @@ if model is not None:
 # --- bullseyes and agreement ---
 st.subheader("Per AHA segment")
 tables: dict = {"matching distance (mm)": distances}
+cams = None
+cam_key = (method, layer, target)
 with widgets.guard("compute the per-segment values"):
     cams = analysis.all_cams(lc, method, layer, target) if (model is not None and method is not None) else None
-    seg = segments.segment_values(lc, ref_stack, cams)
+    seg = segments.segment_values(lc, ref_stack, cams, key=cam_key, tau=thr)
     bcols = st.columns(max(1, len(seg.maps)))
-    for bc, (name, spec) in zip(bcols, seg.maps.items(), strict=False):
+    for i, (bc, (name, spec)) in enumerate(zip(bcols, seg.maps.items(), strict=False)):
         with bc:
             st.plotly_chart(figures.bullseye(spec.values, title=name, colorscale=spec.colorscale, zmin=spec.zmin,
                                              zmax=spec.zmax, units=spec.units, fmt=spec.fmt),
-                            key=f"fm_bull_{name}", config={"displaylogo": False})
+                            key=f"fm_bull_{i}", config={"displaylogo": False})
     if seg.note:
         st.caption(seg.note)
     tables["per segment"] = seg.table
@@ -141,15 +143,19 @@ with widgets.guard("compute the per-segment values"):
 st.subheader("Agreement with the reference lesion")
 with widgets.guard("compute the agreement"):
     if not analysis.case_has_lesion_masks(lc.case):
-        st.info("No reference lesion mask in this case: agreement needs ground truth (synthetic cases) or a drawn mask.")
+        st.info(segments.NEEDS_MASK)
     elif cams is None:
         st.info("Agreement needs the classifier's feature maps (see above).")
     else:
-        agr = segments.agreement(lc, ref_stack, cams, method=method or "")
+        agr = segments.agreement(lc, cams, key=cam_key, tau=thr, method=method or "")
         a1, a2 = st.columns([2, 3])
         a1.dataframe(agr.table, hide_index=True, key="fm_agree_table")
-        a2.plotly_chart(figures.metric_bars(agr.headline, title=f"{method} vs {agr.reference_name}"), key="fm_agree_bars",
-                        config={"displaylogo": False})
+        a2.plotly_chart(figures.metric_bars(agr.headline, title=f"{method} vs {agr.reference_name}"),
+                        key="fm_agree_bars", config={"displaylogo": False})
+        st.caption(
+            f"All slices of the case; threshold = your CAM threshold ({thr:.2f} of the maximum). The cohort audit "
+            "chooses it on validation cases instead. Healthy cases have no lesion: the spread of the map is shown."
+        )
         tables["agreement"] = agr.table
 
 # --- export ---

@@ -1,7 +1,11 @@
 """Per-segment values (bullseyes), agreement figures and reference-lesion outlines for the pages.
 
-The numbers come from the core (``deepoxymap.cardiac``, ``deepoxymap.audit``);
-this module only calls them and arranges the results for display.
+The numbers come from the core: ``deepoxymap.audit.prepare_case`` (reference
+masks, AHA segment maps and transmurality on the OS-CMR grid) and
+``deepoxymap.audit.case_metrics`` (pointing game, energy, Dice/IoU, kappa,
+CAM energy and lesion transmurality per segment); T1/T2 per segment with
+``deepoxymap.cardiac.segments.segment_mean`` on the slice-matched maps. This
+module only calls them, caches the results in the session and arranges them.
 """
 
 from __future__ import annotations
@@ -15,9 +19,42 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from deepoxymap.case import Stack
-from deepoxymap.ui import analysis, state
+from deepoxymap.ui import analysis, modelinfo, state
 from deepoxymap.ui.analysis import Panel, SliceCam
-from deepoxymap.ui.core import need
+from deepoxymap.ui.core import Missing, need
+
+NEEDS_MASK = (
+    "Per-segment values and agreement need a myocardium label map on the OS-CMR series "
+    "(synthetic cases carry one; for your own data, load a mask series with the images)."
+)
+
+AGREEMENT_ROWS = {
+    "pointing": "Pointing game (hit within 5 mm)",
+    "pointing_myo": "Pointing game, myocardium only",
+    "ebpg": "Energy inside the lesion",
+    "ebpg_myo": "Energy inside the lesion, myocardium only",
+    "dice": "Dice of thresholded map",
+    "iou": "IoU of thresholded map",
+    "dice_myo": "Dice, myocardium only",
+    "iou_myo": "IoU, myocardium only",
+    "kappa": "Segment agreement (Cohen's kappa)",
+    "energy_in_myocardium": "Energy in the myocardium",
+    "peak_in_myocardium": "Peak inside the myocardium",
+    "area50_mm2": "Area holding half the energy (mm²)",
+    "segment_entropy": "Spread over segments (normalised entropy)",
+}
+"""Figures shown, in order, with their clinician-facing names."""
+
+HEADLINE = {
+    "pointing": "pointing game",
+    "ebpg": "energy in lesion",
+    "ebpg_myo": "energy in lesion (myo)",
+    "dice": "Dice",
+    "dice_myo": "Dice (myo)",
+    "kappa": "segment κ",
+    "energy_in_myocardium": "energy in myocardium",
+}
+
 
 @dataclass(frozen=True)
 class BullseyeSpec:
@@ -60,50 +97,84 @@ def panel_reference(p: Panel) -> NDArray[np.float32] | None:
     return p.labels if p.labels is not None and np.nanmax(p.labels) > 0.5 else None
 
 
-def segment_values(lc: state.LoadedCase, ref_stack: Stack, cams: Sequence[SliceCam] | None) -> SegmentValues:
-    """CAM energy per AHA segment, LGE transmurality, T1 and T2 per segment."""
-    fn = need(
-        "deepoxymap.audit",
-        "bullseye_data",
-        "Per-segment bullseyes",
-        "They need `deepoxymap.audit.bullseye_data(case, stack, cams)` (CAM energy per AHA segment, "
-        "LGE transmurality, T1 and T2 per segment).",
+def case_maps(lc: state.LoadedCase) -> Any:
+    """``audit.prepare_case`` for this case and model (cached): masks, segments, transmurality per slice."""
+    if not lc.case.masks:
+        raise Missing(NEEDS_MASK)
+    loaded = modelinfo.loaded_model()
+    prepare = need("deepoxymap.audit", "prepare_case", "Per-segment values")
+    return state.cached(lc.token, ("casemaps", modelinfo.model_key()), lambda: prepare(lc.case, loaded.spec))
+
+
+def _metrics(lc: state.LoadedCase, cams: Sequence[SliceCam], key: Any, tau: float) -> dict[str, Any]:
+    cm = case_maps(lc)
+    fn = need("deepoxymap.audit", "case_metrics", "Agreement figures")
+    return state.cached(
+        lc.token,
+        ("metrics", modelinfo.model_key(), key, round(tau, 3)),
+        lambda: fn(cm, [c.source for c in cams], tau=tau, tau_myo=tau, tau_segment=tau),
     )
-    data = fn(lc.case, ref_stack, [c.source for c in cams] if cams is not None else None)
-    return _arrange(data)
 
 
-def _arrange(data: Any) -> SegmentValues:
+def _as_map(values: Sequence[Any] | NDArray[Any], scale: float = 1.0) -> dict[int, float]:
+    return {i + 1: float(v) * scale for i, v in enumerate(values) if v is not None and np.isfinite(float(v))}
+
+
+def _map_means(lc: state.LoadedCase, ref: Stack, cm: Any, role: Any) -> dict[int, float]:
+    """Per-segment mean of a slice-matched map (T1/T2) over the OS-CMR slices' segment maps."""
+    seg_mean = need("deepoxymap.cardiac.segments", "segment_mean", "Per-segment T1/T2")
+    vals, segs = [], []
+    for sd in cm.slices:
+        p = analysis.panel(lc, ref, sd.slice_index, role)
+        if p.image is None or not np.any(sd.seg_map):
+            continue
+        vals.append(p.image)
+        segs.append(sd.seg_map)
+    if not vals:
+        return {}
+    return _as_map(seg_mean(np.stack(vals), np.stack(segs)))
+
+
+def segment_values(
+    lc: state.LoadedCase, ref: Stack, cams: Sequence[SliceCam] | None, *, key: Any = None, tau: float = 0.5
+) -> SegmentValues:
+    """CAM energy per AHA segment beside lesion transmurality, T1 and T2 per segment."""
+    cm = case_maps(lc)
     maps: dict[str, BullseyeSpec] = {}
-    raw = dict(data) if isinstance(data, dict) else dict(getattr(data, "maps", {}) or {})
-    styles = {
-        "cam": ("CAM energy (% of total)", "Inferno", 0.0, None, "%", ".0f"),
-        "lge": ("LGE transmurality (%)", "Hot", 0.0, 100.0, "%", ".0f"),
-        "t1": ("T1 (ms)", "Viridis", None, None, "ms", ".0f"),
-        "t2": ("T2 (ms)", "Viridis", None, None, "ms", ".0f"),
-    }
+    if cams is not None:
+        met = _metrics(lc, cams, key, tau)
+        maps["CAM energy (% of the map)"] = BullseyeSpec(_as_map(met["seg_cam_energy"], 100.0), "Inferno", 0.0, None, "%", ".0f")
+        lesion_title = "LGE transmurality (%)" if cm.lesion_kind != "edema" else "Edema transmural extent (%)"
+        maps[lesion_title] = BullseyeSpec(_as_map(met["seg_lesion"], 100.0), "Hot", 0.0, 100.0, "%", ".0f")
+    from deepoxymap.case import Role
+
+    for role, title in ((Role.T1_MAP, "T1 (ms)"), (Role.T2_MAP, "T2 (ms)")):
+        if lc.case.first(role) is not None:
+            vals = _map_means(lc, ref, cm, role)
+            if vals:
+                maps[title] = BullseyeSpec(vals, "Viridis", None, None, "ms", ".0f")
     rows: dict[int, dict[str, float]] = {}
-    for key, values in raw.items():
-        title, cs, lo, hi, units, fmt = styles.get(str(key).lower(), (str(key), "Viridis", None, None, "", ".2f"))
-        vals = {int(s): float(v) for s, v in dict(values).items()}
-        maps[title] = BullseyeSpec(vals, cs, lo, hi, units, fmt)
-        for s, v in vals.items():
-            rows.setdefault(s, {})[title] = v
+    for title, spec in maps.items():
+        for s, v in spec.values.items():
+            rows.setdefault(s, {})[title] = round(v, 2)
     table = pd.DataFrame([{"segment": s, **rows[s]} for s in sorted(rows)])
-    return SegmentValues(maps, table, str(getattr(data, "note", "") or ""))
+    levels = ", ".join(f"slice {sd.slice_index + 1}: {sd.level}" for sd in cm.slices)
+    note = f"AHA levels: {levels}. Segments from the RV insertion points on the reference label map."
+    if cams is None:
+        note += " CAM energy and agreement need the classifier."
+    return SegmentValues(maps, table, note)
 
 
-def agreement(lc: state.LoadedCase, ref_stack: Stack, cams: Sequence[SliceCam], *, method: str) -> Agreement:
-    """Pointing game, energy inside the lesion, Dice/IoU of the thresholded CAM, segment agreement."""
-    fn = need(
-        "deepoxymap.audit",
-        "case_agreement",
-        "Agreement figures",
-        "They need `deepoxymap.audit.case_agreement(case, stack, cams)` (pointing game, energy inside the "
-        "reference lesion, Dice/IoU, segment kappa).",
-    )
-    res = fn(lc.case, ref_stack, [c.source for c in cams])
-    metrics = dict(res) if isinstance(res, dict) else dict(getattr(res, "metrics", {}) or {})
-    headline = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and 0 <= float(v) <= 1}
-    table = pd.DataFrame({"metric": list(metrics), method or "value": [metrics[k] for k in metrics]})
-    return Agreement(table, headline, str(getattr(res, "reference", "reference lesion")))
+def agreement(lc: state.LoadedCase, cams: Sequence[SliceCam], *, key: Any, tau: float, method: str) -> Agreement:
+    """Pointing game, energy inside the lesion, Dice/IoU at threshold ``tau``, segment kappa (or the spread for healthy)."""
+    cm = case_maps(lc)
+    met = _metrics(lc, cams, key, tau)
+    rows = []
+    for k, name in AGREEMENT_ROWS.items():
+        v = met.get(k)
+        if isinstance(v, (int, float)) and np.isfinite(v):
+            rows.append({"figure": name, method or "value": round(float(v), 3)})
+    headline = {name: float(np.clip(met[k], 0, 1)) for k, name in HEADLINE.items()
+                if isinstance(met.get(k), (int, float)) and np.isfinite(met[k])}
+    ref_name = {"scar": "LGE scar", "edema": "T2 edema"}.get(cm.lesion_kind, "no lesion (healthy)")
+    return Agreement(pd.DataFrame(rows), headline, ref_name, {"lesion_kind": cm.lesion_kind})

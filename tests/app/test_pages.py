@@ -217,3 +217,16 @@ def test_teaching_quiz_flow(demo_dir: Path, tiny_model: Path) -> None:
     at.button(key="quiz_next").click().run()
     _ok(at)
     assert at.metric[1].value.startswith("2 of")
+
+
+def test_cohort_audit_on_demo(demo_dir: Path, tiny_model: Path) -> None:
+    """The audit runs over the demo manifest with a progress bar; confusion, ROC, agreement and case table appear."""
+    at = _run(_with_case(None, tiny_model), "audit")
+    _ok(at)
+    at.text_input(key="audit_manifest").set_value(str(demo_dir / "manifest.csv")).run()
+    at.button(key="audit_run").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    titles = [s["layout"].get("xaxis", {}).get("title", {}).get("text", "") for s in _plots(at)]
+    assert "model call" in titles and "1 - specificity" in titles
+    assert len(at.dataframe) >= 2
