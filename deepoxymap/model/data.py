@@ -6,7 +6,8 @@ case is loaded (``deepoxymap.phantom.load_subject`` by default) and turned into
 slices by :func:`deepoxymap.model.preprocess.preprocess_case`, the same
 function inference uses. Results are cached per subject under
 ``<cache_dir>/<spec digest>/<subject>.npz`` so repeated runs (folds,
-architectures) skip the DICOM decoding and LV localisation.
+architectures) skip the DICOM decoding and LV localisation; an entry is used
+only while the subject folder's files (paths, sizes, mtimes) are unchanged.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ from deepoxymap.errors import CaseError
 from deepoxymap.model.augment import AugmentSpec, augment_batch
 from deepoxymap.model.preprocess import PreprocessSpec, preprocess_case
 
-__all__ = ["SliceData", "SubjectRecord", "build_slices", "make_dataset", "manifest_sha256", "read_manifest"]
+__all__ = [
+    "SliceData",
+    "SubjectRecord",
+    "build_slices",
+    "make_dataset",
+    "manifest_sha256",
+    "read_manifest",
+    "subject_signature",
+]
 
 REQUIRED = ("subject", "class", "path")
 
@@ -138,6 +147,18 @@ def _default_loader(path: Path) -> Case:
     return load_subject(path)
 
 
+def subject_signature(path: str | os.PathLike[str]) -> str:
+    """sha1 of every file's relative path, size and mtime under a subject folder (cache validity)."""
+    root = Path(path)
+    h = hashlib.sha1()
+    if root.is_dir():
+        for f in sorted(root.rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 def build_slices(
     records: Sequence[SubjectRecord],
     spec: PreprocessSpec,
@@ -165,15 +186,20 @@ def build_slices(
     t0 = time.perf_counter()
     for i, rec in enumerate(records):
         cf = cdir / f"{rec.subject}.npz" if cdir is not None else None
+        sig = subject_signature(rec.path) if cf is not None else ""
+        hit = None
         if cf is not None and cf.is_file():
             with np.load(cf) as z:
-                x, si = z["x"], z["slice_index"]
+                if "signature" in z and str(z["signature"]) == sig:
+                    hit = (z["x"], z["slice_index"])
+        if hit is not None:
+            x, si = hit
         else:
             pre = preprocess_case(load(rec.path), spec)
             x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
             if cf is not None:
-                tmp = cf.with_suffix(".tmp.npz")
-                np.savez(tmp, x=x, slice_index=si)
+                tmp = cf.with_name(cf.stem + ".tmp.npz")
+                np.savez(tmp, x=x, slice_index=si, signature=np.array(sig))
                 tmp.replace(cf)
         xs.append(x.astype(np.float32))
         ys.append(np.full(len(x), rec.y, dtype=np.int64))

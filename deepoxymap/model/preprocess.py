@@ -276,11 +276,21 @@ def cavity_curve(stack: Stack, slice_index: int, center: tuple[float, float]) ->
     return a
 
 
+def _drop_leaks(curve: NDArray[np.float64], factor: float = 1.6) -> NDArray[np.float64]:
+    """NaN where a frame's area exceeds ``factor`` x the slice's median (the threshold leaked out of the LV)."""
+    c = np.array(curve, dtype=np.float64)
+    if np.any(np.isfinite(c)):
+        med = float(np.nanmedian(c))
+        c[c > factor * med] = np.nan
+    return c
+
+
 def select_frames(stack: Stack, spec: PreprocessSpec, centers: list[tuple[float, float]]) -> list[int]:
     """The end-systolic frame of every slice per ``spec.frame_rule``.
 
-    ``"min-cavity"``: every slice's cavity-area curve is divided by its own
-    maximum and the curves are averaged over slices; the frame of the smallest
+    ``"min-cavity"``: every slice's cavity-area curve (frames whose area
+    exceeds 1.6 x the slice's median are dropped: the threshold leaked out of
+    the LV) is divided by its own maximum and the curves are averaged over slices; the frame of the smallest
     mean is end-systole for all slices (one heart, one cardiac cycle: a
     consensus is far more robust than each small apical cavity alone).
     ``"trigger-fraction"``: per slice, the frame nearest ``es_fraction`` x RR.
@@ -298,7 +308,7 @@ def select_frames(stack: Stack, spec: PreprocessSpec, centers: list[tuple[float,
             else:
                 out.append(select_frame(stack, k, spec, centers[k]))
         return out
-    curves = [cavity_curve(stack, k, centers[k]) for k in range(stack.n_slices)]
+    curves = [_drop_leaks(cavity_curve(stack, k, centers[k])) for k in range(stack.n_slices)]
     norm = [c / np.nanmax(c) for c in curves if np.any(np.isfinite(c))]
     if not norm:
         return [0] * stack.n_slices

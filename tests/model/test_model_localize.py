@@ -61,3 +61,26 @@ def test_sunnybrook_centre_inside_endocardial_contour(real_data_dir: Path) -> No
             outside.append(nn)
     assert len(contours) >= 10
     assert outside == [], f"LV centre outside the manual endocardial contour on images {outside}"
+
+
+def test_phantom_lv_centre_in_blood_pool_and_es_frame(demo_dir: Path) -> None:
+    """On the demo phantoms, the crop centre of every slice lies in the true LV blood pool
+    (label 1) and the chosen frame is within one frame of the phantom's end-systole."""
+    import csv
+
+    from deepoxymap.model.preprocess import PreprocessSpec, preprocess_case
+    from deepoxymap.phantom import load_subject
+
+    with (demo_dir / "manifest.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        case = load_subject(demo_dir / row["path"])
+        pre = preprocess_case(case, PreprocessSpec())
+        mask = case.mask_for(pre.stack.series_uid)
+        assert mask is not None
+        for t in pre.transforms:
+            lab = mask.data[t.slice_index, 0]
+            assert lab[round(t.center[0]), round(t.center[1])] == 1, (row["subject"], t.slice_index)
+        es = case.truth.get("es_frame")
+        if es is not None:
+            assert all(abs(f - int(es)) <= 1 for f in pre.frames), (row["subject"], pre.frames, es)

@@ -153,3 +153,31 @@ def test_manifest_errors(tmp_path) -> None:
     p.write_text("subject,class,path\nA,healthy,A\nA,edema,B\n")
     with pytest.raises(CaseError, match="duplicate"):
         read_manifest(p)
+
+
+def test_cross_validation_and_site_protocol(tmp_path) -> None:
+    """k-fold CV scores every subject exactly once; a site split tests only the other site."""
+    import dataclasses
+
+    from model_synth import write_fake_manifest
+
+    from deepoxymap.model.evaluate import cross_validate
+    from deepoxymap.model.preprocess import PreprocessSpec
+    from deepoxymap.model.train import TrainConfig, make_split
+
+    manifest = write_fake_manifest(tmp_path / "cohort", n_per_class=3)
+    cfg = TrainConfig(
+        manifest=manifest,
+        arch="tinycnn",
+        spec=PreprocessSpec(input_size=16, crop_mm=80.0),
+        epochs=1,
+        batch_size=8,
+        n_boot=20,
+        cache_dir=tmp_path / "cache",
+    )
+    cv = cross_validate(cfg, k=2, out_dir=tmp_path / "cv", loader=fake_loader, n_boot=20, log=lambda s: None)
+    assert sorted(cv["subjects"]) == sorted(r.subject for r in read_manifest(manifest))
+    assert len(cv["per_fold"]) == 2 and cv["metrics"]["n"] == 12
+    site = make_split(dataclasses.replace(cfg, protocol="site", train_site="A", test_site="B"), read_manifest(manifest))
+    sites = {r.subject: r.site for r in read_manifest(manifest)}
+    assert {sites[s] for s in site.test} == {"B"} and {sites[s] for s in site.train + site.val} == {"A"}
