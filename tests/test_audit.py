@@ -106,6 +106,25 @@ def demo_cohort(tmp_path_factory):
     return out
 
 
+def test_scar_quantification_on_phantom_lge(demo_cohort):
+    """Default n-SD 5 and seeded FWHM recover the phantom's LGE scar (Dice > 0.7) and find none in the healthy case."""
+    from deepoxymap.cardiac.masks import labels_from_stack, masks_from_labels
+    from deepoxymap.cardiac.scar import quantify_scar
+    from deepoxymap.case import Role
+    from deepoxymap.phantom.load import load_subject
+
+    for subject, has_scar in (("SUBJECT001", False), ("SUBJECT002", True), ("SUBJECT003", True)):
+        case = load_subject(demo_cohort / subject)
+        lge = case.first(Role.LGE)
+        m = masks_from_labels(labels_from_stack(case.masks[lge.uid]))
+        for method in ("nsd", "fwhm"):
+            q = quantify_scar(lge.stack.data[:, 0], m.myocardium, method=method, pixel_spacing=lge.stack.geometry.pixel_spacing)
+            if has_scar:
+                assert 2 * (q.mask & m.scar).sum() / (q.mask.sum() + m.scar.sum()) > 0.7, (subject, method)
+            else:
+                assert q.percent_of_myocardium < 1.0, (subject, method)
+
+
 def test_audit_on_demo_phantom(demo_cohort, tmp_path):
     """End to end on a tiny model: thresholds from validation, tables, bullseyes, plotly data, progress."""
     keras = pytest.importorskip("keras")

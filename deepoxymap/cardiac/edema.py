@@ -9,7 +9,7 @@ myocardium, or a site reference value, and the margin is configurable:
 * ``n_sd`` (used when ``margin_ms`` is ``None``): T2 > remote mean + n SD (default 2).
 
 The remote region follows :func:`deepoxymap.cardiac.scar.remote_stats`
-(whole myocardium by default; with diffuse "global" edema the whole
+(whole myocardium with robust statistics by default; with diffuse "global" edema the whole
 myocardium is raised and only a site ``reference_ms`` can reveal it).
 """
 
@@ -55,7 +55,7 @@ def edema_mask(
     margin_ms: float | None = None,
     n_sd: float = 2.0,
     reference_ms: float | None = None,
-    remote: Literal["myocardium", "darkest-segment"] | NDArray[Any] = "myocardium",
+    remote: Literal["robust", "myocardium", "darkest-segment"] | NDArray[Any] = "robust",
     seg_map: NDArray[Any] | None = None,
 ) -> EdemaResult:
     """Edema where myocardial T2 exceeds the reference by a margin.

@@ -92,8 +92,9 @@ def check_case(
 ) -> list[EmidecRow]:
     """Scar % of myocardium by several methods against the expert labels.
 
-    Methods: n-SD (n = 2, 3, 5, 6) with the whole myocardium as remote;
-    n-SD 5 with the darkest image-axis segment as remote; FWHM (remote
+    Methods: n-SD with the robust whole-myocardium remote (median, MAD; the
+    default) and with the plain whole myocardium (mean, SD), pooled over
+    slices or per slice; n-SD 5 with the darkest image-axis segment as remote; FWHM (remote
     baseline) with and without the 5-SD guard; classic FWHM (half the peak).
     """
     m = masks_from_labels(labels, EMIDEC)
@@ -107,11 +108,17 @@ def check_case(
             ip = fixed_insertion_points(labels[k], scheme=EMIDEC)
             seg[k] = segment_map(labels[k], lv, scheme=EMIDEC, insertion=ip, pixel_spacing=pixel_spacing)
     runs: list[tuple[str, dict[str, Any]]] = [
-        *[(f"nsd{n} remote=myocardium", {"method": "nsd", "n_sd": float(n)}) for n in (2, 3, 5, 6)],
+        *[(f"nsd{n} remote=robust", {"method": "nsd", "n_sd": float(n)}) for n in (2, 3, 5)],
+        ("fwhm seeded by nsd5 (default)", {"method": "fwhm"}),
+        ("fwhm remote=robust peak>5SD guard", {"method": "fwhm", "fwhm_guard": "sd"}),
+        *[(f"nsd{n} remote=myocardium", {"method": "nsd", "n_sd": float(n), "remote": "myocardium"}) for n in (2, 3, 5, 6)],
+        ("nsd5 remote=myocardium per slice", {"method": "nsd", "n_sd": 5.0, "per_slice": True, "remote": "myocardium"}),
+        ("nsd5 remote=robust per slice", {"method": "nsd", "n_sd": 5.0, "per_slice": True}),
         ("nsd5 remote=darkest-segment", {"method": "nsd", "n_sd": 5.0, "remote": "darkest-segment", "seg_map": seg}),
-        ("fwhm remote-baseline guard=5SD", {"method": "fwhm"}),
-        ("fwhm remote-baseline no-guard", {"method": "fwhm", "fwhm_min_sd": None}),
-        ("fwhm classic (peak/2) no-guard", {"method": "fwhm", "fwhm_min_sd": None, "fwhm_baseline": "zero"}),
+        ("fwhm remote=myocardium peak>5SD guard", {"method": "fwhm", "remote": "myocardium", "fwhm_guard": "sd"}),
+        ("fwhm remote=robust no guard", {"method": "fwhm", "fwhm_guard": "none"}),
+        ("fwhm classic (peak/2) no guard", {"method": "fwhm", "fwhm_guard": "none", "fwhm_baseline": "zero"}),
+        ("nsd5 remote=robust, no min-area filter", {"method": "nsd", "n_sd": 5.0, "min_area_mm2": 0.0}),
     ]
     rows = []
     for name, kw in runs:

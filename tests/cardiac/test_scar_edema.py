@@ -43,7 +43,7 @@ class TestScar:
         myo = masks_from_labels(lab, PHANTOM).myocardium
         assert quantify_scar(img, myo, n_sd=5).percent_of_myocardium < 0.5
         assert quantify_scar(img, myo, method="fwhm").scar_px == 0
-        assert quantify_scar(img, myo, method="fwhm", fwhm_min_sd=None).scar_px > 0  # ill-posed without the guard
+        assert quantify_scar(img, myo, method="fwhm", fwhm_guard="none", min_area_mm2=0).scar_px > 0  # ill-posed unguarded
 
     def test_stack_and_min_area(self, rng):
         """A [slice, row, col] volume pools the remote; tiny components are dropped."""
@@ -77,7 +77,7 @@ def test_edema_margin(rng):
 
 @pytest.mark.realdata
 def test_emidec_negative_has_little_scar(real_data_dir):
-    """The EMIDEC negative LGE case: expert scar 0 %; n-SD 5 (whole-myocardium remote) < 0.5 %, guarded FWHM 0 %."""
+    """The EMIDEC negative LGE case: expert scar 0 %; the defaults (n-SD 5, robust remote; seeded FWHM) find none."""
     from deepoxymap.cardiac.emidec_check import check_case, load_emidec_case
 
     case = real_data_dir / "emidec" / "sampleNegative"
@@ -86,7 +86,7 @@ def test_emidec_negative_has_little_scar(real_data_dir):
     img, lab, ps = load_emidec_case(case)
     assert masks_from_labels(lab, EMIDEC).myocardium.sum() > 1000
     rows = {r.method: r for r in check_case(img, lab, ps, case.name)}
-    assert rows["nsd5 remote=myocardium"].expert_percent == 0.0
-    assert rows["nsd5 remote=myocardium"].scar_percent < 0.5
-    assert rows["fwhm remote-baseline guard=5SD"].scar_percent == 0.0
-    assert rows["nsd2 remote=myocardium"].scar_percent > rows["nsd5 remote=myocardium"].scar_percent
+    assert rows["nsd5 remote=robust"].expert_percent == 0.0
+    assert rows["nsd5 remote=robust"].scar_percent < 0.5
+    assert rows["fwhm seeded by nsd5 (default)"].scar_percent == 0.0
+    assert rows["nsd2 remote=robust"].scar_percent > rows["nsd5 remote=robust"].scar_percent  # ill-posed: n matters
