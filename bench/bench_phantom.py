@@ -66,8 +66,10 @@ def main() -> int:
     proj_size = size / len(rows) * n_total
     print(f"generated {len(rows)} subjects ({n_dcm} DICOM files) in {t_gen:.2f} s = {per:.2f} s/subject")
     print(f"anchor: {n_dcm} plain pydicom writes in {t_anchor:.2f} s; ratio generator/anchor {t_gen / t_anchor:.1f}x")
-    print(f"projected study cohort ({n_total} subjects): {proj_1:.0f} s on 1 process, {proj_1 / 2:.0f} s on 2 "
-          f"(target < {TARGET_S:.0f} s on 2 cores); size {proj_size / 1e6:.0f} MB (target < {TARGET_BYTES / 1e6:.0f} MB)")
+    print(
+        f"projected study cohort ({n_total} subjects): {proj_1:.0f} s on 1 process, {proj_1 / 2:.0f} s on 2 "
+        f"(target < {TARGET_S:.0f} s on 2 cores); size {proj_size / 1e6:.0f} MB (target < {TARGET_BYTES / 1e6:.0f} MB)"
+    )
     return 0 if (proj_1 / 2 < TARGET_S and proj_size < TARGET_BYTES) else 1
 
 

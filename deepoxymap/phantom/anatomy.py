@@ -415,7 +415,12 @@ def sample_subject(
         "sub_fat_mm": _u(rng, (8.0, 18.0)),
         "muscle_mm": _u(rng, (8.0, 14.0)),
         "mediastinum": [_u(rng, (-38.0, -25.0)), _u(rng, (5.0, 18.0)), _u(rng, (50.0, 60.0)), _u(rng, (45.0, 55.0))],
-        "post_mediastinum": [_u(rng, (-25.0, -10.0)), _u(rng, (-100.0, -85.0)), _u(rng, (30.0, 40.0)), _u(rng, (22.0, 30.0))],
+        "post_mediastinum": [
+            _u(rng, (-25.0, -10.0)),
+            _u(rng, (-100.0, -85.0)),
+            _u(rng, (30.0, 40.0)),
+            _u(rng, (22.0, 30.0)),
+        ],
         "liver": [_u(rng, (-75.0, -50.0)), _u(rng, (-100.0, -80.0)), _u(rng, (70.0, 95.0)), _u(rng, (40.0, 55.0))],
         "spine": [_u(rng, (-35.0, -20.0)), _u(rng, (-120.0, -105.0)), _u(rng, (14.0, 18.0))],
         "aorta": [_u(rng, (0.0, 15.0)), _u(rng, (-95.0, -80.0)), _u(rng, (10.0, 13.0))],
@@ -426,17 +431,26 @@ def sample_subject(
         },
         # pulmonary vessels: (X, Y, radius) mm, bright dots inside lung
         "lung_vessels": [
-            [_u(rng, (-170.0, 150.0)), _u(rng, (-140.0, 110.0)), _u(rng, (1.2, 3.2))] for _ in range(int(rng.integers(40, 70)))
+            [_u(rng, (-170.0, 150.0)), _u(rng, (-140.0, 110.0)), _u(rng, (1.2, 3.2))]
+            for _ in range(int(rng.integers(40, 70)))
         ],
     }
     # blood-pool flow inhomogeneity: amplitude, wave numbers (rad/mm), phases
-    prm["flow"] = [_u(rng, (0.03, 0.08)), _u(rng, (0.05, 0.12)), _u(rng, (0.05, 0.12)), _u(rng, (0.0, 6.283)), _u(rng, (0.0, 6.283))]
+    prm["flow"] = [
+        _u(rng, (0.03, 0.08)),
+        _u(rng, (0.05, 0.12)),
+        _u(rng, (0.05, 0.12)),
+        _u(rng, (0.0, 6.283)),
+        _u(rng, (0.0, 6.283)),
+    ]
     prm["tissue"] = tis
     prm["lesion"] = lesion
     return Subject(subject_id, cls, subtype, site, prm, slices, body)
 
 
-def _add_lesions(rng: np.random.Generator, sh: SliceHeart, lesion: dict[str, Any], p: PhantomParams, w_l: float) -> None:
+def _add_lesions(
+    rng: np.random.Generator, sh: SliceHeart, lesion: dict[str, Any], p: PhantomParams, w_l: float
+) -> None:
     """Fill the lesion bands of one slice from the subject's lesion recipe (in place)."""
     L = p.lesions
     kind = lesion["kind"]
@@ -453,10 +467,25 @@ def _add_lesions(rng: np.random.Generator, sh: SliceHeart, lesion: dict[str, Any
         floor = 0.25
         if lesion["pattern"] == "transmural":
             hi, floor = max(hi, 0.8) + 0.1, 0.7
-        b = _arc_band(rng, lesion["center_deg"], arc, 0.0, hi, edge_deg=ed, edge_depth=edd, taper=True, taper_floor=floor, endo=True)
+        b = _arc_band(
+            rng,
+            lesion["center_deg"],
+            arc,
+            0.0,
+            hi,
+            edge_deg=ed,
+            edge_depth=edd,
+            taper=True,
+            taper_floor=floor,
+            endo=True,
+        )
         sh.scar.append(b)
         terr_arc = max(lesion["territory_arc_deg"], arc + 20.0)
-        sh.territory.append(_arc_band(rng, lesion["center_deg"], terr_arc, 0.0, 1.1, edge_deg=ed, edge_depth=0.0, taper=False, endo=True))
+        sh.territory.append(
+            _arc_band(
+                rng, lesion["center_deg"], terr_arc, 0.0, 1.1, edge_deg=ed, edge_depth=0.0, taper=False, endo=True
+            )
+        )
         inside = b.hi > b.lo
         sh.kinesis = np.where(inside, lesion["kinesis"], sh.kinesis)
         # soften kinesis transition
@@ -466,10 +495,33 @@ def _add_lesions(rng: np.random.Generator, sh: SliceHeart, lesion: dict[str, Any
             sh.wall_ed = _circ_smooth(np.minimum(sh.wall_ed, thin), 10)
         if lesion["mvo"] and sh.level != "apical":
             core_arc = arc * 0.35
-            sh.mvo.append(_arc_band(rng, lesion["center_deg"], core_arc, 0.0, hi * 0.5, edge_deg=3.0, edge_depth=0.05, taper=True, endo=True))
+            sh.mvo.append(
+                _arc_band(
+                    rng,
+                    lesion["center_deg"],
+                    core_arc,
+                    0.0,
+                    hi * 0.5,
+                    edge_deg=3.0,
+                    edge_depth=0.05,
+                    taper=True,
+                    endo=True,
+                )
+            )
     elif kind == "dcm-midwall":
         bw = lesion["band_width"]
-        sh.scar.append(_arc_band(rng, lesion["center_deg"], lesion["arc_deg"], 0.5 - bw / 2, 0.5 + bw / 2, edge_deg=ed, edge_depth=edd, taper=True))
+        sh.scar.append(
+            _arc_band(
+                rng,
+                lesion["center_deg"],
+                lesion["arc_deg"],
+                0.5 - bw / 2,
+                0.5 + bw / 2,
+                edge_deg=ed,
+                edge_depth=edd,
+                taper=True,
+            )
+        )
     elif kind == "hcm-insertion":
         # blob size in mm -> degrees at mid-wall radius
         rmid = float(np.mean(sh.r_ed) + 0.5 * np.mean(sh.wall_ed))
@@ -481,19 +533,59 @@ def _add_lesions(rng: np.random.Generator, sh: SliceHeart, lesion: dict[str, Any
             sh.scar.append(_blob_band(bl["center_deg"], bl["depth"], half_deg, half_depth))
     elif kind == "myocarditis-subepicardial":
         dep = lesion["depth"]
-        sh.scar.append(_arc_band(rng, lesion["center_deg"], lesion["arc_deg"] * lvl_arc, 1.0 - dep, 1.0, edge_deg=ed, edge_depth=edd, taper=True, epi=True))
+        sh.scar.append(
+            _arc_band(
+                rng,
+                lesion["center_deg"],
+                lesion["arc_deg"] * lvl_arc,
+                1.0 - dep,
+                1.0,
+                edge_deg=ed,
+                edge_depth=edd,
+                taper=True,
+                epi=True,
+            )
+        )
     elif kind == "edema-focal":
         for pt in lesion["patches"]:
             dep = pt["depth"]
-            b = _arc_band(rng, pt["center_deg"], pt["arc_deg"] * lvl_arc, 1.0 - dep, 1.0, edge_deg=ed, edge_depth=edd, taper=True, epi=True)
+            b = _arc_band(
+                rng,
+                pt["center_deg"],
+                pt["arc_deg"] * lvl_arc,
+                1.0 - dep,
+                1.0,
+                edge_deg=ed,
+                edge_depth=edd,
+                taper=True,
+                epi=True,
+            )
             sh.edema.append(b)
             if lesion["lge"]:
-                sh.scar.append(_blob_band(pt["center_deg"] + rng.uniform(-10, 10), 1.0 - dep * 0.35, pt["arc_deg"] * 0.25, dep * 0.3))
+                sh.scar.append(
+                    _blob_band(
+                        pt["center_deg"] + rng.uniform(-10, 10), 1.0 - dep * 0.35, pt["arc_deg"] * 0.25, dep * 0.3
+                    )
+                )
     elif kind == "edema-aar":
         arc = lesion["arc_deg"] * lvl_arc
-        sh.edema.append(_arc_band(rng, lesion["center_deg"], arc, 0.0, 1.1, edge_deg=ed, edge_depth=0.0, taper=False, endo=True))
+        sh.edema.append(
+            _arc_band(rng, lesion["center_deg"], arc, 0.0, 1.1, edge_deg=ed, edge_depth=0.0, taper=False, endo=True)
+        )
         if lesion["lge"]:
-            sh.scar.append(_arc_band(rng, lesion["center_deg"], arc * 0.55, 0.0, lesion["lge_transmurality"], edge_deg=ed, edge_depth=edd, taper=True, endo=True))
+            sh.scar.append(
+                _arc_band(
+                    rng,
+                    lesion["center_deg"],
+                    arc * 0.55,
+                    0.0,
+                    lesion["lge_transmurality"],
+                    edge_deg=ed,
+                    edge_depth=edd,
+                    taper=True,
+                    endo=True,
+                )
+            )
     elif kind == "edema-global":
         sh.edema.append(Band(np.full(N_THETA, -0.1), np.full(N_THETA, 1.1)))
 
@@ -542,7 +634,13 @@ def wall_tables(
 
 
 def _ellipse(
-    x: NDArray[Any], y: NDArray[Any], cx: float, cy: float, ax: float, ay: float, wobble: list[list[float]] | None = None
+    x: NDArray[Any],
+    y: NDArray[Any],
+    cx: float,
+    cy: float,
+    ax: float,
+    ay: float,
+    wobble: list[list[float]] | None = None,
 ) -> NDArray[np.bool_]:
     """Inside an ellipse whose radius is modulated by ``1 + sum a_k cos k phi + b_k sin k phi``."""
     e = ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2

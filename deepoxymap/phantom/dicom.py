@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -194,9 +194,9 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             ds.EchoTrainLength = "1"
             ds.PixelBandwidth = _ds(ex.get("bandwidth", 930.0))
             ds.TriggerTime = _ds(float(meta.trigger_ms[f]), 2)
-            ds.NominalInterval = str(int(round(meta.rr_ms)))
+            ds.NominalInterval = str(round(meta.rr_ms))
             ds.CardiacNumberOfImages = str(n_f if is_cine else 1)
-            ds.HeartRate = str(int(round(60000.0 / meta.rr_ms)))
+            ds.HeartRate = str(round(60000.0 / meta.rr_ms))
             ds.ReceiveCoilName = "SYNTH_CARDIAC"
             ds.TransmitCoilName = "BODY"
             ds.AcquisitionMatrix = [0, int(cols), int(rows), 0]

@@ -110,7 +110,9 @@ def cohort_features(cohort_dir: Path | str, *, timepoint_key: str = "os_bh-end")
     return Features(np.asarray(H), np.asarray(Lk), np.asarray(Y), np.asarray(G), subs)
 
 
-def cv_auc(X: NDArray[Any], y: NDArray[Any], groups: NDArray[Any], *, seed: int = 0, folds: int = 5, C: float = 1.0) -> dict[str, Any]:
+def cv_auc(
+    X: NDArray[Any], y: NDArray[Any], groups: NDArray[Any], *, seed: int = 0, folds: int = 5, C: float = 1.0
+) -> dict[str, Any]:
     """Subject-level stratified K-fold logistic regression; one-vs-rest AUCs.
 
     Returns:
@@ -153,7 +155,7 @@ def difficulty_report(cohort_dir: Path | str, *, seed: int = 0) -> dict[str, Any
     f = cohort_features(cohort_dir)
     return {
         "n_subjects": len(f.subjects),
-        "n_slices": int(len(f.y)),
+        "n_slices": len(f.y),
         "histogram": cv_auc(f.hist, f.y, f.groups, seed=seed),
         "leak_check": cv_auc(f.leak, f.y, f.groups, seed=seed),
     }

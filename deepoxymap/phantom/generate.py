@@ -125,7 +125,12 @@ def sample_orientation(rng: np.random.Generator, jitter_deg: float) -> dict[str,
 
 
 def _sample_coords(
-    grid: Grid, os_: int, shift: tuple[float, float], rot_deg: float, rows: slice | None = None, cols: slice | None = None
+    grid: Grid,
+    os_: int,
+    shift: tuple[float, float],
+    rot_deg: float,
+    rows: slice | None = None,
+    cols: slice | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Anatomical (X, Y) mm of the oversampled sample points of ``grid`` (optionally a block)."""
     R, C = grid.shape
@@ -201,8 +206,8 @@ def render_series(
     for sh in subj.slices:
         ext = max(ext, float(np.max(sh.r_ed + sh.wall_ed + sh.rv_depth + sh.fat)) + sh.rv_wall + 8.0)
     r0, c0 = grid.center_rc
-    hr = int(math.ceil(ext / grid.spacing[0])) + 2
-    hc = int(math.ceil(ext / grid.spacing[1])) + 2
+    hr = math.ceil(ext / grid.spacing[0]) + 2
+    hc = math.ceil(ext / grid.spacing[1]) + 2
     sr = max(0, int(r0 + shift[1] / grid.spacing[0]) - hr)
     er = min(R, int(r0 + shift[1] / grid.spacing[0]) + hr + 1)
     sc = max(0, int(c0 + shift[0] / grid.spacing[1]) - hc)
@@ -537,7 +542,6 @@ def generate_subject(
     scan["rr_ms"] = rr
     orient = sample_orientation(r_scan, a.axis_jitter_deg)
     row, col, apex = (np.asarray(orient[k]) for k in ("row", "col", "apex"))
-    normal = np.cross(row, col)
     gap = subj.params["slice_gap_mm"]
     centers = [np.asarray(orient["center"]) + s * gap * apex for s in (-1.0, 0.0, 1.0)]
     ox, oy = subj.params["offset_mm"]
@@ -686,7 +690,9 @@ def generate_subject(
             g, ipps = make_grid(sp.lge_matrix, scan["lge_pixel_mm"])
             vals = lge_values(subj, r_scan)
             ro = render_series(subj, g, dia_phase, vals, None, shift, os_)
-            img = ro.signal * coil_map(g, coils, coil_len, rot)[None, None] * texture(g, r_scan, p.texture_sd)[None, None]
+            img = (
+                ro.signal * coil_map(g, coils, coil_len, rot)[None, None] * texture(g, r_scan, p.texture_sd)[None, None]
+            )
             lsig = float(vals[TISSUE["lv_blood"]]) / scan["lge_snr_blood"]
             img = rician(img, lsig, r_noise) * scan["lge_gain"]
             px = to_u16(img)
@@ -711,7 +717,13 @@ def generate_subject(
             itype = ("DERIVED", "PRIMARY", "T1 MAP" if which == "t1" else "T2 MAP")
             rescale = (slope, 0.0, "MS")
             ti, tr, te, fl = None, (2.7 if which == "t1" else 3.0), (1.1 if which == "t1" else 1.3), 35.0
-            win = (1200.0, 1000.0) if which == "t1" and sp.field_t > 2 else (1000.0, 900.0) if which == "t1" else (50.0, 60.0)
+            win = (
+                (1200.0, 1000.0)
+                if which == "t1" and sp.field_t > 2
+                else (1000.0, 900.0)
+                if which == "t1"
+                else (50.0, 60.0)
+            )
         uid = det_uid("series", seed, index, subject_id, key)
         meta = SeriesMeta(
             kind=key,
@@ -764,7 +776,15 @@ def generate_subject(
         "generator": "deepoxymap.phantom 0.1",
         "levels": list(LEVELS),
         "slice_order": "base->apex (labels.npz slices and DICOM IM_<slice> numbering)",
-        "label_values": {"0": "background", "1": "LV blood", "2": "LV myocardium", "3": "RV blood", "4": "scar", "5": "edema (no scar)", "6": "MVO"},
+        "label_values": {
+            "0": "background",
+            "1": "LV blood",
+            "2": "LV myocardium",
+            "3": "RV blood",
+            "4": "scar",
+            "5": "edema (no scar)",
+            "6": "MVO",
+        },
         "aha_convention": "septal-midpoint anchored (RV centre = septal mid-point); insertion points ~ +-60 deg",
         "anatomy": subj.params,
         "body": subj.body,
@@ -788,7 +808,7 @@ def _largest_remainder(total: int, weights: dict[str, float]) -> dict[str, int]:
     """Split ``total`` proportionally to ``weights`` (largest-remainder rounding, stable order)."""
     s = sum(weights.values())
     raw = {k: total * w / s for k, w in weights.items()}
-    out = {k: int(math.floor(v)) for k, v in raw.items()}
+    out = {k: math.floor(v) for k, v in raw.items()}
     rest = total - sum(out.values())
     order = sorted(weights, key=lambda k: (-(raw[k] - out[k]), list(weights).index(k)))
     for k in order[:rest]:
@@ -811,7 +831,10 @@ def cohort_plan(spec: CohortSpec, seed: int, params: PhantomParams | None = None
     if sum(spec.site_counts.values()) != total:
         raise PhantomError(f"site counts {spec.site_counts} do not add up to {total} subjects")
     # class x site table: largest remainder per class, then fix site totals
-    table = {c: _largest_remainder(n, {s: float(m) for s, m in spec.site_counts.items()}) for c, n in spec.class_counts.items()}
+    table = {
+        c: _largest_remainder(n, {s: float(m) for s, m in spec.site_counts.items()})
+        for c, n in spec.class_counts.items()
+    }
     sites = list(spec.site_counts)
     for _ in range(100):
         diff = {s: sum(table[c][s] for c in table) - spec.site_counts[s] for s in sites}
@@ -846,7 +869,9 @@ def cohort_plan(spec: CohortSpec, seed: int, params: PhantomParams | None = None
 
 def _gen_one(args: tuple[str, dict[str, Any], int, PhantomParams, int | None]) -> dict[str, Any]:
     out, row, seed, params, nf = args
-    generate_subject(Path(out), row["subject"], row["class"], row["subtype"], row["site"], seed, row["index"], params, n_frames=nf)
+    generate_subject(
+        Path(out), row["subject"], row["class"], row["subtype"], row["site"], seed, row["index"], params, n_frames=nf
+    )
     return row
 
 
@@ -857,7 +882,9 @@ def write_manifest(out: Path, rows: list[dict[str, Any]], params: PhantomParams)
         w = csv.writer(fh)
         w.writerow(["subject", "class", "subtype", "site", "field_strength", "path"])
         for r in sorted(rows, key=lambda r: r["subject"]):
-            w.writerow([r["subject"], r["class"], r["subtype"], r["site"], params.sites[r["site"]].field_t, r["subject"]])
+            w.writerow(
+                [r["subject"], r["class"], r["subtype"], r["site"], params.sites[r["site"]].field_t, r["subject"]]
+            )
     return path
 
 

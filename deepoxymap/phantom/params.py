@@ -350,9 +350,7 @@ class LesionParams:
     scar_t1_3t_ms: Range = (1500.0, 1750.0)
     scar_t1_15t_ms: Range = (1100.0, 1250.0)
     scar_t2_delta_ms: Range = (-2.0, 3.0)
-    territory_center_deg: dict[str, float] = field(
-        default_factory=lambda: {"LAD": 115.0, "RCA": 245.0, "LCx": 0.0}
-    )
+    territory_center_deg: dict[str, float] = field(default_factory=lambda: {"LAD": 115.0, "RCA": 245.0, "LCx": 0.0})
     territory_jitter_deg: float = 20.0
     # non-ischemic
     dcm_r_ed_mm: Range = (30.0, 37.5)

@@ -73,7 +73,9 @@ def stack_stats(image: Stack, mask: Stack, *, myo_labels: tuple[int, ...] = (2,)
     lab = np.asarray(mask.data)
     for k in range(image.n_slices):
         blood_area = [(lab[k, f] == 1).sum() for f in range(lab.shape[1])]
-        myo_frames = [f for f in range(lab.shape[1]) if np.isin(lab[k, f], myo_labels).sum() > 20 and blood_area[f] > 20]
+        myo_frames = [
+            f for f in range(lab.shape[1]) if np.isin(lab[k, f], myo_labels).sum() > 20 and blood_area[f] > 20
+        ]
         if not myo_frames:
             continue
         ann = [f for f in range(lab.shape[1]) if blood_area[f] > 20]
@@ -111,7 +113,9 @@ def real_stats(real_root: Path | str) -> dict[str, list[float]]:
     return stack_stats(s.stack, case.masks[s.uid])
 
 
-def phantom_stats(cohort_dir: Path | str, n_subjects: int = 12, *, classes: tuple[str, ...] | None = None) -> dict[str, list[float]]:
+def phantom_stats(
+    cohort_dir: Path | str, n_subjects: int = 12, *, classes: tuple[str, ...] | None = None
+) -> dict[str, list[float]]:
     """Statistics of the baseline OS-CMR cine of up to ``n_subjects`` generated subjects."""
     from deepoxymap.phantom.load import load_subject, read_manifest
 
@@ -133,7 +137,12 @@ def summarise(values: list[float]) -> dict[str, float]:
     if not values:
         return {"n": 0, "median": float("nan"), "q1": float("nan"), "q3": float("nan")}
     a = np.asarray(values)
-    return {"n": int(a.size), "median": float(np.median(a)), "q1": float(np.percentile(a, 25)), "q3": float(np.percentile(a, 75))}
+    return {
+        "n": int(a.size),
+        "median": float(np.median(a)),
+        "q1": float(np.percentile(a, 25)),
+        "q3": float(np.percentile(a, 75)),
+    }
 
 
 def realism_report(real_root: Path | str, cohort_dir: Path | str, n_subjects: int = 12) -> dict[str, Any]:
@@ -156,7 +165,9 @@ def format_report(rep: dict[str, Any]) -> str:
         return f"{d['median']:.2f} [{d['q1']:.2f}-{d['q3']:.2f}] n={d['n']}"
 
     w = 34
-    lines = [f"{'statistic':<28}{'Sunnybrook (real, 1.5 T)':<{w}}{'phantom (all classes)':<{w}}{'phantom (healthy)':<{w}}"]
+    lines = [
+        f"{'statistic':<28}{'Sunnybrook (real, 1.5 T)':<{w}}{'phantom (all classes)':<{w}}{'phantom (healthy)':<{w}}"
+    ]
     for s, v in rep.items():
         lines.append(f"{s:<28}{cell(v['real']):<{w}}{cell(v['phantom']):<{w}}{cell(v['phantom_healthy']):<{w}}")
     lines.append("values: median [inter-quartile range] over slices; real = one heart-failure/infarct patient")

@@ -55,7 +55,12 @@ def _digest(folder: Path) -> str:
 def test_study_plan_counts() -> None:
     plan = cohort_plan(STUDY, seed=0)
     assert len(plan) == 190
-    assert collections.Counter(r["class"] for r in plan) == {"healthy": 68, "ischemic": 42, "non-ischemic": 33, "edema": 47}
+    assert collections.Counter(r["class"] for r in plan) == {
+        "healthy": 68,
+        "ischemic": 42,
+        "non-ischemic": 33,
+        "edema": 47,
+    }
     assert collections.Counter(r["site"] for r in plan) == {"A": 160, "B": 30}
     # class mix is the same at both sites (within rounding)
     by = collections.Counter((r["class"], r["site"]) for r in plan)
@@ -78,7 +83,7 @@ def test_custom_cohort_and_manifest(tmp_path: Path) -> None:
     assert text[0] == "subject,class,subtype,site,field_strength,path"
     assert len(text) == 4
     for line in text[1:]:
-        sub, cls, _st, site, fs, path = line.split(",")
+        _sub, cls, _st, site, fs, path = line.split(",")
         assert (tmp_path / path / "truth" / "truth.json").is_file()
         assert float(fs) == (3.0 if site == "A" else 1.5)
         assert read_truth(tmp_path / path)["class"] == cls
@@ -137,7 +142,9 @@ def test_round_trip_geometry_and_roles(cohort: Path) -> None:
             for k in range(3):
                 ds = pydicom.dcmread(cohort / sid / "dicom" / key / f"IM_{k + 1:02d}_001.dcm")
                 assert np.allclose(g.slice_origins[k], np.asarray(ds.ImagePositionPatient, float), atol=1e-3)
-                assert np.allclose(s.stack.data[k, 0], ds.pixel_array * float(getattr(ds, "RescaleSlope", 1.0)), atol=1e-3)
+                assert np.allclose(
+                    s.stack.data[k, 0], ds.pixel_array * float(getattr(ds, "RescaleSlope", 1.0)), atol=1e-3
+                )
             # oblique, not axis-aligned
             assert np.max(np.abs(g.normal)) < 0.95
             assert s.stack.timepoint == st["timepoint"]
@@ -168,7 +175,7 @@ def test_map_values_in_ms(cohort: Path) -> None:
 def test_dciodvfy_no_errors(cohort: Path) -> None:
     for key in (*OS_KEYS, *MAP_KEYS):
         f = cohort / "I" / "dicom" / key / "IM_02_001.dcm"
-        res = subprocess.run(["dciodvfy", str(f)], capture_output=True, text=True, timeout=60)
+        res = subprocess.run(["dciodvfy", str(f)], check=False, capture_output=True, text=True, timeout=60)
         errors = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("Error")]
         assert errors == [], (key, errors)
 
@@ -180,6 +187,7 @@ def test_dcm2niix_converts(cohort: Path, tmp_path: Path) -> None:
         out.mkdir()
         res = subprocess.run(
             ["dcm2niix", "-z", "n", "-f", "%d", "-o", str(out), str(cohort / "D" / "dicom" / key)],
+            check=False,
             capture_output=True,
             text=True,
             timeout=120,
@@ -314,7 +322,22 @@ def test_generate_cli_demo_plan(tmp_path: Path) -> None:
     plan = cohort_plan(DEMO, 0)
     assert sorted(r["class"] for r in plan) == sorted(CLASSES)
     assert {r["subtype"] for r in plan} == {"normal", "LAD-transmural", "HCM", "AAR"}
-    rc = main(["generate", "--out", str(tmp_path), "--cohort", "demo", "--seed", "0", "--limit", "1", "--quiet", "--jobs", "1"])
+    rc = main(
+        [
+            "generate",
+            "--out",
+            str(tmp_path),
+            "--cohort",
+            "demo",
+            "--seed",
+            "0",
+            "--limit",
+            "1",
+            "--quiet",
+            "--jobs",
+            "1",
+        ]
+    )
     assert rc == 0
     assert (tmp_path / "manifest.csv").read_text().count("\n") == 2
 
