@@ -8,7 +8,7 @@ import streamlit as st
 
 from deepoxymap.config import settings
 from deepoxymap.errors import DeepOxyMapError
-from deepoxymap.ui import modelinfo, state, widgets
+from deepoxymap.ui import figures, modelinfo, state, widgets
 from deepoxymap.ui.core import Missing
 
 widgets.show_flash()
@@ -25,9 +25,28 @@ with card_col:
         if card is None:
             st.info(modelinfo.NO_MODEL.format(path=path) if not path.is_file() else f"No card beside `{path.name}`.")
         else:
-            modelinfo.card_brief_ui(path)
+            modelinfo.card_brief_ui(path, link=False)
+            sec = modelinfo.card_sections(card)
+            st.markdown("**Overview**")
+            st.dataframe(sec["overview"], hide_index=True, key="model_overview")
+            if not sec["test"].empty:
+                st.markdown("**Test metrics** (synthetic test subjects, case level)")
+                st.dataframe(sec["test"], hide_index=True, key="model_test")
+                if sec["note"]:
+                    st.caption(sec["note"])
+            if sec["confusion"]:
+                st.plotly_chart(figures.confusion_figure(sec["confusion"], card.get("classes") or []), key="model_confusion",
+                                config={"displaylogo": False})
+            if not sec["training"].empty:
+                st.markdown("**Training**")
+                st.dataframe(sec["training"], hide_index=True, key="model_training")
+            if sec["command"]:
+                st.code(str(sec["command"]), language="bash")
+            if not sec["preprocessing"].empty:
+                st.markdown("**Preprocessing** (the same code path at training and inference)")
+                st.dataframe(sec["preprocessing"], hide_index=True, key="model_pre")
             with st.expander("Everything in the card (JSON)", expanded=False):
-                st.json(card, expanded=2)
+                st.json(card, expanded=1)
 
 with side:
     st.subheader("Library versions")

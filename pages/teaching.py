@@ -25,7 +25,7 @@ with widgets.guard("start the quiz"):
     lc = quiz.current_case(q)
 
     stack = quiz.question_stack(lc)
-    k = st.slider("Slice (base → apex)", 0, stack.n_slices - 1, stack.n_slices // 2, key=f"quiz_slice_{q.position}")
+    k = st.slider("Slice (base → apex)", 1, stack.n_slices, stack.n_slices // 2 + 1, key=f"quiz_slice_{q.position}") - 1
     left, right = st.columns([3, 2])
     with left:
         fig = figures.image_figure(stack.image(k, 0), stack.geometry, window=quiz.window(stack), height=460,

@@ -96,18 +96,57 @@ def _get(card: dict[str, Any], *names: str, default: Any = None) -> Any:
     return default
 
 
+def _value(m: Any) -> float | None:
+    """A metric that may be ``{"value": v, "ci": [lo, hi]}`` or a bare number."""
+    if isinstance(m, dict):
+        m = m.get("value")
+    return float(m) if isinstance(m, (int, float)) else None
+
+
+def _ci(m: Any) -> str:
+    if isinstance(m, dict) and isinstance(m.get("ci"), (list, tuple)) and len(m["ci"]) == 2:
+        lo, hi = m["ci"]
+        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
+            return f" (95% CI {lo:.2f}-{hi:.2f})"
+    return ""
+
+
 def training_statement(card: dict[str, Any]) -> str:
-    """One paragraph: what the model was trained on (from its card)."""
-    data = _get(card, "training_data", "trained_on", "data", "dataset", "training.data")
-    if isinstance(data, dict):
-        parts = [f"{k.replace('_', ' ')}: {v}" for k, v in data.items() if not isinstance(v, (dict, list))]
-        data = "; ".join(parts)
-    text = f"Trained on {data}." if data else "The model card does not say what the model was trained on."
-    return text
+    """What the model was trained on, in one paragraph (from its card)."""
+    tr = card.get("training") or {}
+    if not isinstance(tr, dict):
+        tr = {}
+    parts = []
+    n = tr.get("n_subjects")
+    counts = tr.get("class_counts") or {}
+    manifest = tr.get("manifest")
+    if n:
+        cc = ", ".join(f"{v} {k}" for k, v in counts.items()) if isinstance(counts, dict) else ""
+        src = f" from `{Path(str(manifest)).parent.name}/{Path(str(manifest)).name}`" if manifest else ""
+        parts.append(f"Trained on **{n} synthetic subjects**{src}" + (f" ({cc})" if cc else "") + ".")
+    elif card.get("training_data") or card.get("trained_on"):
+        parts.append(f"Trained on {card.get('training_data') or card.get('trained_on')}.")
+    split = tr.get("split") or {}
+    if isinstance(split, dict) and split:
+        sizes = {k: len(v) for k, v in split.items() if isinstance(v, list)}
+        if sizes:
+            parts.append("Subject-level split: " + ", ".join(f"{k} {v}" for k, v in sizes.items()) + ".")
+    pre = card.get("preprocessing") or {}
+    if isinstance(pre, dict) and pre:
+        parts.append(
+            f"Input: the {pre.get('timepoint', '?')} OS-CMR frame ({pre.get('frame_rule', '?')}), "
+            f"a {pre.get('crop_mm', '?')} mm LV-centred crop at {pre.get('input_size', '?')} px, "
+            f"channels '{pre.get('channels', 'grey')}'."
+        )
+    if card.get("weights"):
+        parts.append(f"Weights: {card['weights']}.")
+    if not parts:
+        return "The model card does not say what the model was trained on."
+    return " ".join(parts)
 
 
-def card_brief_ui(model_path: Path | None = None) -> None:
-    """The model card in brief (name, architecture, classes, training data, headline metrics)."""
+def card_brief_ui(model_path: Path | None = None, *, link: bool = True) -> None:
+    """The model card in brief (name, architecture, classes, training data, headline test metrics)."""
     mp = model_path or current_path()
     card = read_card(mp)
     if card is None:
@@ -117,23 +156,60 @@ def card_brief_ui(model_path: Path | None = None) -> None:
             st.warning(f"The model `{_short(mp)}` has no card (`{card_path(mp).name}`); it cannot be validated.")
         return
     name = _get(card, "name", "model_name", default=mp.stem)
-    arch = _get(card, "architecture", "backbone", "model.architecture", default="?")
-    classes = _get(card, "classes", "class_names", default=[])
+    arch = _get(card, "arch", "architecture", default="?")
+    classes = _get(card, "classes", default=[])
     st.markdown(f"**{name}** · {arch}")
     if classes:
         st.caption("Classes: " + ", ".join(map(str, classes)))
     st.markdown(training_statement(card))
-    metrics = _get(card, "metrics", "evaluation", "test_metrics")
-    if isinstance(metrics, dict):
-        flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        if flat:
-            cols = st.columns(min(4, len(flat)))
-            for col, (k, v) in zip(cols, list(flat.items())[:4], strict=False):
-                col.metric(k.replace("_", " "), f"{v:.2f}" if isinstance(v, float) else v)
+    test = (card.get("metrics") or {}).get("test") if isinstance(card.get("metrics"), dict) else None
+    if isinstance(test, dict):
+        cols = st.columns(2)
+        for col, (key, label) in zip(cols, (("accuracy", "Test accuracy"), ("macro_auc", "Test macro AUC")), strict=True):
+            v = _value(test.get(key))
+            if v is not None:
+                col.metric(label, f"{v:.2f}", help=f"{label}{_ci(test.get(key))}, case level, synthetic test subjects")
     intended = _get(card, "intended_use", "limitations")
     if intended:
         st.caption(str(intended) if not isinstance(intended, list) else " ".join(map(str, intended)))
-    st.page_link("pages/model_card.py", label="Full model card", icon=":material/memory:")
+    if link:
+        st.page_link("pages/model_card.py", label="Full model card", icon=":material/memory:")
+
+
+def card_sections(card: dict[str, Any]) -> dict[str, Any]:
+    """The card arranged for the Model page: overview, training, preprocessing and test-metric tables."""
+    import pandas as pd
+
+    overview = {
+        "name": card.get("name"),
+        "architecture": card.get("arch"),
+        "weights": card.get("weights"),
+        "output": card.get("output"),
+        "case call": card.get("case_aggregation"),
+        "default CAM layer": card.get("gradcam_layer"),
+        "file": (card.get("file") or {}).get("name"),
+        "sha256": str((card.get("file") or {}).get("sha256", ""))[:16] + "…",
+    }
+    tr = card.get("training") or {}
+    training = {k: tr.get(k) for k in ("n_subjects", "class_counts", "seed", "n_slices", "optimizer", "loss",
+                                        "epochs_run", "best_epoch", "stop_reason", "manifest") if k in tr}
+    pre = card.get("preprocessing") or {}
+    test = ((card.get("metrics") or {}).get("test") or {}) if isinstance(card.get("metrics"), dict) else {}
+    rows = []
+    for key in ("accuracy", "macro_auc", "macro_precision", "macro_recall", "ece"):
+        if key in test:
+            rows.append({"metric": key.replace("_", " "), "value": _value(test[key]), "95% CI": _ci(test[key]).strip(" ()")})
+    for c, m in (test.get("auc") or {}).items():
+        rows.append({"metric": f"AUC {c} vs rest", "value": _value(m), "95% CI": _ci(m).strip(" ()")})
+    return {
+        "overview": pd.DataFrame([{"item": k, "value": str(v)} for k, v in overview.items() if v not in (None, "", "…")]),
+        "training": pd.DataFrame([{"item": k.replace("_", " "), "value": str(v)} for k, v in training.items()]),
+        "preprocessing": pd.DataFrame([{"item": k.replace("_", " "), "value": str(v)} for k, v in pre.items()]),
+        "test": pd.DataFrame(rows),
+        "confusion": test.get("confusion"),
+        "command": tr.get("command"),
+        "note": (card.get("metrics") or {}).get("note") if isinstance(card.get("metrics"), dict) else None,
+    }
 
 
 _RUNTIME_LIBS = ("python", "deepoxymap", "tensorflow-cpu", "tensorflow", "keras", "tf-keras-vis", "numpy", "scipy",

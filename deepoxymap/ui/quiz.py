@@ -28,11 +28,18 @@ class Quiz:
 
 
 def _pool() -> list[core.ManifestRow]:
-    """Cases for the quiz: the study cohort's test split if generated, else the demo cases."""
+    """Cases for the quiz: the model's test split of the study cohort if generated (cases the model never
+    trained on), else the demo cases."""
+    from deepoxymap.ui import modelinfo
+
     s = settings()
+    card = modelinfo.read_card() or {}
+    test = set(((card.get("training") or {}).get("split") or {}).get("test") or [])
     for m in (s.cohort_dir / "manifest.csv", core.demo_manifest()):
         if m.is_file():
-            rows = [r for r in core.read_manifest(m) if r.label]
+            rows = [r for r in core.read_manifest(m) if r.label and (r.path / "dicom").is_dir()]
+            if test and m != core.demo_manifest():
+                rows = [r for r in rows if r.subject in test]
             if rows:
                 return rows
     return []

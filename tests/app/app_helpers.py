@@ -112,7 +112,24 @@ def write_tiny_model(out_dir: Path) -> Path:
         "arch": "tiny-cnn",
         "classes": list(CLASSES),
         "preprocessing": {"input_size": size, "crop_mm": 80.0, "timepoint": "bh-end"},
-        "training": {"data": "nothing (random weights, for tests)"},
+        "weights": "none: random initialisation (a test model; it has learnt nothing)",
+        "intended_use": "Tests only.",
+        "training": {
+            "n_subjects": 0,
+            "class_counts": {c: 0 for c in CLASSES},
+            "split": {"train": [], "val": [], "test": []},
+            "command": "python tests/app/app_helpers.py",
+        },
+        "metrics": {
+            "note": "made-up numbers for the tests",
+            "test": {
+                "accuracy": {"value": 0.25, "ci": [0.1, 0.4]},
+                "macro_auc": {"value": 0.5, "ci": [0.4, 0.6]},
+                "auc": {c: {"value": 0.5, "ci": [0.4, 0.6]} for c in CLASSES},
+                "confusion": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+            },
+        },
+        "library_versions": {"keras": keras.__version__},
         "file": {"sha256": sha256_file(path)},
     }
     path.with_suffix(".json").write_text(json.dumps(card))

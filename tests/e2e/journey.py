@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-RUNNING = '[data-testid="stStatusWidget"]'
+RUNNING = '[data-testid="stStatusWidget"], [data-testid="stSkeleton"], [data-stale="true"]'
 
 
 def wait_idle(page: Any, timeout: float = 120.0, settle: float = 0.25) -> None:
@@ -13,7 +13,9 @@ def wait_idle(page: Any, timeout: float = 120.0, settle: float = 0.25) -> None:
     deadline = time.perf_counter() + timeout
     quiet_since = None
     while time.perf_counter() < deadline:
-        running = page.locator(RUNNING).count() > 0 and page.locator(RUNNING).first.is_visible()
+        running = page.evaluate(
+            "(sel) => Array.from(document.querySelectorAll(sel)).some(e => e.offsetParent !== null)", RUNNING
+        )
         now = time.perf_counter()
         if running:
             quiet_since = None
@@ -25,10 +27,14 @@ def wait_idle(page: Any, timeout: float = 120.0, settle: float = 0.25) -> None:
     raise TimeoutError("the app kept running")
 
 
+PAGE_HEADINGS = {"Home": "DeepOxyMap"}
+
+
 def goto_page(page: Any, title: str) -> None:
     """Click a page in the sidebar navigation (keeps the session)."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    page.wait_for_timeout(200)
+    page.get_by_role("heading", name=PAGE_HEADINGS.get(title, title), exact=True).first.wait_for(timeout=120_000)
+    page.wait_for_timeout(300)
     wait_idle(page)
 
 

@@ -23,7 +23,7 @@ def test_main_journey(app_url: str, browser: object, screenshots: Path) -> None:
         pytest.skip("demo cases not generated: run `make demo`")
     if not s.model_path.is_file():
         pytest.skip(f"no model at {s.model_path}: run `make model`")
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})  # type: ignore[attr-defined]
+    page = browser.new_page(viewport={"width": 1600, "height": 2400})  # type: ignore[attr-defined]
     try:
         page.goto(app_url, wait_until="domcontentloaded")
         page.get_by_text("Open a demo case").first.wait_for(timeout=60_000)
