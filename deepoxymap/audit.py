@@ -579,11 +579,22 @@ def _key(method: str, layer: str) -> str:
     return f"{method}|{layer}"
 
 
+INPUT_LAYER = "input"
+"""Layer name recorded for methods that use no layer (SmoothGrad: gradients at the input)."""
+
+
+def _layers_for(method: str, layers: Sequence[str]) -> list[str]:
+    from deepoxymap.explain.methods import METHODS, _check_method
+
+    return list(layers) if METHODS[_check_method(method)].uses_layer else [INPUT_LAYER]
+
+
 def _heatmaps_for(model: Any, cm: CaseMaps, method: str, layer: str | None, target: str, cfg: AuditConfig) -> tuple[list[NDArray[np.float32]], list[int], NDArray[np.float32]]:
     from deepoxymap.explain.methods import explain_batch
 
     tgt: int | None = CLASSES.index(cm.label) if target == "label" and cm.label in CLASSES else None
-    hms = explain_batch(model, cm.x, method, tgt, layer, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)
+    lyr = None if layer == INPUT_LAYER else layer
+    hms = explain_batch(model, cm.x, method, tgt, lyr, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)
     src = [h.to_source(t).array for h, t in zip(hms, cm.transforms, strict=True)]
     probs = np.stack([h.probabilities for h in hms if h.probabilities is not None])
     return src, [h.target_class for h in hms], probs
@@ -690,7 +701,7 @@ def run_audit(
         for s in val:
             cm = load_cm(s)
             for method in config.methods:
-                for layer in layers:
+                for layer in _layers_for(method, layers):
                     hm, _, _ = _heatmaps_for(model, cm, method, layer, config.target, config)
                     a = acc.setdefault(_key(method, layer), {"h": [], "l": [], "m": [], "sm": [], "se": []})
                     H = np.stack(hm)
@@ -725,7 +736,7 @@ def run_audit(
         if len(sanity_pool.get(cm.label, [])) < max(1, config.sanity_cases):
             sanity_pool.setdefault(cm.label, []).append(cm)
         for method in config.methods:
-            for layer in layers:
+            for layer in _layers_for(method, layers):
                 th = thresholds.get(_key(method, layer), {"tau": 0.5, "tau_myo": 0.5, "tau_segment": 0.5})
                 hm, targets, probs = _heatmaps_for(model, cm, method, layer, config.target, config)
                 met = case_metrics(cm, hm, tau=th["tau"], tau_myo=th["tau_myo"], tau_segment=th["tau_segment"],
@@ -796,10 +807,11 @@ def _sanity(model: Any, cms: Sequence[CaseMaps], cfg: AuditConfig, layers: Seque
     out = []
     random_auc: list[float] | None = None
     for method in cfg.methods:
-        for layer in layers:
-            rnd = randomization_check(model, x, method, layer=layer, target_class=tg, n_top=cfg.randomize_top,
+        for layer in _layers_for(method, layers):
+            lyr = None if layer == INPUT_LAYER else layer
+            rnd = randomization_check(model, x, method, layer=lyr, target_class=tg, n_top=cfg.randomize_top,
                                       max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)  # fmt: skip
-            hms = explain_batch(model, x, method, tg, layer, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)
+            hms = explain_batch(model, x, method, tg, lyr, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)
             dels = [deletion_curve(model, x[i], hms[i], steps=10, with_random=False) for i in range(x.shape[0])]
             if random_auc is None:  # method-independent: computed once per image
                 random_auc = [deletion_curve(model, x[i], hms[i], steps=10).random_auc for i in range(x.shape[0])]
@@ -821,7 +833,7 @@ def _summarise(per_case: list[dict[str, Any]], pooled: Mapping[tuple[str, str, s
     out = []
     for c in CLASSES:
         for method in cfg.methods:
-            for layer in layers:
+            for layer in _layers_for(method, layers):
                 rows = [r for r in per_case if r["class"] == c and r["method"] == method and r["layer"] == layer]
                 if not rows:
                     continue

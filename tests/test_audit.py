@@ -148,21 +148,21 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
         loaded=loaded,
         subjects=["SUBJECT001", "SUBJECT003", "SUBJECT004"],
         validation=["SUBJECT002"],
-        config=AuditConfig(methods=("gradcam", "layercam"), layers=(None, "c1"), sanity_cases=2),
+        config=AuditConfig(methods=("gradcam", "layercam", "smoothgrad"), layers=(None, "c1"), sanity_cases=2, smooth_samples=4),
         progress=lambda d, t, m: calls.append((d, t)),
     )
     assert calls[-1][0] == calls[-1][1] == 5
-    assert len(res.per_case) == 3 * 2 * 2
-    assert set(res.thresholds) == {"gradcam|c2", "gradcam|c1", "layercam|c2", "layercam|c1"}
+    assert len(res.per_case) == 3 * (2 * 2 + 1)
+    assert set(res.thresholds) == {"gradcam|c2", "gradcam|c1", "layercam|c2", "layercam|c1", "smoothgrad|input"}
     non_isch = [r for r in res.per_case if r["class"] == "non-ischemic"]
     assert all(0 <= r["ebpg"] <= 1 and 0 <= r["dice"] <= 1 for r in non_isch)
     healthy = [r for r in res.summary if r["class"] == "healthy"]
     assert healthy and np.isfinite(healthy[0]["energy_in_myocardium"])
     for name in ("per_case.csv", "summary.csv", "summary.md", "thresholds.json", "bullseye_data.json", "sanity.csv"):
         assert (tmp_path / "audit" / name).is_file(), name
-    assert len(list((tmp_path / "audit" / "bullseye").glob("*.png"))) == 12
+    assert len(list((tmp_path / "audit" / "bullseye").glob("*.png"))) == 15
     assert "Healthy cases" in res.markdown and "Sanity checks" in res.markdown
-    assert len(res.sanity) == 4 and all(np.isfinite(s["deletion_auc"]) for s in res.sanity)
+    assert len(res.sanity) == 5 and all(np.isfinite(s["deletion_auc"]) for s in res.sanity)
 
 
 def test_cli_end_to_end(demo_cohort, tmp_path, capsys):
