@@ -176,3 +176,27 @@ def test_feature_maps_top_k(tiny_model, rng):
     np.testing.assert_allclose(fm.mean_activation, np.sort(full.mean(axis=(0, 1)))[::-1][:3], rtol=1e-5)
     np.testing.assert_allclose(fm.maps[0], full[..., fm.channels[0]], rtol=1e-5)
     assert fm.normalized((64, 64)).shape == (3, 64, 64)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_rotated_case_same_segment_energy(oracle_model, k):
+    """SAX-like image with a bright inferolateral lesion: rotating image + labels keeps the CAM's AHA segment energy."""
+    from deepoxymap.cardiac.segments import segment_energy_fraction, segment_map
+
+    n = 32
+    rr, cc = np.mgrid[0:n, 0:n].astype(float)
+    dy, dx = -(rr - 15.5), cc - 15.5
+    rad, th = np.hypot(dx, dy), np.degrees(np.arctan2(dy, dx)) % 360
+    lab = np.zeros((n, n), np.uint8)
+    lab[rad <= 6] = 1
+    lab[(rad > 6) & (rad <= 10)] = 2
+    lab[(rad > 10) & (rad <= 14) & (np.abs(th - 180) < 60)] = 3
+    lesion = (lab == 2) & (np.abs(th - 320) < 25)
+    img = np.where(lab == 1, 0.3, 0.1) + 0.9 * lesion
+    x = np.repeat(img[..., None], 3, axis=-1).astype(np.float32)
+    h = explain(oracle_model, x, "gradcam", target_class=1).array
+    hr = explain(oracle_model, np.rot90(x, k).copy(), "gradcam", target_class=1).array
+    seg, seg_r = segment_map(lab, "mid"), segment_map(np.rot90(lab, k), "mid")
+    e, er = segment_energy_fraction(h, seg), segment_energy_fraction(hr, seg_r)
+    np.testing.assert_allclose(e, er, atol=0.02)
+    assert int(np.nanargmax(e)) + 1 == 11  # mid inferolateral
