@@ -177,6 +177,12 @@ def _cached(model: Any, key: str, build: Callable[[], Any]) -> Any:
         return fn
 
 
+def _x_spec(model: Any) -> Any:
+    """One trace for every batch size: ``[None, H, W, C]`` float32."""
+    tf = _tf()
+    return tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+
+
 def _grad_fn(model: Any, layer: str) -> Any:
     """Cached ``tf.function(x, target) -> (acts, grads, logits, target)``."""
 
@@ -184,7 +190,7 @@ def _grad_fn(model: Any, layer: str) -> Any:
         keras, tf = _keras(), _tf()
         sub = keras.Model(model.inputs, [_layer_output(model, layer), _logits_output(model)], name=f"gradcam_{layer}")
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[_x_spec(model), tf.TensorSpec([None], tf.int32)])
         def fn(x: Any, target: Any) -> Any:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 # Watching the input records the forward ops; the gradient is
@@ -209,7 +215,7 @@ def logits_model(model: Any) -> Any:
         keras, tf = _keras(), _tf()
         sub = keras.Model(model.inputs, _logits_output(model), name="logits_only")
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[_x_spec(model)])
         def fn(x: Any) -> Any:
             return sub(x, training=False)
 
@@ -224,7 +230,7 @@ def _acts_fn(model: Any, layer: str) -> Any:
         keras, tf = _keras(), _tf()
         sub = keras.Model(model.inputs, _layer_output(model, layer), name=f"acts_{layer}")
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[_x_spec(model)])
         def fn(x: Any) -> Any:
             return sub(x, training=False)
 
