@@ -90,3 +90,12 @@ def load_subject(subject_dir: Path | str) -> Case:
     t = dict(truth)
     t["edema_masks"] = edema
     return dataclasses.replace(case, label=truth["class"], truth=t, masks=masks)
+
+
+def read_edema_masks(subject_dir: Path | str) -> dict[str, NDArray[np.bool_]]:
+    """Full edema extent per series uid: bool ``[slice, row, col]`` (OS series: end-systolic frame).
+
+    The same arrays as ``load_subject(...).truth["edema_masks"]``, without reading DICOM.
+    """
+    labels = read_labels(subject_dir)
+    return {k.removesuffix("__edema"): v.astype(bool) for k, v in labels.items() if k.endswith("__edema")}

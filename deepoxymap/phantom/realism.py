@@ -174,6 +174,58 @@ def format_report(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def save_figure(real_root: Path | str, cohort_dir: Path | str, path: Path | str, n_phantom: int = 3) -> Path:
+    """Side-by-side PNG: the Sunnybrook mid-ventricular ED slice and phantom baseline ED
+    mid slices, each with its LV contour labels outlined, at the same mm scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from deepoxymap.io.contours import sunnybrook_case
+    from deepoxymap.phantom.load import load_subject, read_manifest
+
+    def crop(img: NDArray[Any], lab: NDArray[Any], px: float, half_mm: float = 60.0) -> tuple[Any, Any]:
+        rr, cc = np.nonzero(lab == 1)
+        r0, c0, h = int(rr.mean()), int(cc.mean()), int(half_mm / px)
+        sl = (slice(max(0, r0 - h), r0 + h), slice(max(0, c0 - h), c0 + h))
+        return img[sl], lab[sl]
+
+    panels: list[tuple[str, Any, Any, float]] = []
+    case = sunnybrook_case(real_root)
+    s = case.series[0]
+    m = case.masks[s.uid].data
+    frames = case.truth["myocardium_frames"]
+    k, f = frames[len(frames) // 2]
+    panels.append(("Sunnybrook (real, GE 1.5 T)", s.stack.data[k, f], m[k, f], s.stack.geometry.pixel_spacing[0]))
+    for r in read_manifest(cohort_dir)[:n_phantom]:
+        c = load_subject(r["path"])
+        st = c.os_timepoints()["baseline"]
+        lab = c.masks[st.series_uid].data[1, 0]
+        panels.append(
+            (
+                f"phantom {r['subject']} {r['class']} ({r['field_strength']} T)",
+                st.data[1, 0],
+                lab,
+                st.geometry.pixel_spacing[0],
+            )
+        )
+    fig, axs = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4))
+    for ax, (title, img, lab, px) in zip(np.atleast_1d(axs), panels, strict=True):
+        im, lb = crop(np.asarray(img), np.asarray(lab), float(px))
+        ax.imshow(im, cmap="gray", vmin=0, vmax=float(np.percentile(im, 99.5)))
+        ax.contour(lb == 1, [0.5], colors="r", linewidths=0.6)
+        ax.contour(np.isin(lb, (1, 2, 4, 5, 6)), [0.5], colors="y", linewidths=0.6)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``deepoxymap realism``."""
     from deepoxymap.config import settings
@@ -183,12 +235,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cohort", type=Path, default=st.cohort_dir, help="generated cohort (manifest.csv)")
     parser.add_argument("--n", type=int, default=12, help="phantom subjects to measure")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
+    parser.add_argument("--figure", type=Path, default=None, help="also save a side-by-side PNG")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the realism table."""
+    """Print the realism table (and optionally save JSON / a figure)."""
     rep = realism_report(args.real, args.cohort, args.n)
     print(format_report(rep))
     if args.json:
         args.json.write_text(json.dumps(rep, indent=1))
+    if args.figure:
+        print(f"figure: {save_figure(args.real, args.cohort, args.figure)}")
     return 0

@@ -379,3 +379,16 @@ def test_difficulty_helpers() -> None:
     X_rand = rng.normal(size=(120, 4))
     assert cv_auc(X_sep, y, groups)["macro_subject"] > 0.95
     assert abs(cv_auc(X_rand, y, groups)["macro_subject"] - 0.5) < 0.2
+
+
+def test_truth_is_json_and_edema_masks(cohort: Path) -> None:
+    from deepoxymap.phantom import read_edema_masks
+
+    case = load_subject(cohort / "E")
+    json.dumps({k: v for k, v in case.truth.items() if k != "edema_masks"})
+    ed = read_edema_masks(cohort / "E")
+    assert set(ed) == set(case.truth["edema_masks"])
+    assert set(ed) == {st["uid"] for st in case.truth["series"].values()}
+    t2 = case.truth["series"]["t2map"]["uid"]
+    lab = case.masks[t2].data[:, 0]
+    assert ed[t2].sum() >= (lab == 5).sum() > 0
