@@ -11,12 +11,13 @@ st.title("Classify")
 loaded_case = widgets.require_case()
 widgets.case_caption(loaded_case)
 
-with st.expander("What this model was trained on", expanded=False), widgets.guard("read the model card"):
+with st.container(border=True), widgets.guard("read the model card"):
+    st.markdown("**What this model was trained on**")
     card = modelinfo.read_card()
     st.markdown(modelinfo.training_statement(card) if card else "No model card found.")
     st.caption(
-        "The classifier sees one OS-CMR frame per slice (see the model card for the time point and frame rule). "
-        "Its probabilities are not calibrated for real patients."
+        "Synthetic OS-CMR only: the probabilities are not calibrated for real patients and say nothing about them. "
+        "The case call is the mean of the slice probabilities."
     )
 
 with widgets.guard("load the classifier"):

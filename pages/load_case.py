@@ -32,6 +32,8 @@ with upload_tab:
                 case = core.build_case(series, core.upload_case_id(series))
                 state.set_case(case, "upload", series=series, issues=list(result.issues))
                 status.update(label=f"Loaded {len(series)} series ({len(result.issues)} file(s) skipped)", state="complete")
+                state.flash(f"Loaded {len(series)} series; {len(result.issues)} file(s) skipped (see the load report).")
+                st.rerun()
 with demo_tab:
     st.caption("Synthetic cases with ground truth (one per class). One click loads the whole case.")
     widgets.demo_buttons_ui("load_demo")

@@ -173,8 +173,10 @@ def open_demo(row: Any, *, then: str | None = None) -> bool:
         state.set_case(case, f"demo:{row.label}")
         state.flash(f"Opened the demo **{row.label}** case `{case.case_id}`.")
         ok = True
-    if ok and then:
-        st.switch_page(then)
+    if ok:
+        if then:
+            st.switch_page(then)
+        st.rerun()  # the sidebar shows the new case
     return ok
 
 

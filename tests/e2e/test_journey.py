@@ -71,3 +71,33 @@ def test_main_journey(app_url: str, browser: object, screenshots: Path) -> None:
     finally:
         page.close()
         print(f"\nscreenshots: {screenshots}")
+
+
+def test_upload_with_a_bad_file(app_url: str, browser: object, screenshots: Path, tmp_path: Path) -> None:
+    """Upload a demo subject's DICOM files as a zip plus a bad file: series table and load report appear."""
+    import zipfile
+
+    s = settings()
+    if not (s.demo_dir / "manifest.csv").is_file():
+        pytest.skip("demo cases not generated: run `make demo`")
+    subject = sorted(p for p in s.demo_dir.iterdir() if (p / "dicom").is_dir())[0]
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted((subject / "dicom").rglob("*.dcm")):
+            zf.write(f, f.relative_to(subject))
+    bad = tmp_path / "notes.dcm"
+    bad.write_text("this is not a DICOM file")
+    page = browser.new_page(viewport={"width": 1600, "height": 2400})  # type: ignore[attr-defined]
+    try:
+        page.goto(app_url, wait_until="domcontentloaded")
+        page.get_by_text("Open a demo case").first.wait_for(timeout=60_000)
+        journey.goto_page(page, "Load case")
+        page.locator(".st-key-load_files input[type='file']").set_input_files([str(archive), str(bad)])
+        page.locator(".st-key-load_go button").first.click(timeout=60_000)
+        page.get_by_text("Series found").first.wait_for(timeout=120_000)
+        journey.wait_idle(page)
+        page.get_by_text("notes.dcm").first.wait_for(timeout=10_000)
+        _shot(page, screenshots, "09_upload_report")
+        assert page.locator(".st-key-load_roles_editor").count() == 1
+    finally:
+        page.close()
