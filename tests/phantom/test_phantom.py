@@ -364,7 +364,7 @@ def test_realism_real_sunnybrook(real_data_dir: Path) -> None:
 
 
 def test_difficulty_helpers() -> None:
-    from deepoxymap.phantom.difficulty import cv_auc, slice_features
+    from deepoxymap.phantom.difficulty import cv_auc, engineered_features, slice_features
 
     lab = np.zeros((20, 20), np.uint8)
     lab[5:15, 5:15] = 2
@@ -372,6 +372,8 @@ def test_difficulty_helpers() -> None:
     img = np.where(lab == 1, 300.0, np.where(lab == 2, 100.0, 0.0))
     h, blood = slice_features(img, lab)
     assert blood == 300.0 and h.sum() == pytest.approx(1.0) and h.argmax() == 10  # 1/3 ratio bin
+    e = engineered_features(img, lab, 2.0, 1)
+    assert len(e) == 15 and e[0] == 16 * 4.0 and e[1] == 84 * 4.0
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(4), 30)
     groups = np.repeat(np.arange(40), 3)
