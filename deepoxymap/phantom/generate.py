@@ -359,28 +359,34 @@ def sample_os(subj: Subject, rng: np.random.Generator, p: PhantomParams, sp: Sit
     return out
 
 
-def os_factor(os: dict[str, Any], region: str, tp: str) -> float:
-    """Multiplicative OS factor of a region at a time point (vs baseline)."""
-    e = os[region]
+def os_factor(resp: dict[str, Any], region: str, tp: str) -> float:
+    """Multiplicative OS factor of a region at a time point (vs baseline).
+
+    Args:
+        resp: the subject's responses from :func:`sample_os`.
+        region: ``remote``, ``lesion`` or ``core``.
+        tp: ``baseline``, ``hv-end``, ``bh-start`` or ``bh-end``.
+    """
+    e = resp[region]
     hv = 1.0 + e["hv_pct"] / 100.0
     if tp == "baseline":
         return 1.0
     if tp == "hv-end":
         return hv
-    bs = hv * (1.0 + os["bh_start_pct"] / 100.0)
+    bs = hv * (1.0 + resp["bh_start_pct"] / 100.0)
     if tp == "bh-start":
         return bs
     return bs * (1.0 + e["bh_pct"] / 100.0)
 
 
-def blood_factor(os: dict[str, Any], tp: str) -> float:
+def blood_factor(resp: dict[str, Any], tp: str) -> float:
     """Blood-pool OS factor (DOMAIN 6.2 step 4)."""
     if tp == "baseline":
         return 1.0
-    f = 1.0 + os["blood_hv_pct"] / 100.0
+    f = 1.0 + resp["blood_hv_pct"] / 100.0
     if tp == "hv-end" or tp == "bh-start":
         return f
-    return f * (1.0 + os["blood_bh_pct"] / 100.0)
+    return f * (1.0 + resp["blood_bh_pct"] / 100.0)
 
 
 # ---------------------------------------------------------------------------

@@ -394,3 +394,15 @@ def test_truth_is_json_and_edema_masks(cohort: Path) -> None:
     t2 = case.truth["series"]["t2map"]["uid"]
     lab = case.masks[t2].data[:, 0]
     assert ed[t2].sum() >= (lab == 5).sum() > 0
+
+
+def test_code_reproduces_generated_study_cohort(tmp_path: Path) -> None:
+    """The model is trained on data/study: the generator must still produce its exact bytes."""
+    study = Path(__file__).resolve().parents[2] / "data" / "study"
+    if not (study / "manifest.csv").is_file():
+        pytest.skip("data/study not generated (deepoxymap generate --out data/study --cohort study --seed 0)")
+    r = cohort_plan(STUDY, 0)[0]
+    if not (study / r["subject"] / "truth" / "truth.json").is_file():
+        pytest.skip("data/study is not the seed-0 study cohort")
+    generate_subject(tmp_path, r["subject"], r["class"], r["subtype"], r["site"], 0, r["index"])
+    assert _digest(tmp_path / r["subject"]) == _digest(study / r["subject"])
