@@ -402,7 +402,8 @@ def test_code_reproduces_generated_study_cohort(tmp_path: Path) -> None:
     if not (study / "manifest.csv").is_file():
         pytest.skip("data/study not generated (deepoxymap generate --out data/study --cohort study --seed 0)")
     r = cohort_plan(STUDY, 0)[0]
-    if not (study / r["subject"] / "truth" / "truth.json").is_file():
+    tj = study / r["subject"] / "truth" / "truth.json"
+    if not tj.is_file() or json.loads(tj.read_text()).get("seed") != 0:
         pytest.skip("data/study is not the seed-0 study cohort")
     generate_subject(tmp_path, r["subject"], r["class"], r["subtype"], r["site"], 0, r["index"])
     assert _digest(tmp_path / r["subject"]) == _digest(study / r["subject"])
