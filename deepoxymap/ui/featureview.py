@@ -112,3 +112,147 @@ def build_view(lc: Any, ref: Stack, k: int, frame: int, cam: NDArray[Any] | None
         return out
 
     return state.cached(lc.token, ("view", ref.series_uid, k, frame, look, cam_key), run, limit=64)
+
+
+# ---------------------------------------------------------------------------
+# page sections
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The Feature-maps settings chosen by the user (everything but the slice)."""
+
+    method: str | None
+    layer: str | None
+    target: int | None
+    colormap: str
+    opacity: float
+    threshold: float
+    contour_on_others: bool
+    show_reference: bool
+    zoomed: bool
+
+    @property
+    def cam_key(self) -> tuple[Any, ...]:
+        """Cache key of the maps these settings produce."""
+        return (self.method, self.layer, self.target)
+
+
+def controls_ui(lc: Any, model: Any) -> Controls:
+    """Method, layer, target class, colour map, opacity, threshold and display toggles (sticky across pages)."""
+    import streamlit as st
+
+    from deepoxymap.ui import analysis, widgets
+
+    method = layer = None
+    target = None
+    c = st.columns([1.2, 1.2, 1.2, 1, 1, 1])
+    if model is not None:
+        with widgets.guard("list the feature-map methods"):
+            meths = analysis.methods()
+            with c[0]:
+                method = widgets.sticky_select("Method", "dox_fm_method", list(meths), "gradcam", format_func=meths.get)
+            names, default_layer = analysis.layers(model)
+            with c[1]:
+                layer = widgets.sticky_select(
+                    "Layer", "dox_fm_layer", names[::-1], default_layer, disabled=not analysis.method_uses_layer(method),
+                    help="Convolutional layer whose activations are used (last = most semantic).",
+                )
+            classes = analysis.class_names(model)
+            with c[2]:
+                choice = widgets.sticky_select("Target class", "dox_fm_target", ["predicted", *classes], "predicted",
+                                               help="Which class the map explains.")
+            target = None if choice == "predicted" else classes.index(choice)
+    else:
+        c[0].caption("Method, layer and class need the classifier.")
+    with c[3]:
+        cmap = widgets.sticky_select("Colour map", "dox_fm_cmap", list(figures.COLORMAPS), "Jet")
+    with c[4]:
+        opacity = widgets.sticky_float("Overlay opacity", "dox_fm_opacity", 0.0, 1.0, 0.45, step=0.05)
+    with c[5]:
+        thr = widgets.sticky_float("CAM threshold", "dox_fm_thr", 0.05, 0.95, 0.5, step=0.05,
+                                   help="Iso-line of the CAM drawn on every panel; also the threshold of Dice/IoU below.")
+    t1, t2, t3 = st.columns(3)
+    with t1:
+        contour_on = widgets.sticky_toggle("CAM contour on LGE/T1/T2", "dox_fm_contour", True)
+    with t2:
+        show_ref = widgets.sticky_toggle("Reference lesion outline", "dox_fm_ref", True,
+                                         disabled=not analysis.case_has_lesion_masks(lc.case),
+                                         help="Dashed yellow: the ground-truth lesion (synthetic cases and drawn masks).")
+    with t3:
+        zoomed = widgets.sticky_toggle("Zoom to the heart", "dox_fm_zoom", True,
+                                       help="Show the region the model sees (its LV-centred crop).")
+    return Controls(method, layer, target, cmap, opacity, thr, contour_on, show_ref, zoomed)
+
+
+def slice_view_ui(lc: Any, model: Any, ref: Stack, rows: list[int], frames: list[int], ctl: Controls,
+                  tables: dict[str, Any]) -> None:
+    """The slice control and everything that depends on the slice: the four panels, raw channels, export.
+
+    Runs as a Streamlit fragment: moving the slice re-runs only this part of the page.
+    """
+    import streamlit as st
+
+    from deepoxymap.ui import analysis, export, modelinfo, widgets
+
+    k = widgets.sticky_slider("Slice (base → apex) — drives every panel", "dox_fm_slice", 0, ref.n_slices - 1,
+                              ref.n_slices // 2, one_based=True)
+    box = None
+    if ctl.zoomed:
+        with widgets.guard("find the heart region"):
+            box = analysis.view_box(lc, ref, k)
+    look = Look(ctl.opacity, ctl.colormap, ctl.threshold, ctl.contour_on_others, ctl.show_reference, box=box)
+    row = rows.index(k) if k in rows else k
+    frame = frames[row] if row < len(frames) else 0
+    cam = None
+    if model is not None and ctl.method is not None:
+        with widgets.guard("compute the feature map"):
+            res = analysis.cam(lc, row, ctl.method, ctl.layer, ctl.target)
+            cam = res.source
+            layer_txt = ctl.layer if analysis.method_uses_layer(ctl.method) else "-"
+            st.caption(
+                f"{ctl.method} of **{res.target_class}** · layer `{layer_txt}` · OS-CMR frame {frame} (the frame the "
+                f"model saw) · slice position {ref.geometry.slice_positions[k]:.1f} mm"
+            )
+    view_panels: list[ViewPanel] = []
+    distances: dict[str, Any] = {}
+    cols = st.columns(4)
+    with widgets.guard("draw the panels"):
+        cam_key = (modelinfo.model_key(), *ctl.cam_key) if cam is not None else None
+        for col, pv in zip(cols, build_view(lc, ref, k, frame, cam, look, cam_key), strict=True):
+            with col:
+                if pv.figure is None:
+                    st.markdown(f"**{pv.role.label if pv.role else 'OS-CMR'}**")
+                    st.info(pv.message or "Not available.")
+                else:
+                    st.plotly_chart(pv.figure, key=pv.key, config={"displaylogo": False})
+            if pv.role is not None:
+                distances[pv.role.label] = round(pv.distance_mm, 2) if pv.distance_mm is not None else (pv.message or "")
+            view_panels.append(pv.export)
+    st.caption(
+        "Each panel is the nearest slice of that series by patient position, resampled onto the OS-CMR pixel grid; "
+        "Δ is the distance between the two planes. Cyan: CAM threshold contour. Dashed yellow: reference lesion."
+    )
+    e0, e1, e2 = st.columns([2, 1, 1])
+    if model is not None:
+        with e0:
+            show_raw = widgets.sticky_toggle("Show raw feature-map channels", "dox_fm_raw", False)
+    else:
+        show_raw = False
+    case_id = lc.case.case_id
+    suptitle = f"DeepOxyMap · case {case_id} · OS-CMR slice {k + 1} · {ctl.method or 'no CAM'} · research use only"
+    e1.download_button("This view (PNG)", data=lambda: export.view_png(view_panels, suptitle=suptitle),
+                       file_name=f"deepoxymap_{case_id}_slice{k + 1}.png", mime="image/png", key="fm_png",
+                       on_click="ignore", icon=":material/image:")
+    numbers = {"matching distance (mm)": distances, **tables}
+    e2.download_button("Numbers (CSV)", data=lambda: export.numbers_csv(numbers),
+                       file_name=f"deepoxymap_{case_id}_slice{k + 1}.csv", mime="text/csv", key="fm_csv",
+                       on_click="ignore", icon=":material/table:")
+    if show_raw:
+        with widgets.guard("compute the raw feature maps"):
+            names, default_layer = analysis.layers(model)
+            fl = st.selectbox("Layer", names[::-1], index=names[::-1].index(ctl.layer or default_layer), key="fm_raw_layer")
+            top_k = st.slider("Channels (most active first)", 4, 16, 8, step=4, key="fm_raw_k")
+            fmaps = analysis.raw_feature_maps(lc, row, fl, top_k)
+            st.plotly_chart(figures.channel_grid(fmaps), key="fm_raw_grid", config={"displaylogo": False})

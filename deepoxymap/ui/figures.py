@@ -198,21 +198,42 @@ def add_contour(
     dash: str = "solid",
     crop: Crop | None = None,
 ) -> go.Figure:
-    """Draw the ``level`` iso-line of ``field`` (e.g. the CAM threshold, or a 0.5 mask edge)."""
+    """Draw the ``level`` iso-line of ``field`` (e.g. the CAM threshold, or a 0.5 mask edge).
+
+    The line is traced on the server (``contourpy``, matplotlib's contour engine) and sent as one
+    ``Scatter`` polyline: much cheaper for the browser than a plotly ``Contour`` trace.
+    """
+    import contourpy
+
     x, y = axes_mm(geometry, crop)
-    f = _cut(field, crop)
-    if not np.isfinite(f).any() or float(np.nanmax(f)) < level or float(np.nanmin(f)) > level:
+    f = _cut(field, crop).astype(np.float64)
+    if f.size == 0 or not np.isfinite(f).any() or float(np.nanmax(f)) < level or float(np.nanmin(f)) > level:
+        return fig
+    lines = contourpy.contour_generator(z=np.nan_to_num(f, nan=float(np.nanmin(f)))).lines(level)
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    x0, y0 = float(x[0]), float(y[0])
+    dx, dy = geometry.pixel_spacing[1], geometry.pixel_spacing[0]
+    for line in lines:
+        seg = np.asarray(line)
+        if seg.ndim != 2 or seg.shape[0] < 2:
+            continue
+        xs.extend((x0 + seg[:, 0] * dx).round(2).tolist())
+        ys.extend((y0 + seg[:, 1] * dy).round(2).tolist())
+        xs.append(None)
+        ys.append(None)
+    if not xs:
         return fig
     fig.add_trace(
-        go.Contour(
-            z=f,
-            x=x,
-            y=y,
-            contours={"start": level, "end": level, "size": 1.0, "coloring": "none"},
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
             line={"color": color, "width": width, "dash": dash},
-            showscale=False,
             hoverinfo="skip",
             name=name,
+            showlegend=False,
+            connectgaps=False,
         )
     )
     return fig
