@@ -27,7 +27,7 @@ randomisation (Spearman rho; a method with mean rho >= 0.5 is flagged) and the
 deletion curve AUC (vs a random deletion order).
 
 The audit over a manifest (:func:`run_audit`) writes ``per_case.csv``,
-``summary.csv``, ``summary.md``, ``sanity.csv``, ``thresholds.json``,
+``summary.csv``, ``summary_subtype.csv``, ``summary.md``, ``sanity.csv``, ``thresholds.json``,
 ``bullseye/*.png`` (CAM energy per segment beside LGE transmurality or edema
 extent) and ``bullseye_data.json`` (plotly ``Barpolar`` data per case).
 """
@@ -937,6 +937,7 @@ def _write_tables(out_dir: Path, res: AuditResult, plotly: Mapping[str, Any]) ->
 
     write_csv(out_dir / "per_case.csv", res.per_case)
     write_csv(out_dir / "summary.csv", res.summary)
+    write_csv(out_dir / "summary_subtype.csv", _by_subtype(res.per_case))
     write_csv(out_dir / "sanity.csv", res.sanity)
     (out_dir / "summary.md").write_text(res.markdown)
     (out_dir / "thresholds.json").write_text(json.dumps({k: {kk: _clean(vv) for kk, vv in v.items()} for k, v in res.thresholds.items()}, indent=1))
