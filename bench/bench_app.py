@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-TRIVIAL = '''
+TRIVIAL = """
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -33,7 +33,7 @@ z = np.random.default_rng(k).random((128, 112)).astype("float32")
 fig = go.Figure(go.Heatmap(z=z, colorscale="Gray", showscale=False))
 fig.update_layout(title=dict(text=f"slice {k}"), height=360)
 st.plotly_chart(fig, key="trivial_plot")
-'''
+"""
 
 TARGET_WARM_S = 1.0
 
@@ -126,7 +126,9 @@ def main() -> int:
             browser.close()
 
     wt, wa = statistics.median(warm_trivial), statistics.median(warm_app)
-    print(f"cold start to first page:   app {cold_app:6.2f} s   trivial {cold_trivial:6.2f} s   ratio {cold_app / cold_trivial:5.2f}")
+    print(
+        f"cold start to first page:   app {cold_app:6.2f} s   trivial {cold_trivial:6.2f} s   ratio {cold_app / cold_trivial:5.2f}"
+    )
     print(f"Feature-maps slice change:  first (cold slice) {first:.2f} s")
     print(
         f"warm slice change (median of {len(warm_app)}): app {wa:6.3f} s   trivial {wt:6.3f} s   ratio {wa / wt:5.2f}"

@@ -24,7 +24,11 @@ with widgets.guard("load the classifier"):
     modelinfo.loaded_model()  # fails early with a clear message if there is no model
 
     c1, c2 = st.columns([1, 2])
-    mc_on = c1.toggle("MC-dropout uncertainty", key="cls_mc", help="Runs the model many times with dropout on; the spread of the answers shows how unsure it is.")
+    mc_on = c1.toggle(
+        "MC-dropout uncertainty",
+        key="cls_mc",
+        help="Runs the model many times with dropout on; the spread of the answers shows how unsure it is.",
+    )
     samples = c2.slider("MC samples", 5, 50, 20, step=5, key="cls_mc_n", disabled=not mc_on)
     n = samples if mc_on else 0
     with st.status("Classifying…", expanded=False) as status:
@@ -39,12 +43,18 @@ with widgets.guard("load the classifier"):
         if view.uncertainty is not None:
             st.metric(f"Uncertainty ({view.uncertainty_name})", f"{view.uncertainty:.2f}")
         err = [view.case_sd.get(c, 0.0) for c in view.classes] if view.case_sd else None
-        st.plotly_chart(figures.probability_bars(view.classes, [view.case_probs[c] for c in view.classes], err),
-                        key="cls_case_bars", config={"displaylogo": False})
+        st.plotly_chart(
+            figures.probability_bars(view.classes, [view.case_probs[c] for c in view.classes], err),
+            key="cls_case_bars",
+            config={"displaylogo": False},
+        )
     with right:
         st.markdown("**Per slice** (base → apex)")
-        st.plotly_chart(figures.slice_probability_figure(view.slices, view.classes), key="cls_slice_bars",
-                        config={"displaylogo": False})
+        st.plotly_chart(
+            figures.slice_probability_figure(view.slices, view.classes),
+            key="cls_slice_bars",
+            config={"displaylogo": False},
+        )
         st.dataframe(view.slices.round(3), hide_index=True, key="cls_table")
     for note in view.notes:
         st.caption(f"Note: {note}")

@@ -19,22 +19,29 @@ st.caption(
 
 with st.container(border=True):
     default = audit_view.default_manifest()
-    manifest = st.text_input("Manifest (CSV)", value=str(default), key="audit_manifest",
-                             help="Columns: subject, class, subtype, site, field_strength, path (relative to the CSV).")
+    manifest = st.text_input(
+        "Manifest (CSV)",
+        value=str(default),
+        key="audit_manifest",
+        help="Columns: subject, class, subtype, site, field_strength, path (relative to the CSV).",
+    )
     c1, c2, c3 = st.columns([2, 1, 1])
     with widgets.guard("list the feature-map methods"):
         from deepoxymap.ui import analysis
 
         meths = analysis.methods()
-        chosen = c1.multiselect("Feature-map methods", list(meths), default=["gradcam"], format_func=meths.get,
-                                key="audit_methods")
+        chosen = c1.multiselect(
+            "Feature-map methods", list(meths), default=["gradcam"], format_func=meths.get, key="audit_methods"
+        )
     limit = c2.number_input("At most N cases (0 = all)", min_value=0, value=0, step=10, key="audit_limit")
     run = c3.button("Run audit", type="primary", key="audit_run", icon=":material/play_arrow:")
 
 if run:
     path = Path(manifest.strip()).expanduser()
     if not path.is_file():
-        st.error(f"No manifest at `{path}`. Generate a cohort (`deepoxymap generate --cohort study ...`) or `make demo`.")
+        st.error(
+            f"No manifest at `{path}`. Generate a cohort (`deepoxymap generate --cohort study ...`) or `make demo`."
+        )
     else:
         with widgets.guard("run the audit"):
             bar = st.progress(0.0, text="Starting…")
@@ -58,10 +65,15 @@ left, right = st.columns(2)
 with left:
     st.subheader("Confusion matrix")
     with widgets.guard("draw the confusion matrix"):
-        st.plotly_chart(figures.confusion_figure(result.confusion, result.classes), key="audit_confusion",
-                        config={"displaylogo": False})
+        st.plotly_chart(
+            figures.confusion_figure(result.confusion, result.classes),
+            key="audit_confusion",
+            config={"displaylogo": False},
+        )
         if result.summary:
-            st.caption(" · ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.summary.items()))
+            st.caption(
+                " · ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.summary.items())
+            )
 with right:
     st.subheader("ROC per class (one vs rest)")
     with widgets.guard("draw the ROC curves"):
@@ -77,7 +89,9 @@ with widgets.guard("show the agreement table"):
 st.subheader("Cases")
 st.caption("Select a row, then open that case in Feature maps.")
 with widgets.guard("show the per-case table"):
-    event = st.dataframe(result.cases, hide_index=True, key="audit_cases", on_select="rerun", selection_mode="single-row")
+    event = st.dataframe(
+        result.cases, hide_index=True, key="audit_cases", on_select="rerun", selection_mode="single-row"
+    )
     selected = list(getattr(getattr(event, "selection", None), "rows", []) or [])
     if st.button("Open in Feature maps", key="audit_open", disabled=not selected, icon=":material/layers:"):
         row = result.rows[selected[0]]

@@ -44,7 +44,9 @@ except Exception as exc:  # noqa: BLE001 - shown in its section below
     seg_err = exc
 tables = {"per segment": seg.table if seg else None, "agreement": agr.table if agr else None}
 
-st.fragment(featureview.slice_view_ui)(lc, model, ref_stack, rows, frames, ctl, {k: v for k, v in tables.items() if v is not None})
+st.fragment(featureview.slice_view_ui)(
+    lc, model, ref_stack, rows, frames, ctl, {k: v for k, v in tables.items() if v is not None}
+)
 
 st.subheader("Per AHA segment")
 with widgets.guard("compute the per-segment values"):
@@ -52,9 +54,19 @@ with widgets.guard("compute the per-segment values"):
         raise seg_err
     bcols = st.columns(max(1, len(seg.maps)))
     for i, (bc, (name, spec)) in enumerate(zip(bcols, seg.maps.items(), strict=False)):
-        bc.plotly_chart(figures.bullseye(spec.values, title=name, colorscale=spec.colorscale, zmin=spec.zmin,
-                                         zmax=spec.zmax, units=spec.units, fmt=spec.fmt),
-                        key=f"fm_bull_{i}", config={"displaylogo": False})
+        bc.plotly_chart(
+            figures.bullseye(
+                spec.values,
+                title=name,
+                colorscale=spec.colorscale,
+                zmin=spec.zmin,
+                zmax=spec.zmax,
+                units=spec.units,
+                fmt=spec.fmt,
+            ),
+            key=f"fm_bull_{i}",
+            config={"displaylogo": False},
+        )
     st.caption(seg.note)
 
 st.subheader("Agreement with the reference lesion")
@@ -66,8 +78,11 @@ with widgets.guard("compute the agreement"):
     else:
         a1, a2 = st.columns([2, 3])
         a1.dataframe(agr.table, hide_index=True, key="fm_agree_table")
-        a2.plotly_chart(figures.metric_bars(agr.headline, title=f"{ctl.method} vs {agr.reference_name}"),
-                        key="fm_agree_bars", config={"displaylogo": False})
+        a2.plotly_chart(
+            figures.metric_bars(agr.headline, title=f"{ctl.method} vs {agr.reference_name}"),
+            key="fm_agree_bars",
+            config={"displaylogo": False},
+        )
         st.caption(
             f"All slices of the case; threshold = your CAM threshold ({ctl.threshold:.2f} of the maximum). The cohort "
             "audit chooses it on validation cases instead. Healthy cases have no lesion: the spread of the map is shown."

@@ -31,7 +31,9 @@ with upload_tab:
             else:
                 case = core.build_case(series, core.upload_case_id(series))
                 state.set_case(case, "upload", series=series, issues=list(result.issues))
-                status.update(label=f"Loaded {len(series)} series ({len(result.issues)} file(s) skipped)", state="complete")
+                status.update(
+                    label=f"Loaded {len(series)} series ({len(result.issues)} file(s) skipped)", state="complete"
+                )
                 state.flash(f"Loaded {len(series)} series; {len(result.issues)} file(s) skipped (see the load report).")
                 st.rerun()
 with demo_tab:

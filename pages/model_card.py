@@ -15,7 +15,9 @@ widgets.show_flash()
 st.title("Model")
 path = modelinfo.current_path()
 shipped = settings().model_path
-st.markdown(f"This session uses **`{path.name}`**" + (" (the shipped model)." if path == shipped else f" from `{path.parent}`."))
+st.markdown(
+    f"This session uses **`{path.name}`**" + (" (the shipped model)." if path == shipped else f" from `{path.parent}`.")
+)
 
 card_col, side = st.columns([3, 2])
 with card_col:
@@ -35,8 +37,11 @@ with card_col:
                 if sec["note"]:
                     st.caption(sec["note"])
             if sec["confusion"]:
-                st.plotly_chart(figures.confusion_figure(sec["confusion"], card.get("classes") or []), key="model_confusion",
-                                config={"displaylogo": False})
+                st.plotly_chart(
+                    figures.confusion_figure(sec["confusion"], card.get("classes") or []),
+                    key="model_confusion",
+                    config={"displaylogo": False},
+                )
             if not sec["training"].empty:
                 st.markdown("**Training**")
                 st.dataframe(sec["training"], hide_index=True, key="model_training")
@@ -54,8 +59,10 @@ with side:
         st.dataframe(modelinfo.versions_table(card if path.is_file() else None), hide_index=True, key="model_versions")
 
     st.subheader("Load another model")
-    st.caption("A `.keras` file with its card (same name, `.json`) beside it. It is validated before use; "
-               "if anything is wrong the current model stays.")
+    st.caption(
+        "A `.keras` file with its card (same name, `.json`) beside it. It is validated before use; "
+        "if anything is wrong the current model stays."
+    )
     new_path = st.text_input("Path to a .keras file", key="model_new_path", placeholder="/path/to/model.keras")
     if st.button("Load and validate", key="model_load", disabled=not new_path.strip(), icon=":material/verified:"):
         candidate = Path(new_path.strip()).expanduser()
@@ -65,7 +72,9 @@ with side:
         except (Missing, DeepOxyMapError) as exc:
             st.error(f"This model cannot be used, so the current model stays: {exc}")
         except Exception as exc:  # noqa: BLE001 - whatever the file is, the page must go on
-            st.error(f"This file could not be loaded as a DeepOxyMap model ({type(exc).__name__}); the current model stays.")
+            st.error(
+                f"This file could not be loaded as a DeepOxyMap model ({type(exc).__name__}); the current model stays."
+            )
         else:
             st.session_state[state.MODEL_PATH] = str(candidate.resolve())
             state.flash(f"Now using `{candidate.name}` in this session.")

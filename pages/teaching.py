@@ -28,8 +28,13 @@ with widgets.guard("start the quiz"):
     k = st.slider("Slice (base → apex)", 1, stack.n_slices, stack.n_slices // 2 + 1, key=f"quiz_slice_{q.position}") - 1
     left, right = st.columns([3, 2])
     with left:
-        fig = figures.image_figure(stack.image(k, 0), stack.geometry, window=quiz.window(stack), height=460,
-                                   title=f"OS-CMR · {stack.timepoint or ''} · slice {k + 1}/{stack.n_slices}")
+        fig = figures.image_figure(
+            stack.image(k, 0),
+            stack.geometry,
+            window=quiz.window(stack),
+            height=460,
+            title=f"OS-CMR · {stack.timepoint or ''} · slice {k + 1}/{stack.n_slices}",
+        )
         st.plotly_chart(fig, key="quiz_image", config={"displaylogo": False})
     with right:
         answer = st.radio("Your call", list(CLASSES), index=None, key=f"quiz_answer_{q.position}", disabled=q.revealed)
@@ -41,7 +46,11 @@ with widgets.guard("start the quiz"):
             truth = lc.case.label or "unknown"
             (st.success if q.last_correct else st.error)(
                 f"You said **{q.last_answer}**; the reference class is **{truth}**"
-                + (f" ({lc.case.truth.get('subtype')})" if isinstance(lc.case.truth, dict) and lc.case.truth.get("subtype") else "")
+                + (
+                    f" ({lc.case.truth.get('subtype')})"
+                    if isinstance(lc.case.truth, dict) and lc.case.truth.get("subtype")
+                    else ""
+                )
                 + "."
             )
             if st.button("Next case", type="primary", key="quiz_next", icon=":material/skip_next:"):

@@ -27,25 +27,50 @@ with controls:
     else:
         tp = next(iter(stacks))
     stack = stacks[tp]
-    k = widgets.sticky_slider("Slice (base → apex)", "dox_view_slice", 0, stack.n_slices - 1, stack.n_slices // 2, one_based=True)
+    k = widgets.sticky_slider(
+        "Slice (base → apex)", "dox_view_slice", 0, stack.n_slices - 1, stack.n_slices // 2, one_based=True
+    )
     f = widgets.sticky_slider("Cine frame", "dox_view_frame", 0, stack.n_frames - 1, 0) if stack.n_frames > 1 else 0
     centre, width = views.default_window(stack)
     wl_key = f"view_wl_{stack.series_uid}"
-    c = st.number_input("Window level (centre)", value=float(round(centre)), format="%.0f", step=float(max(1.0, round(width / 50))), key=f"{wl_key}_c")
-    w = st.number_input("Window width", value=float(round(width)), min_value=1.0, format="%.0f", step=float(max(1.0, round(width / 50))), key=f"{wl_key}_w")
-    cine = stack.n_frames > 1 and st.toggle("Cine playback", key="view_cine", help="Plays the cine of this slice in the browser.")
+    c = st.number_input(
+        "Window level (centre)",
+        value=float(round(centre)),
+        format="%.0f",
+        step=float(max(1.0, round(width / 50))),
+        key=f"{wl_key}_c",
+    )
+    w = st.number_input(
+        "Window width",
+        value=float(round(width)),
+        min_value=1.0,
+        format="%.0f",
+        step=float(max(1.0, round(width / 50))),
+        key=f"{wl_key}_w",
+    )
+    cine = stack.n_frames > 1 and st.toggle(
+        "Cine playback", key="view_cine", help="Plays the cine of this slice in the browser."
+    )
     st.caption(views.slice_caption(stack, k, f))
 
 with image_col, widgets.guard("draw the image"):
     if cine:
         fig = figures.cine_figure(
-            stack.data[k], stack.geometry, window=(c, w), trigger_times=stack.trigger_times[k], height=520,
+            stack.data[k],
+            stack.geometry,
+            window=(c, w),
+            trigger_times=stack.trigger_times[k],
+            height=520,
             title=f"{kind} · {tp} · slice {k + 1}/{stack.n_slices}",
         )
     else:
         fig = figures.image_figure(
-            stack.image(k, f), stack.geometry, window=(c, w), units=stack.units,
-            value_name=views.value_name(stack), height=560,
+            stack.image(k, f),
+            stack.geometry,
+            window=(c, w),
+            units=stack.units,
+            value_name=views.value_name(stack),
+            height=560,
             title=f"{kind}{'' if tp == kind else ' · ' + tp} · slice {k + 1}/{stack.n_slices}",
         )
     st.plotly_chart(fig, key="view_image", config={"displaylogo": False})

@@ -110,7 +110,9 @@ def _view(pred: Any, classes: list[str]) -> PredictionView:
 def predict(lc: state.LoadedCase, *, mc_samples: int = 0) -> PredictionView:
     """The model's call on the case (``mc_samples`` > 0: MC-dropout), once per case/model/setting."""
     loaded = modelinfo.loaded_model()
-    predict_case = need_any([("deepoxymap.model", "predict_case"), ("deepoxymap.model.predict", "predict_case")], "Classification")
+    predict_case = need_any(
+        [("deepoxymap.model", "predict_case"), ("deepoxymap.model.predict", "predict_case")], "Classification"
+    )
 
     def run() -> PredictionView:
         kwargs: dict[str, Any] = {}
@@ -126,7 +128,9 @@ def last_prediction(lc: state.LoadedCase) -> PredictionView | None:
     """The most recent prediction of this case (any MC setting), or ``None``."""
     store = state.results_store()
     mk = modelinfo.model_key()
-    found = [v for (tok, key), v in store.items() if tok == lc.token and isinstance(key, tuple) and key[:2] == ("pred", mk)]
+    found = [
+        v for (tok, key), v in store.items() if tok == lc.token and isinstance(key, tuple) and key[:2] == ("pred", mk)
+    ]
     return found[-1] if found else None
 
 
@@ -201,7 +205,9 @@ def raw_feature_maps(lc: state.LoadedCase, row: int, layer: str | None, top_k: i
     pre = preprocessed(lc, loaded)
     fm = need("deepoxymap.explain", "feature_maps", "Raw feature maps")
     return state.cached(
-        lc.token, ("fmaps", modelinfo.model_key(), layer, top_k, row), lambda: fm(loaded.model, pre.x[row], layer=layer, top_k=top_k)
+        lc.token,
+        ("fmaps", modelinfo.model_key(), layer, top_k, row),
+        lambda: fm(loaded.model, pre.x[row], layer=layer, top_k=top_k),
     )
 
 
@@ -250,8 +256,12 @@ def panel(lc: state.LoadedCase, ref: Stack, k: int, role: Role) -> Panel:
             return Panel(role, None, None, None, f"Cannot match slices: {exc.message}.", other)
         if m.distance_mm > s.slice_match_max_mm:
             return Panel(
-                role, None, m.other_index, m.distance_mm,
-                f"No {role.label} slice within {s.slice_match_max_mm:.0f} mm (nearest is {m.distance_mm:.1f} mm away).", other,
+                role,
+                None,
+                m.other_index,
+                m.distance_mm,
+                f"No {role.label} slice within {s.slice_match_max_mm:.0f} mm (nearest is {m.distance_mm:.1f} mm away).",
+                other,
             )
         img = resample_slice(other.image(m.other_index, 0), other.geometry, m.other_index, ref.geometry, k, order=1)
         labels = None
@@ -303,7 +313,9 @@ def reference_lesion(case: Case, series_uid: str, k: int, frame: int = 0) -> NDA
     return lesion.astype(np.float32) if lesion.any() else None
 
 
-def view_box(lc: state.LoadedCase, stack: Stack, k: int, margin: float = 1.15) -> tuple[float, float, float, float] | None:
+def view_box(
+    lc: state.LoadedCase, stack: Stack, k: int, margin: float = 1.15
+) -> tuple[float, float, float, float] | None:
     """The region the model sees on slice ``k`` (its LV-centred crop), in mm axes ``(x0, x1, y0, y1)``.
 
     ``None`` without a model (the whole image is shown then).

@@ -91,7 +91,9 @@ def run_audit(manifest: Path, methods: Sequence[str], limit: int, progress: Prog
     classes = list(getattr(loaded, "classes", CLASSES))
     run = need("deepoxymap.audit", "run_audit", "The cohort audit")
     config_cls = need("deepoxymap.audit", "AuditConfig", "The cohort audit")
-    predict_case = core.need_any([("deepoxymap.model", "predict_case"), ("deepoxymap.model.predict", "predict_case")], "Classification")
+    predict_case = core.need_any(
+        [("deepoxymap.model", "predict_case"), ("deepoxymap.model.predict", "predict_case")], "Classification"
+    )
     compute_metrics = need("deepoxymap.model.metrics", "compute_metrics", "Classification metrics")
     roc_points = need("deepoxymap.model.metrics", "roc_points", "ROC curves")
 
@@ -102,8 +104,15 @@ def run_audit(manifest: Path, methods: Sequence[str], limit: int, progress: Prog
     small = len(subjects) < SMALL_COHORT
     config = config_cls(methods=tuple(methods), sanity_cases=0, bullseyes=False)
     with tempfile.TemporaryDirectory(prefix="deepoxymap-audit-") as tmp:
-        res = run(manifest, Path(tmp), loaded=loaded, subjects=subjects, thresholds={} if small else None,
-                  config=config, progress=p1)
+        res = run(
+            manifest,
+            Path(tmp),
+            loaded=loaded,
+            subjects=subjects,
+            thresholds={} if small else None,
+            config=config,
+            progress=p1,
+        )
     tested = list(dict.fromkeys(r["subject"] for r in res.per_case)) or subjects
 
     # 2. classification of the same subjects

@@ -60,12 +60,24 @@ def view_png(panels: Sequence[ViewPanel], *, suptitle: str, footer: str = "") ->
         ax.set_axis_off()
         ax.set_title(p.title, color="white", fontsize=9)
         if p.image is None:
-            ax.text(0.5, 0.5, p.note or "not available", color="white", ha="center", va="center", wrap=True, fontsize=8, transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                p.note or "not available",
+                color="white",
+                ha="center",
+                va="center",
+                wrap=True,
+                fontsize=8,
+                transform=ax.transAxes,
+            )
             continue
         ax.imshow(p.image, cmap="gray", vmin=p.window[0], vmax=p.window[1], aspect=p.aspect, interpolation="nearest")
         if p.overlay is not None:
             faded = np.ma.masked_less(np.asarray(p.overlay, dtype=np.float32), 0.05)
-            ax.imshow(faded, cmap=p.cmap.lower(), vmin=0, vmax=1, alpha=p.opacity, aspect=p.aspect, interpolation="bilinear")
+            ax.imshow(
+                faded, cmap=p.cmap.lower(), vmin=0, vmax=1, alpha=p.opacity, aspect=p.aspect, interpolation="bilinear"
+            )
         if p.contour is not None and np.nanmax(p.contour) >= p.level:
             ax.contour(p.contour, levels=[p.level], colors=["#00e5ff"], linewidths=1.2)
         if p.reference is not None and np.nanmax(p.reference) > 0.5:

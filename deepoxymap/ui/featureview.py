@@ -32,23 +32,63 @@ def _aspect(stack: Stack) -> float:
     return stack.geometry.pixel_spacing[0] / stack.geometry.pixel_spacing[1]
 
 
-def oscmr_figure(stack: Stack, k: int, frame: int, cam: NDArray[Any] | None, look: Look, *, title: str,
-                 reference: NDArray[Any] | None = None) -> tuple[go.Figure, ViewPanel]:
+def oscmr_figure(
+    stack: Stack,
+    k: int,
+    frame: int,
+    cam: NDArray[Any] | None,
+    look: Look,
+    *,
+    title: str,
+    reference: NDArray[Any] | None = None,
+) -> tuple[go.Figure, ViewPanel]:
     """OS-CMR slice with the CAM overlay and its threshold contour."""
     img = stack.image(k, frame)
     win = figures.window_range(default_window(stack), (0, 1))
     crop = figures.crop_of(stack.geometry, look.box)
-    fig = figures.image_figure(img, stack.geometry, window=default_window(stack), title=title, height=look.height, crop=crop)
+    fig = figures.image_figure(
+        img, stack.geometry, window=default_window(stack), title=title, height=look.height, crop=crop
+    )
     if cam is not None:
-        figures.add_overlay(fig, cam, stack.geometry, opacity=look.opacity, colorscale=look.colormap, base=img,
-                            name="CAM", colorbar=False, fade=True, crop=crop)
+        figures.add_overlay(
+            fig,
+            cam,
+            stack.geometry,
+            opacity=look.opacity,
+            colorscale=look.colormap,
+            base=img,
+            name="CAM",
+            colorbar=False,
+            fade=True,
+            crop=crop,
+        )
         figures.add_contour(fig, cam, stack.geometry, level=look.threshold, crop=crop)
     if look.show_reference and reference is not None:
-        figures.add_contour(fig, reference, stack.geometry, level=0.5, color=figures.LESION_COLOR,
-                            name="reference lesion", width=1.5, dash="dash", crop=crop)
+        figures.add_contour(
+            fig,
+            reference,
+            stack.geometry,
+            level=0.5,
+            color=figures.LESION_COLOR,
+            name="reference lesion",
+            width=1.5,
+            dash="dash",
+            crop=crop,
+        )
     figures.zoom(fig, look.box)
-    vp = ViewPanel(title, img, win, _aspect(stack), cam, look.colormap, look.opacity, cam, look.threshold,
-                   reference if look.show_reference else None, crop=crop)
+    vp = ViewPanel(
+        title,
+        img,
+        win,
+        _aspect(stack),
+        cam,
+        look.colormap,
+        look.opacity,
+        cam,
+        look.threshold,
+        reference if look.show_reference else None,
+        crop=crop,
+    )
     return fig, vp
 
 
@@ -59,8 +99,9 @@ def panel_title(p: Panel) -> str:
     return f"{p.role.label} · slice {p.other_index + 1} · Δ {p.distance_mm:.1f} mm"
 
 
-def other_figure(p: Panel, ref: Stack, cam: NDArray[Any] | None, look: Look,
-                 reference: NDArray[Any] | None = None) -> tuple[go.Figure | None, ViewPanel]:
+def other_figure(
+    p: Panel, ref: Stack, cam: NDArray[Any] | None, look: Look, reference: NDArray[Any] | None = None
+) -> tuple[go.Figure | None, ViewPanel]:
     """LGE / T1 / T2 resampled onto the OS-CMR grid, with the CAM threshold contour."""
     title = panel_title(p)
     if p.image is None or p.stack is None:
@@ -69,17 +110,38 @@ def other_figure(p: Panel, ref: Stack, cam: NDArray[Any] | None, look: Look,
     name = {Role.T1_MAP: "T1", Role.T2_MAP: "T2"}.get(p.role, "SI")
     win = default_window(p.stack)
     crop = figures.crop_of(ref.geometry, look.box)
-    fig = figures.image_figure(p.image, ref.geometry, window=win, title=title, units=units, value_name=name,
-                               height=look.height, crop=crop)
+    fig = figures.image_figure(
+        p.image, ref.geometry, window=win, title=title, units=units, value_name=name, height=look.height, crop=crop
+    )
     contour = cam if (look.contour_on_others and cam is not None) else None
     if contour is not None:
         figures.add_contour(fig, contour, ref.geometry, level=look.threshold, crop=crop)
     if look.show_reference and reference is not None:
-        figures.add_contour(fig, reference, ref.geometry, level=0.5, color=figures.LESION_COLOR,
-                            name="reference lesion", width=1.5, dash="dash", crop=crop)
+        figures.add_contour(
+            fig,
+            reference,
+            ref.geometry,
+            level=0.5,
+            color=figures.LESION_COLOR,
+            name="reference lesion",
+            width=1.5,
+            dash="dash",
+            crop=crop,
+        )
     figures.zoom(fig, look.box)
-    vp = ViewPanel(title, p.image, figures.window_range(win, (0, 1)), _aspect(ref), None, look.colormap, 0.0,
-                   contour, look.threshold, reference if look.show_reference else None, crop=crop)
+    vp = ViewPanel(
+        title,
+        p.image,
+        figures.window_range(win, (0, 1)),
+        _aspect(ref),
+        None,
+        look.colormap,
+        0.0,
+        contour,
+        look.threshold,
+        reference if look.show_reference else None,
+        crop=crop,
+    )
     return fig, vp
 
 
@@ -95,7 +157,9 @@ class PanelView:
     distance_mm: float | None = None
 
 
-def build_view(lc: Any, ref: Stack, k: int, frame: int, cam: NDArray[Any] | None, look: Look, cam_key: Any) -> list[PanelView]:
+def build_view(
+    lc: Any, ref: Stack, k: int, frame: int, cam: NDArray[Any] | None, look: Look, cam_key: Any
+) -> list[PanelView]:
     """The four panels of slice ``k``, built once per (slice, look, CAM) and cached in the session."""
     from deepoxymap.ui import analysis, state
 
@@ -156,13 +220,22 @@ def controls_ui(lc: Any, model: Any) -> Controls:
             names, default_layer = analysis.layers(model)
             with c[1]:
                 layer = widgets.sticky_select(
-                    "Layer", "dox_fm_layer", names[::-1], default_layer, disabled=not analysis.method_uses_layer(method),
+                    "Layer",
+                    "dox_fm_layer",
+                    names[::-1],
+                    default_layer,
+                    disabled=not analysis.method_uses_layer(method),
                     help="Convolutional layer whose activations are used (last = most semantic).",
                 )
             classes = analysis.class_names(model)
             with c[2]:
-                choice = widgets.sticky_select("Target class", "dox_fm_target", ["predicted", *classes], "predicted",
-                                               help="Which class the map explains.")
+                choice = widgets.sticky_select(
+                    "Target class",
+                    "dox_fm_target",
+                    ["predicted", *classes],
+                    "predicted",
+                    help="Which class the map explains.",
+                )
             target = None if choice == "predicted" else classes.index(choice)
     else:
         c[0].caption("Method, layer and class need the classifier.")
@@ -171,23 +244,36 @@ def controls_ui(lc: Any, model: Any) -> Controls:
     with c[4]:
         opacity = widgets.sticky_float("Overlay opacity", "dox_fm_opacity", 0.0, 1.0, 0.45, step=0.05)
     with c[5]:
-        thr = widgets.sticky_float("CAM threshold", "dox_fm_thr", 0.05, 0.95, 0.5, step=0.05,
-                                   help="Iso-line of the CAM drawn on every panel; also the threshold of Dice/IoU below.")
+        thr = widgets.sticky_float(
+            "CAM threshold",
+            "dox_fm_thr",
+            0.05,
+            0.95,
+            0.5,
+            step=0.05,
+            help="Iso-line of the CAM drawn on every panel; also the threshold of Dice/IoU below.",
+        )
     t1, t2, t3 = st.columns(3)
     with t1:
         contour_on = widgets.sticky_toggle("CAM contour on LGE/T1/T2", "dox_fm_contour", True)
     with t2:
-        show_ref = widgets.sticky_toggle("Reference lesion outline", "dox_fm_ref", True,
-                                         disabled=not analysis.case_has_lesion_masks(lc.case),
-                                         help="Dashed yellow: the ground-truth lesion (synthetic cases and drawn masks).")
+        show_ref = widgets.sticky_toggle(
+            "Reference lesion outline",
+            "dox_fm_ref",
+            True,
+            disabled=not analysis.case_has_lesion_masks(lc.case),
+            help="Dashed yellow: the ground-truth lesion (synthetic cases and drawn masks).",
+        )
     with t3:
-        zoomed = widgets.sticky_toggle("Zoom to the heart", "dox_fm_zoom", True,
-                                       help="Show the region the model sees (its LV-centred crop).")
+        zoomed = widgets.sticky_toggle(
+            "Zoom to the heart", "dox_fm_zoom", True, help="Show the region the model sees (its LV-centred crop)."
+        )
     return Controls(method, layer, target, cmap, opacity, thr, contour_on, show_ref, zoomed)
 
 
-def slice_view_ui(lc: Any, model: Any, ref: Stack, rows: list[int], frames: list[int], ctl: Controls,
-                  tables: dict[str, Any]) -> None:
+def slice_view_ui(
+    lc: Any, model: Any, ref: Stack, rows: list[int], frames: list[int], ctl: Controls, tables: dict[str, Any]
+) -> None:
     """The slice control and everything that depends on the slice: the four panels, raw channels, export.
 
     Runs as a Streamlit fragment: moving the slice re-runs only this part of the page.
@@ -196,8 +282,14 @@ def slice_view_ui(lc: Any, model: Any, ref: Stack, rows: list[int], frames: list
 
     from deepoxymap.ui import analysis, export, modelinfo, widgets
 
-    k = widgets.sticky_slider("Slice (base → apex) — drives every panel", "dox_fm_slice", 0, ref.n_slices - 1,
-                              ref.n_slices // 2, one_based=True)
+    k = widgets.sticky_slider(
+        "Slice (base → apex) — drives every panel",
+        "dox_fm_slice",
+        0,
+        ref.n_slices - 1,
+        ref.n_slices // 2,
+        one_based=True,
+    )
     box = None
     if ctl.zoomed:
         with widgets.guard("find the heart region"):
@@ -228,7 +320,9 @@ def slice_view_ui(lc: Any, model: Any, ref: Stack, rows: list[int], frames: list
                 else:
                     st.plotly_chart(pv.figure, key=pv.key, config={"displaylogo": False})
             if pv.role is not None:
-                distances[pv.role.label] = round(pv.distance_mm, 2) if pv.distance_mm is not None else (pv.message or "")
+                distances[pv.role.label] = (
+                    round(pv.distance_mm, 2) if pv.distance_mm is not None else (pv.message or "")
+                )
             view_panels.append(pv.export)
     st.caption(
         "Each panel is the nearest slice of that series by patient position, resampled onto the OS-CMR pixel grid; "
@@ -242,17 +336,31 @@ def slice_view_ui(lc: Any, model: Any, ref: Stack, rows: list[int], frames: list
         show_raw = False
     case_id = lc.case.case_id
     suptitle = f"DeepOxyMap · case {case_id} · OS-CMR slice {k + 1} · {ctl.method or 'no CAM'} · research use only"
-    e1.download_button("This view (PNG)", data=lambda: export.view_png(view_panels, suptitle=suptitle),
-                       file_name=f"deepoxymap_{case_id}_slice{k + 1}.png", mime="image/png", key="fm_png",
-                       on_click="ignore", icon=":material/image:")
+    e1.download_button(
+        "This view (PNG)",
+        data=lambda: export.view_png(view_panels, suptitle=suptitle),
+        file_name=f"deepoxymap_{case_id}_slice{k + 1}.png",
+        mime="image/png",
+        key="fm_png",
+        on_click="ignore",
+        icon=":material/image:",
+    )
     numbers = {"matching distance (mm)": distances, **tables}
-    e2.download_button("Numbers (CSV)", data=lambda: export.numbers_csv(numbers),
-                       file_name=f"deepoxymap_{case_id}_slice{k + 1}.csv", mime="text/csv", key="fm_csv",
-                       on_click="ignore", icon=":material/table:")
+    e2.download_button(
+        "Numbers (CSV)",
+        data=lambda: export.numbers_csv(numbers),
+        file_name=f"deepoxymap_{case_id}_slice{k + 1}.csv",
+        mime="text/csv",
+        key="fm_csv",
+        on_click="ignore",
+        icon=":material/table:",
+    )
     if show_raw:
         with widgets.guard("compute the raw feature maps"):
             names, default_layer = analysis.layers(model)
-            fl = st.selectbox("Layer", names[::-1], index=names[::-1].index(ctl.layer or default_layer), key="fm_raw_layer")
+            fl = st.selectbox(
+                "Layer", names[::-1], index=names[::-1].index(ctl.layer or default_layer), key="fm_raw_layer"
+            )
             top_k = st.slider("Channels (most active first)", 4, 16, 8, step=4, key="fm_raw_k")
             fmaps = analysis.raw_feature_maps(lc, row, fl, top_k)
             st.plotly_chart(figures.channel_grid(fmaps), key="fm_raw_grid", config={"displaylogo": False})

@@ -88,7 +88,7 @@ def faded(colorscale: str, ramp: float = 0.3, n: int = 21) -> list[list[Any]]:
     cols = sample_colorscale(colorscale, pos, colortype="rgb")
     out = []
     for p, c in zip(pos, cols, strict=True):
-        r, g, b = (int(round(float(v))) for v in unlabel_rgb(c))
+        r, g, b = (round(float(v)) for v in unlabel_rgb(c))
         out.append([p, f"rgba({r},{g},{b},{min(1.0, p / ramp):.3f})"])
     return out
 
@@ -257,7 +257,12 @@ def cine_figure(
         for i, t in enumerate(trigger_times if trigger_times is not None else [np.nan] * len(frames))
     ]
     fig.frames = [go.Frame(data=[go.Heatmap(z=f)], name=str(i)) for i, f in enumerate(frames)]
-    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True, "transition": {"duration": 0}, "mode": "immediate"}
+    play = {
+        "frame": {"duration": frame_ms, "redraw": True},
+        "fromcurrent": True,
+        "transition": {"duration": 0},
+        "mode": "immediate",
+    }
     fig.update_layout(
         updatemenus=[
             {
@@ -270,7 +275,11 @@ def cine_figure(
                 "showactive": False,
                 "buttons": [
                     {"label": "▶ Play", "method": "animate", "args": [None, {**play, "loop": True}]},
-                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], {"mode": "immediate", "frame": {"duration": 0}}]},
+                    {
+                        "label": "❚❚ Pause",
+                        "method": "animate",
+                        "args": [[None], {"mode": "immediate", "frame": {"duration": 0}}],
+                    },
                 ],
             }
         ],
@@ -283,7 +292,11 @@ def cine_figure(
                 "pad": {"t": 0},
                 "currentvalue": {"prefix": "", "font": {"size": 11}},
                 "steps": [
-                    {"method": "animate", "label": labels[i], "args": [[str(i)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}]}
+                    {
+                        "method": "animate",
+                        "label": labels[i],
+                        "args": [[str(i)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
+                    }
                     for i in range(len(frames))
                 ],
             }
@@ -416,7 +429,9 @@ def bullseye(
 # ---------------------------------------------------------------------------
 
 
-def probability_bars(classes: Sequence[str], probs: Sequence[float], err: Sequence[float] | None = None, *, height: int = 260) -> go.Figure:
+def probability_bars(
+    classes: Sequence[str], probs: Sequence[float], err: Sequence[float] | None = None, *, height: int = 260
+) -> go.Figure:
     """Horizontal bars of class probabilities (with +/- 1 SD where MC-dropout ran)."""
     fig = go.Figure(
         go.Bar(
@@ -429,7 +444,12 @@ def probability_bars(classes: Sequence[str], probs: Sequence[float], err: Sequen
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
         )
     )
-    fig.update_layout(height=height, margin={"l": 4, "r": 4, "t": 8, "b": 4}, xaxis={"range": [0, 1], "title": "probability"}, yaxis={"autorange": "reversed"})
+    fig.update_layout(
+        height=height,
+        margin={"l": 4, "r": 4, "t": 8, "b": 4},
+        xaxis={"range": [0, 1], "title": "probability"},
+        yaxis={"autorange": "reversed"},
+    )
     return fig
 
 
@@ -437,7 +457,9 @@ def slice_probability_figure(table: Any, classes: Sequence[str], *, height: int 
     """Grouped bars: one group per slice, one bar per class."""
     fig = go.Figure()
     for c in classes:
-        fig.add_trace(go.Bar(name=c, x=table["slice"].astype(str), y=table[c], hovertemplate=f"{c}: %{{y:.3f}}<extra></extra>"))
+        fig.add_trace(
+            go.Bar(name=c, x=table["slice"].astype(str), y=table[c], hovertemplate=f"{c}: %{{y:.3f}}<extra></extra>")
+        )
     fig.update_layout(
         barmode="group",
         height=height,
@@ -476,7 +498,11 @@ def confusion_figure(matrix: NDArray[Any], classes: Sequence[str], *, height: in
 def roc_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float], float]], *, height: int = 360) -> go.Figure:
     """Per-class ROC curves ``{class: (fpr, tpr, auc)}`` (one-vs-rest)."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "gray"}, showlegend=False, hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "gray"}, showlegend=False, hoverinfo="skip"
+        )
+    )
     for c, (fpr, tpr, auc) in curves.items():
         fig.add_trace(go.Scatter(x=list(fpr), y=list(tpr), mode="lines", name=f"{c} (AUC {auc:.2f})"))
     fig.update_layout(
@@ -493,7 +519,15 @@ def metric_bars(values: Mapping[str, float], *, height: int = 260, title: str | 
     """Bars of agreement metrics in [0, 1]."""
     names = list(values)
     vals = [float(values[n]) for n in names]
-    fig = go.Figure(go.Bar(x=names, y=vals, text=[f"{v:.2f}" for v in vals], textposition="auto", hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=vals,
+            text=[f"{v:.2f}" for v in vals],
+            textposition="auto",
+            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+        )
+    )
     fig.update_layout(
         height=height,
         margin={"l": 4, "r": 4, "t": 30 if title else 8, "b": 4},
@@ -521,5 +555,9 @@ def channel_grid(fmaps: Any, *, cols: int = 4, size: int = 150) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     fig.update_annotations(font_size=10)
-    fig.update_layout(height=rows * size + 30, margin={"l": 2, "r": 2, "t": 24, "b": 2}, title={"text": f"layer {fmaps.layer}", "font": {"size": 12}})
+    fig.update_layout(
+        height=rows * size + 30,
+        margin={"l": 2, "r": 2, "t": 24, "b": 2},
+        title={"text": f"layer {fmaps.layer}", "font": {"size": 12}},
+    )
     return fig

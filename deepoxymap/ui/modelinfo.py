@@ -48,7 +48,9 @@ def read_card(model_path: Path | None = None) -> dict[str, Any] | None:
 
 @st.cache_resource(show_spinner="Loading the classifier (once per server process)…", max_entries=4)
 def _load_model_cached(path: str) -> Any:
-    load_model = need_any([("deepoxymap.model", "load_model"), ("deepoxymap.model.loading", "load_model")], "The classifier")
+    load_model = need_any(
+        [("deepoxymap.model", "load_model"), ("deepoxymap.model.loading", "load_model")], "The classifier"
+    )
     return load_model(Path(path))
 
 
@@ -165,7 +167,9 @@ def card_brief_ui(model_path: Path | None = None, *, link: bool = True) -> None:
     test = (card.get("metrics") or {}).get("test") if isinstance(card.get("metrics"), dict) else None
     if isinstance(test, dict):
         cols = st.columns(2)
-        for col, (key, label) in zip(cols, (("accuracy", "Test accuracy"), ("macro_auc", "Test macro AUC")), strict=True):
+        for col, (key, label) in zip(
+            cols, (("accuracy", "Test accuracy"), ("macro_auc", "Test macro AUC")), strict=True
+        ):
             v = _value(test.get(key))
             if v is not None:
                 col.metric(label, f"{v:.2f}", help=f"{label}{_ci(test.get(key))}, case level, synthetic test subjects")
@@ -191,18 +195,36 @@ def card_sections(card: dict[str, Any]) -> dict[str, Any]:
         "sha256": str((card.get("file") or {}).get("sha256", ""))[:16] + "…",
     }
     tr = card.get("training") or {}
-    training = {k: tr.get(k) for k in ("n_subjects", "class_counts", "seed", "n_slices", "optimizer", "loss",
-                                        "epochs_run", "best_epoch", "stop_reason", "manifest") if k in tr}
+    training = {
+        k: tr.get(k)
+        for k in (
+            "n_subjects",
+            "class_counts",
+            "seed",
+            "n_slices",
+            "optimizer",
+            "loss",
+            "epochs_run",
+            "best_epoch",
+            "stop_reason",
+            "manifest",
+        )
+        if k in tr
+    }
     pre = card.get("preprocessing") or {}
     test = ((card.get("metrics") or {}).get("test") or {}) if isinstance(card.get("metrics"), dict) else {}
     rows = []
     for key in ("accuracy", "macro_auc", "macro_precision", "macro_recall", "ece"):
         if key in test:
-            rows.append({"metric": key.replace("_", " "), "value": _value(test[key]), "95% CI": _ci(test[key]).strip(" ()")})
+            rows.append(
+                {"metric": key.replace("_", " "), "value": _value(test[key]), "95% CI": _ci(test[key]).strip(" ()")}
+            )
     for c, m in (test.get("auc") or {}).items():
         rows.append({"metric": f"AUC {c} vs rest", "value": _value(m), "95% CI": _ci(m).strip(" ()")})
     return {
-        "overview": pd.DataFrame([{"item": k, "value": str(v)} for k, v in overview.items() if v not in (None, "", "…")]),
+        "overview": pd.DataFrame(
+            [{"item": k, "value": str(v)} for k, v in overview.items() if v not in (None, "", "…")]
+        ),
         "training": pd.DataFrame([{"item": k.replace("_", " "), "value": str(v)} for k, v in training.items()]),
         "preprocessing": pd.DataFrame([{"item": k.replace("_", " "), "value": str(v)} for k, v in pre.items()]),
         "test": pd.DataFrame(rows),
@@ -212,8 +234,21 @@ def card_sections(card: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_RUNTIME_LIBS = ("python", "deepoxymap", "tensorflow-cpu", "tensorflow", "keras", "tf-keras-vis", "numpy", "scipy",
-                 "streamlit", "plotly", "pydicom", "nibabel", "pandas")
+_RUNTIME_LIBS = (
+    "python",
+    "deepoxymap",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "tf-keras-vis",
+    "numpy",
+    "scipy",
+    "streamlit",
+    "plotly",
+    "pydicom",
+    "nibabel",
+    "pandas",
+)
 
 
 def versions_table(card: dict[str, Any] | None) -> Any:

@@ -143,7 +143,9 @@ def segment_values(
     maps: dict[str, BullseyeSpec] = {}
     if cams is not None:
         met = _metrics(lc, cams, key, tau)
-        maps["CAM energy (% of the map)"] = BullseyeSpec(_as_map(met["seg_cam_energy"], 100.0), "Inferno", 0.0, None, "%", ".0f")
+        maps["CAM energy (% of the map)"] = BullseyeSpec(
+            _as_map(met["seg_cam_energy"], 100.0), "Inferno", 0.0, None, "%", ".0f"
+        )
         lesion_title = "LGE transmurality (%)" if cm.lesion_kind != "edema" else "Edema transmural extent (%)"
         maps[lesion_title] = BullseyeSpec(_as_map(met["seg_lesion"], 100.0), "Hot", 0.0, 100.0, "%", ".0f")
     from deepoxymap.case import Role
@@ -174,7 +176,10 @@ def agreement(lc: state.LoadedCase, cams: Sequence[SliceCam], *, key: Any, tau: 
         v = met.get(k)
         if isinstance(v, (int, float)) and np.isfinite(v):
             rows.append({"figure": name, method or "value": round(float(v), 3)})
-    headline = {name: float(np.clip(met[k], 0, 1)) for k, name in HEADLINE.items()
-                if isinstance(met.get(k), (int, float)) and np.isfinite(met[k])}
+    headline = {
+        name: float(np.clip(met[k], 0, 1))
+        for k, name in HEADLINE.items()
+        if isinstance(met.get(k), (int, float)) and np.isfinite(met[k])
+    }
     ref_name = {"scar": "LGE scar", "edema": "T2 edema"}.get(cm.lesion_kind, "no lesion (healthy)")
     return Agreement(pd.DataFrame(rows), headline, ref_name, {"lesion_kind": cm.lesion_kind})

@@ -116,10 +116,25 @@ def os_response_ui(loaded: state.LoadedCase, ref: str, tgt: str, k: int) -> None
     left, right = st.columns([3, 2])
     with left:
         base = stack.image(k, min(frame, stack.n_frames - 1))
-        fig = figures.image_figure(base, stack.geometry, window=default_window(stack), height=460,
-                                   title=f"ΔSI % {tgt} vs {ref} · slice {k + 1}")
-        figures.add_overlay(fig, pct, stack.geometry, opacity=0.85, colorscale=figures.DIVERGING, zmin=-limit,
-                            zmax=limit, name="ΔSI", units=" %", base=base)
+        fig = figures.image_figure(
+            base,
+            stack.geometry,
+            window=default_window(stack),
+            height=460,
+            title=f"ΔSI % {tgt} vs {ref} · slice {k + 1}",
+        )
+        figures.add_overlay(
+            fig,
+            pct,
+            stack.geometry,
+            opacity=0.85,
+            colorscale=figures.DIVERGING,
+            zmin=-limit,
+            zmax=limit,
+            name="ΔSI",
+            units=" %",
+            base=base,
+        )
         st.plotly_chart(fig, key="view_os_map", config={"displaylogo": False})
     with right:
         glob = getattr(resp, "global_percent", None)
@@ -127,10 +142,21 @@ def os_response_ui(loaded: state.LoadedCase, ref: str, tgt: str, k: int) -> None
             st.metric("Myocardial ΔSI (this slice)", f"{glob:+.1f} %")
         if per_seg:
             st.plotly_chart(
-                figures.bullseye(per_seg, title="ΔSI % per AHA segment", colorscale=figures.DIVERGING,
-                                 zmin=-limit, zmax=limit, units="%", fmt="+.1f"),
-                key="view_os_bullseye", config={"displaylogo": False},
+                figures.bullseye(
+                    per_seg,
+                    title="ΔSI % per AHA segment",
+                    colorscale=figures.DIVERGING,
+                    zmin=-limit,
+                    zmax=limit,
+                    units="%",
+                    fmt="+.1f",
+                ),
+                key="view_os_bullseye",
+                config={"displaylogo": False},
             )
-            st.dataframe(pd.DataFrame({"segment": list(per_seg), "ΔSI %": [round(float(v), 2) for v in per_seg.values()]}),
-                         hide_index=True, key="view_os_table")
+            st.dataframe(
+                pd.DataFrame({"segment": list(per_seg), "ΔSI %": [round(float(v), 2) for v in per_seg.values()]}),
+                hide_index=True,
+                key="view_os_table",
+            )
         st.caption(f"Reference: {TIMEPOINT_LABELS.get(ref, ref)}; compared with: {TIMEPOINT_LABELS.get(tgt, tgt)}.")

@@ -51,8 +51,18 @@ def make_tiny_case(case_id: str = "tiny-001") -> Case:
         data[:, :] = 60 + 300 * blood + 120 * gain * myo
         data += rng.normal(0, 5, data.shape).astype(np.float32)
         g = _geometry(3, shape, 2.0, 0.0, 8.0)
-        stack = Stack(data, g, np.tile(np.arange(4) * 40.0, (3, 1)), Role.OS_CMR, "", tp, 100.0 + 60 * t,
-                      f"1.2.3.os.{t}", f"OS_SAX_{tp.upper().replace('-', '_')}", (250.0, 500.0))
+        stack = Stack(
+            data,
+            g,
+            np.tile(np.arange(4) * 40.0, (3, 1)),
+            Role.OS_CMR,
+            "",
+            tp,
+            100.0 + 60 * t,
+            f"1.2.3.os.{t}",
+            f"OS_SAX_{tp.upper().replace('-', '_')}",
+            (250.0, 500.0),
+        )
         series.append(Series(stack.series_uid, stack, Role.OS_CMR, "test"))
     lesion = myo.copy()
     lesion[:, : shape[1] // 2] = False

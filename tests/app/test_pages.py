@@ -99,10 +99,10 @@ def test_feature_maps_slice_method_class(tiny_case: Case, tiny_model: Path) -> N
     """Changing the slice, the method and the target class re-renders the panels."""
     at = _run(_with_case(tiny_case, tiny_model), "features")
     _ok(at)
-    first = [t for t in _titles(at) if t.startswith("OS-CMR")][0]
+    first = next(t for t in _titles(at) if t.startswith("OS-CMR"))
     at.slider(key="_w_dox_fm_slice").set_value(3).run()
     _ok(at)
-    second = [t for t in _titles(at) if t.startswith("OS-CMR")][0]
+    second = next(t for t in _titles(at) if t.startswith("OS-CMR"))
     assert first != second and "slice 3" in second
     at.selectbox(key="_w_dox_fm_method").set_value("gradcam++").run()
     _ok(at)
@@ -120,7 +120,7 @@ def test_feature_maps_overlay_and_contours(tiny_case: Case, tiny_model: Path) ->
     """The OS-CMR panel carries the CAM overlay and its contour; LGE/T1/T2 show their distance."""
     at = _run(_with_case(tiny_case, tiny_model), "features")
     plots = _plots(at)
-    os_panel = [p for p in plots if ((p["layout"].get("title") or {}).get("text", "")).startswith("OS-CMR")][0]
+    os_panel = next(p for p in plots if ((p["layout"].get("title") or {}).get("text", "")).startswith("OS-CMR"))
     kinds = [t["type"] for t in os_panel["data"]]
     assert kinds.count("heatmap") >= 2
     for name in ("LGE", "T1 map", "T2 map"):
@@ -208,7 +208,7 @@ def test_teaching_quiz_flow(demo_dir: Path, tiny_model: Path) -> None:
     """Answer, reveal (model call, CAM, LGE), next case; the score is kept."""
     at = _run(_with_case(None, tiny_model), "teaching")
     _ok(at)
-    radio = [r for r in at.radio if r.key and r.key.startswith("quiz_answer_")][0]
+    radio = next(r for r in at.radio if r.key and r.key.startswith("quiz_answer_"))
     radio.set_value("healthy").run()
     at.button(key="quiz_check").click().run()
     _ok(at)

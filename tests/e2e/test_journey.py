@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import journey
 import pytest
 
 from deepoxymap.config import settings
-import journey
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,7 @@ def test_upload_with_a_bad_file(app_url: str, browser: object, screenshots: Path
     s = settings()
     if not (s.demo_dir / "manifest.csv").is_file():
         pytest.skip("demo cases not generated: run `make demo`")
-    subject = sorted(p for p in s.demo_dir.iterdir() if (p / "dicom").is_dir())[0]
+    subject = min(p for p in s.demo_dir.iterdir() if (p / "dicom").is_dir())
     archive = tmp_path / "study.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for f in sorted((subject / "dicom").rglob("*.dcm")):
