@@ -8,6 +8,11 @@ Modules:
     scar: LGE scar by n-SD and FWHM inside the myocardium, transmurality per segment.
     edema: T2 edema mask (T2 above remote by a configurable margin).
     bullseye: the 17-segment bullseye (matplotlib figure and plotly data).
+    oxygenation: the OS response (percent signal change between manoeuvre time points).
 """
 
 from __future__ import annotations
+
+from deepoxymap.cardiac.oxygenation import OSResponse, os_response
+
+__all__ = ["OSResponse", "os_response"]
