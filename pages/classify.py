@@ -37,7 +37,11 @@ with widgets.guard("load the classifier"):
 
     left, right = st.columns([2, 3])
     with left:
-        st.metric("Case-level call", view.call, help="Aggregated over slices, as described in the model card.")
+        st.metric("Case-level call", view.call, help="Mean of the slice probabilities, as described in the model card.")
+        st.caption(
+            f"Probability {view.case_probs[view.call]:.0%}"
+            + (f" ± {view.case_sd[view.call]:.0%} (mean MC-dropout SD over slices)" if view.case_sd else "")
+        )
         if loaded_case.case.label:
             st.caption(f"Reference class (ground truth): **{loaded_case.case.label}**")
         if view.uncertainty is not None:
