@@ -71,9 +71,11 @@ with widgets.guard("compute the per-segment values"):
 
 st.subheader("Agreement with the reference lesion")
 with widgets.guard("compute the agreement"):
-    if seg_err is not None:
+    if isinstance(seg_err, Missing):
+        st.caption("Needs the same label map (see above).")
+    elif seg_err is not None:
         raise seg_err
-    if agr is None:
+    elif agr is None:
         st.info("Agreement needs the classifier's feature maps (see above).")
     else:
         a1, a2 = st.columns([2, 3])

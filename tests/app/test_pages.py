@@ -230,3 +230,24 @@ def test_cohort_audit_on_demo(demo_dir: Path, tiny_model: Path) -> None:
     titles = [s["layout"].get("xaxis", {}).get("title", {}).get("text", "") for s in _plots(at)]
     assert "model call" in titles and "1 - specificity" in titles
     assert len(at.dataframe) >= 2
+
+
+@pytest.mark.realdata
+def test_pages_with_a_real_cine_without_masks(real_data_dir: Path, tiny_model: Path) -> None:
+    """A real cine (Sunnybrook, no OS-CMR, no LGE/T1/T2, no masks): each page runs and says what it lacks."""
+    from deepoxymap.ui import core
+
+    folder = real_data_dir / "sunnybrook"
+    if not folder.is_dir():
+        pytest.skip("no Sunnybrook sample")
+    res = core.load_sources([folder])
+    case = core.build_case(res.series, core.upload_case_id(res.series))
+    for page in ("load", "viewer", "classify", "features"):
+        at = _with_case(case, tiny_model, source="upload")
+        at.session_state["dox_series"] = list(res.series)
+        at.session_state["dox_load_issues"] = list(res.issues)
+        _run(at, page)
+        _ok(at)
+        if page == "features":
+            text = _texts(at)
+            assert "No LGE series" in text and "label map" in text
