@@ -1,0 +1,85 @@
+"""The presentation helpers of deepoxymap.ui: figures, export, series table (no Streamlit session needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from app_helpers import make_tiny_case
+
+from deepoxymap.case import Role
+from deepoxymap.ui import core, export, figures
+
+
+def test_bullseye_has_17_segments_in_aha_layout() -> None:
+    """Segment 1 at 12 o'clock, counter-clockwise; missing segments are grey, not dropped."""
+    fig = figures.bullseye({1: 0.5, 2: 0.1, 17: 0.9}, title="t")
+    bars = [t for t in fig.data if t.type == "barpolar"]
+    segs = [int(c[0]) for t in bars for c in t.customdata]
+    assert sorted(segs) == list(range(1, 18))
+    assert fig.layout.polar.angularaxis.rotation == 90
+    assert fig.layout.polar.angularaxis.direction == "counterclockwise"
+    valued = next(t for t in bars if t.marker.colorscale is not None)
+    thetas = {int(c[0]): th for c, th in zip(valued.customdata, valued.theta, strict=True)}
+    assert thetas[1] == 0 and thetas[2] == 60
+
+
+def test_faded_colorscale_is_transparent_at_zero() -> None:
+    """CAM overlays leave the image visible where the map is zero."""
+    cs = figures.faded("Jet")
+    assert cs[0][1].endswith(",0.000)") and cs[-1][1].endswith(",1.000)")
+
+
+def test_contour_is_a_polyline_on_mm_axes() -> None:
+    """The threshold iso-line is sent as one Scatter polyline in millimetres."""
+    case = make_tiny_case()
+    g = case.series[0].stack.geometry
+    field = np.zeros(g.shape, np.float32)
+    field[10:20, 10:20] = 1.0
+    fig = figures.image_figure(field, g)
+    figures.add_contour(fig, field, g, level=0.5)
+    line = fig.data[-1]
+    assert line.type == "scatter" and line.mode == "lines"
+    xs = [v for v in line.x if v is not None]
+    assert min(xs) >= 9 * g.pixel_spacing[1] and max(xs) <= 20 * g.pixel_spacing[1]
+
+
+def test_crop_keeps_millimetre_axes() -> None:
+    """A crop sends fewer pixels but hover positions stay those of the full image."""
+    case = make_tiny_case()
+    g = case.series[0].stack.geometry
+    crop = figures.crop_of(g, (10.0, 40.0, 20.0, 60.0))
+    assert crop is not None
+    fig = figures.image_figure(case.series[0].stack.image(0), g, crop=crop)
+    hm = fig.data[0]
+    assert hm.z.shape == (crop[1] - crop[0], crop[3] - crop[2])
+    assert abs(hm.x[0] - crop[2] * g.pixel_spacing[1]) < 1e-5
+
+
+def test_view_png_and_numbers_csv() -> None:
+    """Export: a PNG of the panels and a long CSV of every number."""
+    img = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    png = export.view_png(
+        [
+            export.ViewPanel("OS", img, (0, 1), overlay=img, contour=img),
+            export.ViewPanel("LGE", None, (0, 1), note="none"),
+        ],
+        suptitle="test",
+    )
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    csv = export.numbers_csv(
+        {"distance": {"LGE": 1.5}, "segments": pd.DataFrame({"segment": [1], "T1 (ms)": [1000.0]})}
+    )
+    text = csv.decode()
+    assert "section,item,quantity,value" in text and "LGE" in text and "T1 (ms)" in text
+
+
+def test_series_rows_have_no_identifiers_and_roles_can_change() -> None:
+    """Series table columns; a role override rebuilds the case and keeps its ground truth."""
+    case = make_tiny_case()
+    rows = core.series_rows(case.series)
+    assert {r["role"] for r in rows} == {"OS-CMR", "LGE", "T1 map", "T2 map"}
+    banned = ("patient", "name", "birth", "id")
+    assert not [k for k in rows[0] if k != "uid" and any(b in k.lower() for b in banned)]  # uid is never displayed
+    t2 = case.first(Role.T2_MAP)
+    rebuilt = core.with_roles(case, list(case.series), {t2.uid: Role.T1_MAP})
+    assert len(rebuilt.by_role(Role.T1_MAP)) == 2 and rebuilt.masks
