@@ -59,8 +59,8 @@ if result is None:
     st.stop()
 
 st.caption(f"Manifest `{result.manifest}` · {result.n_cases} cases · model `{result.model_name}`")
-for note in result.notes:
-    st.caption(f"Note: {note}")
+if result.notes:
+    st.caption("Notes: " + " · ".join(result.notes))
 left, right = st.columns(2)
 with left:
     st.subheader("Confusion matrix")
