@@ -93,6 +93,21 @@ def faded(colorscale: str, ramp: float = 0.3, n: int = 21) -> list[list[Any]]:
     return out
 
 
+def box_around(
+    valid: NDArray[Any], geometry: Geometry, margin_mm: float = 25.0
+) -> tuple[float, float, float, float] | None:
+    """A square mm box ``(x0, x1, y0, y1)`` around the ``True``/finite pixels of ``valid`` (for :func:`zoom`)."""
+    v = np.asarray(valid)
+    v = np.isfinite(v) if v.dtype.kind == "f" else v.astype(bool)
+    if not v.any():
+        return None
+    rr, cc = np.nonzero(v)
+    rs, cs = geometry.pixel_spacing
+    yc, xc = (rr.min() + rr.max()) / 2 * rs, (cc.min() + cc.max()) / 2 * cs
+    half = max((rr.max() - rr.min()) * rs, (cc.max() - cc.min()) * cs) / 2 + margin_mm
+    return (xc - half, xc + half, yc - half, yc + half)
+
+
 def zoom(fig: go.Figure, box: tuple[float, float, float, float] | None) -> go.Figure:
     """Show only ``box = (x0, x1, y0, y1)`` in mm (e.g. the region the model sees)."""
     if box is not None:

@@ -135,6 +135,8 @@ def os_response_ui(loaded: state.LoadedCase, ref: str, tgt: str, k: int) -> None
             units=" %",
             base=base,
         )
+        if getattr(resp, "mask_source", "") != "none":
+            figures.zoom(fig, figures.box_around(pct, stack.geometry))
         st.plotly_chart(fig, key="view_os_map", config={"displaylogo": False})
     with right:
         glob = getattr(resp, "global_percent", None)
@@ -159,4 +161,12 @@ def os_response_ui(loaded: state.LoadedCase, ref: str, tgt: str, k: int) -> None
                 hide_index=True,
                 key="view_os_table",
             )
-        st.caption(f"Reference: {TIMEPOINT_LABELS.get(ref, ref)}; compared with: {TIMEPOINT_LABELS.get(tgt, tgt)}.")
+        st.caption(
+            f"Reference: {TIMEPOINT_LABELS.get(ref, ref)}; compared with: {TIMEPOINT_LABELS.get(tgt, tgt)}; "
+            f"cine frame {frame} (end-systole) in both."
+        )
+        if getattr(resp, "mask_source", "") == "none":
+            st.warning(
+                "No myocardium label map: the map covers every bright pixel, not just the myocardium, "
+                "and there are no global or per-segment values."
+            )

@@ -86,6 +86,8 @@ def test_page_with_demo_case(page: str, label: str, demo_cases: dict[str, Case])
         assert any(t.startswith("LGE") and "mm" in t for t in titles), titles
         if settings().model_path.is_file():
             assert any("CAM" in t or "energy" in t for t in titles)
+    if page == "viewer":
+        assert any(t.startswith("ΔSI %") for t in _titles(at)), "no OS response map"
     if page == "classify" and settings().model_path.is_file():
         assert at.metric, "no case-level call"
 
