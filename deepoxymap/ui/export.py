@@ -98,10 +98,13 @@ def numbers_csv(sections: Mapping[str, pd.DataFrame | Mapping[str, Any]]) -> byt
     rows: list[dict[str, Any]] = []
     for name, data in sections.items():
         if isinstance(data, pd.DataFrame):
-            for _, r in data.iterrows():
-                item = str(r.iloc[0])
+            first = data.columns[0]
+            for rec in data.to_dict("records"):
+                item = rec[first]
+                if isinstance(item, float) and item.is_integer():
+                    item = int(item)
                 for col in data.columns[1:]:
-                    rows.append({"section": name, "item": f"{item}", "quantity": col, "value": r[col]})
+                    rows.append({"section": name, "item": str(item), "quantity": col, "value": rec[col]})
         else:
             for k, v in data.items():
                 rows.append({"section": name, "item": str(k), "quantity": "", "value": v})

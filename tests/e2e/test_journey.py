@@ -59,6 +59,12 @@ def test_main_journey(app_url: str, browser: object, screenshots: Path) -> None:
         print(f"\nfeature-maps slice change (cold for that slice): {seconds:.2f} s")
         assert journey.trace_count(page, "fm_panel_os") >= 3
         _shot(page, screenshots, "05_feature_maps")
+        for key, magic in (("fm_png", b"\x89PNG"), ("fm_csv", b"section,item")):
+            with page.expect_download(timeout=60_000) as dl:
+                page.locator(f".st-key-{key} button").first.click()
+            data = Path(dl.value.path()).read_bytes()
+            assert data.startswith(magic), key
+            dl.value.save_as(str(screenshots / ("export_view.png" if key == "fm_png" else "export_numbers.csv")))
 
         journey.goto_page(page, "Teaching")
         _shot(page, screenshots, "06_teaching")
