@@ -61,18 +61,22 @@ with widgets.guard("start the quiz"):
         st.subheader("What the model said and where it looked")
         with widgets.guard("classify the quiz case"):
             view = analysis.predict(lc)
-            st.markdown(f"Model call: **{view.call}** ({view.case_probs[view.call]:.0%})")
+            st.markdown(f"Model call: **{view.call}** ({view.case_probs[view.call]:.0%}). Cyan: Grad-CAM contour at half its maximum; dashed yellow: the true lesion.")
             ref, rows, frames = analysis.reference_stack(lc)
             row = rows.index(k) if k in rows else 0
             cam = analysis.cam(lc, row, "gradcam", None, None)
-            look = featureview.Look(0.45, "Jet", 0.5, True, True, height=380)
+            box = analysis.view_box(lc, ref, k)
+            look = featureview.Look(0.45, "Jet", 0.5, True, True, height=380, box=box)
+            lesion = analysis.reference_lesion(lc.case, ref.series_uid, k, frames[row])
             c1, c2 = st.columns(2)
             with c1:
-                f1, _ = featureview.oscmr_figure(ref, k, frames[row], cam.source, look, title="OS-CMR + Grad-CAM")
+                f1, _ = featureview.oscmr_figure(
+                    ref, k, frames[row], cam.source, look, title="OS-CMR + Grad-CAM", reference=lesion
+                )
                 st.plotly_chart(f1, key="quiz_cam", config={"displaylogo": False})
             with c2:
                 p = analysis.panel(lc, ref, k, analysis.PANEL_ROLES[0])
-                f2, _ = featureview.other_figure(p, ref, cam.source, look)
+                f2, _ = featureview.other_figure(p, ref, cam.source, look, reference=p.labels)
                 if f2 is None:
                     st.info(p.message or "No LGE in this case.")
                 else:
