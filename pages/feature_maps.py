@@ -34,7 +34,10 @@ with st.container(border=True):
 cams = seg = agr = None
 seg_err = agr_msg = None
 if model is not None and ctl.method is not None:
-    with widgets.guard("compute the feature maps of every slice"):
+    with (
+        widgets.guard("compute the feature maps of every slice"),
+        st.spinner("Computing the feature maps…", show_time=True),
+    ):
         cams = analysis.all_cams(lc, ctl.method, ctl.layer, ctl.target)
 try:
     seg = segments.segment_values(lc, ref_stack, cams, key=ctl.cam_key, tau=ctl.threshold)
