@@ -190,6 +190,8 @@ def demo_buttons_ui(key_prefix: str, *, then: str | None = None) -> None:
         return
     cols = st.columns(len(rows))
     for col, row in zip(cols, rows, strict=True):
-        label = row.label + (f" ({row.subtype})" if row.subtype else "")
-        if col.button(label, key=f"{key_prefix}_{row.subject}", icon=":material/folder_open:", width="stretch"):
+        tip = f"Synthetic case {row.subject}" + (f", sub-type {row.subtype}" if row.subtype else "")
+        if col.button(
+            row.label, key=f"{key_prefix}_{row.subject}", icon=":material/folder_open:", width="stretch", help=tip
+        ):
             open_demo(row, then=then)
