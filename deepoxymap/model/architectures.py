@@ -216,6 +216,7 @@ def build_model(
     dropout: float = 0.5,
     n_classes: int = len(CLASSES),
     seed: int | None = None,
+    zero_logits: bool = False,
 ) -> Any:
     """One flat ``keras.Model``: base + head, input float32 ``[batch, S, S, 3]``, output probs ``[batch, 4]``.
 
@@ -226,6 +227,12 @@ def build_model(
         dense_units: width of the hidden dense layer of the head.
         dropout: rate of both head dropout layers.
         seed: seeds Keras' initialisers (reproducible scratch training).
+        zero_logits: zero-initialise the ``logits`` kernel (training starts at
+            exactly uniform predictions, loss ln 4). Without it, random features
+            give confidently wrong random logits, and the fastest way for Adam to
+            lower that loss in a plain ReLU net without normalisation is to
+            silence the features: VGG19 from scratch collapsed to constant
+            outputs (dead ReLUs, loss stuck at ln 4) within one epoch.
     """
     import keras
 
@@ -239,7 +246,7 @@ def build_model(
     x = keras.layers.Dropout(dropout, name="head_drop1")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(dropout, name="head_drop2")(x)
-    x = keras.layers.Dense(n_classes, name="logits")(x)
+    x = keras.layers.Dense(n_classes, name="logits", kernel_initializer="zeros" if zero_logits else "glorot_uniform")(x)
     out = keras.layers.Activation("softmax", name="probs")(x)
     return keras.Model(base.input, out, name=f"deepoxymap_{info.name}")
 

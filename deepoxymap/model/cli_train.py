@@ -19,7 +19,12 @@ DEFAULTS = PreprocessSpec()
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the sub-command's options."""
     parser.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
-    parser.add_argument("--arch", default="vgg19", choices=["vgg19", "resnet50", "efficientnetb0"])
+    parser.add_argument(
+        "--arch",
+        default="vgg19",
+        choices=["vgg19", "resnet50", "efficientnetb0", "tinycnn"],
+        help="tinycnn: a tiny flat CNN for pipeline checks, never shipped",
+    )
     parser.add_argument(
         "--weights",
         default="none",

@@ -198,7 +198,7 @@ def build_slices(
             pre = preprocess_case(load(rec.path), spec)
             x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
             if cf is not None:
-                tmp = cf.with_name(cf.stem + ".tmp.npz")
+                tmp = cf.with_name(f"{cf.stem}.{os.getpid()}.tmp.npz")
                 np.savez(tmp, x=x, slice_index=si, signature=np.array(sig))
                 tmp.replace(cf)
         xs.append(x.astype(np.float32))

@@ -248,6 +248,7 @@ def comparison_markdown(results: Sequence[dict[str, Any]], baseline: dict[str, A
         )
     for key, label in (
         ("histogram", "trivial baseline: GT-myocardium intensity histogram + logistic regression"),
+        ("engineered", "reference: GT-mask morphology/contrast features + logistic regression (not trivial)"),
         ("leak_check", "leak check: acquisition parameters + logistic regression (should be ~0.5)"),
     ):
         b = (baseline or {}).get(key)

@@ -240,7 +240,13 @@ def train(
 
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(
-        cfg.arch, cfg.spec.input_size, cfg.weights, dense_units=cfg.dense_units, dropout=cfg.dropout, seed=cfg.seed
+        cfg.arch,
+        cfg.spec.input_size,
+        cfg.weights,
+        dense_units=cfg.dense_units,
+        dropout=cfg.dropout,
+        seed=cfg.seed,
+        zero_logits=True,
     )
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=cfg.lr),
@@ -319,6 +325,11 @@ def train(
             "n_slices": {"train": len(tr), "val": len(va), "test": len(te)},
             "class_weight": {CLASSES[k]: v for k, v in class_weight.items()},
             "optimizer": f"Adam(lr={cfg.lr})",
+            "initialisation": (
+                "He-normal ReLU conv kernels, zero biases; logits kernel zero (uniform start)"
+                if str(cfg.weights).lower() in ("none", "", "scratch")
+                else "pretrained base; logits kernel zero (uniform start)"
+            ),
             "loss": "categorical cross-entropy",
             "epochs_run": len(hist.history.get("loss", [])),
             "best_epoch": cb.best_epoch + 1,
