@@ -49,30 +49,23 @@ if loaded is not None:
     st.subheader("Series found")
     st.caption("Patient identifiers are never shown. Change a role if the automatic rule got it wrong, then apply.")
     table = pd.DataFrame(core.series_rows(series))
-    edited = st.data_editor(
-        table,
-        key="load_roles_editor",
-        hide_index=True,
-        disabled=[c for c in table.columns if c != "role"],
-        column_order=[c for c in table.columns if c != "uid"],
-        column_config={
-            "role": st.column_config.SelectboxColumn("role", options=[r.label for r in Role], required=True),
-            "files": st.column_config.NumberColumn("files", help="number of source files"),
-        },
-        width="stretch",
-    )
-    changed = {
-        uid: core.ROLE_BY_LABEL[new]
-        for uid, old, new in zip(table["uid"], table["role"], edited["role"], strict=True)
-        if new != old
-    }
-    if changed:
-        st.caption(f"{len(changed)} role change(s) pending.")
-    if st.button("Apply role changes", key="load_apply_roles", disabled=not changed, icon=":material/check:"):
-        with widgets.guard("apply the role changes"):
-            state.replace_case(core.with_roles(loaded.case, series, changed))
-            state.flash(f"Applied {len(changed)} role change(s).")
-            st.rerun()
+    st.dataframe(table.drop(columns=["uid"]), hide_index=True, width="stretch", key="load_series_table")
+    with st.expander("Change a series' role", expanded=False):
+        labels = [r.label for r in Role]
+        changed = {}
+        for i, row in table.iterrows():
+            name = f"{i + 1}. {row['description'] or 'series'} · {row['size (rows x cols)']} · {row['slices x frames']}"
+            new = st.selectbox(name, labels, index=labels.index(row["role"]), key=f"load_role_{i}")
+            if new != row["role"]:
+                changed[row["uid"]] = core.ROLE_BY_LABEL[new]
+        if st.button("Apply role changes", key="load_apply_roles", disabled=not changed, icon=":material/check:"):
+            with widgets.guard("apply the role changes"):
+                case, new_series = core.with_roles(loaded.case, series, changed)
+                state.replace_case(case, new_series)
+                for j in range(len(table)):
+                    st.session_state.pop(f"load_role_{j}", None)
+                state.flash(f"Applied {len(changed)} role change(s).")
+                st.rerun()
     os_count = len(loaded.case.by_role(Role.OS_CMR))
     if os_count == 0:
         st.warning("No OS-CMR series in this case: classification and feature maps need one (set a role above).")

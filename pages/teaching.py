@@ -61,7 +61,9 @@ with widgets.guard("start the quiz"):
         st.subheader("What the model said and where it looked")
         with widgets.guard("classify the quiz case"):
             view = analysis.predict(lc)
-            st.markdown(f"Model call: **{view.call}** ({view.case_probs[view.call]:.0%}). Cyan: Grad-CAM contour at half its maximum; dashed yellow: the true lesion.")
+            st.markdown(
+                f"Model call: **{view.call}** ({view.case_probs[view.call]:.0%}). Cyan: Grad-CAM contour at half its maximum; dashed yellow: the true lesion."
+            )
             ref, rows, frames = analysis.reference_stack(lc)
             row = rows.index(k) if k in rows else 0
             cam = analysis.cam(lc, row, "gradcam", None, None)

@@ -87,11 +87,14 @@ def build_case(series: Sequence[Series], case_id: str) -> Case:
     return build(list(series), case_id)  # type: ignore[no-any-return]
 
 
-def with_roles(case: Case, series: Sequence[Series], roles: dict[str, Role]) -> Case:
+def with_roles(case: Case, series: Sequence[Series], roles: dict[str, Role]) -> tuple[Case, list[Series]]:
     """Rebuild ``case`` after the user changed roles (``roles`` by series uid).
 
     Uses ``deepoxymap.io.override_role`` when available. A case that came with
     ground truth (demo/cohort) keeps its label, truth and masks.
+
+    Returns:
+        ``(case, series)``: the rebuilt case and the full series list with the new roles.
     """
     import dataclasses
 
@@ -105,8 +108,8 @@ def with_roles(case: Case, series: Sequence[Series], roles: dict[str, Role]) -> 
     rebuilt = build_case(changed, case.case_id)
     if case.masks or case.truth or case.label:
         masks = {**dict(rebuilt.masks), **dict(case.masks)}
-        return dataclasses.replace(rebuilt, label=case.label, truth=case.truth, masks=masks)
-    return rebuilt
+        rebuilt = dataclasses.replace(rebuilt, label=case.label, truth=case.truth, masks=masks)
+    return rebuilt, changed
 
 
 _COLUMNS = {

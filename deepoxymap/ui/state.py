@@ -63,10 +63,10 @@ def set_case(case: Case, source: str, *, series: list[Any] | None = None, issues
     return token
 
 
-def replace_case(case: Case) -> None:
+def replace_case(case: Case, series: list[Any] | None = None) -> None:
     """Swap the case after a role override (new token: cached results are stale)."""
     source = st.session_state.get(CASE_SOURCE, "upload")
-    series = st.session_state.get(SERIES)
+    series = series if series is not None else st.session_state.get(SERIES)
     issues = st.session_state.get(LOAD_ISSUES)
     set_case(case, source, series=series, issues=issues)
 

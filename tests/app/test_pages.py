@@ -172,9 +172,17 @@ def test_load_case_table_and_role_override(tiny_case: Case) -> None:
     assert {"role", "size (rows x cols)", "slices x frames", "spacing (mm)", "description"} <= set(rows[0])
     assert not any("patient" in k.lower() for k in rows[0])
     lge = tiny_case.first(Role.LGE)
-    rebuilt = core.with_roles(tiny_case, list(tiny_case.series), {lge.uid: Role.UNKNOWN})
+    rebuilt, _ = core.with_roles(tiny_case, list(tiny_case.series), {lge.uid: Role.UNKNOWN})
     assert rebuilt.first(Role.LGE) is None
     assert rebuilt.label == tiny_case.label and rebuilt.masks
+    # through the page: the LGE series becomes "Unknown", the table and the case follow
+    idx = [s.uid for s in tiny_case.series].index(lge.uid)
+    at.selectbox(key=f"load_role_{idx}").set_value("Unknown").run()
+    at.button(key="load_apply_roles").click().run()
+    _ok(at)
+    assert at.session_state["dox_case"].first(Role.LGE) is None
+    assert at.selectbox(key=f"load_role_{idx}").value == "Unknown"
+    assert any("Applied 1 role change" in s.value for s in at.success)
 
 
 def test_model_page_bad_file_keeps_current(tmp_path: Path, tiny_model: Path) -> None:

@@ -81,5 +81,5 @@ def test_series_rows_have_no_identifiers_and_roles_can_change() -> None:
     banned = ("patient", "name", "birth", "id")
     assert not [k for k in rows[0] if k != "uid" and any(b in k.lower() for b in banned)]  # uid is never displayed
     t2 = case.first(Role.T2_MAP)
-    rebuilt = core.with_roles(case, list(case.series), {t2.uid: Role.T1_MAP})
+    rebuilt, _ = core.with_roles(case, list(case.series), {t2.uid: Role.T1_MAP})
     assert len(rebuilt.by_role(Role.T1_MAP)) == 2 and rebuilt.masks
