@@ -363,4 +363,8 @@ def slice_view_ui(
             )
             top_k = st.slider("Channels (most active first)", 4, 16, 8, step=4, key="fm_raw_k")
             fmaps = analysis.raw_feature_maps(lc, row, fl, top_k)
+            st.caption(
+                f"Layer `{fmaps.layer}`: the {len(fmaps.channels)} most active of {fmaps.n_channels} channels for this "
+                "slice, on the layer's own grid (each scaled to its own range). These are the raw activations, not a CAM."
+            )
             st.plotly_chart(figures.channel_grid(fmaps), key="fm_raw_grid", config={"displaylogo": False})

@@ -568,11 +568,7 @@ def channel_grid(fmaps: Any, *, cols: int = 4, size: int = 150) -> go.Figure:
             col=i % cols + 1,
         )
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_annotations(font_size=10)
-    fig.update_layout(
-        height=rows * size + 30,
-        margin={"l": 2, "r": 2, "t": 24, "b": 2},
-        title={"text": f"layer {fmaps.layer}", "font": {"size": 12}},
-    )
+    fig.update_layout(height=rows * size + 30, margin={"l": 2, "r": 2, "t": 24, "b": 2})
     return fig
