@@ -532,7 +532,8 @@ class AuditConfig:
             randomisation and deletion checks (0 = skip).
         randomize_top: weighted layers re-initialised from the top.
         max_n: Score-CAM maps; smooth_samples: SmoothGrad samples.
-        bullseyes: write the PNG bullseyes.
+        bullseyes: write the PNG bullseyes (for the first layer of each method;
+            ``bullseye_all_layers`` for every layer). The plotly data covers every layer.
     """
 
     methods: tuple[str, ...] = ("gradcam", "gradcam++")
@@ -545,6 +546,7 @@ class AuditConfig:
     max_n: int = 16
     smooth_samples: int = 8
     bullseyes: bool = True
+    bullseye_all_layers: bool = False
 
 
 @dataclass
@@ -755,7 +757,7 @@ def run_audit(
                 plotly[f"{s}|{method}|{layer}"] = {
                     "cam_energy": met["seg_cam_energy"], "lesion": met["seg_lesion"], "lesion_kind": cm.lesion_kind,
                 }  # fmt: skip
-                if config.bullseyes:
+                if config.bullseyes and (config.bullseye_all_layers or layer == _layers_for(method, layers)[0]):
                     _write_bullseye(bdir, s, cm, method, layer, met, res)
         tick(f"test {s}")
 
