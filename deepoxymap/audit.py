@@ -591,15 +591,27 @@ def _layers_for(method: str, layers: Sequence[str]) -> list[str]:
     return list(layers) if METHODS[_check_method(method)].uses_layer else [INPUT_LAYER]
 
 
-def _heatmaps_for(model: Any, cm: CaseMaps, method: str, layer: str | None, target: str, cfg: AuditConfig) -> tuple[list[NDArray[np.float32]], list[int], NDArray[np.float32]]:
-    from deepoxymap.explain.methods import explain_batch
+HeatmapSet = tuple[list[NDArray[np.float32]], list[int], NDArray[np.float32]]
+
+
+def _all_heatmaps(model: Any, cm: CaseMaps, methods: Sequence[str], layers: Sequence[str], target: str, cfg: AuditConfig) -> dict[tuple[str, str], HeatmapSet]:
+    """Every (method, layer) heatmap of a case on the OS-CMR grid; one gradient pass per layer."""
+    from deepoxymap.explain.methods import _check_method, explain_methods
 
     tgt: int | None = CLASSES.index(cm.label) if target == "label" and cm.label in CLASSES else None
-    lyr = None if layer == INPUT_LAYER else layer
-    hms = explain_batch(model, cm.x, method, tgt, lyr, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)
-    src = [h.to_source(t).array for h, t in zip(hms, cm.transforms, strict=True)]
-    probs = np.stack([h.probabilities for h in hms if h.probabilities is not None])
-    return src, [h.target_class for h in hms], probs
+    out: dict[tuple[str, str], HeatmapSet] = {}
+    by_layer: dict[str, list[str]] = {}
+    for m in methods:
+        for lyr in _layers_for(m, layers):
+            by_layer.setdefault(lyr, []).append(m)
+    for lyr, ms in by_layer.items():
+        res = explain_methods(model, cm.x, ms, tgt, None if lyr == INPUT_LAYER else lyr, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)
+        for m in ms:
+            hms = res[_check_method(m)]
+            src = [h.to_source(t).array for h, t in zip(hms, cm.transforms, strict=True)]
+            probs = np.stack([h.probabilities for h in hms if h.probabilities is not None])
+            out[(m, lyr)] = (src, [h.target_class for h in hms], probs)
+    return out
 
 
 def _fmt(v: Any, nd: int = 2) -> str:
@@ -702,9 +714,10 @@ def run_audit(
         acc: dict[str, dict[str, list[Any]]] = {}
         for s in val:
             cm = load_cm(s)
+            allh = _all_heatmaps(model, cm, config.methods, layers, config.target, config)
             for method in config.methods:
                 for layer in _layers_for(method, layers):
-                    hm, _, _ = _heatmaps_for(model, cm, method, layer, config.target, config)
+                    hm, _, _ = allh[(method, layer)]
                     a = acc.setdefault(_key(method, layer), {"h": [], "l": [], "m": [], "sm": [], "se": []})
                     H = np.stack(hm)
                     L = np.stack([x.lesion for x in cm.slices])
@@ -737,10 +750,11 @@ def run_audit(
         cm = load_cm(s)
         if len(sanity_pool.get(cm.label, [])) < max(1, config.sanity_cases):
             sanity_pool.setdefault(cm.label, []).append(cm)
+        allh = _all_heatmaps(model, cm, config.methods, layers, config.target, config)
         for method in config.methods:
             for layer in _layers_for(method, layers):
                 th = thresholds.get(_key(method, layer), {"tau": 0.5, "tau_myo": 0.5, "tau_segment": 0.5})
-                hm, targets, probs = _heatmaps_for(model, cm, method, layer, config.target, config)
+                hm, targets, probs = allh[(method, layer)]
                 met = case_metrics(cm, hm, tau=th["tau"], tau_myo=th["tau_myo"], tau_segment=th["tau_segment"],
                                    tolerance_mm=config.tolerance_mm, lesion_extent_min=config.lesion_extent_min)  # fmt: skip
                 case_probs = probs.mean(axis=0)

@@ -4,6 +4,7 @@ Public API (TensorFlow is imported on first use, not on import)::
 
     explain(model, x, method="gradcam", target_class=None, layer=None) -> Heatmap
     explain_batch(model, x[n, H, W, C], method, target_class, layer) -> list[Heatmap]
+    explain_methods(model, x, ["gradcam", "gradcam++", "layercam"], ...) -> {method: [Heatmap]}  # one gradient pass
     feature_maps(model, x, layer=None, top_k=8) -> FeatureMaps
     METHODS                       # registry: gradcam, gradcam++, layercam, scorecam, smoothgrad
     conv_layer_names(model), default_layer(model)
@@ -26,6 +27,7 @@ __all__ = [
     "deletion_curve",
     "explain",
     "explain_batch",
+    "explain_methods",
     "feature_maps",
     "normalize_map",
     "randomization_check",
@@ -36,6 +38,7 @@ _LAZY = {
     "METHODS": "deepoxymap.explain.methods",
     "explain": "deepoxymap.explain.methods",
     "explain_batch": "deepoxymap.explain.methods",
+    "explain_methods": "deepoxymap.explain.methods",
     "feature_maps": "deepoxymap.explain.methods",
     "conv_layer_names": "deepoxymap.explain.methods",
     "default_layer": "deepoxymap.explain.methods",

@@ -46,6 +46,7 @@ __all__ = [
     "default_layer",
     "explain",
     "explain_batch",
+    "explain_methods",
     "feature_maps",
     "logits_model",
 ]
@@ -471,6 +472,37 @@ def explain_batch(
         ExplainError: unknown method or layer, bad target class or input shape.
     """
     name = _check_method(method)
+    return explain_methods(
+        model, inputs, (name,), target_class, layer, class_names=class_names, align=align, max_n=max_n,
+        batch_size=batch_size, smooth_samples=smooth_samples, smooth_noise=smooth_noise, seed=seed,
+    )[name]  # fmt: skip
+
+
+def explain_methods(
+    model: Any,
+    inputs: Any,
+    methods: Sequence[str],
+    target_class: int | Sequence[int] | None = None,
+    layer: str | None = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    align: Align = "centre",
+    max_n: int = 16,
+    batch_size: int = 16,
+    smooth_samples: int = 16,
+    smooth_noise: float = 0.2,
+    seed: int = 0,
+) -> dict[str, list[Heatmap]]:
+    """Several methods on the same inputs, sharing one gradient pass.
+
+    Grad-CAM, Grad-CAM++ and Layer-CAM differ only in how they weight the
+    same activations and gradients, so asking for all three costs one model
+    call (Score-CAM reuses the activations). Arguments as :func:`explain_batch`.
+
+    Returns:
+        ``{method: [Heatmap per input]}`` keyed by the canonical method names.
+    """
+    names = [_check_method(m) for m in methods]
     x = _as_batch(model, inputs)
     n = x.shape[0]
     layer_name = layer or default_layer(model)
@@ -480,38 +512,36 @@ def explain_batch(
 
     acts_t, grads_t, logits_t, tgt_t = _grad_fn(model, layer_name)(tf.constant(x), tf.constant(t))
     acts = np.asarray(acts_t, dtype=np.float32)
-    grads = np.asarray(grads_t, dtype=np.float32) if grads_t is not None else np.zeros_like(acts)
+    grads = np.nan_to_num(np.asarray(grads_t, dtype=np.float32)) if grads_t is not None else np.zeros_like(acts)
     probs = _softmax(np.asarray(logits_t))
     tgt = np.asarray(tgt_t, dtype=np.int32)
 
-    raw: NDArray[np.float32] | None
-    if name in _GRAD_CAMS:
-        cams = _GRAD_CAMS[name](acts, np.nan_to_num(grads))
-        raw = cams
-        full = np.stack([upsample_map(c, x.shape[1:3], align=align) for c in cams])
-    elif name == "scorecam":
-        cams = _scorecam(model, x, acts, tgt, max_n=max_n, batch_size=batch_size)
-        raw = cams
-        full = np.stack([upsample_map(c, x.shape[1:3], align=align) for c in cams])
-    else:  # smoothgrad
-        full = _smoothgrad(model, x, tgt, samples=smooth_samples, noise=smooth_noise, seed=seed)
-        raw = None
-        layer_name = None  # type: ignore[assignment]
-
-    out = []
-    for i in range(n):
-        out.append(
+    result: dict[str, list[Heatmap]] = {}
+    for name in dict.fromkeys(names):
+        raw: NDArray[np.float32] | None
+        lyr: str | None = layer_name
+        if name in _GRAD_CAMS:
+            raw = _GRAD_CAMS[name](acts, grads)
+            full = np.stack([upsample_map(c, x.shape[1:3], align=align) for c in raw])
+        elif name == "scorecam":
+            raw = _scorecam(model, x, acts, tgt, max_n=max_n, batch_size=batch_size)
+            full = np.stack([upsample_map(c, x.shape[1:3], align=align) for c in raw])
+        else:  # smoothgrad
+            full = _smoothgrad(model, x, tgt, samples=smooth_samples, noise=smooth_noise, seed=seed)
+            raw, lyr = None, None
+        result[name] = [
             Heatmap(
                 array=normalize_map(full[i]),
                 method=name,
-                layer=layer_name,
+                layer=lyr,
                 target_class=int(tgt[i]),
                 class_name=_class_name(int(tgt[i]), n_classes, class_names),
                 probabilities=probs[i],
                 raw=None if raw is None else raw[i].astype(np.float32),
             )
-        )
-    return out
+            for i in range(n)
+        ]
+    return result
 
 
 def explain(

@@ -200,3 +200,15 @@ def test_rotated_case_same_segment_energy(oracle_model, k):
     e, er = segment_energy_fraction(h, seg), segment_energy_fraction(hr, seg_r)
     np.testing.assert_allclose(e, er, atol=0.02)
     assert int(np.nanargmax(e)) + 1 == 11  # mid inferolateral
+
+
+def test_explain_methods_shares_one_pass(tiny_model, rng):
+    """explain_methods gives the same maps as one explain_batch call per method."""
+    from deepoxymap.explain import explain_methods
+
+    x = rng.random((2, 32, 32, 3), dtype=np.float32)
+    many = explain_methods(tiny_model, x, ["gradcam", "Grad-CAM++", "layercam", "scorecam"], 2, "conv1", max_n=3)
+    assert list(many) == ["gradcam", "gradcam++", "layercam", "scorecam"]
+    for m, hms in many.items():
+        for a, b in zip(hms, explain_batch(tiny_model, x, m, 2, "conv1", max_n=3), strict=True):
+            np.testing.assert_array_equal(a.array, b.array)
