@@ -54,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock cap for fitting")
     parser.add_argument("--cache-dir", type=Path, default=None, help="default <manifest dir>/.cache")
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument(
+        "--head-epochs", type=int, default=0, help="phase 1: train only the head (base frozen) for this many epochs"
+    )
+    parser.add_argument("--head-lr", type=float, default=1e-3, help="phase-1 learning rate")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         cache_dir=args.cache_dir,
         n_boot=args.n_boot,
+        head_epochs=args.head_epochs,
+        head_lr=args.head_lr,
         command=command_line(),
     )
     res = train(cfg)

@@ -65,6 +65,13 @@ class TrainConfig:
         dense_units / dropout: head.
         n_boot: bootstrap resamples for CIs.
         command: the command line that launched the run (for the card).
+        head_epochs: if > 0, phase 1 trains only the head (base frozen) for this
+            many epochs at ``head_lr``; phase 2 then trains the whole network at
+            ``lr`` for the remaining epochs. Best val-loss weights over both phases
+            are kept. (From scratch, the frozen base is the random He-initialised
+            VGG19: its pooled features already separate the phantom classes, and
+            end-to-end Adam from the start collapsed the features, see the card.)
+        head_lr: phase-1 learning rate.
     """
 
     manifest: Path
@@ -92,6 +99,8 @@ class TrainConfig:
     dropout: float = 0.5
     n_boot: int = 1000
     command: str = ""
+    head_epochs: int = 0
+    head_lr: float = 1e-3
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,11 +257,6 @@ def train(
         seed=cfg.seed,
         zero_logits=True,
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=cfg.lr),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
     counts = np.bincount(tr.y, minlength=len(CLASSES)).astype(np.float64)
     class_weight = {
         k: float(len(tr) / (len(CLASSES) * counts[k])) if counts[k] > 0 else 0.0 for k in range(len(CLASSES))
@@ -261,9 +265,46 @@ def train(
     ds_va = make_dataset(va.x, va.y, batch_size=64)
     cb = _BestAndBudget.make(cfg.patience, cfg.max_minutes, say)
     t0 = time.perf_counter()
-    hist = model.fit(
-        ds_tr, validation_data=ds_va, epochs=cfg.epochs, class_weight=class_weight, callbacks=[cb], verbose=0
-    )
+    head_names = {"head_gap", "head_bn", "head_drop1", "head_dense", "head_drop2", "logits", "probs"}
+    history: dict[str, list[float]] = {}
+    phases: list[dict[str, Any]] = []
+    done = 0
+    for phase, (n_ep, lr, head_only) in enumerate(
+        [(cfg.head_epochs, cfg.head_lr, True), (cfg.epochs - cfg.head_epochs, cfg.lr, False)]
+    ):
+        if n_ep <= 0:
+            continue
+        for layer in model.layers:
+            layer.trainable = (layer.name in head_names) if head_only else True
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=lr), loss="categorical_crossentropy", metrics=["accuracy"]
+        )
+        cb.wait = 0
+        say(f"phase {phase + 1}: {'head only (base frozen)' if head_only else 'whole network'}, Adam lr {lr}")
+        h = model.fit(
+            ds_tr,
+            validation_data=ds_va,
+            epochs=done + n_ep,
+            initial_epoch=done,
+            class_weight=class_weight,
+            callbacks=[cb],
+            verbose=0,
+        )
+        ran = len(h.history.get("loss", []))
+        phases.append({"phase": phase + 1, "head_only": head_only, "lr": lr, "epochs_run": ran})
+        done += ran
+        for k, v in h.history.items():
+            history.setdefault(k, []).extend(float(x) for x in v)
+        if cb.stop_reason.startswith("wall"):
+            break
+    for layer in model.layers:
+        layer.trainable = True
+
+    class _H:
+        pass
+
+    hist = _H()
+    hist.history = history  # type: ignore[attr-defined]
     t_fit = time.perf_counter() - t0
     say(
         f"training stopped: {cb.stop_reason}; best epoch {cb.best_epoch + 1} (val_loss {cb.best:.4f}); {t_fit / 60:.1f} min"
@@ -324,7 +365,10 @@ def train(
             "split": split.to_dict(),
             "n_slices": {"train": len(tr), "val": len(va), "test": len(te)},
             "class_weight": {CLASSES[k]: v for k, v in class_weight.items()},
-            "optimizer": f"Adam(lr={cfg.lr})",
+            "optimizer": f"Adam(lr={cfg.lr})"
+            if not cfg.head_epochs
+            else f"Adam: head {cfg.head_lr}, then all {cfg.lr}",
+            "phases": phases,
             "initialisation": (
                 "He-normal ReLU conv kernels, zero biases; logits kernel zero (uniform start)"
                 if str(cfg.weights).lower() in ("none", "", "scratch")
