@@ -108,6 +108,7 @@ def write_tiny_model(out_dir: Path) -> Path:
     x = keras.layers.MaxPooling2D(name="block1_pool")(x)
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="block2_conv1")(x)
     x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
+    x = keras.layers.BatchNormalization(name="head_bn")(x)
     x = keras.layers.Dropout(0.3, name="head_drop1")(x)
     x = keras.layers.Dense(8, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(0.3, name="head_drop2")(x)
