@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 from numpy.typing import NDArray
 
@@ -302,6 +303,13 @@ def slice_view_ui(
         with widgets.guard("compute the feature map"):
             res = analysis.cam(lc, row, ctl.method, ctl.layer, ctl.target)
             cam = res.source
+            if not float(np.nanmax(cam)) > 1e-6:
+                st.warning(
+                    f"The {ctl.method} map of this slice is empty: no positive evidence for **{res.target_class}** "
+                    "in this layer (all gradients were negative). Try another method (Grad-CAM++, Layer-CAM), "
+                    "another layer or another target class.",
+                    icon=":material/visibility_off:",
+                )
             layer_txt = ctl.layer if analysis.method_uses_layer(ctl.method) else "-"
             st.caption(
                 f"{ctl.method} of **{res.target_class}** · layer `{layer_txt}` · OS-CMR frame {frame} (the frame the "

@@ -52,13 +52,14 @@ def test_main_journey(app_url: str, browser: object, screenshots: Path) -> None:
             assert "mm" in journey.plot_title(page, key), f"{key}: no matching distance shown"
         page.locator(".st-key-fm_agree_bars .js-plotly-plot").first.wait_for(timeout=120_000)
         assert page.locator("[class*='st-key-fm_bull_'] .js-plotly-plot").count() >= 2, "bullseyes missing"
+        _shot(page, screenshots, "05a_feature_maps_first_slice")
         before = journey.plot_title(page, "fm_panel_os")
         seconds = journey.slice_change_seconds(page)
         after = journey.plot_title(page, "fm_panel_os")
         assert before != after
         print(f"\nfeature-maps slice change (cold for that slice): {seconds:.2f} s")
         assert journey.trace_count(page, "fm_panel_os") >= 3
-        _shot(page, screenshots, "05_feature_maps")
+        _shot(page, screenshots, "05b_feature_maps_after_slice_change")
         for key, magic in (("fm_png", b"\x89PNG"), ("fm_csv", b"section,item")):
             with page.expect_download(timeout=60_000) as dl:
                 page.locator(f".st-key-{key} button").first.click()
