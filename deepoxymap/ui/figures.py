@@ -143,8 +143,10 @@ def image_figure(
     fig = go.Figure(
         go.Heatmap(
             z=_cut(image, crop),
-            x=x,
-            y=y,
+            x0=float(x[0]),
+            dx=geometry.pixel_spacing[1],
+            y0=float(y[0]),
+            dy=geometry.pixel_spacing[0],
             colorscale=colorscale,
             zmin=lo,
             zmax=hi,
@@ -185,8 +187,10 @@ def add_overlay(
     fig.add_trace(
         go.Heatmap(
             z=_cut(heat, crop),
-            x=x,
-            y=y,
+            x0=float(x[0]),
+            dx=geometry.pixel_spacing[1],
+            y0=float(y[0]),
+            dy=geometry.pixel_spacing[0],
             colorscale=faded(colorscale) if fade else colorscale,
             zmin=zmin,
             zmax=zmax,

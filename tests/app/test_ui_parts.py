@@ -52,7 +52,7 @@ def test_crop_keeps_millimetre_axes() -> None:
     fig = figures.image_figure(case.series[0].stack.image(0), g, crop=crop)
     hm = fig.data[0]
     assert hm.z.shape == (crop[1] - crop[0], crop[3] - crop[2])
-    assert abs(hm.x[0] - crop[2] * g.pixel_spacing[1]) < 1e-5
+    assert abs(hm.x0 - crop[2] * g.pixel_spacing[1]) < 1e-5 and hm.dx == g.pixel_spacing[1]
 
 
 def test_view_png_and_numbers_csv() -> None:
