@@ -217,10 +217,16 @@ def card_sections(card: dict[str, Any]) -> dict[str, Any]:
     for key in ("accuracy", "macro_auc", "macro_precision", "macro_recall", "ece"):
         if key in test:
             rows.append(
-                {"metric": key.replace("_", " "), "value": _value(test[key]), "95% CI": _ci(test[key]).strip(" ()").replace("95% CI ", "")}
+                {
+                    "metric": key.replace("_", " "),
+                    "value": _value(test[key]),
+                    "95% CI": _ci(test[key]).strip(" ()").replace("95% CI ", ""),
+                }
             )
     for c, m in (test.get("auc") or {}).items():
-        rows.append({"metric": f"AUC {c} vs rest", "value": _value(m), "95% CI": _ci(m).strip(" ()").replace("95% CI ", "")})
+        rows.append(
+            {"metric": f"AUC {c} vs rest", "value": _value(m), "95% CI": _ci(m).strip(" ()").replace("95% CI ", "")}
+        )
     return {
         "overview": pd.DataFrame(
             [{"item": k, "value": str(v)} for k, v in overview.items() if v not in (None, "", "…")]
