@@ -21,6 +21,10 @@ except Missing as exc:
 except Exception as exc:  # noqa: BLE001 - a bad model must not break the panels
     st.error(f"The classifier could not be loaded ({exc}); the LGE/T1/T2 panels below work without it.")
 
+if model is not None and (note := (model.card.get("training") or {}).get("note")):
+    # The model card's own caveat (e.g. an untrained convolutional base): maps read with it in mind.
+    st.warning(f"About this model: {note}", icon=":material/info:")
+
 ref_stack = None
 with widgets.guard("prepare the OS-CMR input"):
     ref_stack, rows, frames = analysis.reference_stack(lc)

@@ -86,6 +86,9 @@ def test_page_with_demo_case(page: str, label: str, demo_cases: dict[str, Case])
         assert any(t.startswith("LGE") and "mm" in t for t in titles), titles
         if settings().model_path.is_file():
             assert any("CAM" in t or "energy" in t for t in titles)
+            note = (json.loads(settings().model_card_path.read_text()).get("training") or {}).get("note")
+            if note:  # the card's caveat (e.g. an untrained conv base) is shown beside the maps
+                assert note[:60] in _texts(at)
     if page == "viewer":
         assert any(t.startswith("ΔSI %") for t in _titles(at)), "no OS response map"
     if page == "classify" and settings().model_path.is_file():
