@@ -29,6 +29,22 @@ class Look:
     box: tuple[float, float, float, float] | None = None
 
 
+
+def _add_reference(fig: Any, reference: Any, geometry: Any, look: Any, crop: Any) -> None:
+    """Draw the reference-lesion outline (dashed) when the user asked for it and one exists."""
+    if look.show_reference and reference is not None:
+        figures.add_contour(
+            fig,
+            reference,
+            geometry,
+            level=0.5,
+            color=figures.LESION_COLOR,
+            name="reference lesion",
+            width=1.5,
+            dash="dash",
+            crop=crop,
+        )
+
 def _aspect(stack: Stack) -> float:
     return stack.geometry.pixel_spacing[0] / stack.geometry.pixel_spacing[1]
 
@@ -64,18 +80,7 @@ def oscmr_figure(
             crop=crop,
         )
         figures.add_contour(fig, cam, stack.geometry, level=look.threshold, crop=crop)
-    if look.show_reference and reference is not None:
-        figures.add_contour(
-            fig,
-            reference,
-            stack.geometry,
-            level=0.5,
-            color=figures.LESION_COLOR,
-            name="reference lesion",
-            width=1.5,
-            dash="dash",
-            crop=crop,
-        )
+    _add_reference(fig, reference, stack.geometry, look, crop)
     figures.zoom(fig, look.box)
     vp = ViewPanel(
         title,
@@ -117,18 +122,7 @@ def other_figure(
     contour = cam if (look.contour_on_others and cam is not None) else None
     if contour is not None:
         figures.add_contour(fig, contour, ref.geometry, level=look.threshold, crop=crop)
-    if look.show_reference and reference is not None:
-        figures.add_contour(
-            fig,
-            reference,
-            ref.geometry,
-            level=0.5,
-            color=figures.LESION_COLOR,
-            name="reference lesion",
-            width=1.5,
-            dash="dash",
-            crop=crop,
-        )
+    _add_reference(fig, reference, ref.geometry, look, crop)
     figures.zoom(fig, look.box)
     vp = ViewPanel(
         title,
