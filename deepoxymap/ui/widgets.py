@@ -122,24 +122,24 @@ def sticky_float(label: str, key: str, lo: float, hi: float, default: float, **k
     return float(value)
 
 
-def sticky_select(label: str, key: str, options: Sequence[T], default: T | None = None, **kw: Any) -> T:
-    """A selectbox whose value survives page switches."""
+def _sticky_choice(widget: Any, label: str, key: str, options: Sequence[T], default: T | None, **kw: Any) -> T:
+    """A choice widget (selectbox, radio) whose value survives page switches."""
     opts = list(options)
     dflt = default if default in opts else opts[0]
     wkey = _prime(key, dflt, lambda v: v in opts)
-    value = st.selectbox(label, opts, key=wkey, **kw)
+    value = widget(label, opts, key=wkey, **kw)
     st.session_state[key] = value
     return value  # type: ignore[no-any-return]
+
+
+def sticky_select(label: str, key: str, options: Sequence[T], default: T | None = None, **kw: Any) -> T:
+    """A selectbox whose value survives page switches."""
+    return _sticky_choice(st.selectbox, label, key, options, default, **kw)
 
 
 def sticky_radio(label: str, key: str, options: Sequence[T], default: T | None = None, **kw: Any) -> T:
     """A radio whose value survives page switches."""
-    opts = list(options)
-    dflt = default if default in opts else opts[0]
-    wkey = _prime(key, dflt, lambda v: v in opts)
-    value = st.radio(label, opts, key=wkey, **kw)
-    st.session_state[key] = value
-    return value  # type: ignore[no-any-return]
+    return _sticky_choice(st.radio, label, key, options, default, **kw)
 
 
 def sticky_toggle(label: str, key: str, default: bool = False, **kw: Any) -> bool:
