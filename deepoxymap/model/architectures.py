@@ -45,7 +45,9 @@ __all__ = [
     "HEAD_LAYERS",
     "ArchInfo",
     "build_base",
+    "build_conv_bn_model",
     "build_model",
+    "fold_conv_bn",
     "he_init_convs",
     "mc_dropout_predict",
     "resolve_weights",
@@ -253,6 +255,110 @@ def build_model(
     x = keras.layers.Dense(n_classes, name="logits", kernel_initializer="zeros" if zero_logits else "glorot_uniform")(x)
     out = keras.layers.Activation("softmax", name="probs")(x)
     return keras.Model(base.input, out, name=f"deepoxymap_{info.name}")
+
+
+def build_conv_bn_model(
+    arch: str = "vgg19",
+    input_size: int = 96,
+    *,
+    dense_units: int = 256,
+    dropout: float = 0.5,
+    n_classes: int = len(CLASSES),
+    seed: int | None = None,
+    zero_logits: bool = False,
+) -> Any:
+    """The TRAINING form of a plain-conv architecture: BatchNorm after every ReLU conv.
+
+    VGG19 (and the test ``tinycnn``) have no normalisation; trained end to end
+    from scratch with Adam, plain VGG19 collapsed to constant outputs (loss
+    stuck at ln 4, see the model card), while the same topology with
+    ``Conv2D(linear, no bias) -> BatchNormalization -> ReLU`` learns (Ioffe &
+    Szegedy 2015; probe in ``docs/experiments``). Every ``Conv2D(relu)`` named
+    ``N`` of the ``keras.applications`` base becomes ``Conv2D N (linear, no
+    bias) -> BatchNormalization N_bn -> ReLU N_relu``; every other layer and the
+    head are the same as :func:`build_model`. After training,
+    :func:`fold_conv_bn` folds each BatchNorm (inference mode: a per-channel
+    affine map) into its conv kernel and bias, giving EXACTLY the plain
+    ``keras.applications`` graph of :func:`build_model` (same layer names, so
+    Grad-CAM's ``block5_conv4`` is the same tensor). Scratch weights only.
+
+    Args: as :func:`build_model` (no ``weights``: random initialisation, He-normal conv kernels).
+    """
+    import keras
+
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    info = _arch(arch)
+    plain = build_base(info.name, input_size, None)
+    layers = plain.layers
+    if not layers or type(layers[0]).__name__ != "InputLayer":
+        raise ValueError(f"{info.name}: expected a sequential base starting with an InputLayer")
+    inp = keras.Input((input_size, input_size, 3), name=layers[0].name)
+    x = inp
+    for layer in layers[1:]:
+        if len(layer._inbound_nodes) != 1 or len(layer._inbound_nodes[0].input_tensors) != 1:
+            raise ValueError(f"{info.name}: conv-BN training needs a chain of single-input layers ({layer.name})")
+        cfg = layer.get_config()
+        if type(layer).__name__ == "Conv2D" and cfg.get("activation") == "relu":
+            cfg = {**cfg, "activation": "linear", "use_bias": False, "kernel_initializer": "he_normal"}
+            x = keras.layers.Conv2D.from_config(cfg)(x)
+            x = keras.layers.BatchNormalization(name=f"{layer.name}_bn")(x)
+            x = keras.layers.ReLU(name=f"{layer.name}_relu")(x)
+        else:
+            x = type(layer).from_config(cfg)(x)
+    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
+    x = keras.layers.BatchNormalization(name="head_bn")(x)
+    x = keras.layers.Dropout(dropout, name="head_drop1")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
+    x = keras.layers.Dropout(dropout, name="head_drop2")(x)
+    x = keras.layers.Dense(n_classes, name="logits", kernel_initializer="zeros" if zero_logits else "glorot_uniform")(x)
+    out = keras.layers.Activation("softmax", name="probs")(x)
+    return keras.Model(inp, out, name=f"deepoxymap_{info.name}_convbn")
+
+
+def fold_conv_bn(trained: Any, plain: Any) -> int:
+    """Copy a :func:`build_conv_bn_model` network into the plain graph, folding each BatchNorm into its conv.
+
+    For a conv ``N`` followed by ``N_bn`` (inference mode,
+    ``y = gamma (z - mean) / sqrt(var + eps) + beta``):
+    ``kernel' = kernel * s`` and ``bias' = beta + (bias - mean) * s`` with
+    ``s = gamma / sqrt(var + eps)`` per output channel, so
+    ``relu(conv'(x)) == relu(bn(conv(x)))`` up to float32 rounding. Every other
+    layer with weights (the head) is copied by name.
+
+    Args:
+        trained: the conv-BN model (weights read, not modified).
+        plain: the :func:`build_model` graph of the same arch, input size and head (weights overwritten).
+
+    Returns:
+        Number of BatchNorm layers folded.
+
+    Raises:
+        ValueError: a layer with weights in ``plain`` has no counterpart in ``trained``.
+    """
+    names = {layer.name: layer for layer in trained.layers}
+    n = 0
+    for layer in plain.layers:
+        if not layer.weights:
+            continue
+        src = names.get(layer.name)
+        bn = names.get(f"{layer.name}_bn")
+        if src is None:
+            raise ValueError(f"layer {layer.name!r} of the plain model is missing from the trained model")
+        if bn is not None and type(layer).__name__ == "Conv2D":
+            k = np.asarray(src.kernel.numpy(), np.float64)
+            b = np.asarray(src.bias.numpy(), np.float64) if src.use_bias else np.zeros(k.shape[-1])
+            gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else np.ones(k.shape[-1])
+            beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else np.zeros(k.shape[-1])
+            mean = np.asarray(bn.moving_mean.numpy(), np.float64)
+            var = np.asarray(bn.moving_variance.numpy(), np.float64)
+            s = gamma / np.sqrt(var + float(bn.epsilon))
+            layer.kernel.assign((k * s).astype(np.float32))
+            layer.bias.assign((beta + (b - mean) * s).astype(np.float32))
+            n += 1
+        else:
+            layer.set_weights(src.get_weights())
+    return n
 
 
 def mc_dropout_predict(

@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--head-epochs", type=int, default=0, help="phase 1: train only the head (base frozen) for this many epochs"
     )
     parser.add_argument("--head-lr", type=float, default=1e-3, help="phase-1 learning rate")
+    parser.add_argument(
+        "--conv-bn",
+        action="store_true",
+        help="train VGG19 with BatchNorm after every conv, folded into the convs before saving "
+        "(the saved model is the plain VGG19 graph); --weights none only",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         head_epochs=args.head_epochs,
         head_lr=args.head_lr,
+        conv_bn=args.conv_bn,
         command=command_line(),
     )
     res = train(cfg)

@@ -72,6 +72,10 @@ class TrainConfig:
             VGG19: its pooled features already separate the phantom classes, and
             end-to-end Adam from the start collapsed the features, see the card.)
         head_lr: phase-1 learning rate.
+        conv_bn: train the plain-conv architecture (VGG19) in its conv-BN form
+            (:func:`~deepoxymap.model.architectures.build_conv_bn_model`) and fold
+            every BatchNorm into its conv before saving, so the saved model is the
+            plain ``keras.applications`` graph. Scratch weights only.
     """
 
     manifest: Path
@@ -101,6 +105,7 @@ class TrainConfig:
     command: str = ""
     head_epochs: int = 0
     head_lr: float = 1e-3
+    conv_bn: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,7 +230,7 @@ def train(
     """
     import keras
 
-    from deepoxymap.model.architectures import ARCHS, build_model
+    from deepoxymap.model.architectures import ARCHS, build_conv_bn_model, build_model, fold_conv_bn
 
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     t_start = time.perf_counter()
@@ -248,15 +253,28 @@ def train(
     say(f"slices: {len(tr)} train / {len(va)} val / {len(te)} test (preprocessing {t_pre:.0f} s)")
 
     keras.utils.set_random_seed(cfg.seed)
-    model = build_model(
-        cfg.arch,
-        cfg.spec.input_size,
-        cfg.weights,
-        dense_units=cfg.dense_units,
-        dropout=cfg.dropout,
-        seed=cfg.seed,
-        zero_logits=True,
-    )
+    scratch = str(cfg.weights).lower() in ("none", "", "scratch")
+    if cfg.conv_bn:
+        if not scratch:
+            raise ValueError("conv_bn (BatchNorm-folded training) is for --weights none only")
+        model = build_conv_bn_model(
+            cfg.arch,
+            cfg.spec.input_size,
+            dense_units=cfg.dense_units,
+            dropout=cfg.dropout,
+            seed=cfg.seed,
+            zero_logits=True,
+        )
+    else:
+        model = build_model(
+            cfg.arch,
+            cfg.spec.input_size,
+            cfg.weights,
+            dense_units=cfg.dense_units,
+            dropout=cfg.dropout,
+            seed=cfg.seed,
+            zero_logits=True,
+        )
     counts = np.bincount(tr.y, minlength=len(CLASSES)).astype(np.float64)
     class_weight = {
         k: float(len(tr) / (len(CLASSES) * counts[k])) if counts[k] > 0 else 0.0 for k in range(len(CLASSES))
@@ -310,6 +328,22 @@ def train(
         f"training stopped: {cb.stop_reason}; best epoch {cb.best_epoch + 1} (val_loss {cb.best:.4f}); {t_fit / 60:.1f} min"
     )
 
+    # the saved graph has no optimizer state (and, for conv_bn, no BatchNorm in the base):
+    # build it fresh, move the weights in, and evaluate THAT graph, which is what ships
+    clean = build_model(cfg.arch, cfg.spec.input_size, None, dense_units=cfg.dense_units, dropout=cfg.dropout)
+    folding: dict[str, Any] | None = None
+    if cfg.conv_bn:
+        n_fold = fold_conv_bn(model, clean)
+        from deepoxymap.model.predict import predict_array
+
+        probe = te.x[: min(len(te), 64)]
+        dp = float(np.abs(predict_array(model, probe) - predict_array(clean, probe)).max()) if len(probe) else 0.0
+        folding = {"batchnorm_layers_folded": n_fold, "max_abs_prob_change_on_test_slices": dp}
+        say(f"folded {n_fold} BatchNorm layers into their convs; max |delta p| on {len(probe)} test slices {dp:.2e}")
+    else:
+        clean.set_weights(model.get_weights())
+    model = clean
+
     val_m, *_ = evaluate_split(model, va, n_boot=cfg.n_boot, seed=cfg.seed)
     test_m, test_subj, test_y, test_p = evaluate_split(model, te, n_boot=cfg.n_boot, seed=cfg.seed)
     say(
@@ -322,9 +356,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     name = cfg.name or default_model_name(cfg.arch)
     model_path = out / f"{name}.keras"
-    clean = build_model(cfg.arch, cfg.spec.input_size, None, dense_units=cfg.dense_units, dropout=cfg.dropout)
-    clean.set_weights(model.get_weights())
-    clean.save(model_path)
+    model.save(model_path)
     info = ARCHS[cfg.arch.lower()]
     weights_desc = (
         "none: trained from scratch (random initialisation), no ImageNet weights"
@@ -371,9 +403,17 @@ def train(
             "phases": phases,
             "initialisation": (
                 "He-normal ReLU conv kernels, zero biases; logits kernel zero (uniform start)"
-                if str(cfg.weights).lower() in ("none", "", "scratch")
+                if scratch
                 else "pretrained base; logits kernel zero (uniform start)"
             ),
+            "training_form": (
+                "conv-BN: every ReLU conv trained as Conv2D(linear, no bias) -> BatchNormalization -> ReLU, "
+                "then each BatchNorm folded into its conv kernel and bias (exact up to float32 rounding); "
+                "the saved file is the plain keras.applications graph"
+                if cfg.conv_bn
+                else "the saved graph itself"
+            ),
+            "batchnorm_folding": folding,
             "loss": "categorical cross-entropy",
             "epochs_run": len(hist.history.get("loss", [])),
             "best_epoch": cb.best_epoch + 1,

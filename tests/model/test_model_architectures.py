@@ -88,3 +88,42 @@ def test_mc_dropout(vgg32) -> None:
     # the deterministic model is untouched (no dropout at inference)
     a, b = np.asarray(vgg32(x)), np.asarray(vgg32(x))
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(("arch", "size"), [("tinycnn", 24), ("vgg19", 32)])
+def test_conv_bn_training_form_folds_exactly_into_the_plain_graph(arch: str, size: int) -> None:
+    """BatchNorm (with non-trivial statistics) folded into the convs gives the plain graph's logits."""
+    import keras
+
+    from deepoxymap.model.architectures import build_conv_bn_model, fold_conv_bn
+
+    bn_model = build_conv_bn_model(arch, size, seed=3)
+    rng = np.random.default_rng(0)
+    n_bn = 0
+    for layer in bn_model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            c = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 2.0, c).astype("f4"))
+            layer.beta.assign(rng.normal(0.0, 0.3, c).astype("f4"))
+            layer.moving_mean.assign(rng.normal(0.0, 0.5, c).astype("f4"))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, c).astype("f4"))
+            n_bn += 1
+    lg = bn_model.get_layer("logits")
+    lg.kernel.assign(rng.normal(0.0, 0.05, tuple(lg.kernel.shape)).astype("f4"))
+    plain = build_model(arch, size, None)
+    assert "BatchNormalization" not in {type(l).__name__ for l in plain.layers if not l.name.startswith("head")}
+    n = fold_conv_bn(bn_model, plain)
+    assert n == n_bn - 1  # every conv's BN, not the head's
+    x = rng.normal(0.0, 1.0, (3, size, size, 3)).astype("f4")
+    logits_bn = keras.Model(bn_model.input, bn_model.get_layer("logits").output)(x).numpy()
+    logits_plain = keras.Model(plain.input, plain.get_layer("logits").output)(x).numpy()
+    assert np.abs(logits_bn).max() > 0.1  # the comparison is not between zeros
+    np.testing.assert_allclose(logits_plain, logits_bn, rtol=1e-4, atol=1e-4 * np.abs(logits_bn).max())
+    # the last conv (the Grad-CAM layer) of the folded graph is the BN model's post-ReLU tensor
+    last = ARCH_LAST[arch]
+    a = keras.Model(plain.input, plain.get_layer(last).output)(x).numpy()
+    b = keras.Model(bn_model.input, bn_model.get_layer(f"{last}_relu").output)(x).numpy()
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+
+
+ARCH_LAST = {"tinycnn": "tiny_conv2", "vgg19": "block5_conv4"}

@@ -181,3 +181,37 @@ def test_cross_validation_and_site_protocol(tmp_path) -> None:
     site = make_split(dataclasses.replace(cfg, protocol="site", train_site="A", test_site="B"), read_manifest(manifest))
     sites = {r.subject: r.site for r in read_manifest(manifest)}
     assert {sites[s] for s in site.test} == {"B"} and {sites[s] for s in site.train + site.val} == {"A"}
+
+
+def test_conv_bn_training_saves_the_plain_graph(tmp_path) -> None:
+    """``conv_bn`` trains with BatchNorm after each conv, and the saved file is the plain graph with the same outputs."""
+    import dataclasses
+
+    from model_synth import write_fake_manifest
+
+    from deepoxymap.model.preprocess import PreprocessSpec
+    from deepoxymap.model.train import TrainConfig, train
+
+    manifest = write_fake_manifest(tmp_path / "cohort", n_per_class=3)
+    cfg = TrainConfig(
+        manifest=manifest,
+        arch="tinycnn",
+        out=tmp_path / "models",
+        spec=PreprocessSpec(input_size=24, crop_mm=80.0),
+        epochs=2,
+        batch_size=8,
+        lr=1e-3,
+        n_boot=20,
+        cache_dir=tmp_path / "cache",
+        conv_bn=True,
+    )
+    res = train(cfg, loader=fake_loader, log=lambda s: None)
+    loaded = load_model(res.model_path)
+    model, card = loaded.model, loaded.card
+    kinds = {type(l).__name__ for l in model.layers if not l.name.startswith("head")}
+    assert "BatchNormalization" not in kinds and "ReLU" not in kinds
+    fold = card["training"]["batchnorm_folding"]
+    assert fold["batchnorm_layers_folded"] == 2 and fold["max_abs_prob_change_on_test_slices"] < 1e-4
+    assert "folded" in card["training"]["training_form"]
+    with pytest.raises(ValueError, match="weights none"):
+        train(dataclasses.replace(cfg, weights=str(tmp_path / "w.h5")), loader=fake_loader)
