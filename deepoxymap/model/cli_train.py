@@ -64,6 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train VGG19 with BatchNorm after every conv, folded into the convs before saving "
         "(the saved model is the plain VGG19 graph); --weights none only",
     )
+    parser.add_argument(
+        "--frame-jitter",
+        type=int,
+        default=0,
+        metavar="K",
+        help="train on the end-systolic frame or one of its K neighbours each side, drawn per slice per epoch "
+        "(validation, test and inference use the ES frame)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         head_epochs=args.head_epochs,
         head_lr=args.head_lr,
         conv_bn=args.conv_bn,
+        frame_jitter=args.frame_jitter,
         command=command_line(),
     )
     res = train(cfg)

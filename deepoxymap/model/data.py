@@ -79,19 +79,27 @@ class SliceData:
         y: int64 ``[n]`` class index (the subject's label).
         subjects: subject id per slice.
         slice_index: source slice index per slice.
+        x_frames: optional float32 ``[n, J, H, W, 3]``: the same slices at the
+            frame offsets given to :func:`build_slices` (training-time temporal
+            jitter); ``None`` when only the end-systolic frame was prepared.
     """
 
     x: NDArray[np.float32]
     y: NDArray[np.int64]
     subjects: list[str]
     slice_index: NDArray[np.int64]
+    x_frames: NDArray[np.float32] | None = None
 
     def select(self, subject_ids: Sequence[str]) -> SliceData:
         """Slices of the given subjects only."""
         keep = set(subject_ids)
         m = np.array([s in keep for s in self.subjects], dtype=bool)
         return SliceData(
-            self.x[m], self.y[m], [s for s, k in zip(self.subjects, m, strict=True) if k], self.slice_index[m]
+            self.x[m],
+            self.y[m],
+            [s for s, k in zip(self.subjects, m, strict=True) if k],
+            self.slice_index[m],
+            None if self.x_frames is None else self.x_frames[m],
         )
 
     def __len__(self) -> int:
@@ -166,6 +174,7 @@ def build_slices(
     loader: Callable[[Path], Case] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     verbose: bool = True,
+    frame_offsets: Sequence[int] = (0,),
 ) -> SliceData:
     """Preprocess every subject's slices with :func:`preprocess_case` (cached).
 
@@ -174,45 +183,68 @@ def build_slices(
         spec: the preprocessing spec.
         loader: ``path -> Case`` (default ``deepoxymap.phantom.load_subject``).
         cache_dir: cache root; ``None`` disables caching.
+        frame_offsets: frame offsets from the end-systolic frame to prepare as
+            well (``preprocess_case(..., frame_offset=o)``); when it holds more
+            than ``0``, :attr:`SliceData.x_frames` stacks them in this order.
+            ``x`` is always offset 0 (what inference sees).
     """
     load = loader or _default_loader
-    cdir = Path(cache_dir) / spec.digest() if cache_dir is not None else None
-    if cdir is not None:
-        cdir.mkdir(parents=True, exist_ok=True)
-    xs: list[NDArray[np.float32]] = []
+    offsets = [int(o) for o in frame_offsets]
+    if 0 not in offsets:
+        offsets = [0, *offsets]
+    root = Path(cache_dir) if cache_dir is not None else None
+    cdirs = {
+        o: (root / (spec.digest() if o == 0 else f"{spec.digest()}_frame{o:+d}")) if root is not None else None
+        for o in offsets
+    }
+    for d in cdirs.values():
+        if d is not None:
+            d.mkdir(parents=True, exist_ok=True)
+    per_offset: dict[int, list[NDArray[np.float32]]] = {o: [] for o in offsets}
     ys: list[NDArray[np.int64]] = []
     subs: list[str] = []
     idx: list[NDArray[np.int64]] = []
     t0 = time.perf_counter()
     for i, rec in enumerate(records):
-        cf = cdir / f"{rec.subject}.npz" if cdir is not None else None
-        sig = subject_signature(rec.path) if cf is not None else ""
-        hit = None
-        if cf is not None and cf.is_file():
-            with np.load(cf) as z:
-                if "signature" in z and str(z["signature"]) == sig:
-                    hit = (z["x"], z["slice_index"])
-        if hit is not None:
-            x, si = hit
-        else:
-            pre = preprocess_case(load(rec.path), spec)
-            x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
-            if cf is not None:
-                tmp = cf.with_name(f"{cf.stem}.{os.getpid()}.tmp.npz")
-                np.savez(tmp, x=x, slice_index=si, signature=np.array(sig))
-                tmp.replace(cf)
-        xs.append(x.astype(np.float32))
-        ys.append(np.full(len(x), rec.y, dtype=np.int64))
-        subs += [rec.subject] * len(x)
+        sig = subject_signature(rec.path) if root is not None else ""
+        case: Case | None = None
+        si = np.zeros(0, np.int64)
+        for o in offsets:
+            cf = cdirs[o] / f"{rec.subject}.npz" if cdirs[o] is not None else None
+            hit = None
+            if cf is not None and cf.is_file():
+                with np.load(cf) as z:
+                    if "signature" in z and str(z["signature"]) == sig:
+                        hit = (z["x"], z["slice_index"])
+            if hit is not None:
+                x, si = hit
+            else:
+                case = case if case is not None else load(rec.path)
+                pre = preprocess_case(case, spec, frame_offset=o)
+                x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
+                if cf is not None:
+                    tmp = cf.with_name(f"{cf.stem}.{os.getpid()}.tmp.npz")
+                    np.savez(tmp, x=x, slice_index=si, signature=np.array(sig))
+                    tmp.replace(cf)
+            per_offset[o].append(x.astype(np.float32))
+        n = len(per_offset[0][-1])
+        ys.append(np.full(n, rec.y, dtype=np.int64))
+        subs += [rec.subject] * n
         idx.append(si.astype(np.int64))
         if verbose and ((i + 1) % 20 == 0 or i + 1 == len(records)):
             print(f"  preprocessed {i + 1}/{len(records)} subjects ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     s = spec.input_size
+    empty = np.zeros((0, s, s, 3), np.float32)
+    x0 = np.concatenate(per_offset[0]) if records else empty
+    x_frames = None
+    if len(offsets) > 1:
+        x_frames = np.stack([np.concatenate(per_offset[o]) if records else empty for o in offsets], axis=1)
     return SliceData(
-        np.concatenate(xs) if xs else np.zeros((0, s, s, 3), np.float32),
+        x0,
         np.concatenate(ys) if ys else np.zeros(0, np.int64),
         subs,
         np.concatenate(idx) if idx else np.zeros(0, np.int64),
+        x_frames,
     )
 
 
@@ -226,19 +258,32 @@ def make_dataset(
     seed: int = 0,
     n_classes: int = len(CLASSES),
     sample_weight: NDArray[np.float32] | None = None,
+    x_frames: NDArray[np.float32] | None = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of ``(x, one_hot(y)[, w])`` batches.
 
     Augmentation (training only) runs on whole batches after batching, so its
     cost is one vectorised op per batch; the pipeline prefetches one batch.
+    With ``x_frames`` (``[n, J, H, W, 3]``, training only), every element draws
+    one of its J frames at random each epoch instead of ``x`` (temporal jitter:
+    the epoch keeps its size and cost).
     """
     import tensorflow as tf
 
     onehot = np.eye(n_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
-    parts: tuple[Any, ...] = (x, onehot) if sample_weight is None else (x, onehot, sample_weight)
+    first = x if x_frames is None else x_frames
+    parts: tuple[Any, ...] = (first, onehot) if sample_weight is None else (first, onehot, sample_weight)
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(first), seed=seed, reshuffle_each_iteration=True)
+    if x_frames is not None:
+        n_j = int(x_frames.shape[1])
+
+        def _pick(*t: Any) -> Any:
+            j = tf.random.uniform([], 0, n_j, dtype=tf.int32)
+            return (tf.gather(t[0], j), *t[1:])
+
+        ds = ds.map(_pick, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size)
     if augment is not None and augment.active:
         aug = augment

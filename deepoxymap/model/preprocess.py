@@ -383,12 +383,15 @@ def scale_unit(x01: NDArray[Any], scaling: str) -> NDArray[np.float32]:
     raise ValueError(f"unknown scaling {scaling!r}")
 
 
-def preprocess_case(case: Case, spec: PreprocessSpec) -> Preprocessed:
+def preprocess_case(case: Case, spec: PreprocessSpec, *, frame_offset: int = 0) -> Preprocessed:
     """The model input of every slice of a case (THE shared training/inference path).
 
     Args:
         case: a loaded case (OS-CMR series, or a cine series as fallback).
         spec: the preprocessing spec (from the model card at inference).
+        frame_offset: training-time temporal jitter only: use the frame this many
+            frames after the chosen end-systolic frame (cyclically; the cine covers
+            one R-R interval). Inference, validation and test always use 0.
 
     Returns:
         :class:`Preprocessed` with ``x`` float32 ``[n_slices, H, W, 3]``.
@@ -412,7 +415,7 @@ def preprocess_case(case: Case, spec: PreprocessSpec) -> Preprocessed:
     centers = [find_lv_center_cine(stack.data[k], ps) for k in range(stack.n_slices)]
     chosen = select_frames(stack, spec, centers)
     for k in range(stack.n_slices):
-        center, f = centers[k], chosen[k]
+        center, f = centers[k], (chosen[k] + int(frame_offset)) % stack.n_frames
         crop, t = crop_slice(stack.data[k, f], ps, center, spec, slice_index=k, frame=f)
         if spec.channels == "grey":
             lo, hi = _percentile_range(crop, spec)

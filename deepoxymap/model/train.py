@@ -76,6 +76,10 @@ class TrainConfig:
             (:func:`~deepoxymap.model.architectures.build_conv_bn_model`) and fold
             every BatchNorm into its conv before saving, so the saved model is the
             plain ``keras.applications`` graph. Scratch weights only.
+        frame_jitter: K > 0 trains on the end-systolic frame or one of its K
+            neighbours on either side (cyclic), drawn at random per slice per
+            epoch: same tissue, same label, new noise and a slightly different
+            cardiac phase. Validation, test and inference use the ES frame only.
     """
 
     manifest: Path
@@ -106,6 +110,7 @@ class TrainConfig:
     head_epochs: int = 0
     head_lr: float = 1e-3
     conv_bn: bool = False
+    frame_jitter: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,7 +249,8 @@ def train(
     by_id = {r.subject: r for r in records}
     used = [by_id[s] for s in (*split.train, *split.val, *split.test)]
     t0 = time.perf_counter()
-    data = build_slices(used, cfg.spec, loader=loader, cache_dir=cache)
+    offsets = [0] + [o for k in range(1, cfg.frame_jitter + 1) for o in (-k, k)]
+    data = build_slices(used, cfg.spec, loader=loader, cache_dir=cache, frame_offsets=offsets)
     t_pre = time.perf_counter() - t0
     tr, va, te = data.select(split.train), data.select(split.val), data.select(split.test)
     assert_disjoint(split, data.subjects)
@@ -279,7 +285,9 @@ def train(
     class_weight = {
         k: float(len(tr) / (len(CLASSES) * counts[k])) if counts[k] > 0 else 0.0 for k in range(len(CLASSES))
     }
-    ds_tr = make_dataset(tr.x, tr.y, batch_size=cfg.batch_size, augment=cfg.augment, shuffle=True, seed=cfg.seed)
+    ds_tr = make_dataset(
+        tr.x, tr.y, batch_size=cfg.batch_size, augment=cfg.augment, shuffle=True, seed=cfg.seed, x_frames=tr.x_frames
+    )
     ds_va = make_dataset(va.x, va.y, batch_size=64)
     cb = _BestAndBudget.make(cfg.patience, cfg.max_minutes, say)
     t0 = time.perf_counter()

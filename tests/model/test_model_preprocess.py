@@ -27,6 +27,20 @@ def test_output_tensor_and_es_frame(synth_case) -> None:
     assert pre.x.min() >= -2.0 - 1e-6 and pre.x.max() <= 2.0 + 1e-6
 
 
+def test_frame_offset_takes_neighbouring_frames_cyclically(synth_case) -> None:
+    """Training-time temporal jitter: the same crop at ES + offset (mod n_frames); offset 0 is inference."""
+    spec = PreprocessSpec(input_size=32, crop_mm=90.0)
+    base = preprocess_case(synth_case, spec)
+    assert base.frames == [2, 2]
+    n = base.stack.n_frames
+    for off in (-1, 1, -3, 4):
+        pre = preprocess_case(synth_case, spec, frame_offset=off)
+        assert pre.frames == [(2 + off) % n] * 2
+        assert [t.center for t in pre.transforms] == [t.center for t in base.transforms]
+        assert not np.array_equal(pre.x, base.x)
+    np.testing.assert_array_equal(preprocess_case(synth_case, spec, frame_offset=0).x, base.x)
+
+
 def test_trigger_fraction_rule(synth_case) -> None:
     # trigger times 0..200 ms step 40 -> RR 240 ms; 0.35 RR = 84 ms -> frame 2
     pre = preprocess_case(synth_case, PreprocessSpec(input_size=32, frame_rule="trigger-fraction"))
