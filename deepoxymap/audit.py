@@ -155,7 +155,12 @@ def dice_iou(
     return 2.0 * inter / (sb + sm), inter / (sb + sm - inter)
 
 
-def _counts(heatmaps: Sequence[NDArray[Any]], masks: Sequence[NDArray[Any]], rois: Sequence[NDArray[Any] | None], taus: Sequence[float]) -> NDArray[np.float64]:
+def _counts(
+    heatmaps: Sequence[NDArray[Any]],
+    masks: Sequence[NDArray[Any]],
+    rois: Sequence[NDArray[Any] | None],
+    taus: Sequence[float],
+) -> NDArray[np.float64]:
     """Dice per (case, tau) with pooling over the slices of a case: ``[n_cases, n_tau]``."""
     out = np.zeros((len(heatmaps), len(taus)))
     for i, (h, m, r) in enumerate(zip(heatmaps, masks, rois, strict=True)):
@@ -245,7 +250,10 @@ def segment_calls(
 
 
 def choose_segment_threshold(
-    seg_means: Sequence[NDArray[Any]], seg_extents: Sequence[NDArray[Any]], *, lesion_extent_min: float = 0.05,
+    seg_means: Sequence[NDArray[Any]],
+    seg_extents: Sequence[NDArray[Any]],
+    *,
+    lesion_extent_min: float = 0.05,
     candidates: Sequence[float] = TAU_GRID,
 ) -> tuple[float, float]:
     """The segment heatmap threshold maximising pooled Cohen's kappa on validation cases.
@@ -289,7 +297,12 @@ def energy_spread(
     a = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float64)), 0.0, None)
     myo = np.asarray(myocardium, dtype=bool)
     tot = a.sum()
-    out = {"energy_in_myocardium": float("nan"), "area50_mm2": float("nan"), "segment_entropy": float("nan"), "peak_in_myocardium": float("nan")}
+    out = {
+        "energy_in_myocardium": float("nan"),
+        "area50_mm2": float("nan"),
+        "segment_entropy": float("nan"),
+        "peak_in_myocardium": float("nan"),
+    }
     if tot <= 0:
         return out
     out["energy_in_myocardium"] = float((a * myo).sum() / tot)
@@ -410,7 +423,11 @@ def prepare_case(case: Any, spec: Any, *, subtype: str = "") -> CaseMaps:
             lesion = np.zeros(lb.shape, dtype=bool)
         level = levels_truth[k]
         try:
-            seg = segment_map(lb, level, pixel_spacing=ps, geometry=geom) if level in ("basal", "mid", "apical", "apex") else np.zeros(lb.shape, np.int64)
+            seg = (
+                segment_map(lb, level, pixel_spacing=ps, geometry=geom)
+                if level in ("basal", "mid", "apical", "apex")
+                else np.zeros(lb.shape, np.int64)
+            )
         except CaseError:
             seg = np.zeros(lb.shape, np.int64)
         if m.myocardium.any():
@@ -419,7 +436,9 @@ def prepare_case(case: Any, spec: Any, *, subtype: str = "") -> CaseMaps:
         else:
             tm = np.zeros(lb.shape)
         slices.append(SliceData(k, pre.frames[i], lb, m.myocardium, lesion, seg, tm, level))
-    return CaseMaps(case.case_id, label, subtype, pre.x, list(pre.transforms), slices, (float(ps[0]), float(ps[1])), kind)
+    return CaseMaps(
+        case.case_id, label, subtype, pre.x, list(pre.transforms), slices, (float(ps[0]), float(ps[1])), kind
+    )
 
 
 def case_metrics(
@@ -472,7 +491,9 @@ def case_metrics(
         from scipy import ndimage as ndi
 
         near = [ndi.distance_transform_edt(~L[i], sampling=ps) <= tolerance_mm for i in with_lesion]
-        out["pointing_myo_chance"] = float(np.mean([(nr & M[i]).sum() / max(int(M[i].sum()), 1) for nr, i in zip(near, with_lesion, strict=True)]))
+        out["pointing_myo_chance"] = float(
+            np.mean([(nr & M[i]).sum() / max(int(M[i].sum()), 1) for nr, i in zip(near, with_lesion, strict=True)])
+        )
         out["dice_myo_all"] = dice_iou(M.astype(float), L, 0.5, roi=M)[0]
     else:
         out["pointing_myo_chance"] = out["dice_myo_all"] = float("nan")
@@ -489,7 +510,9 @@ def case_metrics(
     out.update(spread)
     e_sums, cnt = segment_sums(np.clip(H, 0, None), S)
     tot = e_sums.sum()
-    out["seg_cam_energy"] = [float(v) if c > 0 else None for v, c in zip(e_sums / tot if tot > 0 else e_sums, cnt, strict=True)]
+    out["seg_cam_energy"] = [
+        float(v) if c > 0 else None for v, c in zip(e_sums / tot if tot > 0 else e_sums, cnt, strict=True)
+    ]
     T = np.stack([s.transmurality_map for s in cm.slices])
     t_sums, _ = segment_sums(T, S)
     out["seg_lesion"] = [float(v / c) if c > 0 else None for v, c in zip(t_sums, cnt, strict=True)]
@@ -594,7 +617,9 @@ def _layers_for(method: str, layers: Sequence[str]) -> list[str]:
 HeatmapSet = tuple[list[NDArray[np.float32]], list[int], NDArray[np.float32]]
 
 
-def _all_heatmaps(model: Any, cm: CaseMaps, methods: Sequence[str], layers: Sequence[str], target: str, cfg: AuditConfig) -> dict[tuple[str, str], HeatmapSet]:
+def _all_heatmaps(
+    model: Any, cm: CaseMaps, methods: Sequence[str], layers: Sequence[str], target: str, cfg: AuditConfig
+) -> dict[tuple[str, str], HeatmapSet]:
     """Every (method, layer) heatmap of a case on the OS-CMR grid; one gradient pass per layer."""
     from deepoxymap.explain.methods import _check_method, explain_methods
 
@@ -605,7 +630,15 @@ def _all_heatmaps(model: Any, cm: CaseMaps, methods: Sequence[str], layers: Sequ
         for lyr in _layers_for(m, layers):
             by_layer.setdefault(lyr, []).append(m)
     for lyr, ms in by_layer.items():
-        res = explain_methods(model, cm.x, ms, tgt, None if lyr == INPUT_LAYER else lyr, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)
+        res = explain_methods(
+            model,
+            cm.x,
+            ms,
+            tgt,
+            None if lyr == INPUT_LAYER else lyr,
+            max_n=cfg.max_n,
+            smooth_samples=cfg.smooth_samples,
+        )
         for m in ms:
             hms = res[_check_method(m)]
             src = [h.to_source(t).array for h, t in zip(hms, cm.transforms, strict=True)]
@@ -692,10 +725,18 @@ def run_audit(
             take += members[: len(members) // 3]
         val = sorted(take)
         test = [s for s in test if s not in val]
-        res.notes.append(f"no validation split available: {len(val)} test subjects (a stratified third) chose the thresholds and are excluded from the figures")
+        res.notes.append(
+            f"no validation split available: {len(val)} test subjects (a stratified third) chose the thresholds and are excluded from the figures"
+        )
     else:
-        res.notes.append(f"thresholds chosen on {len(val)} validation subjects" if thresholds is None else "thresholds given (frozen)")
-    res.notes.append(f"{len(test)} test subjects; target class: {config.target}; pointing tolerance {config.tolerance_mm} mm")
+        res.notes.append(
+            f"thresholds chosen on {len(val)} validation subjects"
+            if thresholds is None
+            else "thresholds given (frozen)"
+        )
+    res.notes.append(
+        f"{len(test)} test subjects; target class: {config.target}; pointing tolerance {config.tolerance_mm} mm"
+    )
     total = (len(val) if thresholds is None else 0) + len(test) + (1 if config.sanity_cases else 0)
     done = 0
 
@@ -735,7 +776,15 @@ def run_audit(
             tau, d = choose_threshold(a["h"], a["l"])
             tau_m, dm = choose_threshold(a["h"], a["l"], a["m"])
             tau_s, ks = choose_segment_threshold(a["sm"], a["se"], lesion_extent_min=config.lesion_extent_min)
-            thr[k] = {"tau": tau, "val_dice": d, "tau_myo": tau_m, "val_dice_myo": dm, "tau_segment": tau_s, "val_kappa": ks, "n_val": len(val)}
+            thr[k] = {
+                "tau": tau,
+                "val_dice": d,
+                "tau_myo": tau_m,
+                "val_dice_myo": dm,
+                "tau_segment": tau_s,
+                "val_kappa": ks,
+                "n_val": len(val),
+            }
         thresholds = thr
     res.thresholds = {k: dict(v) for k, v in thresholds.items()}
 
@@ -790,7 +839,9 @@ def run_audit(
     return res
 
 
-def _write_bullseye(bdir: Path, s: str, cm: CaseMaps, method: str, layer: str, met: Mapping[str, Any], res: AuditResult) -> None:
+def _write_bullseye(
+    bdir: Path, s: str, cm: CaseMaps, method: str, layer: str, met: Mapping[str, Any], res: AuditResult
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -799,7 +850,11 @@ def _write_bullseye(bdir: Path, s: str, cm: CaseMaps, method: str, layer: str, m
     from deepoxymap.cardiac.bullseye import bullseye_pair
 
     bdir.mkdir(parents=True, exist_ok=True)
-    right = "LGE transmurality per segment" if cm.lesion_kind == "scar" else ("T2 edema transmurality per segment" if cm.lesion_kind == "edema" else "no lesion (healthy)")
+    right = (
+        "LGE transmurality per segment"
+        if cm.lesion_kind == "scar"
+        else ("T2 edema transmurality per segment" if cm.lesion_kind == "edema" else "no lesion (healthy)")
+    )
     fig = bullseye_pair(
         [np.nan if v is None else v for v in met["seg_cam_energy"]],
         [np.nan if v is None else v for v in met["seg_lesion"]],
@@ -845,7 +900,13 @@ _METRICS = ("pointing", "pointing_myo", "ebpg", "ebpg_myo", "dice", "dice_myo", 
 _SPREAD = ("energy_in_myocardium", "area50_mm2", "segment_entropy", "peak_in_myocardium")
 
 
-def _summarise(per_case: list[dict[str, Any]], pooled: Mapping[tuple[str, str, str], tuple[list[bool], list[bool]]], thresholds: Mapping[str, Mapping[str, float]], cfg: AuditConfig, layers: Sequence[str]) -> list[dict[str, Any]]:
+def _summarise(
+    per_case: list[dict[str, Any]],
+    pooled: Mapping[tuple[str, str, str], tuple[list[bool], list[bool]]],
+    thresholds: Mapping[str, Mapping[str, float]],
+    cfg: AuditConfig,
+    layers: Sequence[str],
+) -> list[dict[str, Any]]:
     out = []
     for c in CLASSES:
         for method in cfg.methods:
@@ -885,7 +946,9 @@ def _markdown(res: AuditResult, cfg: AuditConfig, seconds: float) -> str:
     lines += [f"- {n}" for n in res.notes]
     lines.append(f"- wall time {seconds:.0f} s")
     lines += ["", "## Lesion classes (mean over cases; Dice/IoU at the frozen threshold)", ""]
-    lines.append("| class | method | layer | n | acc | pointing | pointing (myo) [chance] | EBPG | EBPG (myo) [chance] | Dice | Dice (myo) [all-myo] | IoU | IoU (myo) | kappa (pooled) |")
+    lines.append(
+        "| class | method | layer | n | acc | pointing | pointing (myo) [chance] | EBPG | EBPG (myo) [chance] | Dice | Dice (myo) [all-myo] | IoU | IoU (myo) | kappa (pooled) |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for d in res.summary:
         if d["class"] == "healthy":
@@ -896,12 +959,24 @@ def _markdown(res: AuditResult, cfg: AuditConfig, seconds: float) -> str:
             f"{_fmt(d['dice'])} +- {_fmt(d['dice_sd'])} | {_fmt(d['dice_myo'])} +- {_fmt(d['dice_myo_sd'])} [{_fmt(d['dice_myo_all'])}] | "
             f"{_fmt(d['iou'])} | {_fmt(d['iou_myo'])} | {_fmt(d['kappa_pooled'])} |"
         )
-    lines += ["", ("Bracketed: chance levels of the myocardium-only figures (a random myocardial peak; a uniform map; "
-                   "calling the whole myocardium lesion). acc: case-level accuracy of the model on these cases."), ""]
+    lines += [
+        "",
+        (
+            "Bracketed: chance levels of the myocardium-only figures (a random myocardial peak; a uniform map; "
+            "calling the whole myocardium lesion). acc: case-level accuracy of the model on these cases."
+        ),
+        "",
+    ]
     sub_rows = _by_subtype(res.per_case)
     if sub_rows:
-        lines += ["", "## Lesion sub-types (the study's Dice rows: transmural 0.85, subendocardial 0.90, HCM 0.83, DCM 0.93, global edema 0.93)", ""]
-        lines.append("| class | sub-type | method | layer | n | Dice | Dice (myo) [all-myo] | EBPG (myo) [chance] | pointing (myo) |")
+        lines += [
+            "",
+            "## Lesion sub-types (the study's Dice rows: transmural 0.85, subendocardial 0.90, HCM 0.83, DCM 0.93, global edema 0.93)",
+            "",
+        ]
+        lines.append(
+            "| class | sub-type | method | layer | n | Dice | Dice (myo) [all-myo] | EBPG (myo) [chance] | pointing (myo) |"
+        )
         lines.append("|---|---|---|---|---|---|---|---|---|")
         for d in sub_rows:
             lines.append(
@@ -909,7 +984,9 @@ def _markdown(res: AuditResult, cfg: AuditConfig, seconds: float) -> str:
                 f"{_fmt(d['dice_myo'])} [{_fmt(d['dice_myo_all'])}] | {_fmt(d['ebpg_myo'])} [{_fmt(d['lesion_area_fraction_myo'])}] | {_fmt(d['pointing_myo'])} |"
             )
     lines += ["", "## Healthy cases: heatmap energy spread (no lesion)", ""]
-    lines.append("| method | layer | n | acc | energy in myocardium | area holding 50 % energy (mm^2) | segment entropy (0-1) | peak in myocardium |")
+    lines.append(
+        "| method | layer | n | acc | energy in myocardium | area holding 50 % energy (mm^2) | segment entropy (0-1) | peak in myocardium |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|")
     for d in res.summary:
         if d["class"] != "healthy":
@@ -918,16 +995,36 @@ def _markdown(res: AuditResult, cfg: AuditConfig, seconds: float) -> str:
             f"| {d['method']} | {d['layer']} | {d['n']} | {_fmt(d['accuracy'])} | {_fmt(d['energy_in_myocardium'])} | {_fmt(d['area50_mm2'], 0)} | "
             f"{_fmt(d['segment_entropy'])} | {_fmt(d['peak_in_myocardium'])} |"
         )
-    lines += ["", "## Frozen thresholds (chosen on validation subjects)", "", "| method | layer | tau | val Dice | tau (myo) | val Dice (myo) | tau segment | val kappa |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Frozen thresholds (chosen on validation subjects)",
+        "",
+        "| method | layer | tau | val Dice | tau (myo) | val Dice (myo) | tau segment | val kappa |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for k, t in res.thresholds.items():
         m, lyr = k.split("|", 1)
-        lines.append(f"| {m} | {lyr} | {_fmt(t.get('tau'))} | {_fmt(t.get('val_dice'))} | {_fmt(t.get('tau_myo'))} | {_fmt(t.get('val_dice_myo'))} | {_fmt(t.get('tau_segment'))} | {_fmt(t.get('val_kappa'))} |")
+        lines.append(
+            f"| {m} | {lyr} | {_fmt(t.get('tau'))} | {_fmt(t.get('val_dice'))} | {_fmt(t.get('tau_myo'))} | {_fmt(t.get('val_dice_myo'))} | {_fmt(t.get('tau_segment'))} | {_fmt(t.get('val_kappa'))} |"
+        )
     if res.sanity:
-        lines += ["", "## Sanity checks", "", "| method | layer | images | randomisation: mean Spearman rho (top layers re-initialised) | passed | deletion AUC | random-order AUC |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Sanity checks",
+            "",
+            "| method | layer | images | randomisation: mean Spearman rho (top layers re-initialised) | passed | deletion AUC | random-order AUC |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for s in res.sanity:
             flag = "yes" if s["randomization_passed"] else "**NO (flagged: map barely depends on the model)**"
-            lines.append(f"| {s['method']} | {s['layer']} | {s['n_images']} | {_fmt(s['spearman_mean'])} ({s['randomize_top']}) | {flag} | {_fmt(s['deletion_auc'], 3)} | {_fmt(s['deletion_auc_random'], 3)} |")
-    lines += ["", f"Pointing tolerance {cfg.tolerance_mm} mm; a segment is lesion-positive at >= {100 * cfg.lesion_extent_min:.0f} % lesion area; target class = {cfg.target}.", ""]
+            lines.append(
+                f"| {s['method']} | {s['layer']} | {s['n_images']} | {_fmt(s['spearman_mean'])} ({s['randomize_top']}) | {flag} | {_fmt(s['deletion_auc'], 3)} | {_fmt(s['deletion_auc_random'], 3)} |"
+            )
+    lines += [
+        "",
+        f"Pointing tolerance {cfg.tolerance_mm} mm; a segment is lesion-positive at >= {100 * cfg.lesion_extent_min:.0f} % lesion area; target class = {cfg.target}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -956,11 +1053,12 @@ def _write_tables(out_dir: Path, res: AuditResult, plotly: Mapping[str, Any]) ->
     write_csv(out_dir / "summary_subtype.csv", _by_subtype(res.per_case))
     write_csv(out_dir / "sanity.csv", res.sanity)
     (out_dir / "summary.md").write_text(res.markdown)
-    (out_dir / "thresholds.json").write_text(json.dumps({k: {kk: _clean(vv) for kk, vv in v.items()} for k, v in res.thresholds.items()}, indent=1))
+    (out_dir / "thresholds.json").write_text(
+        json.dumps({k: {kk: _clean(vv) for kk, vv in v.items()} for k, v in res.thresholds.items()}, indent=1)
+    )
     from deepoxymap.cardiac.bullseye import plotly_bullseye_data
 
     data = {k: {"cam_energy": plotly_bullseye_data(v["cam_energy"]), "lesion": plotly_bullseye_data(v["lesion"]), "lesion_kind": v["lesion_kind"]}
             for k, v in plotly.items()}  # fmt: skip
     (out_dir / "bullseye_data.json").write_text(json.dumps(data))
     res.files += [out_dir / "summary.md", out_dir / "thresholds.json", out_dir / "bullseye_data.json"]
-

@@ -25,12 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, default=None, help="cohort manifest (default: the model card's)")
     parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     parser.add_argument("--out", type=Path, default=Path("audit_out"), help="output folder")
-    parser.add_argument("--methods", type=_csv, default=("gradcam", "gradcam++"), help="comma list (default gradcam,gradcam++)")
+    parser.add_argument(
+        "--methods", type=_csv, default=("gradcam", "gradcam++"), help="comma list (default gradcam,gradcam++)"
+    )
     parser.add_argument("--layers", type=_csv, default=("",), help="comma list of conv layers (default: the last conv)")
     parser.add_argument("--subjects", type=_csv, default=None, help="test subjects (default: the card's test split)")
-    parser.add_argument("--validation", type=_csv, default=None, help="subjects that choose the thresholds (default: the card's val split)")
+    parser.add_argument(
+        "--validation",
+        type=_csv,
+        default=None,
+        help="subjects that choose the thresholds (default: the card's val split)",
+    )
     parser.add_argument("--thresholds", type=Path, default=None, help="frozen thresholds.json from an earlier run")
-    parser.add_argument("--target", choices=("label", "predicted"), default="label", help="class explained (default: the true class)")
+    parser.add_argument(
+        "--target", choices=("label", "predicted"), default="label", help="class explained (default: the true class)"
+    )
     parser.add_argument("--tolerance-mm", type=float, default=5.0, help="pointing-game tolerance, mm")
     parser.add_argument("--sanity-cases", type=int, default=4, help="cases for randomisation/deletion checks (0: skip)")
     parser.add_argument("--max-n", type=int, default=16, help="Score-CAM: most activation maps")

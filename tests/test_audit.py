@@ -118,7 +118,9 @@ def test_scar_quantification_on_phantom_lge(demo_cohort):
         lge = case.first(Role.LGE)
         m = masks_from_labels(labels_from_stack(case.masks[lge.uid]))
         for method in ("nsd", "fwhm"):
-            q = quantify_scar(lge.stack.data[:, 0], m.myocardium, method=method, pixel_spacing=lge.stack.geometry.pixel_spacing)
+            q = quantify_scar(
+                lge.stack.data[:, 0], m.myocardium, method=method, pixel_spacing=lge.stack.geometry.pixel_spacing
+            )
             if has_scar:
                 assert 2 * (q.mask & m.scar).sum() / (q.mask.sum() + m.scar.sum()) > 0.7, (subject, method)
             else:
@@ -148,7 +150,9 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
         loaded=loaded,
         subjects=["SUBJECT001", "SUBJECT003", "SUBJECT004"],
         validation=["SUBJECT002"],
-        config=AuditConfig(methods=("gradcam", "layercam", "smoothgrad"), layers=(None, "c1"), sanity_cases=2, smooth_samples=4),
+        config=AuditConfig(
+            methods=("gradcam", "layercam", "smoothgrad"), layers=(None, "c1"), sanity_cases=2, smooth_samples=4
+        ),
         progress=lambda d, t, m: calls.append((d, t)),
     )
     assert calls[-1][0] == calls[-1][1] == 5
@@ -188,7 +192,23 @@ def test_cli_end_to_end(demo_cohort, tmp_path, capsys):
         "training": {"split": split, "manifest": str(demo_cohort / "manifest.csv")},
     })  # fmt: skip
     out = tmp_path / "ex"
-    assert main(["explain", str(demo_cohort / "SUBJECT002"), "--model", str(path), "--slice", "1", "--out", str(out), "--feature-maps", "2"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(demo_cohort / "SUBJECT002"),
+                "--model",
+                str(path),
+                "--slice",
+                "1",
+                "--out",
+                str(out),
+                "--feature-maps",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "pointing(5 mm)" in capsys.readouterr().out
     npy = np.load(next(out.glob("*_s01_gradcam.npy")))
     assert npy.ndim == 2 and npy.dtype == np.float32 and 0 <= npy.min() and npy.max() <= 1

@@ -111,7 +111,10 @@ def check_case(
         *[(f"nsd{n} remote=robust", {"method": "nsd", "n_sd": float(n)}) for n in (2, 3, 5)],
         ("fwhm seeded by nsd5 (default)", {"method": "fwhm"}),
         ("fwhm remote=robust peak>5SD guard", {"method": "fwhm", "fwhm_guard": "sd"}),
-        *[(f"nsd{n} remote=myocardium", {"method": "nsd", "n_sd": float(n), "remote": "myocardium"}) for n in (2, 3, 5, 6)],
+        *[
+            (f"nsd{n} remote=myocardium", {"method": "nsd", "n_sd": float(n), "remote": "myocardium"})
+            for n in (2, 3, 5, 6)
+        ],
         ("nsd5 remote=myocardium per slice", {"method": "nsd", "n_sd": 5.0, "per_slice": True, "remote": "myocardium"}),
         ("nsd5 remote=robust per slice", {"method": "nsd", "n_sd": 5.0, "per_slice": True}),
         ("nsd5 remote=darkest-segment", {"method": "nsd", "n_sd": 5.0, "remote": "darkest-segment", "seg_map": seg}),

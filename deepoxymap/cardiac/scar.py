@@ -149,7 +149,11 @@ def remote_stats(
             if seg_map is None:
                 raise ValueError("remote='darkest-segment' needs a segment map")
             seg = np.asarray(seg_map)
-            means = {int(s): float(img[(seg == s) & myo].mean()) for s in np.unique(seg[myo]) if s > 0 and ((seg == s) & myo).sum() >= 10}
+            means = {
+                int(s): float(img[(seg == s) & myo].mean())
+                for s in np.unique(seg[myo])
+                if s > 0 and ((seg == s) & myo).sum() >= 10
+            }
             if not means:
                 raise ValueError("no AHA segment with at least 10 myocardium pixels")
             s_best = min(means, key=means.__getitem__)
@@ -279,7 +283,9 @@ def quantify_scar(
     if method not in ("nsd", "fwhm"):
         raise ValueError(f"method must be 'nsd' or 'fwhm', got {method!r}")
 
-    def segment(im: NDArray[np.float64], my: NDArray[np.bool_], sg: Any, rem: Any) -> tuple[float, float, RemoteStats, NDArray[np.bool_]]:
+    def segment(
+        im: NDArray[np.float64], my: NDArray[np.bool_], sg: Any, rem: Any
+    ) -> tuple[float, float, RemoteStats, NDArray[np.bool_]]:
         rs_ = remote_stats(im, my, rem, sg)
         if method == "nsd":
             t_ = rs_.mean + n_sd * rs_.sd

@@ -155,7 +155,9 @@ def _centroid(mask: NDArray[np.bool_]) -> tuple[float, float]:
     return float(rr.mean()), float(cc.mean())
 
 
-def _point_at(angle: float, centre: tuple[float, float], myo: NDArray[np.bool_], ps: tuple[float, float]) -> tuple[float, float]:
+def _point_at(
+    angle: float, centre: tuple[float, float], myo: NDArray[np.bool_], ps: tuple[float, float]
+) -> tuple[float, float]:
     """The outermost myocardium pixel along a ray from the centre (the epicardial insertion point)."""
     rr, cc = np.nonzero(myo)
     th = screen_angle(myo.shape, centre, ps)[rr, cc]
@@ -280,7 +282,9 @@ def anatomical_angle(
     if convention == "insertion":
         half = max(ip.septal_arc_deg / 2.0, 1e-3)
         free = max(180.0 - half, 1e-3)
-        rel = np.where(np.abs(rel) <= half, rel * 60.0 / half, np.sign(rel) * (60.0 + (np.abs(rel) - half) * 120.0 / free))
+        rel = np.where(
+            np.abs(rel) <= half, rel * 60.0 / half, np.sign(rel) * (60.0 + (np.abs(rel) - half) * 120.0 / free)
+        )
     return (180.0 + rel) % 360.0
 
 
@@ -338,7 +342,9 @@ def segment_map(
     if level == "apex":
         out[roi] = 17
         return out
-    ip = insertion or find_insertion_points(lab, scheme=scheme, pixel_spacing=pixel_spacing, sense=sense, geometry=geometry)
+    ip = insertion or find_insertion_points(
+        lab, scheme=scheme, pixel_spacing=pixel_spacing, sense=sense, geometry=geometry
+    )
     phi = anatomical_angle(lab.shape, ip, pixel_spacing, convention=convention)
     seg = segment_of_angle(phi, level)
     out[roi] = seg[roi]
@@ -356,7 +362,9 @@ def has_full_ring(labels: NDArray[Any], scheme: LabelScheme = PHANTOM, *, min_bl
     return bins.size == 36
 
 
-def slice_levels(n_slices: int, valid: Sequence[bool] | None = None, apex_cap: Sequence[bool] | None = None) -> list[str]:
+def slice_levels(
+    n_slices: int, valid: Sequence[bool] | None = None, apex_cap: Sequence[bool] | None = None
+) -> list[str]:
     """AHA level of each slice, slices ordered base to apex.
 
     The slices with a full myocardial ring (``valid``) are split into thirds

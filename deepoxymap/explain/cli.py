@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
     parser.add_argument("--method", default="gradcam", help="gradcam, gradcam++, layercam, scorecam, smoothgrad")
     parser.add_argument("--layer", default=None, help="convolutional layer (default: the last one)")
-    parser.add_argument("--class", dest="target", default=None, help="class name or index to explain (default: predicted)")
+    parser.add_argument(
+        "--class", dest="target", default=None, help="class name or index to explain (default: predicted)"
+    )
     parser.add_argument("--slice", type=int, default=None, help="slice index, base to apex (default: every slice)")
     parser.add_argument("--out", type=Path, default=Path("explain_out"), help="output folder")
     parser.add_argument("--alpha", type=float, default=0.45, help="overlay opacity")

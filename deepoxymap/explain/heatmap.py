@@ -47,7 +47,9 @@ def normalize_map(a: NDArray[Any]) -> NDArray[np.float32]:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def upsample_map(cam: NDArray[Any], size: tuple[int, int], *, align: Literal["centre", "corner"] = "centre") -> NDArray[np.float32]:
+def upsample_map(
+    cam: NDArray[Any], size: tuple[int, int], *, align: Literal["centre", "corner"] = "centre"
+) -> NDArray[np.float32]:
     """Bilinear upsampling of a low-resolution map ``[h, w]`` to ``size = (H, W)``.
 
     Args:

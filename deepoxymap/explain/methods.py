@@ -118,7 +118,9 @@ def _layer_output(model: Any, layer: str) -> Any:
         lyr = model.get_layer(layer)
     except ValueError as exc:
         raise ExplainError(
-            f"no layer named {layer!r}", source=getattr(model, "name", "model"), hint=f"choose one of {conv_layer_names(model)}"
+            f"no layer named {layer!r}",
+            source=getattr(model, "name", "model"),
+            hint=f"choose one of {conv_layer_names(model)}",
         ) from exc
     if _out_rank(lyr) != 4:
         raise ExplainError(
@@ -271,7 +273,9 @@ def _targets(target_class: int | Sequence[int] | None, n: int, n_classes: int) -
             raise ExplainError(f"{t.size} target classes given for {n} inputs")
     bad = t[(t >= n_classes) | (t < -1)]
     if bad.size:
-        raise ExplainError(f"target class {int(bad[0])} out of range: the model has {n_classes} classes (0..{n_classes - 1})")
+        raise ExplainError(
+            f"target class {int(bad[0])} out of range: the model has {n_classes} classes (0..{n_classes - 1})"
+        )
     return t
 
 
@@ -356,15 +360,24 @@ METHODS: dict[str, MethodInfo] = {
     "gradcam++": MethodInfo("gradcam++", "Grad-CAM++", True, "~1 forward", "Chattopadhay et al. 2018"),
     "layercam": MethodInfo("layercam", "Layer-CAM", True, "~1 forward", "Jiang et al. 2021"),
     "scorecam": MethodInfo("scorecam", "Score-CAM", True, "1 + max_n forwards", "Wang et al. 2020"),
-    "smoothgrad": MethodInfo("smoothgrad", "SmoothGrad saliency", False, "samples x (forward + backward)", "Smilkov et al. 2017"),
+    "smoothgrad": MethodInfo(
+        "smoothgrad", "SmoothGrad saliency", False, "samples x (forward + backward)", "Smilkov et al. 2017"
+    ),
 }
 """The method registry, keyed by the name :func:`explain` accepts."""
 
 
 def _check_method(method: str) -> str:
     m = method.lower().replace("_", "").replace("-", "")
-    aliases = {"gradcam": "gradcam", "gradcam++": "gradcam++", "gradcampp": "gradcam++", "gradcamplusplus": "gradcam++",
-               "layercam": "layercam", "scorecam": "scorecam", "smoothgrad": "smoothgrad"}
+    aliases = {
+        "gradcam": "gradcam",
+        "gradcam++": "gradcam++",
+        "gradcampp": "gradcam++",
+        "gradcamplusplus": "gradcam++",
+        "layercam": "layercam",
+        "scorecam": "scorecam",
+        "smoothgrad": "smoothgrad",
+    }
     if m not in aliases:
         raise ExplainError(f"unknown method {method!r}", hint=f"choose one of {sorted(METHODS)}")
     return aliases[m]

@@ -24,7 +24,14 @@ from numpy.typing import NDArray
 
 from deepoxymap.explain.heatmap import Heatmap
 
-__all__ = ["DeletionCurve", "RandomizationResult", "deletion_curve", "randomization_check", "randomized_clone", "spearman"]
+__all__ = [
+    "DeletionCurve",
+    "RandomizationResult",
+    "deletion_curve",
+    "randomization_check",
+    "randomized_clone",
+    "spearman",
+]
 
 
 def spearman(a: NDArray[Any], b: NDArray[Any]) -> float:

@@ -29,7 +29,6 @@ class Look:
     box: tuple[float, float, float, float] | None = None
 
 
-
 def _add_reference(fig: Any, reference: Any, geometry: Any, look: Any, crop: Any) -> None:
     """Draw the reference-lesion outline (dashed) when the user asked for it and one exists."""
     if look.show_reference and reference is not None:
@@ -44,6 +43,7 @@ def _add_reference(fig: Any, reference: Any, geometry: Any, look: Any, crop: Any
             dash="dash",
             crop=crop,
         )
+
 
 def _aspect(stack: Stack) -> float:
     return stack.geometry.pixel_spacing[0] / stack.geometry.pixel_spacing[1]

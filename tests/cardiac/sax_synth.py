@@ -28,7 +28,11 @@ def sax_labels(
     myo = (rad > r_endo) & (rad <= r_epi)
     lab[myo] = 2
     dth = np.abs((th - 180 + 180) % 360 - 180)
-    rv = (rad > r_epi) & (rad <= r_epi + rv_depth * np.clip(np.cos(np.radians(dth * 90 / rv_half_deg)), 0, 1)) & (dth < rv_half_deg)
+    rv = (
+        (rad > r_epi)
+        & (rad <= r_epi + rv_depth * np.clip(np.cos(np.radians(dth * 90 / rv_half_deg)), 0, 1))
+        & (dth < rv_half_deg)
+    )
     lab[rv] = 3
     if lesion is not None:
         lo, hi, d0, d1 = lesion

@@ -33,7 +33,9 @@ def _ring_case(gain: dict[str, float], seg_gain: float = 0.0) -> Case:
         img = np.where(lab == 2, myo, img)
         data = np.repeat(img[None, None], 2, axis=0).repeat(3, axis=1).astype(np.float32)
         uid = f"1.2.{i}"
-        st = Stack(data, geo, np.arange(3) * 50.0, Role.OS_CMR, timepoint=tp, acquisition_time_s=float(i), series_uid=uid)
+        st = Stack(
+            data, geo, np.arange(3) * 50.0, Role.OS_CMR, timepoint=tp, acquisition_time_s=float(i), series_uid=uid
+        )
         series.append(Series(uid, st, Role.OS_CMR))
         masks[uid] = dataclasses.replace(st, data=labels.astype(np.float32), role=Role.MASK, units="label")
     return Case("T", tuple(series), masks=masks)

@@ -33,7 +33,9 @@ class TestScar:
         """A scar over the inner half of the wall reads ~50 % transmural."""
         lab = sax_labels(r_endo=14, r_epi=26, lesion=(60, 120, 0.0, 0.5))
         m = masks_from_labels(lab, PHANTOM)
-        r = quantify_scar(lge_image(lab, rng), m.myocardium, seg_map=segment_map(lab, "basal"), remote="darkest-segment")
+        r = quantify_scar(
+            lge_image(lab, rng), m.myocardium, seg_map=segment_map(lab, "basal"), remote="darkest-segment"
+        )
         assert 0.35 < r.transmurality[0] < 0.65
 
     def test_no_scar_case(self, rng):
@@ -43,7 +45,9 @@ class TestScar:
         myo = masks_from_labels(lab, PHANTOM).myocardium
         assert quantify_scar(img, myo, n_sd=5).percent_of_myocardium < 0.5
         assert quantify_scar(img, myo, method="fwhm").scar_px == 0
-        assert quantify_scar(img, myo, method="fwhm", fwhm_guard="none", min_area_mm2=0).scar_px > 0  # ill-posed unguarded
+        assert (
+            quantify_scar(img, myo, method="fwhm", fwhm_guard="none", min_area_mm2=0).scar_px > 0
+        )  # ill-posed unguarded
 
     def test_stack_and_min_area(self, rng):
         """A [slice, row, col] volume pools the remote; tiny components are dropped."""

@@ -114,7 +114,9 @@ def test_rotated_heatmap_same_segment_energy():
     rng = np.random.default_rng(0)
     hm = rng.random(lab.shape)
     seg, seg_r = segment_map(lab, "mid"), segment_map(np.rot90(lab), "mid")
-    np.testing.assert_allclose(segment_energy_fraction(hm, seg), segment_energy_fraction(np.rot90(hm), seg_r), atol=0.01)
+    np.testing.assert_allclose(
+        segment_energy_fraction(hm, seg), segment_energy_fraction(np.rot90(hm), seg_r), atol=0.01
+    )
     np.testing.assert_allclose(segment_mean(hm, seg)[6:12], segment_mean(np.rot90(hm), seg_r)[6:12], atol=0.02)
     assert np.isnan(segment_mean(hm, seg)[0])
 
@@ -123,7 +125,13 @@ def test_slice_levels_thirds():
     """Valid slices split in thirds base to apex; a cavity-free cap after them is the apex."""
     assert slice_levels(9) == ["basal"] * 3 + ["mid"] * 3 + ["apical"] * 3
     assert slice_levels(7, valid=[False] + [True] * 5 + [False], apex_cap=[False] * 6 + [True]) == [
-        "none", "basal", "basal", "mid", "mid", "apical", "apex"
+        "none",
+        "basal",
+        "basal",
+        "mid",
+        "mid",
+        "apical",
+        "apex",
     ]
 
 

@@ -45,7 +45,9 @@ def build_oracle(size: int = 32) -> keras.Model:
     return model
 
 
-def blob_image(size: int = 32, centre: tuple[int, int] = (8, 22), radius: float = 3.5, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+def blob_image(
+    size: int = 32, centre: tuple[int, int] = (8, 22), radius: float = 3.5, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A dark noisy image with one bright disc; returns (x float32 [H, W, 3], mask bool [H, W])."""
     rng = rng or np.random.default_rng(0)
     rr, cc = np.mgrid[0:size, 0:size]
@@ -54,5 +56,3 @@ def blob_image(size: int = 32, centre: tuple[int, int] = (8, 22), radius: float 
     img[mask] = 1.0
     x = np.repeat(img[..., None], 3, axis=-1).astype(np.float32)
     return x, mask
-
-

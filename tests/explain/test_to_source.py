@@ -39,5 +39,7 @@ def test_oracle_peak_back_on_lesion_pixel(oracle_model):
     assert src.array[d_mm <= 12.0].sum() / src.array.sum() > 0.6
     outside = np.ones((rows, cols), bool)
     grid = t.source_grid()
-    outside[int(np.ceil(grid[0].min())) : int(grid[0].max()) + 1, int(np.ceil(grid[1].min())) : int(grid[1].max()) + 1] = False
+    outside[
+        int(np.ceil(grid[0].min())) : int(grid[0].max()) + 1, int(np.ceil(grid[1].min())) : int(grid[1].max()) + 1
+    ] = False
     assert np.all(src.array[outside] == 0.0)

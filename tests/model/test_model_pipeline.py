@@ -228,14 +228,18 @@ def test_frame_jitter_slices_and_dataset(tmp_path) -> None:
     manifest = write_fake_manifest(tmp_path / "cohort", n_per_class=1)
     recs = read_manifest(manifest)
     spec = PreprocessSpec(input_size=16, crop_mm=80.0)
-    d = build_slices(recs, spec, loader=fake_loader, cache_dir=tmp_path / "cache", verbose=False, frame_offsets=[0, -1, 1])
+    d = build_slices(
+        recs, spec, loader=fake_loader, cache_dir=tmp_path / "cache", verbose=False, frame_offsets=[0, -1, 1]
+    )
     assert d.x_frames is not None and d.x_frames.shape == (len(d), 3, 16, 16, 3)
     np.testing.assert_array_equal(d.x_frames[:, 0], d.x)
-    for k, r in enumerate(recs):
+    for r in recs:
         pre = preprocess_case(fake_loader(r.path), spec, frame_offset=-1)
         np.testing.assert_array_equal(d.select([r.subject]).x_frames[:, 1], pre.x)
     # cached: a second call reads the same arrays back; plain calls still give x only
-    d2 = build_slices(recs, spec, loader=fake_loader, cache_dir=tmp_path / "cache", verbose=False, frame_offsets=[0, -1, 1])
+    d2 = build_slices(
+        recs, spec, loader=fake_loader, cache_dir=tmp_path / "cache", verbose=False, frame_offsets=[0, -1, 1]
+    )
     np.testing.assert_array_equal(d2.x_frames, d.x_frames)
     assert build_slices(recs, spec, loader=fake_loader, cache_dir=tmp_path / "cache", verbose=False).x_frames is None
     tf.random.set_seed(0)
