@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train on the end-systolic frame or one of its K neighbours each side, drawn per slice per epoch "
         "(validation, test and inference use the ES frame)",
     )
+    parser.add_argument(
+        "--lr-patience",
+        type=int,
+        default=0,
+        metavar="N",
+        help="multiply the learning rate by 0.3 after N epochs without a val-loss improvement (0: constant)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         head_lr=args.head_lr,
         conv_bn=args.conv_bn,
         frame_jitter=args.frame_jitter,
+        lr_patience=args.lr_patience,
         command=command_line(),
     )
     res = train(cfg)

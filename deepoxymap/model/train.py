@@ -80,6 +80,10 @@ class TrainConfig:
             neighbours on either side (cyclic), drawn at random per slice per
             epoch: same tissue, same label, new noise and a slightly different
             cardiac phase. Validation, test and inference use the ES frame only.
+
+        lr_patience: N > 0 multiplies the learning rate by 0.3 after N epochs
+            without a validation-loss improvement (Keras ``ReduceLROnPlateau``,
+            floor lr / 100); 0 keeps it constant.
     """
 
     manifest: Path
@@ -111,6 +115,7 @@ class TrainConfig:
     head_lr: float = 1e-3
     conv_bn: bool = False
     frame_jitter: int = 0
+    lr_patience: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -313,7 +318,7 @@ def train(
             epochs=done + n_ep,
             initial_epoch=done,
             class_weight=class_weight,
-            callbacks=[cb],
+            callbacks=[cb, *_plateau(cfg.lr_patience, lr)],
             verbose=0,
         )
         ran = len(h.history.get("loss", []))
@@ -405,9 +410,10 @@ def train(
             "split": split.to_dict(),
             "n_slices": {"train": len(tr), "val": len(va), "test": len(te)},
             "class_weight": {CLASSES[k]: v for k, v in class_weight.items()},
-            "optimizer": f"Adam(lr={cfg.lr})"
-            if not cfg.head_epochs
-            else f"Adam: head {cfg.head_lr}, then all {cfg.lr}",
+            "optimizer": (
+                f"Adam(lr={cfg.lr})" if not cfg.head_epochs else f"Adam: head {cfg.head_lr}, then all {cfg.lr}"
+            )
+            + (f"; lr x0.3 after {cfg.lr_patience} epochs without val-loss improvement" if cfg.lr_patience else ""),
             "phases": phases,
             "initialisation": (
                 "He-normal ReLU conv kernels, zero biases; logits kernel zero (uniform start)"
@@ -446,6 +452,15 @@ def train(
     write_card(model_path.with_suffix(".json"), card)
     say(f"saved {model_path} ({model_path.stat().st_size / 1e6:.1f} MB) and its card")
     return TrainResult(model_path=model_path, card=card, model=model, history=dict(hist.history))
+
+
+def _plateau(patience: int, lr: float) -> list[Any]:
+    """``[ReduceLROnPlateau]`` on val loss (factor 0.3, floor lr/100), or ``[]`` when ``patience`` is 0."""
+    if patience <= 0:
+        return []
+    import keras
+
+    return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=patience, min_lr=lr / 100)]
 
 
 def _ci(m: dict[str, Any]) -> str:

@@ -204,6 +204,7 @@ def test_conv_bn_training_saves_the_plain_graph(tmp_path) -> None:
         n_boot=20,
         cache_dir=tmp_path / "cache",
         conv_bn=True,
+        lr_patience=1,
     )
     res = train(cfg, loader=fake_loader, log=lambda s: None)
     loaded = load_model(res.model_path)
@@ -213,6 +214,7 @@ def test_conv_bn_training_saves_the_plain_graph(tmp_path) -> None:
     fold = card["training"]["batchnorm_folding"]
     assert fold["batchnorm_layers_folded"] == 2 and fold["max_abs_prob_change_on_test_slices"] < 1e-4
     assert "folded" in card["training"]["training_form"]
+    assert "x0.3 after 1 epochs" in card["training"]["optimizer"]
     with pytest.raises(ValueError, match="weights none"):
         train(dataclasses.replace(cfg, weights=str(tmp_path / "w.h5")), loader=fake_loader)
 
