@@ -240,7 +240,14 @@ def train(
     """
     import keras
 
-    from deepoxymap.model.architectures import ARCHS, build_conv_bn_model, build_model, fold_conv_bn
+    from deepoxymap.model.architectures import (
+        ARCHS,
+        BN_MOMENTUM,
+        HEAD_LAYERS,
+        build_conv_bn_model,
+        build_model,
+        fold_conv_bn,
+    )
 
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     t_start = time.perf_counter()
@@ -286,6 +293,11 @@ def train(
             seed=cfg.seed,
             zero_logits=True,
         )
+    if scratch:
+        # base BatchNorms (ResNet50, EfficientNetB0, conv-BN VGG19) track the weights closely: see BN_MOMENTUM
+        for layer in model.layers:
+            if type(layer).__name__ == "BatchNormalization" and layer.name not in HEAD_LAYERS:
+                layer.momentum = BN_MOMENTUM
     counts = np.bincount(tr.y, minlength=len(CLASSES)).astype(np.float64)
     class_weight = {
         k: float(len(tr) / (len(CLASSES) * counts[k])) if counts[k] > 0 else 0.0 for k in range(len(CLASSES))
