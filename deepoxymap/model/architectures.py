@@ -213,6 +213,20 @@ def he_init_convs(base: Any) -> int:
     return n
 
 
+def _head(features: Any, dense_units: int, dropout: float, n_classes: int, zero_logits: bool) -> Any:
+    """The classification head (layer names in :data:`HEAD_LAYERS`) on a base's output tensor; returns the probs tensor."""
+    import keras
+
+    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(features)
+    x = keras.layers.BatchNormalization(name="head_bn")(x)
+    x = keras.layers.Dropout(dropout, name="head_drop1")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
+    x = keras.layers.Dropout(dropout, name="head_drop2")(x)
+    x = keras.layers.Dense(n_classes, name="logits", kernel_initializer="zeros" if zero_logits else "glorot_uniform")(x)
+    out = keras.layers.Activation("softmax", name="probs")(x)
+    return out
+
+
 def build_model(
     arch: str = "vgg19",
     input_size: int = 96,
@@ -248,13 +262,7 @@ def build_model(
     base = build_base(info.name, input_size, weights)
     if weights is None or str(weights).lower() in ("none", "", "scratch"):
         he_init_convs(base)
-    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(base.output)
-    x = keras.layers.BatchNormalization(name="head_bn")(x)
-    x = keras.layers.Dropout(dropout, name="head_drop1")(x)
-    x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
-    x = keras.layers.Dropout(dropout, name="head_drop2")(x)
-    x = keras.layers.Dense(n_classes, name="logits", kernel_initializer="zeros" if zero_logits else "glorot_uniform")(x)
-    out = keras.layers.Activation("softmax", name="probs")(x)
+    out = _head(base.output, dense_units, dropout, n_classes, zero_logits)
     return keras.Model(base.input, out, name=f"deepoxymap_{info.name}")
 
 
@@ -317,13 +325,7 @@ def build_conv_bn_model(
             x = keras.layers.ReLU(name=f"{layer.name}_relu")(x)
         else:
             x = type(layer).from_config(cfg)(x)
-    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(x)
-    x = keras.layers.BatchNormalization(name="head_bn")(x)
-    x = keras.layers.Dropout(dropout, name="head_drop1")(x)
-    x = keras.layers.Dense(dense_units, activation="relu", name="head_dense")(x)
-    x = keras.layers.Dropout(dropout, name="head_drop2")(x)
-    x = keras.layers.Dense(n_classes, name="logits", kernel_initializer="zeros" if zero_logits else "glorot_uniform")(x)
-    out = keras.layers.Activation("softmax", name="probs")(x)
+    out = _head(x, dense_units, dropout, n_classes, zero_logits)
     return keras.Model(inp, out, name=f"deepoxymap_{info.name}_convbn")
 
 
