@@ -68,9 +68,8 @@ class TrainConfig:
         head_epochs: if > 0, phase 1 trains only the head (base frozen) for this
             many epochs at ``head_lr``; phase 2 then trains the whole network at
             ``lr`` for the remaining epochs. Best val-loss weights over both phases
-            are kept. (From scratch, the frozen base is the random He-initialised
-            VGG19: its pooled features already separate the phantom classes, and
-            end-to-end Adam from the start collapsed the features, see the card.)
+            are kept. (Session 1's shipped VGG19 came from phase 1 on a frozen random
+            base, because plain VGG19 collapsed end to end; ``conv_bn`` trains the base.)
         head_lr: phase-1 learning rate.
         conv_bn: train the plain-conv architecture (VGG19) in its conv-BN form
             (:func:`~deepoxymap.model.architectures.build_conv_bn_model`) and fold
