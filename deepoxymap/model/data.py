@@ -267,6 +267,11 @@ def make_dataset(
     With ``x_frames`` (``[n, J, H, W, 3]``, training only), every element draws
     one of its J frames at random each epoch instead of ``x`` (temporal jitter:
     the epoch keeps its size and cost).
+
+    Every random draw (frame pick, rotation, flip) is a stateless op keyed by a
+    per-element seed from ``tf.data.Dataset.random(seed)``, which yields a new
+    stream each epoch. The parallel maps therefore give the same batches for
+    the same ``seed`` in every run, whatever order their threads run in.
     """
     import tensorflow as tf
 
@@ -276,20 +281,27 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle:
         ds = ds.shuffle(len(first), seed=seed, reshuffle_each_iteration=True)
+    randomised = x_frames is not None or (augment is not None and augment.active)
+    if not randomised:
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # One int64 [2] key per element, a fresh stream per epoch.
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)
+    ds = tf.data.Dataset.zip((ds, keys)).map(lambda t, k: (*t, k))
     if x_frames is not None:
         n_j = int(x_frames.shape[1])
 
         def _pick(*t: Any) -> Any:
-            j = tf.random.uniform([], 0, n_j, dtype=tf.int32)
+            j = tf.random.stateless_uniform([], t[-1], 0, n_j, dtype=tf.int32)
             return (tf.gather(t[0], j), *t[1:])
 
-        ds = ds.map(_pick, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size)
-    if augment is not None and augment.active:
-        aug = augment
+    aug = augment if augment is not None and augment.active else None
 
-        def _aug(*t: Any) -> Any:
-            return (augment_batch(t[0], aug), *t[1:])
+    def _aug(*t: Any) -> Any:
+        # The batch's first key, offset so that it differs from the pick's key.
+        images = t[0] if aug is None else augment_batch(t[0], aug, seed=t[-1][0] + 2)
+        return (images, *t[1:-1])
 
-        ds = ds.map(_aug, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(_aug, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
