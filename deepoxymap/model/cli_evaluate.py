@@ -7,7 +7,11 @@ subjects, per-site results and per-subject probabilities), ``<out>/comparison.md
 Examples::
 
     deepoxymap evaluate --manifest data/study/manifest.csv --model assets/models/deepoxymap_vgg19.keras
-    deepoxymap evaluate --manifest data/study/manifest.csv --cv 5 --arch vgg19 --input-size 64 --epochs 10
+    deepoxymap evaluate --manifest data/study/manifest.csv --cv 5 --out data/cv_vgg19 \\
+        --arch vgg19 --conv-bn --frame-jitter 2 --input-size 96 --crop-mm 120 --epochs 45 --lr 3e-4 \\
+        --lr-patience 4 --batch-size 16 --patience 12 --augment rot20 --max-minutes 42
+
+(the CV options are ``train``'s recipe options, so a CV can run the shipped model's recipe.)
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from deepoxymap.model.cli_train import add_recipe_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,16 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--no-baseline", action="store_true", help="skip the phantom's trivial baseline")
-    cv = parser.add_argument_group("cross-validation (trains one model per fold)")
+    cv = parser.add_argument_group(
+        "cross-validation (trains one model per fold with the same recipe options as `deepoxymap train`)"
+    )
     cv.add_argument("--cv", type=int, default=0, help="number of stratified folds (0: no CV)")
-    cv.add_argument("--arch", default="vgg19", choices=["vgg19", "resnet50", "efficientnetb0"])
-    cv.add_argument("--weights", default="none")
-    cv.add_argument("--input-size", type=int, default=96)
-    cv.add_argument("--crop-mm", type=float, default=96.0)
-    cv.add_argument("--epochs", type=int, default=40)
-    cv.add_argument("--patience", type=int, default=8)
-    cv.add_argument("--max-minutes", type=float, default=None, help="per fold")
-    cv.add_argument("--augment", default="rot20")
+    add_recipe_arguments(cv)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,31 +66,9 @@ def run(args: argparse.Namespace) -> int:
         d = r["max_abs_diff_vs_card"]
         print(f"{r['name']}: {r['split']} n={r['metrics']['n']}; max |p - card| = {d if d is None else f'{d:.2e}'}")
     if args.cv:
-        from deepoxymap.model.architectures import ARCHS, resolve_weights
-        from deepoxymap.model.augment import AugmentSpec
-        from deepoxymap.model.preprocess import PreprocessSpec
-        from deepoxymap.model.train import TrainConfig, command_line
+        from deepoxymap.model.cli_train import config_from_args
 
-        w = resolve_weights(args.weights, args.arch)
-        info = ARCHS[args.arch]
-        spec = PreprocessSpec(
-            input_size=args.input_size,
-            crop_mm=args.crop_mm,
-            scaling=info.scratch_scaling if w is None else info.imagenet_scaling,
-        )
-        cfg = TrainConfig(
-            manifest=args.manifest,
-            arch=args.arch,
-            weights=str(args.weights),
-            spec=spec,
-            augment=AugmentSpec(args.augment),
-            epochs=args.epochs,
-            patience=args.patience,
-            max_minutes=args.max_minutes,
-            seed=args.seed,
-            cache_dir=args.cache_dir,
-            command=command_line(),
-        )
+        cfg = config_from_args(args)
         results.append(cross_validate(cfg, k=args.cv, out_dir=args.out / "cv_models", n_boot=args.n_boot))
     if not results:
         print("nothing to evaluate: pass --model PATH and/or --cv K")

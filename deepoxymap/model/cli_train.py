@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from deepoxymap.model.augment import PRESETS, AugmentSpec
 from deepoxymap.model.preprocess import CHANNELS, FRAME_RULES, SCALINGS, TIMEPOINTS, PreprocessSpec
+from deepoxymap.model.train import TrainConfig
 
 DEFAULTS = PreprocessSpec()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the sub-command's options."""
-    parser.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
+def add_recipe_arguments(parser: Any) -> None:
+    """Register the training recipe's options (shared with ``deepoxymap evaluate --cv``).
+
+    ``parser`` is an ``argparse.ArgumentParser`` or an argument group. Everything that decides
+    what a trained model is goes here, so a cross-validation runs exactly the recipe that
+    ``train`` runs.
+    """
     parser.add_argument(
         "--arch",
         default="vgg19",
@@ -32,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="'none' (from scratch), 'imagenet' (Keras download/cache ~/.keras/models) or a local weights file",
     )
-    parser.add_argument("--out", type=Path, default=Path("assets/models"), help="output folder")
-    parser.add_argument("--name", default=None, help="file stem (default deepoxymap_<arch>)")
     parser.add_argument("--input-size", type=int, default=DEFAULTS.input_size, help="model input, pixels")
     parser.add_argument("--crop-mm", type=float, default=DEFAULTS.crop_mm, help="LV-centred crop side, mm")
     parser.add_argument("--timepoint", default=DEFAULTS.timepoint, choices=TIMEPOINTS)
@@ -47,15 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--patience", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--protocol", default="holdout", choices=["holdout", "fold", "site"])
-    parser.add_argument("--fold", type=int, default=0)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--train-site", default=None)
-    parser.add_argument("--test-site", default=None)
-    parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock cap for fitting")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="default <manifest dir>/.cache")
-    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock cap for fitting (per model)")
     parser.add_argument(
         "--head-epochs", type=int, default=0, help="phase 1: train only the head (base frozen) for this many epochs"
     )
@@ -83,10 +79,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train and report."""
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the sub-command's options."""
+    parser.add_argument("--manifest", type=Path, required=True, help="cohort manifest CSV")
+    parser.add_argument("--out", type=Path, default=Path("assets/models"), help="output folder")
+    parser.add_argument("--name", default=None, help="file stem (default deepoxymap_<arch>)")
+    add_recipe_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--protocol", default="holdout", choices=["holdout", "fold", "site"])
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--train-site", default=None)
+    parser.add_argument("--test-site", default=None)
+    parser.add_argument("--cache-dir", type=Path, default=None, help="default <manifest dir>/.cache")
+    parser.add_argument("--n-boot", type=int, default=1000)
+
+
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
+    """The :class:`TrainConfig` that the recipe options in ``args`` describe.
+
+    Resolves the weights first, so an offline ``--weights imagenet`` or a missing file fails
+    fast. ``overrides`` replace config fields (e.g. ``out``, ``name``, ``protocol``).
+    """
     from deepoxymap.model.architectures import ARCHS, resolve_weights
-    from deepoxymap.model.train import TrainConfig, command_line, train
+    from deepoxymap.model.train import command_line
 
     info = ARCHS[args.arch]
     weights = resolve_weights(args.weights, args.arch)  # fails fast (offline ImageNet, missing file)
@@ -99,33 +115,44 @@ def run(args: argparse.Namespace) -> int:
         channels=args.channels,
         scaling=scaling,
     )
-    cfg = TrainConfig(
-        manifest=args.manifest,
-        arch=args.arch,
-        weights=str(args.weights),
+    fields: dict[str, Any] = {
+        "manifest": args.manifest,
+        "arch": args.arch,
+        "weights": str(args.weights),
+        "spec": spec,
+        "augment": AugmentSpec(args.augment),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "patience": args.patience,
+        "seed": args.seed,
+        "max_minutes": args.max_minutes,
+        "cache_dir": args.cache_dir,
+        "n_boot": args.n_boot,
+        "head_epochs": args.head_epochs,
+        "head_lr": args.head_lr,
+        "conv_bn": args.conv_bn,
+        "frame_jitter": args.frame_jitter,
+        "lr_patience": args.lr_patience,
+        "command": command_line(),
+    }
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and report."""
+    from deepoxymap.model.train import train
+
+    cfg = config_from_args(
+        args,
         out=args.out,
         name=args.name,
-        spec=spec,
-        augment=AugmentSpec(args.augment),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        patience=args.patience,
-        seed=args.seed,
         protocol=args.protocol,
         fold=args.fold,
         folds=args.folds,
         train_site=args.train_site,
         test_site=args.test_site,
-        max_minutes=args.max_minutes,
-        cache_dir=args.cache_dir,
-        n_boot=args.n_boot,
-        head_epochs=args.head_epochs,
-        head_lr=args.head_lr,
-        conv_bn=args.conv_bn,
-        frame_jitter=args.frame_jitter,
-        lr_patience=args.lr_patience,
-        command=command_line(),
     )
     res = train(cfg)
     m = res.card["metrics"]["test"]

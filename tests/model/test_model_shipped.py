@@ -17,6 +17,7 @@ from deepoxymap import CLASSES
 from deepoxymap.config import Settings
 
 MODEL = Settings().model_path
+SHIPPED_CARD = Path(__file__).resolve().parents[2] / "assets" / "models" / "deepoxymap_vgg19.json"
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,30 @@ def test_shipped_model_classifies_every_demo_case(shipped, demo_dir: Path) -> No
         assert n >= 1 and pred.slice_probs.shape == (n, 4)
         assert np.allclose(pred.slice_probs.sum(axis=1), 1.0, atol=1e-4)
         assert pred.call in CLASSES
+
+
+def test_cv_runs_the_shipped_training_recipe() -> None:
+    """``evaluate --cv`` accepts the shipped card's training options and builds the same config as ``train``.
+
+    Only where the models go and which split they train on may differ: a CV that silently
+    dropped --conv-bn or --frame-jitter would evaluate another recipe than the one shipped.
+    """
+    import dataclasses
+    import shlex
+
+    from deepoxymap.cli import build_parser
+    from deepoxymap.model.cli_train import config_from_args
+
+    card = json.loads(SHIPPED_CARD.read_text())
+    argv = shlex.split(card["training"]["command"])[1:]
+    assert argv[0] == "train" and "--conv-bn" in argv and "--frame-jitter" in argv
+    parser = build_parser()
+    tr = config_from_args(parser.parse_args(argv))
+    i = argv.index("--out")
+    cv_argv = ["evaluate", "--cv", "5", *argv[1:i], *argv[i + 2 :]]
+    cv = config_from_args(parser.parse_args(cv_argv))
+    neutral = {"out": None, "name": None, "command": ""}
+    assert dataclasses.replace(tr, **neutral) == dataclasses.replace(cv, **neutral)
+    assert cv.conv_bn and cv.frame_jitter == 2 and cv.lr_patience == 4 and cv.spec.crop_mm == 120.0
+    # the recipe the card records is the one these options build
+    assert card["training"]["config"]["lr"] == cv.lr and card["training"]["config"]["batch_size"] == cv.batch_size
