@@ -29,12 +29,12 @@ from numpy.typing import NDArray
 from deepoxymap.errors import CaseError, GeometryError
 
 __all__ = [
-    "Role",
-    "Geometry",
-    "Stack",
-    "Series",
     "Case",
+    "Geometry",
+    "Role",
+    "Series",
     "SliceMatch",
+    "Stack",
     "match_slices",
     "nearest_slice",
     "resample_slice",
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """What a series is for. Inferred from DICOM attributes, overridable by the user."""
 
     OS_CMR = "os-cmr"
