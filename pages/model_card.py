@@ -36,6 +36,8 @@ with card_col:
                 st.dataframe(sec["test"], hide_index=True, key="model_test")
                 if sec["note"]:
                     st.caption(sec["note"])
+                if sec["reproduction"]:
+                    st.caption(sec["reproduction"])
             if sec["confusion"]:
                 st.plotly_chart(
                     figures.confusion_figure(sec["confusion"], card.get("classes") or []),

@@ -180,6 +180,36 @@ def card_brief_ui(model_path: Path | None = None, *, link: bool = True) -> None:
         st.page_link("pages/model_card.py", label="Full model card", icon=":material/memory:")
 
 
+def reproduction_statement(card: dict[str, Any]) -> str | None:
+    """One sentence on the card's recorded re-run of its training command, or ``None`` if it has none.
+
+    Reads ``training.reproduction.test`` (``accuracy`` and ``macro_auc`` as ``[value, [lo, hi]]``)
+    and says whether each falls inside the card's own 95% CI, computed here from the card's
+    ``metrics.test`` rather than taken from the card's own wording.
+    """
+    rep = (card.get("training") or {}).get("reproduction")
+    if not isinstance(rep, dict) or not isinstance(rep.get("test"), dict):
+        return None
+    test = (card.get("metrics") or {}).get("test") or {}
+    parts, inside = [], []
+    for key, label in (("accuracy", "accuracy"), ("macro_auc", "macro AUC")):
+        got, ref = rep["test"].get(key), test.get(key)
+        if not (isinstance(got, (list, tuple)) and got and isinstance(got[0], (int, float))):
+            continue
+        v = float(got[0])
+        parts.append(f"{label} {v:.2f}")
+        ci = ref.get("ci") if isinstance(ref, dict) else None
+        if isinstance(ci, (list, tuple)) and len(ci) == 2:
+            inside.append(ci[0] <= v <= ci[1])
+    if not parts:
+        return None
+    verdict = ""
+    if inside:
+        verdict = "; inside this card's 95% CIs" if all(inside) else "; NOT inside this card's 95% CIs for every metric"
+    when = f" ({rep['date']})" if rep.get("date") else ""
+    return f"Re-running the training command from a fresh clone{when} gave {', '.join(parts)}{verdict}."
+
+
 def card_sections(card: dict[str, Any]) -> dict[str, Any]:
     """The card arranged for the Model page: overview, training, preprocessing and test-metric tables."""
     import pandas as pd
@@ -236,6 +266,7 @@ def card_sections(card: dict[str, Any]) -> dict[str, Any]:
         "test": pd.DataFrame(rows),
         "confusion": test.get("confusion"),
         "command": tr.get("command"),
+        "reproduction": reproduction_statement(card),
         "note": (card.get("metrics") or {}).get("note") if isinstance(card.get("metrics"), dict) else None,
     }
 

@@ -93,6 +93,12 @@ def test_page_with_demo_case(page: str, label: str, demo_cases: dict[str, Case])
         assert any(t.startswith("ΔSI %") for t in _titles(at)), "no OS response map"
     if page == "classify" and settings().model_path.is_file():
         assert at.metric, "no case-level call"
+    if page == "model" and settings().model_path.is_file():
+        from deepoxymap.ui.modelinfo import reproduction_statement
+
+        rep = reproduction_statement(json.loads(settings().model_card_path.read_text()))
+        if rep:  # the card's recorded re-run is shown under the test metrics
+            assert rep in _texts(at)
 
 
 # ---------------------------------------------------------------------------

@@ -83,3 +83,30 @@ def test_series_rows_have_no_identifiers_and_roles_can_change() -> None:
     t2 = case.first(Role.T2_MAP)
     rebuilt, _ = core.with_roles(case, list(case.series), {t2.uid: Role.T1_MAP})
     assert len(rebuilt.by_role(Role.T1_MAP)) == 2 and rebuilt.masks
+
+
+def test_reproduction_statement_checks_the_card_cis() -> None:
+    """The Model page's re-run sentence: inside/outside is computed from the card's own CIs."""
+    import json
+    from pathlib import Path
+
+    from deepoxymap.ui.modelinfo import card_sections, reproduction_statement
+
+    card = {
+        "metrics": {
+            "test": {"accuracy": {"value": 0.5, "ci": [0.4, 0.7]}, "macro_auc": {"value": 0.8, "ci": [0.7, 0.9]}}
+        },
+        "training": {
+            "reproduction": {
+                "date": "2026-11-24",
+                "test": {"accuracy": [0.6, [0.4, 0.8]], "macro_auc": [0.85, [0.8, 0.9]]},
+            }
+        },
+    }
+    s = reproduction_statement(card)
+    assert s is not None and "accuracy 0.60" in s and "macro AUC 0.85" in s and "inside this card's 95% CIs" in s
+    card["training"]["reproduction"]["test"]["accuracy"] = [0.75, [0.6, 0.9]]
+    assert "NOT inside" in reproduction_statement(card)
+    assert reproduction_statement({"training": {}}) is None
+    shipped = json.loads((Path(__file__).resolve().parents[2] / "assets/models/deepoxymap_vgg19.json").read_text())
+    assert "inside this card's 95% CIs" in card_sections(shipped)["reproduction"]
