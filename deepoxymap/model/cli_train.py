@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepoxymap.model.augment import PRESETS, AugmentSpec
 from deepoxymap.model.preprocess import CHANNELS, FRAME_RULES, SCALINGS, TIMEPOINTS, PreprocessSpec
-from deepoxymap.model.train import TrainConfig
+
+if TYPE_CHECKING:
+    from deepoxymap.model.train import TrainConfig
 
 DEFAULTS = PreprocessSpec()
 
@@ -102,7 +104,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     fast. ``overrides`` replace config fields (e.g. ``out``, ``name``, ``protocol``).
     """
     from deepoxymap.model.architectures import ARCHS, resolve_weights
-    from deepoxymap.model.train import command_line
+    from deepoxymap.model.train import TrainConfig, command_line
 
     info = ARCHS[args.arch]
     weights = resolve_weights(args.weights, args.arch)  # fails fast (offline ImageNet, missing file)

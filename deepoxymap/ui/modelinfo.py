@@ -183,9 +183,9 @@ def card_brief_ui(model_path: Path | None = None, *, link: bool = True) -> None:
 def reproduction_statement(card: dict[str, Any]) -> str | None:
     """One sentence on the card's recorded re-run of its training command, or ``None`` if it has none.
 
-    Reads ``training.reproduction.test`` (``accuracy`` and ``macro_auc`` as ``[value, [lo, hi]]``)
-    and says whether each falls inside the card's own 95% CI, computed here from the card's
-    ``metrics.test`` rather than taken from the card's own wording.
+    Reads ``training.reproduction.test`` (metrics in the card's own ``{"value", "ci"}`` form)
+    and says whether each value falls inside the card's ``metrics.test`` 95% CI, computed here
+    rather than taken from the card's wording.
     """
     rep = (card.get("training") or {}).get("reproduction")
     if not isinstance(rep, dict) or not isinstance(rep.get("test"), dict):
@@ -193,11 +193,11 @@ def reproduction_statement(card: dict[str, Any]) -> str | None:
     test = (card.get("metrics") or {}).get("test") or {}
     parts, inside = [], []
     for key, label in (("accuracy", "accuracy"), ("macro_auc", "macro AUC")):
-        got, ref = rep["test"].get(key), test.get(key)
-        if not (isinstance(got, (list, tuple)) and got and isinstance(got[0], (int, float))):
+        v = _value(rep["test"].get(key))
+        if v is None:
             continue
-        v = float(got[0])
         parts.append(f"{label} {v:.2f}")
+        ref = test.get(key)
         ci = ref.get("ci") if isinstance(ref, dict) else None
         if isinstance(ci, (list, tuple)) and len(ci) == 2:
             inside.append(ci[0] <= v <= ci[1])

@@ -99,13 +99,16 @@ def test_reproduction_statement_checks_the_card_cis() -> None:
         "training": {
             "reproduction": {
                 "date": "2026-11-24",
-                "test": {"accuracy": [0.6, [0.4, 0.8]], "macro_auc": [0.85, [0.8, 0.9]]},
+                "test": {
+                    "accuracy": {"value": 0.6, "ci": [0.4, 0.8]},
+                    "macro_auc": {"value": 0.85, "ci": [0.8, 0.9]},
+                },
             }
         },
     }
     s = reproduction_statement(card)
     assert s is not None and "accuracy 0.60" in s and "macro AUC 0.85" in s and "inside this card's 95% CIs" in s
-    card["training"]["reproduction"]["test"]["accuracy"] = [0.75, [0.6, 0.9]]
+    card["training"]["reproduction"]["test"]["accuracy"] = {"value": 0.75, "ci": [0.6, 0.9]}
     assert "NOT inside" in reproduction_statement(card)
     assert reproduction_statement({"training": {}}) is None
     shipped = json.loads((Path(__file__).resolve().parents[2] / "assets/models/deepoxymap_vgg19.json").read_text())
