@@ -130,7 +130,7 @@ def _load_dicom_and_nifti(entries: list[Entry], cfg: Settings, result: LoadResul
     try:
         series, problems = dicom.assemble(headers)
     except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
-        series, problems = [], [dicom._Problem("upload", CaseError(f"DICOM assembly failed: {exc}"), "error")]
+        series, problems = [], [dicom.DicomProblem("upload", CaseError(f"DICOM assembly failed: {exc}"), "error")]
     result.series.extend(series)
     result.issues.extend(_issue(p.source, p.error, p.severity) for p in problems)
     if nifti_entries:

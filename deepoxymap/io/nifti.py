@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from deepoxymap.case import Geometry, Role, Series, Stack, sort_base_to_apex
+from deepoxymap.case import Geometry, Role, Series, Stack, robust_window, sort_base_to_apex
 from deepoxymap.config import Settings
 from deepoxymap.errors import DeepOxyMapError, NiftiReadError
 from deepoxymap.io.roles import RoleEvidence, infer_role
@@ -208,8 +208,6 @@ def _series(
         window = (hi / 2.0, max(hi, 1.0))
         units = "label"
     else:
-        from deepoxymap.io.dicom import robust_window
-
         window = robust_window(fdata)
         units = ""
     stack = Stack(fdata, geom, trig, role=role, units=units, series_uid=uid, description=description, window=window)

@@ -54,16 +54,24 @@ class Entry:
         """All bytes of the entry."""
         if self.data is not None:
             return self.data
-        assert self.path is not None
-        return self.path.read_bytes()
+        return self._require_path().read_bytes()
 
     def head(self, n: int = 512) -> bytes:
         """The first ``n`` bytes (cheap for files on disk)."""
         if self.data is not None:
             return self.data[:n]
-        assert self.path is not None
-        with self.path.open("rb") as fh:
+        with self._require_path().open("rb") as fh:
             return fh.read(n)
+
+    def _require_path(self) -> Path:
+        """The path of an entry that holds no bytes.
+
+        Raises:
+            DeepOxyMapError: the entry has neither bytes nor a path.
+        """
+        if self.path is None:
+            raise DeepOxyMapError("entry has neither bytes nor a path on disk", source=self.name)
+        return self.path
 
 
 @dataclass
