@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the audit and print the summary table."""
-    from deepoxymap.audit import AuditConfig, run_audit
+    from deepoxymap.audit import AuditConfig, audit_manifest, write_audit
+    from deepoxymap.model.loading import load_model
 
     cfg = AuditConfig(
         methods=tuple(args.methods),
@@ -67,16 +68,16 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[{done}/{total}] {message} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
 
-    res = run_audit(
+    res = audit_manifest(
         args.manifest,
-        args.out,
-        model_path=args.model,
+        load_model(args.model),
+        cfg,
         subjects=args.subjects,
         validation=args.validation,
         thresholds=thresholds,
-        config=cfg,
         progress=progress,
     )
+    write_audit(res, args.out)
     print(res.markdown)
     print(f"wrote {len(res.files)} files to {args.out}", file=sys.stderr)
     return 0

@@ -35,9 +35,11 @@ __all__ = [
     "Series",
     "SliceMatch",
     "Stack",
+    "Truth",
     "match_slices",
     "nearest_slice",
     "resample_slice",
+    "robust_window",
     "sort_base_to_apex",
 ]
 
@@ -317,6 +319,42 @@ class Series:
 
 
 @dataclass(frozen=True, eq=False)
+class Truth:
+    """Ground truth that came with a case (a generated subject, or a real one with annotations).
+
+    Attributes:
+        subtype: class sub-phenotype (``"transmural"``, ``"HCM"``...; ``""`` if unknown).
+        levels: AHA level of every slice of the OS-CMR stack, base -> apex
+            (``basal``, ``mid``, ``apical``, ``apex``, or other tags); empty if unknown.
+        es_frame: the end-systolic cine frame index, or ``None``.
+        edema_masks: full edema extent per series uid, bool ``[slice, rows, cols]``
+            (OS-CMR series: end-systolic frame).
+        annotated: ``(slice, frame)`` pairs a reader annotated (manual contours).
+        myocardium_frames: those of :attr:`annotated` with a myocardium label.
+        record: the generator's or annotator's full record, verbatim (JSON-ready,
+            e.g. the phantom's ``truth.json``: anatomy, series, segments, OS response).
+    """
+
+    subtype: str = ""
+    levels: tuple[str, ...] = ()
+    es_frame: int | None = None
+    edema_masks: Mapping[str, NDArray[np.bool_]] = field(default_factory=dict)
+    annotated: tuple[tuple[int, int], ...] = ()
+    myocardium_frames: tuple[tuple[int, int], ...] = ()
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.subtype
+            or self.levels
+            or self.es_frame is not None
+            or self.edema_masks
+            or self.annotated
+            or self.record
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class Case:
     """One subject's exam.
 
@@ -325,7 +363,7 @@ class Case:
         series: every loaded series, any role.
         label: ground-truth class name if known (``healthy``, ``ischemic``,
             ``non-ischemic``, ``edema``).
-        truth: ground-truth metadata (phantom parameters, lesion segments...).
+        truth: ground truth that came with the case (:class:`Truth`; empty if none).
         masks: label-map stacks keyed by the series uid they lie on
             (values: 0 background, 1 LV blood, 2 myocardium, 3 RV, 4 scar, 5 edema, ...).
     """
@@ -333,7 +371,7 @@ class Case:
     case_id: str
     series: tuple[Series, ...] = ()
     label: str | None = None
-    truth: Mapping[str, Any] = field(default_factory=dict)
+    truth: Truth = field(default_factory=Truth)
     masks: Mapping[str, Stack] = field(default_factory=dict)
 
     def by_role(self, role: Role) -> list[Series]:
@@ -477,3 +515,31 @@ def sort_base_to_apex(geometry: Geometry, *, apex_direction: NDArray[Any] | None
     n = geometry.normal
     sign = np.sign(float(n @ d)) or 1.0
     return [int(i) for i in np.argsort(sign * geometry.slice_positions, kind="stable")]
+
+
+# ---------------------------------------------------------------------------
+# display windowing
+# ---------------------------------------------------------------------------
+
+
+def robust_window(data: NDArray[Any]) -> tuple[float, float]:
+    """Default display window of an image array from its 1st-99th percentile (on at most ~250k samples).
+
+    Used for stacks whose files carry no WindowCenter/WindowWidth (DICOM) and
+    for every non-label NIfTI stack. Non-finite values are ignored.
+
+    Args:
+        data: any shape, e.g. ``Stack.data`` float32 ``[slice, frame, row, col]``.
+
+    Returns:
+        ``(centre, width)`` in the units of ``data``, with width >= 1e-3;
+        ``(0.0, 1.0)`` when there is no finite value.
+    """
+    flat = np.asarray(data).reshape(-1)
+    step = max(1, flat.size // 250_000)
+    sample = flat[::step]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return (0.0, 1.0)
+    lo, hi = np.percentile(sample, [1.0, 99.0])
+    return (float(lo + hi) / 2.0, max(float(hi - lo), 1e-3))

@@ -65,3 +65,11 @@ class WeightsUnavailableError(ModelLoadError):
 
 class ExplainError(DeepOxyMapError):
     """A feature map could not be computed (bad layer, bad class...)."""
+
+
+class Unavailable(DeepOxyMapError):
+    """What a view or command needs is not there yet (no model file, no mask, no OS-CMR series).
+
+    The message says what is needed and how to get it; the app shows it as information,
+    not as a failure.
+    """

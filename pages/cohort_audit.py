@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from deepoxymap.ui import audit_view, core, figures, state, widgets
+from deepoxymap.ui import audit_view, figures, loading, state, widgets
 
 widgets.show_flash()
 st.title("Cohort audit")
@@ -96,6 +96,6 @@ with widgets.guard("show the per-case table"):
     if st.button("Open in Feature maps", key="audit_open", disabled=not selected, icon=":material/layers:"):
         row = result.rows[selected[0]]
         with widgets.guard(f"open case {row.subject}"), st.spinner(f"Loading {row.subject}…"):
-            state.set_case(core.load_subject(row.path, row.label), f"cohort:{row.subject}")
+            state.set_case(loading.load_record(row), f"cohort:{row.subject}")
             state.flash(f"Opened cohort case `{row.subject}` (reference class {row.label}).")
             st.switch_page(widgets.PAGE_FEATURES)

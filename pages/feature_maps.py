@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from deepoxymap.ui import analysis, featureview, figures, modelinfo, segments, widgets
-from deepoxymap.ui.core import Missing
+from deepoxymap.errors import Unavailable
+from deepoxymap.ui import analysis, featureview, figures, modelinfo, segment_view, widgets
 
 widgets.show_flash()
 st.title("Feature maps")
@@ -16,7 +16,7 @@ widgets.case_caption(lc)
 model = None
 try:
     model = modelinfo.loaded_model()
-except Missing as exc:
+except Unavailable as exc:
     st.info(f"{exc} The LGE/T1/T2 panels below work without it.", icon=":material/extension:")
 except Exception as exc:  # noqa: BLE001 - a bad model must not break the panels
     st.error(f"The classifier could not be loaded ({exc}); the LGE/T1/T2 panels below work without it.")
@@ -44,9 +44,9 @@ if model is not None and ctl.method is not None:
     ):
         cams = analysis.all_cams(lc, ctl.method, ctl.layer, ctl.target)
 try:
-    seg = segments.segment_values(lc, ref_stack, cams, key=ctl.cam_key, tau=ctl.threshold)
+    seg = segment_view.segment_values(lc, ref_stack, cams, key=ctl.cam_key, tau=ctl.threshold)
     if cams is not None:
-        agr = segments.agreement(lc, cams, key=ctl.cam_key, tau=ctl.threshold, method=ctl.method or "")
+        agr = segment_view.agreement(lc, cams, key=ctl.cam_key, tau=ctl.threshold, method=ctl.method or "")
 except Exception as exc:  # noqa: BLE001 - shown in its section below
     seg_err = exc
 tables = {"per segment": seg.table if seg else None, "agreement": agr.table if agr else None}
@@ -78,7 +78,7 @@ with widgets.guard("compute the per-segment values"):
 
 st.subheader("Agreement with the reference lesion")
 with widgets.guard("compute the agreement"):
-    if isinstance(seg_err, Missing):
+    if isinstance(seg_err, Unavailable):
         st.caption("Needs the same label map (see above).")
     elif seg_err is not None:
         raise seg_err

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from deepoxymap import io
 from deepoxymap.case import Role
-from deepoxymap.ui import core, state, widgets
+from deepoxymap.ui import loading, state, widgets
 
 widgets.show_flash()
 st.title("Load case")
@@ -22,14 +23,14 @@ with upload_tab:
     )
     if files and st.button(f"Load {len(files)} file(s)", type="primary", key="load_go", icon=":material/input:"):
         with widgets.guard("read the uploaded files"), st.status("Reading files…", expanded=False) as status:
-            result = core.load_sources([(f.name, f.getvalue()) for f in files])
+            result = loading.load_sources([(f.name, f.getvalue()) for f in files])
             series = list(result.series)
             if not series:
                 status.update(label="No usable images found", state="error")
                 st.error("None of the uploaded files contained a usable image series. See the load report below.")
                 st.session_state[state.LOAD_ISSUES] = list(result.issues)
             else:
-                case = core.build_case(series, core.upload_case_id(series))
+                case = io.build_case(series, loading.upload_case_id(series))
                 state.set_case(case, "upload", series=series, issues=list(result.issues))
                 status.update(
                     label=f"Loaded {len(series)} series ({len(result.issues)} file(s) skipped)", state="complete"
@@ -48,7 +49,7 @@ if loaded is not None:
     series = st.session_state.get(state.SERIES) or list(loaded.case.series)
     st.subheader("Series found")
     st.caption("Patient identifiers are never shown. Change a role if the automatic rule got it wrong, then apply.")
-    table = pd.DataFrame(core.series_rows(series))
+    table = pd.DataFrame(loading.series_rows(series))
     st.dataframe(table.drop(columns=["uid"]), hide_index=True, width="stretch", key="load_series_table")
     with st.expander("Change a series' role", expanded=False):
         labels = [r.label for r in Role]
@@ -57,10 +58,10 @@ if loaded is not None:
             name = f"{i + 1}. {row['description'] or 'series'} · {row['size (rows x cols)']} · {row['slices x frames']}"
             new = st.selectbox(name, labels, index=labels.index(row["role"]), key=f"load_role_{i}")
             if new != row["role"]:
-                changed[row["uid"]] = core.ROLE_BY_LABEL[new]
+                changed[row["uid"]] = loading.ROLE_BY_LABEL[new]
         if st.button("Apply role changes", key="load_apply_roles", disabled=not changed, icon=":material/check:"):
             with widgets.guard("apply the role changes"):
-                case, new_series = core.with_roles(loaded.case, series, changed)
+                case, new_series = loading.with_roles(loaded.case, series, changed)
                 state.replace_case(case, new_series)
                 for j in range(len(table)):
                     st.session_state.pop(f"load_role_{j}", None)

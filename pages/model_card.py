@@ -7,9 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from deepoxymap.config import settings
-from deepoxymap.errors import DeepOxyMapError
+from deepoxymap.errors import DeepOxyMapError, Unavailable
 from deepoxymap.ui import figures, modelinfo, state, widgets
-from deepoxymap.ui.core import Missing
 
 widgets.show_flash()
 st.title("Model")
@@ -71,7 +70,7 @@ with side:
         try:
             with st.spinner("Loading and validating…"):
                 modelinfo.loaded_model(candidate)
-        except (Missing, DeepOxyMapError) as exc:
+        except (Unavailable, DeepOxyMapError) as exc:
             st.error(f"This model cannot be used, so the current model stays: {exc}")
         except Exception as exc:  # noqa: BLE001 - whatever the file is, the page must go on
             st.error(

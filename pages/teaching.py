@@ -46,11 +46,7 @@ with widgets.guard("start the quiz"):
             truth = lc.case.label or "unknown"
             (st.success if q.last_correct else st.error)(
                 f"You said **{q.last_answer}**; the reference class is **{truth}**"
-                + (
-                    f" ({lc.case.truth.get('subtype')})"
-                    if isinstance(lc.case.truth, dict) and lc.case.truth.get("subtype")
-                    else ""
-                )
+                + (f" ({lc.case.truth.subtype})" if lc.case.truth.subtype else "")
                 + "."
             )
             if st.button("Next case", type="primary", key="quiz_next", icon=":material/skip_next:"):

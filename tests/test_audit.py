@@ -130,7 +130,8 @@ def test_scar_quantification_on_phantom_lge(demo_cohort):
 def test_audit_on_demo_phantom(demo_cohort, tmp_path):
     """End to end on a tiny model: thresholds from validation, tables, bullseyes, plotly data, progress."""
     keras = pytest.importorskip("keras")
-    from deepoxymap.audit import AuditConfig, run_audit
+    from deepoxymap import CLASSES
+    from deepoxymap.audit import AuditConfig, audit_manifest, write_audit
     from deepoxymap.model.preprocess import PreprocessSpec
 
     spec = PreprocessSpec(input_size=48, crop_mm=96.0)
@@ -144,10 +145,9 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
     model = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(x))
     loaded = SimpleNamespace(model=model, card={}, spec=spec)
     calls = []
-    res = run_audit(
+    res = audit_manifest(
         demo_cohort / "manifest.csv",
-        tmp_path / "audit",
-        loaded=loaded,
+        loaded,
         subjects=["SUBJECT001", "SUBJECT003", "SUBJECT004"],
         validation=["SUBJECT002"],
         config=AuditConfig(
@@ -155,6 +155,12 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
         ),
         progress=lambda d, t, m: calls.append((d, t)),
     )
+    assert not (tmp_path / "audit").exists()  # the run is in memory; writing is separate
+    assert res.subjects == ["SUBJECT001", "SUBJECT003", "SUBJECT004"]
+    assert res.probabilities.shape == (3, 4) and np.allclose(res.probabilities.sum(axis=1), 1.0, atol=1e-4)
+    assert res.calls == [CLASSES[int(i)] for i in res.probabilities.argmax(axis=1)]
+    assert res.labels == [r["class"] for r in res.per_case[:: 2 * 2 + 1]]
+    write_audit(res, tmp_path / "audit")
     assert calls[-1][0] == calls[-1][1] == 5
     assert len(res.per_case) == 3 * (2 * 2 + 1)
     assert set(res.thresholds) == {"gradcam|c2", "gradcam|c1", "layercam|c2", "layercam|c1", "smoothgrad|input"}

@@ -36,7 +36,16 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
-__all__ = ["LVLocation", "find_lv", "find_lv_center", "find_lv_center_cine", "lv_cavity_area_mm2"]
+from deepoxymap.case import Stack
+
+__all__ = [
+    "LVLocation",
+    "find_lv",
+    "find_lv_center",
+    "find_lv_center_cine",
+    "find_lv_centers",
+    "lv_cavity_area_mm2",
+]
 
 
 @dataclass(frozen=True)
@@ -273,3 +282,13 @@ def find_lv_center_cine(
         return (locs[0].row, locs[0].col)
     med = np.median(np.asarray(good), axis=0)
     return (float(med[0]), float(med[1]))
+
+
+def find_lv_centers(stack: Stack) -> list[tuple[float, float]]:
+    """LV centre ``(row, col)`` in pixels of every slice of a cine stack (:func:`find_lv_center_cine` per slice).
+
+    The one entry point for localising a stack: callers that need the centres
+    of a stack call this once and share the result.
+    """
+    ps = stack.geometry.pixel_spacing
+    return [find_lv_center_cine(stack.data[k], ps) for k in range(stack.n_slices)]

@@ -25,11 +25,14 @@ from numpy.typing import NDArray
 __all__ = [
     "CINEMYOPS",
     "EMIDEC",
+    "LESION_OF_CLASS",
     "PHANTOM",
     "SCHEMES",
     "LabelScheme",
     "Masks",
     "labels_from_stack",
+    "lesion_kind",
+    "lesion_mask",
     "masks_from_labels",
     "myocardium_from_contours",
     "polygon_mask",
@@ -89,6 +92,36 @@ class Masks:
     def lesion_free(self) -> NDArray[np.bool_]:
         """Myocardium without scar and edema."""
         return self.myocardium & ~self.scar & ~self.edema
+
+
+LESION_OF_CLASS: dict[str, str] = {"ischemic": "scar", "non-ischemic": "scar", "edema": "edema", "healthy": "none"}
+"""Reference lesion per class: LGE scar, the T2 oedematous zone, or none (healthy)."""
+
+
+def lesion_kind(label: str | None) -> str:
+    """``"scar"``, ``"edema"`` or ``"none"`` for a known class; ``"any"`` (scar or edema) when the class is unknown."""
+    return LESION_OF_CLASS.get(str(label or ""), "any")
+
+
+def lesion_mask(masks: Masks, kind: str) -> NDArray[np.bool_]:
+    """THE reference lesion: what the audit scores and the Feature-maps outline draws.
+
+    Args:
+        masks: structure masks of one slice (or a stack).
+        kind: from :func:`lesion_kind`: ``"scar"`` (LGE scar incl. MVO), ``"edema"``
+            (the whole oedematous zone on T2: edema plus scar), ``"none"`` (empty) or
+            ``"any"`` (scar or edema, for a case of unknown class).
+
+    Returns:
+        bool mask, the shape of ``masks``.
+    """
+    if kind == "scar":
+        return masks.scar.copy()
+    if kind in ("edema", "any"):
+        return masks.edema | masks.scar
+    if kind == "none":
+        return np.zeros(masks.myocardium.shape, dtype=bool)
+    raise ValueError(f"unknown lesion kind {kind!r}")
 
 
 def _isin(labels: NDArray[Any], values: Sequence[int]) -> NDArray[np.bool_]:

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deepoxymap.cardiac.masks import PHANTOM, masks_from_labels
+from deepoxymap.cardiac.phase import end_systolic_frame
 from deepoxymap.cardiac.segments import segment_map, segment_mean, slice_levels
 from deepoxymap.case import Case, Stack
 from deepoxymap.errors import CaseError
@@ -68,16 +69,6 @@ def _labels(case: Case, stack: Stack, slice_index: int, frame: int) -> NDArray[n
     return np.rint(mask.data[slice_index, f]).astype(np.int64)
 
 
-def _es_frame(stack: Stack) -> int:
-    """End-systolic frame by the classifier's own rule (consensus smallest cavity)."""
-    from deepoxymap.cardiac.localize import find_lv_center_cine
-    from deepoxymap.model.preprocess import PreprocessSpec, select_frames
-
-    ps = stack.geometry.pixel_spacing
-    centers = [find_lv_center_cine(stack.data[k], ps) for k in range(stack.n_slices)]
-    return int(select_frames(stack, PreprocessSpec(), centers)[0])
-
-
 def os_response(
     case: Case,
     reference: str = "baseline",
@@ -117,7 +108,7 @@ def os_response(
     if not 0 <= slice_index < ref.n_slices:
         raise CaseError(f"slice {slice_index} out of range (0..{ref.n_slices - 1})")
     k = slice_index
-    f = _es_frame(ref) if frame is None else int(frame)
+    f = end_systolic_frame(ref) if frame is None else int(frame)
     f_t = min(f, tgt.n_frames - 1)
     f = min(f, ref.n_frames - 1)
     a = ref.data[k, f].astype(np.float64)

@@ -367,7 +367,7 @@ METHODS: dict[str, MethodInfo] = {
 """The method registry, keyed by the name :func:`explain` accepts."""
 
 
-def _check_method(method: str) -> str:
+def check_method(method: str) -> str:
     m = method.lower().replace("_", "").replace("-", "")
     aliases = {
         "gradcam": "gradcam",
@@ -484,7 +484,7 @@ def explain_batch(
     Raises:
         ExplainError: unknown method or layer, bad target class or input shape.
     """
-    name = _check_method(method)
+    name = check_method(method)
     return explain_methods(
         model, inputs, (name,), target_class, layer, class_names=class_names, align=align, max_n=max_n,
         batch_size=batch_size, smooth_samples=smooth_samples, smooth_noise=smooth_noise, seed=seed,
@@ -515,7 +515,7 @@ def explain_methods(
     Returns:
         ``{method: [Heatmap per input]}`` keyed by the canonical method names.
     """
-    names = [_check_method(m) for m in methods]
+    names = [check_method(m) for m in methods]
     x = _as_batch(model, inputs)
     n = x.shape[0]
     layer_name = layer or default_layer(model)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from deepoxymap.case import Case, Role, Series, Stack
+from deepoxymap.case import Case, Role, Series, Stack, Truth
 from deepoxymap.errors import CaseError
 
 __all__ = [
@@ -158,8 +158,8 @@ def sunnybrook_case(root: str | Path, patient: str = "SCD0000101") -> Case:
     Returns:
         ``Case(case_id=patient)`` with the one cine series (12 slices x 20
         frames for SCD0000101) and ``masks[cine.uid]`` the contour label stack;
-        ``truth["annotated"]`` lists the annotated ``(slice, frame)`` pairs and
-        ``truth["myocardium_frames"]`` those with a myocardium label.
+        ``truth.annotated`` lists the annotated ``(slice, frame)`` pairs and
+        ``truth.myocardium_frames`` those with a myocardium label.
 
     Raises:
         CaseError: the folders are missing or the DICOM did not load as one series.
@@ -183,10 +183,9 @@ def sunnybrook_case(root: str | Path, patient: str = "SCD0000101") -> Case:
     if cine.role != Role.CINE:
         cine = cine.with_role(Role.CINE, "Sunnybrook cine (set by sunnybrook_case)")
     mask = load_sunnybrook_contours(cdir, cine)
-    truth = {
-        "source": "Sunnybrook Cardiac Data (CC0)",
-        "labels": {"1": "LV blood pool", "2": "LV myocardium"},
-        "annotated": annotated_frames(mask),
-        "myocardium_frames": annotated_frames(mask, 2),
-    }
+    truth = Truth(
+        annotated=tuple(annotated_frames(mask)),
+        myocardium_frames=tuple(annotated_frames(mask, 2)),
+        record={"source": "Sunnybrook Cardiac Data (CC0)", "labels": {"1": "LV blood pool", "2": "LV myocardium"}},
+    )
     return Case(case_id=patient, series=(cine,), truth=truth, masks={cine.uid: dataclasses.replace(mask)})

@@ -1,8 +1,7 @@
 """``deepoxymap predict PATH``: per-slice probabilities and the case call.
 
-PATH is a case folder, DICOM files or a zip. A phantom subject folder (with
-``truth/``) is read with ``deepoxymap.phantom.load_subject``; anything else with
-``deepoxymap.io.load`` + ``build_case``.
+PATH is a case folder, DICOM files or a zip, read by :func:`deepoxymap.cohort.load_paths`
+(a phantom subject folder with its ground truth).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import sys
 from pathlib import Path
 
 from deepoxymap.case import Case
-from deepoxymap.errors import CaseError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,19 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_any_case(paths: list[Path]) -> Case:
-    """A phantom subject folder via ``phantom.load_subject``, else ``io.load`` + ``io.build_case``."""
-    if len(paths) == 1 and paths[0].is_dir() and (paths[0] / "truth").is_dir():
-        from deepoxymap.phantom import load_subject
+    """:func:`deepoxymap.cohort.load_paths`, with the reader's issues as warnings on stderr."""
+    from deepoxymap.cohort import load_paths
 
-        return load_subject(paths[0])
-    from deepoxymap.io import build_case, load
-
-    res = load([str(p) for p in paths])
-    for issue in res.issues:
-        print(f"warning: {issue.file}: {issue.message}", file=sys.stderr)
-    if not res.series:
-        raise CaseError("no readable image series", source=", ".join(map(str, paths)))
-    return build_case(res.series, paths[0].stem)
+    case, issues = load_paths(paths)
+    for text in issues:
+        print(f"warning: {text}", file=sys.stderr)
+    return case
 
 
 def run(args: argparse.Namespace) -> int:

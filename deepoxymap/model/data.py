@@ -1,8 +1,7 @@
 """Cohort manifests -> slice tensors (via the shared preprocessing) -> ``tf.data`` pipelines.
 
-A manifest is a CSV with columns ``subject,class,subtype,site,field_strength,path``
-(path relative to the manifest's folder; see docs/CONTRACTS.md). Each subject's
-case is loaded (``deepoxymap.phantom.load_subject`` by default) and turned into
+A manifest is read by :func:`deepoxymap.cohort.read_manifest` (see docs/CONTRACTS.md). Each subject's
+case is loaded (:func:`deepoxymap.cohort.load_case` by default) and turned into
 slices by :func:`deepoxymap.model.preprocess.preprocess_case`, the same
 function inference uses. Results are cached per subject under
 ``<cache_dir>/<spec digest>/<subject>.npz`` so repeated runs (folds,
@@ -12,7 +11,6 @@ only while the subject folder's files (paths, sizes, mtimes) are unchanged.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import sys
@@ -27,48 +25,16 @@ from numpy.typing import NDArray
 
 from deepoxymap import CLASSES
 from deepoxymap.case import Case
-from deepoxymap.errors import CaseError
+from deepoxymap.cohort import SubjectRecord, load_case
 from deepoxymap.model.augment import AugmentSpec, augment_batch
 from deepoxymap.model.preprocess import PreprocessSpec, preprocess_case
 
 __all__ = [
     "SliceData",
-    "SubjectRecord",
     "build_slices",
     "make_dataset",
-    "manifest_sha256",
-    "read_manifest",
     "subject_signature",
 ]
-
-REQUIRED = ("subject", "class", "path")
-
-
-@dataclass(frozen=True)
-class SubjectRecord:
-    """One manifest row.
-
-    Attributes:
-        subject: subject id (unique).
-        label: class name (one of ``deepoxymap.CLASSES``).
-        path: absolute path of the subject folder.
-        site: acquisition site (``""`` if absent).
-        subtype: class sub-phenotype (``""`` if absent).
-        field_strength: tesla (NaN if absent).
-    """
-
-    subject: str
-    label: str
-    path: Path
-    site: str = ""
-    subtype: str = ""
-    field_strength: float = float("nan")
-
-    @property
-    def y(self) -> int:
-        """Class index."""
-        return CLASSES.index(self.label)
-
 
 @dataclass(frozen=True, eq=False)
 class SliceData:
@@ -106,55 +72,6 @@ class SliceData:
         return int(self.x.shape[0])
 
 
-def read_manifest(path: str | os.PathLike[str]) -> list[SubjectRecord]:
-    """Parse a cohort manifest (see module doc).
-
-    Raises:
-        CaseError: missing file or columns, unknown class, duplicate subject.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise CaseError("manifest not found", source=str(p), hint="generate one with `deepoxymap generate --out DIR`")
-    with p.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise CaseError("manifest is empty", source=str(p))
-    missing = [c for c in REQUIRED if c not in rows[0]]
-    if missing:
-        raise CaseError(f"manifest lacks columns {missing}", source=str(p))
-    out: list[SubjectRecord] = []
-    seen: set[str] = set()
-    for r in rows:
-        if r["class"] not in CLASSES:
-            raise CaseError(f"unknown class {r['class']!r} for subject {r['subject']}", source=str(p))
-        if r["subject"] in seen:
-            raise CaseError(f"duplicate subject {r['subject']}", source=str(p))
-        seen.add(r["subject"])
-        fs = r.get("field_strength") or "nan"
-        out.append(
-            SubjectRecord(
-                subject=r["subject"],
-                label=r["class"],
-                path=(p.parent / r["path"]).resolve(),
-                site=r.get("site", "") or "",
-                subtype=r.get("subtype", "") or "",
-                field_strength=float(fs),
-            )
-        )
-    return out
-
-
-def manifest_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of the manifest file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _default_loader(path: Path) -> Case:
-    from deepoxymap.phantom import load_subject
-
-    return load_subject(path)
-
-
 def subject_signature(path: str | os.PathLike[str]) -> str:
     """sha1 of every file's relative path, size and mtime under a subject folder (cache validity)."""
     root = Path(path)
@@ -181,14 +98,13 @@ def build_slices(
     Args:
         records: manifest rows.
         spec: the preprocessing spec.
-        loader: ``path -> Case`` (default ``deepoxymap.phantom.load_subject``).
+        loader: ``path -> Case`` (default: :func:`deepoxymap.cohort.load_case` of the record).
         cache_dir: cache root; ``None`` disables caching.
         frame_offsets: frame offsets from the end-systolic frame to prepare as
             well (``preprocess_case(..., frame_offset=o)``); when it holds more
             than ``0``, :attr:`SliceData.x_frames` stacks them in this order.
             ``x`` is always offset 0 (what inference sees).
     """
-    load = loader or _default_loader
     offsets = [int(o) for o in frame_offsets]
     if 0 not in offsets:
         offsets = [0, *offsets]
@@ -219,7 +135,7 @@ def build_slices(
             if hit is not None:
                 x, si = hit
             else:
-                case = case if case is not None else load(rec.path)
+                case = case if case is not None else (loader(rec.path) if loader else load_case(rec))
                 pre = preprocess_case(case, spec, frame_offset=o)
                 x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
                 if cf is not None:

@@ -26,7 +26,8 @@ import numpy as np
 
 from deepoxymap import CLASSES
 from deepoxymap.case import Case
-from deepoxymap.model.data import SubjectRecord, build_slices, read_manifest
+from deepoxymap.cohort import SubjectRecord, read_manifest
+from deepoxymap.model.data import build_slices
 from deepoxymap.model.metrics import aggregate_cases, bootstrap_metrics, roc_points
 
 __all__ = [

@@ -19,7 +19,7 @@ from deepoxymap.case import Case
 from deepoxymap.model.loading import LoadedModel
 from deepoxymap.model.preprocess import Preprocessed, preprocess_case
 
-__all__ = ["CasePrediction", "predict_array", "predict_case"]
+__all__ = ["CasePrediction", "predict", "predict_array", "predict_case"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,19 +81,20 @@ def predict_array(model: Any, x: NDArray[np.float32], batch_size: int = 32) -> N
     return np.concatenate(outs).astype(np.float32) if outs else np.zeros((0, int(model.output_shape[-1])), np.float32)
 
 
-def predict_case(loaded: LoadedModel, case: Case, *, mc_samples: int = 0, seed: int = 0) -> CasePrediction:
-    """Per-slice probabilities and the case call.
+def predict(
+    loaded: LoadedModel, pre: Preprocessed, *, case_id: str = "", mc_samples: int = 0, seed: int = 0
+) -> CasePrediction:
+    """Per-slice probabilities and the case call of an already preprocessed case.
 
     Args:
         loaded: from :func:`deepoxymap.model.load_model`.
-        case: a loaded case with OS-CMR series (or a cine, see preprocessing fallbacks).
+        pre: ``preprocess_case(case, loaded.spec)`` (computed once and shared with
+            the feature maps and the reference masks).
+        case_id: recorded in the result.
         mc_samples: if > 0, MC-dropout samples; the probabilities are then the
             MC mean and ``mc_std`` / ``mc_entropy`` are filled.
-
-    Raises:
-        CaseError: the case has nothing to classify.
+        seed: MC-dropout seed.
     """
-    pre = preprocess_case(case, loaded.spec)
     std = ent = None
     if mc_samples > 0:
         from deepoxymap.model.architectures import mc_dropout_predict
@@ -104,7 +105,7 @@ def predict_case(loaded: LoadedModel, case: Case, *, mc_samples: int = 0, seed: 
     case_probs = probs.mean(axis=0).astype(np.float32)
     call = loaded.classes[int(np.argmax(case_probs))]
     return CasePrediction(
-        case_id=case.case_id,
+        case_id=case_id,
         classes=loaded.classes,
         slice_probs=probs,
         case_probs=case_probs,
@@ -114,3 +115,13 @@ def predict_case(loaded: LoadedModel, case: Case, *, mc_samples: int = 0, seed: 
         mc_entropy=ent,
         notes=list(pre.notes),
     )
+
+
+def predict_case(loaded: LoadedModel, case: Case, *, mc_samples: int = 0, seed: int = 0) -> CasePrediction:
+    """:func:`predict` after ``preprocess_case(case, loaded.spec)`` (for callers that hold only the case).
+
+    Raises:
+        CaseError: the case has nothing to classify.
+    """
+    pre = preprocess_case(case, loaded.spec)
+    return predict(loaded, pre, case_id=case.case_id, mc_samples=mc_samples, seed=seed)

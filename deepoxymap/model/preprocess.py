@@ -44,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
-from deepoxymap.cardiac.localize import find_lv_center_cine, lv_cavity_area_mm2
+from deepoxymap.cardiac.localize import find_lv_centers
+from deepoxymap.cardiac.phase import FRAME_RULES, end_systolic_frames
 from deepoxymap.case import Case, Role, Stack
 from deepoxymap.errors import CaseError
 
@@ -63,13 +64,12 @@ __all__ = [
     "crop_slice",
     "preprocess_case",
     "scale_unit",
-    "select_frame",
     "select_frames",
     "select_stack",
 ]
 
 TIMEPOINTS = ("baseline", "hv-end", "bh-start", "bh-end")
-FRAME_RULES = ("min-cavity", "trigger-fraction")
+
 CHANNELS = ("grey", "dynamics")
 SCALINGS = ("zscore", "caffe", "raw255")
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -268,63 +268,9 @@ def select_stack(case: Case, timepoint: str) -> tuple[Stack, str | None, list[st
     )
 
 
-def cavity_curve(stack: Stack, slice_index: int, center: tuple[float, float]) -> NDArray[np.float64]:
-    """LV blood-pool area (mm^2) of every frame of one slice, ``[n_frames]`` (NaN where not found)."""
-    ps = stack.geometry.pixel_spacing
-    a = np.array([lv_cavity_area_mm2(stack.data[slice_index, f], ps, center) for f in range(stack.n_frames)])
-    a[a <= 0] = np.nan
-    return a
-
-
-def _drop_leaks(curve: NDArray[np.float64], factor: float = 1.6) -> NDArray[np.float64]:
-    """NaN where a frame's area exceeds ``factor`` x the slice's median (the threshold leaked out of the LV)."""
-    c = np.array(curve, dtype=np.float64)
-    if np.any(np.isfinite(c)):
-        med = float(np.nanmedian(c))
-        c[c > factor * med] = np.nan
-    return c
-
-
-def select_frames(stack: Stack, spec: PreprocessSpec, centers: list[tuple[float, float]]) -> list[int]:
-    """The end-systolic frame of every slice per ``spec.frame_rule``.
-
-    ``"min-cavity"``: every slice's cavity-area curve (frames whose area
-    exceeds 1.6 x the slice's median are dropped: the threshold leaked out of
-    the LV) is divided by its own maximum and the curves are averaged over slices; the frame of the smallest
-    mean is end-systole for all slices (one heart, one cardiac cycle: a
-    consensus is far more robust than each small apical cavity alone).
-    ``"trigger-fraction"``: per slice, the frame nearest ``es_fraction`` x RR.
-    """
-    n = stack.n_frames
-    if n == 1:
-        return [0] * stack.n_slices
-    if spec.frame_rule == "trigger-fraction":
-        out: list[int] = []
-        for k in range(stack.n_slices):
-            tt = stack.trigger_times[k]
-            step = float(np.median(np.diff(tt))) if np.all(np.isfinite(tt)) else float("nan")
-            if np.isfinite(step) and step > 0:
-                out.append(int(np.argmin(np.abs(tt - spec.es_fraction * (float(tt.max()) + step)))))
-            else:
-                out.append(select_frame(stack, k, spec, centers[k]))
-        return out
-    curves = [_drop_leaks(cavity_curve(stack, k, centers[k])) for k in range(stack.n_slices)]
-    norm = [c / np.nanmax(c) for c in curves if np.any(np.isfinite(c))]
-    if not norm:
-        return [0] * stack.n_slices
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(np.stack(norm), axis=0)
-    if not np.any(np.isfinite(mean)):
-        return [0] * stack.n_slices
-    return [int(np.nanargmin(mean))] * stack.n_slices
-
-
-def select_frame(stack: Stack, slice_index: int, spec: PreprocessSpec, center: tuple[float, float]) -> int:
-    """The end-systolic frame of ONE slice alone (smallest cavity of that slice; see :func:`select_frames`)."""
-    if stack.n_frames == 1:
-        return 0
-    a = cavity_curve(stack, slice_index, center)
-    return int(np.nanargmin(a)) if np.any(np.isfinite(a)) else 0
+def select_frames(stack: Stack, spec: PreprocessSpec, centers: Sequence[tuple[float, float]]) -> list[int]:
+    """The end-systolic frame of every slice per ``spec.frame_rule`` (:func:`deepoxymap.cardiac.phase.end_systolic_frames`)."""
+    return end_systolic_frames(stack, centers, rule=spec.frame_rule, es_fraction=spec.es_fraction)
 
 
 def crop_slice(
@@ -412,7 +358,7 @@ def preprocess_case(case: Case, spec: PreprocessSpec, *, frame_offset: int = 0) 
     xs: list[NDArray[np.float32]] = []
     transforms: list[CropTransform] = []
     frames: list[int] = []
-    centers = [find_lv_center_cine(stack.data[k], ps) for k in range(stack.n_slices)]
+    centers = find_lv_centers(stack)
     chosen = select_frames(stack, spec, centers)
     for k in range(stack.n_slices):
         center, f = centers[k], (chosen[k] + int(frame_offset)) % stack.n_frames

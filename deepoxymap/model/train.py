@@ -29,9 +29,10 @@ import numpy as np
 
 from deepoxymap import CLASSES, __version__
 from deepoxymap.case import Case
+from deepoxymap.cohort import SubjectRecord, manifest_sha256, read_manifest
 from deepoxymap.model.augment import AugmentSpec
 from deepoxymap.model.card import library_versions, sha256_file, write_card
-from deepoxymap.model.data import SliceData, SubjectRecord, build_slices, make_dataset, manifest_sha256, read_manifest
+from deepoxymap.model.data import SliceData, build_slices, make_dataset
 from deepoxymap.model.metrics import aggregate_cases, bootstrap_metrics
 from deepoxymap.model.preprocess import PreprocessSpec
 from deepoxymap.model.splits import Split, assert_disjoint, holdout_split, kfold_splits, site_split

@@ -16,7 +16,7 @@ in :mod:`.cli`, :mod:`.realism`, :mod:`.difficulty`.
 from __future__ import annotations
 
 from deepoxymap.phantom.generate import cohort_plan, generate_cohort, generate_subject, write_manifest
-from deepoxymap.phantom.load import load_subject, read_edema_masks, read_labels, read_manifest, read_truth
+from deepoxymap.phantom.load import load_subject, read_edema_masks, read_labels, read_truth, truth_of
 from deepoxymap.phantom.params import COHORTS, DEMO, STUDY, CohortSpec, PhantomParams
 
 __all__ = [
@@ -31,7 +31,7 @@ __all__ = [
     "load_subject",
     "read_edema_masks",
     "read_labels",
-    "read_manifest",
     "read_truth",
+    "truth_of",
     "write_manifest",
 ]

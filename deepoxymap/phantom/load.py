@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from deepoxymap.case import Case, Role, Stack
+from deepoxymap.case import Case, Role, Stack, Truth
 from deepoxymap.errors import PhantomError
 
 
@@ -32,16 +32,6 @@ def read_labels(subject_dir: Path | str) -> dict[str, NDArray[Any]]:
         return {k: z[k] for k in z.files}
 
 
-def read_manifest(cohort_dir: Path | str) -> list[dict[str, str]]:
-    """Rows of ``manifest.csv`` (``path`` made absolute)."""
-    root = Path(cohort_dir)
-    with (root / "manifest.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        r["path"] = str((root / r["path"]).resolve())
-    return rows
-
-
 def load_subject(subject_dir: Path | str) -> Case:
     """Load a generated subject as a :class:`~deepoxymap.case.Case` with its ground truth.
 
@@ -49,8 +39,9 @@ def load_subject(subject_dir: Path | str) -> Case:
     time points and base->apex order are the reader's. Masks are
     ``Stack(role=MASK, units="label")`` on each series' grid keyed by series uid:
     for OS-CMR series every cine frame has its label map (``[slice, frame, row, col]``),
-    for LGE/T1/T2 one frame. ``Case.truth`` is ``truth.json`` plus
-    ``"edema_masks"``: uid -> bool ``[slice, row, col]`` (full edema extent).
+    for LGE/T1/T2 one frame. ``Case.truth`` is a :class:`~deepoxymap.case.Truth`:
+    ``record`` is ``truth.json``, ``edema_masks`` uid -> bool ``[slice, row, col]``
+    (full edema extent).
 
     Raises:
         PhantomError: the folder is not a generated subject or the reader
@@ -87,15 +78,25 @@ def load_subject(subject_dir: Path | str) -> Case:
             description=f"ground truth labels of {s.stack.description}",
         )
         edema[s.uid] = labels[s.uid + "__edema"].astype(bool)
-    t = dict(truth)
-    t["edema_masks"] = edema
-    return dataclasses.replace(case, label=truth["class"], truth=t, masks=masks)
+    return dataclasses.replace(case, label=truth["class"], truth=truth_of(truth, edema), masks=masks)
+
+
+def truth_of(record: Mapping[str, Any], edema_masks: Mapping[str, NDArray[np.bool_]] | None = None) -> Truth:
+    """The typed :class:`~deepoxymap.case.Truth` of a generated subject's ``truth.json`` record."""
+    es = record.get("es_frame")
+    return Truth(
+        subtype=str(record.get("subtype") or ""),
+        levels=tuple(str(v) for v in record.get("levels", ())),
+        es_frame=int(es) if isinstance(es, (int, float)) else None,
+        edema_masks=dict(edema_masks or {}),
+        record=dict(record),
+    )
 
 
 def read_edema_masks(subject_dir: Path | str) -> dict[str, NDArray[np.bool_]]:
     """Full edema extent per series uid: bool ``[slice, row, col]`` (OS series: end-systolic frame).
 
-    The same arrays as ``load_subject(...).truth["edema_masks"]``, without reading DICOM.
+    The same arrays as ``load_subject(...).truth.edema_masks``, without reading DICOM.
     """
     labels = read_labels(subject_dir)
     return {k.removesuffix("__edema"): v.astype(bool) for k, v in labels.items() if k.endswith("__edema")}

@@ -15,32 +15,53 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from deepoxymap import CLASSES
-from deepoxymap.case import Case, Role, Stack, nearest_slice, resample_slice
+from deepoxymap import CLASSES, compare
+from deepoxymap.case import Case, Role, Stack
+from deepoxymap.compare import PANEL_ROLES, Panel
 from deepoxymap.config import settings
-from deepoxymap.errors import GeometryError
+from deepoxymap.errors import Unavailable
+from deepoxymap.explain.methods import METHODS, conv_layer_names, default_layer, explain_batch, feature_maps
+from deepoxymap.model.loading import LoadedModel
+from deepoxymap.model.predict import CasePrediction
+from deepoxymap.model.predict import predict as predict_pre
+from deepoxymap.model.preprocess import Preprocessed, preprocess_case
 from deepoxymap.ui import modelinfo, state
-from deepoxymap.ui.core import Missing, need, need_any
+
+__all__ = [
+    "PANEL_ROLES",
+    "Panel",
+    "PredictionView",
+    "SliceCam",
+    "all_cams",
+    "cam",
+    "case_has_lesion_masks",
+    "class_names",
+    "layers",
+    "method_uses_layer",
+    "methods",
+    "panel",
+    "predict",
+    "preprocessed",
+    "raw_feature_maps",
+    "reference_lesion",
+    "reference_stack",
+    "view_box",
+]
 
 # ---------------------------------------------------------------------------
 # model, input, prediction
 # ---------------------------------------------------------------------------
 
 
-def class_names(loaded: Any) -> list[str]:
+def class_names(loaded: LoadedModel) -> list[str]:
     """Output class names of a loaded model (``loaded.classes``, else :data:`deepoxymap.CLASSES`)."""
     names = getattr(loaded, "classes", None)
     return [str(c) for c in names] if names else list(CLASSES)
 
 
-def preprocessed(lc: state.LoadedCase, loaded: Any) -> Any:
-    """``preprocess_case(case, loaded.spec)`` once per case and model."""
-    pre_fn = need("deepoxymap.model.preprocess", "preprocess_case", "Preprocessing for the classifier")
-    spec = getattr(loaded, "spec", None)
-    if spec is None:
-        spec_cls = need("deepoxymap.model.preprocess", "PreprocessSpec", "Preprocessing for the classifier")
-        spec = spec_cls()
-    return state.cached(lc.token, ("pre", modelinfo.model_key()), lambda: pre_fn(lc.case, spec))
+def preprocessed(lc: state.LoadedCase, loaded: LoadedModel) -> Preprocessed:
+    """``preprocess_case(case, loaded.spec)`` once per case and model: prediction, CAMs and reference masks share it."""
+    return state.cached(lc.token, ("pre", modelinfo.model_key()), lambda: preprocess_case(lc.case, loaded.spec))
 
 
 @dataclass(frozen=True)
@@ -71,7 +92,7 @@ class PredictionView:
     raw: Any = None
 
 
-def _view(pred: Any, classes: list[str]) -> PredictionView:
+def _view(pred: CasePrediction, classes: list[str]) -> PredictionView:
     """Reshape a ``CasePrediction`` for display (no new numbers beyond a mean over slices)."""
     classes = list(getattr(pred, "classes", None) or classes)
     sp = np.asarray(pred.slice_probs, dtype=float)
@@ -110,15 +131,10 @@ def _view(pred: Any, classes: list[str]) -> PredictionView:
 def predict(lc: state.LoadedCase, *, mc_samples: int = 0) -> PredictionView:
     """The model's call on the case (``mc_samples`` > 0: MC-dropout), once per case/model/setting."""
     loaded = modelinfo.loaded_model()
-    predict_case = need_any(
-        [("deepoxymap.model", "predict_case"), ("deepoxymap.model.predict", "predict_case")], "Classification"
-    )
 
     def run() -> PredictionView:
-        kwargs: dict[str, Any] = {}
-        if mc_samples:
-            kwargs["mc_samples"] = int(mc_samples)
-        pred = predict_case(loaded, lc.case, **kwargs)
+        pre = preprocessed(lc, loaded)
+        pred = predict_pre(loaded, pre, case_id=lc.case.case_id, mc_samples=int(mc_samples))
         return _view(pred, class_names(loaded))
 
     return state.cached(lc.token, ("pred", modelinfo.model_key(), int(mc_samples)), run)
@@ -141,21 +157,18 @@ def last_prediction(lc: state.LoadedCase) -> PredictionView | None:
 
 def methods() -> dict[str, str]:
     """``{registry name: display label}`` of the CAM methods."""
-    reg = need("deepoxymap.explain", "METHODS", "Feature maps (class activation maps)")
-    return {k: getattr(v, "label", k) for k, v in reg.items()}
+    return {k: v.label for k, v in METHODS.items()}
 
 
 def method_uses_layer(method: str) -> bool:
     """Whether a method takes a convolutional layer."""
-    reg = need("deepoxymap.explain", "METHODS", "Feature maps")
-    return bool(getattr(reg.get(method), "uses_layer", True))
+    spec = METHODS.get(method)
+    return bool(spec.uses_layer) if spec is not None else True
 
 
-def layers(loaded: Any) -> tuple[list[str], str]:
+def layers(loaded: LoadedModel) -> tuple[list[str], str]:
     """Convolutional layer names (last first is not assumed) and the default layer."""
-    names = need("deepoxymap.explain", "conv_layer_names", "Feature maps")(loaded.model)
-    default = need("deepoxymap.explain", "default_layer", "Feature maps")(loaded.model)
-    return list(names), str(default)
+    return list(conv_layer_names(loaded.model)), str(default_layer(loaded.model))
 
 
 @dataclass(frozen=True)
@@ -177,37 +190,36 @@ class SliceCam:
     raw: NDArray[np.float32] | None
 
 
-def cam(lc: state.LoadedCase, row: int, method: str, layer: str | None, target: int | None) -> SliceCam:
-    """The CAM of row ``row`` of the preprocessed input, mapped onto the OS-CMR grid (cached)."""
+def all_cams(lc: state.LoadedCase, method: str, layer: str | None, target: int | None) -> list[SliceCam]:
+    """CAMs of every slice, mapped onto the OS-CMR grid: one batched call per (method, layer, target), cached."""
     loaded = modelinfo.loaded_model()
-    pre = preprocessed(lc, loaded)
-    explain = need("deepoxymap.explain", "explain", "Feature maps")
     layer_key = layer if method_uses_layer(method) else None
 
-    def run() -> SliceCam:
-        h = explain(loaded.model, pre.x[row], method=method, target_class=target, layer=layer_key)
-        src = h.to_source(pre.transforms[row])
-        return SliceCam(src.array, h.array, h.class_name, h.probabilities, h.raw)
+    def run() -> list[SliceCam]:
+        pre = preprocessed(lc, loaded)
+        hms = explain_batch(loaded.model, pre.x, method, target, layer_key)
+        out = []
+        for h, t in zip(hms, pre.transforms, strict=True):
+            src = h.to_source(t)
+            out.append(SliceCam(src.array, h.array, h.class_name, h.probabilities, h.raw))
+        return out
 
-    return state.cached(lc.token, ("cam", modelinfo.model_key(), method, layer_key, target, row), run)
+    return state.cached(lc.token, ("cams", modelinfo.model_key(), method, layer_key, target), run)
 
 
-def all_cams(lc: state.LoadedCase, method: str, layer: str | None, target: int | None) -> list[SliceCam]:
-    """CAMs of every slice (for bullseyes and agreement)."""
-    loaded = modelinfo.loaded_model()
-    pre = preprocessed(lc, loaded)
-    return [cam(lc, i, method, layer, target) for i in range(pre.x.shape[0])]
+def cam(lc: state.LoadedCase, row: int, method: str, layer: str | None, target: int | None) -> SliceCam:
+    """The CAM of row ``row`` of the preprocessed input, on the OS-CMR grid (from :func:`all_cams`)."""
+    return all_cams(lc, method, layer, target)[row]
 
 
 def raw_feature_maps(lc: state.LoadedCase, row: int, layer: str | None, top_k: int = 8) -> Any:
     """The ``top_k`` most active channels of a layer for one slice (cached)."""
     loaded = modelinfo.loaded_model()
     pre = preprocessed(lc, loaded)
-    fm = need("deepoxymap.explain", "feature_maps", "Raw feature maps")
     return state.cached(
         lc.token,
         ("fmaps", modelinfo.model_key(), layer, top_k, row),
-        lambda: fm(loaded.model, pre.x[row], layer=layer, top_k=top_k),
+        lambda: feature_maps(loaded.model, pre.x[row], layer=layer, top_k=top_k),
     )
 
 
@@ -215,60 +227,13 @@ def raw_feature_maps(lc: state.LoadedCase, row: int, layer: str | None, top_k: i
 # slice-matched panels (LGE / T1 / T2 onto the OS-CMR grid)
 # ---------------------------------------------------------------------------
 
-PANEL_ROLES = (Role.LGE, Role.T1_MAP, Role.T2_MAP)
-
-
-@dataclass(frozen=True)
-class Panel:
-    """One series resampled onto an OS-CMR slice.
-
-    Attributes:
-        role: LGE, T1 map or T2 map.
-        image: float32 ``[R, C]`` on the OS-CMR grid, or ``None`` when not matched.
-        other_index: matched slice of that series.
-        distance_mm: distance between the planes.
-        message: why there is no image (``None`` when there is).
-        stack: the series' stack (window, units).
-        labels: its reference label map resampled (nearest) onto the OS-CMR grid, or ``None``.
-    """
-
-    role: Role
-    image: NDArray[np.float32] | None
-    other_index: int | None
-    distance_mm: float | None
-    message: str | None
-    stack: Stack | None
-    labels: NDArray[np.float32] | None = None
-
 
 def panel(lc: state.LoadedCase, ref: Stack, k: int, role: Role) -> Panel:
     """The ``role`` series' slice nearest to OS-CMR slice ``k``, resampled onto its grid (cached)."""
 
     def run() -> Panel:
         s = settings()
-        series = lc.case.first(role)
-        if series is None:
-            return Panel(role, None, None, None, f"No {role.label} series in this case.", None)
-        other = series.stack
-        try:
-            m = nearest_slice(ref.geometry, k, other.geometry, tol_deg=s.slice_match_tol_deg)
-        except GeometryError as exc:
-            return Panel(role, None, None, None, f"Cannot match slices: {exc.message}.", other)
-        if m.distance_mm > s.slice_match_max_mm:
-            return Panel(
-                role,
-                None,
-                m.other_index,
-                m.distance_mm,
-                f"No {role.label} slice within {s.slice_match_max_mm:.0f} mm (nearest is {m.distance_mm:.1f} mm away).",
-                other,
-            )
-        img = resample_slice(other.image(m.other_index, 0), other.geometry, m.other_index, ref.geometry, k, order=1)
-        labels = None
-        lesion = reference_lesion(lc.case, series.uid, m.other_index, 0)
-        if lesion is not None:
-            labels = resample_slice(lesion, other.geometry, m.other_index, ref.geometry, k, order=0)
-        return Panel(role, img, m.other_index, m.distance_mm, None, other, labels)
+        return compare.match_panel(lc.case, ref, k, role, tol_deg=s.slice_match_tol_deg, max_mm=s.slice_match_max_mm)
 
     return state.cached(lc.token, ("panel", ref.series_uid, k, role.value), run)
 
@@ -283,34 +248,17 @@ def reference_stack(lc: state.LoadedCase) -> tuple[Stack, list[int], list[int]]:
         loaded = modelinfo.loaded_model()
         pre = preprocessed(lc, loaded)
         return pre.stack, list(pre.slice_indices), list(pre.frames)
-    except Missing:
+    except Unavailable:
         tps = lc.case.os_timepoints()
         if not tps:
-            raise Missing("Feature maps need an OS-CMR series: set the roles on the Load case page.") from None
+            raise Unavailable("Feature maps need an OS-CMR series: set the roles on the Load case page.") from None
         stack = tps.get("bh-end") or list(tps.values())[-1]
         return stack, list(range(stack.n_slices)), [0] * stack.n_slices
 
 
 def reference_lesion(case: Case, series_uid: str, k: int, frame: int = 0) -> NDArray[np.float32] | None:
-    """The reference lesion (scar or edema) of slice ``k`` of a series: float32 0/1 on its grid, or ``None``.
-
-    From the case's label maps (``deepoxymap.cardiac.masks``, phantom label scheme)
-    and, where present, the full edema extent in ``case.truth["edema_masks"]``.
-    """
-    mask = case.mask_for(series_uid)
-    if mask is None or k >= mask.n_slices:
-        return None
-    masks_from_labels = need("deepoxymap.cardiac.masks", "masks_from_labels", "Reference lesion outlines")
-    labels = mask.image(k, min(frame, mask.n_frames - 1))
-    extent = None
-    edema = (case.truth or {}).get("edema_masks") if isinstance(case.truth, dict) else None
-    if isinstance(edema, dict) and series_uid in edema:
-        e = np.asarray(edema[series_uid])
-        if e.ndim == 3 and k < e.shape[0] and e.shape[1:] == labels.shape:
-            extent = e[k]
-    m = masks_from_labels(labels, edema_extent=extent)
-    lesion = np.asarray(m.scar | m.edema)
-    return lesion.astype(np.float32) if lesion.any() else None
+    """THE reference lesion of slice ``k`` of a series (:func:`deepoxymap.compare.reference_lesion`)."""
+    return compare.reference_lesion(case, series_uid, k, frame)
 
 
 def view_box(
@@ -323,16 +271,11 @@ def view_box(
     try:
         loaded = modelinfo.loaded_model()
         pre = preprocessed(lc, loaded)
-    except Missing:
+    except Unavailable:
         return None
     if k not in pre.slice_indices:
         return None
-    t = pre.transforms[pre.slice_indices.index(k)]
-    rs, cs = stack.geometry.pixel_spacing
-    half_r = t.model_shape[0] * t.scale[0] * rs / 2 * margin
-    half_c = t.model_shape[1] * t.scale[1] * cs / 2 * margin
-    yc, xc = t.center[0] * rs, t.center[1] * cs
-    return (xc - half_c, xc + half_c, yc - half_r, yc + half_r)
+    return compare.crop_extent_mm(pre.transforms[pre.slice_indices.index(k)], stack.geometry.pixel_spacing, margin)
 
 
 def case_has_lesion_masks(case: Case) -> bool:

@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 from numpy.typing import NDArray
 
 from deepoxymap.case import Role, Stack
+from deepoxymap.compare import Panel
 from deepoxymap.ui import figures
-from deepoxymap.ui.analysis import Panel
 from deepoxymap.ui.export import ViewPanel
 from deepoxymap.ui.views import default_window
 

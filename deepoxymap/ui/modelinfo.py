@@ -15,8 +15,8 @@ from typing import Any
 import streamlit as st
 
 from deepoxymap.config import settings
+from deepoxymap.errors import Unavailable
 from deepoxymap.ui import state
-from deepoxymap.ui.core import Missing, need_any
 
 NO_MODEL = (
     "No model found at `{path}`: run `make model` (the shipped classifier lives in `assets/models/`), "
@@ -48,9 +48,8 @@ def read_card(model_path: Path | None = None) -> dict[str, Any] | None:
 
 @st.cache_resource(show_spinner="Loading the classifier (once per server process)…", max_entries=4)
 def _load_model_cached(path: str) -> Any:
-    load_model = need_any(
-        [("deepoxymap.model", "load_model"), ("deepoxymap.model.loading", "load_model")], "The classifier"
-    )
+    from deepoxymap.model.loading import load_model
+
     return load_model(Path(path))
 
 
@@ -58,12 +57,12 @@ def loaded_model(path: Path | None = None) -> Any:
     """The ``LoadedModel`` for ``path`` (default: this session's), loaded once per process.
 
     Raises:
-        Missing: no model file there (with what to do).
+        Unavailable: no model file there (with what to do).
         ModelLoadError: the file or card is bad.
     """
     p = Path(path or current_path())
     if not p.is_file():
-        raise Missing(NO_MODEL.format(path=_short(p)))
+        raise Unavailable(NO_MODEL.format(path=_short(p)))
     return _load_model_cached(str(p.resolve()))
 
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from deepoxymap.case import Stack
+from deepoxymap.cohort import SubjectRecord, read_manifest
 from deepoxymap.config import settings
-from deepoxymap.ui import core, state
+from deepoxymap.errors import Unavailable
+from deepoxymap.ui import loading, state
 from deepoxymap.ui.views import default_window
 
 
@@ -17,7 +19,7 @@ from deepoxymap.ui.views import default_window
 class Quiz:
     """A running quiz: the case pool (manifest rows), where we are, the score."""
 
-    pool: list[core.ManifestRow]
+    pool: list[SubjectRecord]
     position: int = 0
     score: int = 0
     answered: int = 0
@@ -27,7 +29,7 @@ class Quiz:
     history: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def _pool() -> list[core.ManifestRow]:
+def _pool() -> list[SubjectRecord]:
     """Cases for the quiz: the model's test split of the study cohort if generated (cases the model never
     trained on), else the demo cases."""
     from deepoxymap.ui import modelinfo
@@ -35,10 +37,10 @@ def _pool() -> list[core.ManifestRow]:
     s = settings()
     card = modelinfo.read_card() or {}
     test = set(((card.get("training") or {}).get("split") or {}).get("test") or [])
-    for m in (s.cohort_dir / "manifest.csv", core.demo_manifest()):
+    for m in (s.cohort_dir / "manifest.csv", loading.demo_manifest()):
         if m.is_file():
-            rows = [r for r in core.read_manifest(m) if r.label and (r.path / "dicom").is_dir()]
-            if test and m != core.demo_manifest():
+            rows = [r for r in read_manifest(m) if r.label and (r.path / "dicom").is_dir()]
+            if test and m != loading.demo_manifest():
                 rows = [r for r in rows if r.subject in test]
             if rows:
                 return rows
@@ -69,7 +71,7 @@ def current_case(q: Quiz) -> state.LoadedCase:
     if case is None:
         for k in [k for k in st.session_state if str(k).startswith("dox_quiz_case_")]:
             del st.session_state[k]
-        case = core.load_subject(row.path, row.label)
+        case = loading.load_record(row)
         st.session_state[key] = case
     return state.LoadedCase(case, f"quiz:{row.subject}", "quiz")
 
@@ -78,7 +80,7 @@ def question_stack(lc: state.LoadedCase) -> Stack:
     """The OS-CMR stack shown (end of breath-hold if present)."""
     tps = lc.case.os_timepoints()
     if not tps:
-        raise core.Missing("This quiz case has no OS-CMR series.")
+        raise Unavailable("This quiz case has no OS-CMR series.")
     return tps.get("bh-end") or list(tps.values())[-1]
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from deepoxymap.cardiac import os_response
 from deepoxymap.case import Case, Role, Stack
 from deepoxymap.ui import figures, state
-from deepoxymap.ui.core import need
 
 TIMEPOINT_ORDER = ("baseline", "hv-end", "bh-start", "bh-end")
 TIMEPOINT_LABELS = {
@@ -92,27 +90,18 @@ def default_target(tps: list[str]) -> int:
     return len(tps) - 1
 
 
-def _os_response_fn() -> Any:
-    return need(
-        "deepoxymap.cardiac",
-        "os_response",
-        "The OS response map",
-        "It needs the core function `deepoxymap.cardiac.os_response(case, reference, target, slice_index=...)` "
-        "(percent signal change inside the myocardium, per pixel and per AHA segment).",
-    )
-
-
 def os_response_ui(loaded: state.LoadedCase, ref: str, tgt: str, k: int) -> None:
     """The OS response map (diverging scale over the reference image) and per-segment values."""
-    fn = _os_response_fn()
-    resp = state.cached(loaded.token, ("os_response", ref, tgt, k), lambda: fn(loaded.case, ref, tgt, slice_index=k))
+    resp = state.cached(
+        loaded.token, ("os_response", ref, tgt, k), lambda: os_response(loaded.case, ref, tgt, slice_index=k)
+    )
     stack = loaded.case.os_timepoints()[ref]
-    pct = np.asarray(getattr(resp, "percent", getattr(resp, "map", None)))
+    pct = np.asarray(resp.percent)
     if pct.ndim == 3:
         pct = pct[k]
-    frame = int(getattr(resp, "frame", 0) or 0)
-    per_seg = dict(getattr(resp, "per_segment", {}) or {})
-    limit = float(getattr(resp, "display_limit", 20.0) or 20.0)
+    frame = int(resp.frame or 0)
+    per_seg = dict(resp.per_segment or {})
+    limit = float(resp.display_limit or 20.0)
     left, right = st.columns([3, 2])
     with left:
         base = stack.image(k, min(frame, stack.n_frames - 1))

@@ -12,9 +12,8 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from deepoxymap.errors import DeepOxyMapError
+from deepoxymap.errors import DeepOxyMapError, Unavailable
 from deepoxymap.ui import state
-from deepoxymap.ui.core import Missing
 
 T = TypeVar("T")
 _LOG = logging.getLogger("deepoxymap.ui")
@@ -30,13 +29,13 @@ PAGE_MODEL = "pages/model_card.py"
 def guard(what: str, *, missing: str = "info") -> Iterator[None]:
     """Run a section; show problems in that section only and let the page go on.
 
-    * :class:`Missing` -> ``st.info`` with what is needed.
+    * :class:`Unavailable` -> ``st.info`` with what is needed.
     * :class:`DeepOxyMapError` -> ``st.error`` with its message.
     * anything else -> ``st.error`` "Internal error while <what>" (type only; no data logged).
     """
     try:
         yield
-    except Missing as exc:
+    except Unavailable as exc:
         (st.info if missing == "info" else st.warning)(str(exc), icon=":material/extension:")
     except DeepOxyMapError as exc:
         st.error(f"Could not {what}: {exc}", icon=":material/error:")
@@ -160,16 +159,16 @@ def research_notice() -> None:
 
 
 def open_demo(row: Any, *, then: str | None = None) -> bool:
-    """Load the demo case ``row`` (a :class:`~deepoxymap.ui.core.ManifestRow`) into this session.
+    """Load the demo case ``row`` (a :class:`~deepoxymap.cohort.SubjectRecord`) into this session.
 
     Returns ``True`` on success; on failure shows the reason and returns ``False``.
     With ``then``, switches to that page after loading.
     """
-    from deepoxymap.ui import core
+    from deepoxymap.ui import loading
 
     ok = False
     with guard(f"open the demo case {row.subject}"), st.spinner(f"Loading demo case {row.subject}…"):
-        case = core.load_subject(row.path, row.label)
+        case = loading.load_record(row)
         state.set_case(case, f"demo:{row.label}")
         state.flash(f"Opened the demo **{row.label}** case `{case.case_id}`.")
         ok = True
@@ -182,9 +181,9 @@ def open_demo(row: Any, *, then: str | None = None) -> bool:
 
 def demo_buttons_ui(key_prefix: str, *, then: str | None = None) -> None:
     """One button per demo case ("open a demo case" for each class)."""
-    from deepoxymap.ui import core
+    from deepoxymap.ui import loading
 
-    rows = core.demo_cases()
+    rows = loading.demo_cases()
     if not rows:
         st.info("No demo cases yet: run `make demo` (writes one synthetic case per class to `data/demo`).")
         return

@@ -6,7 +6,7 @@ Usage: .venv/bin/python docs/experiments/vgg19bn_probe.py LR WIDTH EPOCHS  (run:
 """
 import sys, time, glob, numpy as np, keras, tensorflow as tf
 from deepoxymap import CLASSES
-from deepoxymap.model.data import read_manifest
+from deepoxymap.cohort import read_manifest
 from deepoxymap.model.splits import holdout_split
 from sklearn.metrics import roc_auc_score
 tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepoxymap.case import Case, Geometry, Role, Series, Stack
+from deepoxymap.case import Case, Geometry, Role, Series, Stack, Truth
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -82,7 +82,8 @@ def make_tiny_case(case_id: str = "tiny-001") -> Case:
     masks = {}
     for s in series:
         masks[s.uid] = Stack(labels, s.stack.geometry, np.zeros((3, 1)), Role.MASK, "label", series_uid=s.uid)
-    return Case(case_id, tuple(series), "ischemic", {"class": "ischemic", "segments": [5, 6, 11, 12]}, masks)
+    truth = Truth(record={"class": "ischemic", "segments": [5, 6, 11, 12]})
+    return Case(case_id, tuple(series), "ischemic", truth, masks)
 
 
 def new_app():

@@ -25,7 +25,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_cases(demo_dir: Path) -> dict[str, Case]:
     """Every demo case, loaded once (skips where ``make demo`` has not run)."""
-    from deepoxymap.ui import core
+    from deepoxymap.cohort import load_case, read_manifest
 
-    rows = core.read_manifest(demo_dir / "manifest.csv")
-    return {r.label: core.load_subject(r.path, r.label) for r in rows}
+    rows = read_manifest(demo_dir / "manifest.csv")
+    return {r.label: load_case(r) for r in rows}

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from app_helpers import PAGES, new_app
 
+from deepoxymap import io
 from deepoxymap.case import Case
 from deepoxymap.config import settings
 
@@ -171,17 +172,17 @@ def test_classify_mc_dropout(tiny_case: Case, tiny_model: Path) -> None:
 def test_load_case_table_and_role_override(tiny_case: Case) -> None:
     """The series table lists every series without identifiers; a role override rebuilds the case."""
     from deepoxymap.case import Role
-    from deepoxymap.ui import core
+    from deepoxymap.ui import loading
 
     at = _run(_with_case(tiny_case, source="upload"), "load")
     _ok(at)
     assert "Series found" in " ".join(h.value for h in at.subheader)
-    rows = core.series_rows(tiny_case.series)
+    rows = loading.series_rows(tiny_case.series)
     assert len(rows) == len(tiny_case.series)
     assert {"role", "size (rows x cols)", "slices x frames", "spacing (mm)", "description"} <= set(rows[0])
     assert not any("patient" in k.lower() for k in rows[0])
     lge = tiny_case.first(Role.LGE)
-    rebuilt, _ = core.with_roles(tiny_case, list(tiny_case.series), {lge.uid: Role.UNKNOWN})
+    rebuilt, _ = loading.with_roles(tiny_case, list(tiny_case.series), {lge.uid: Role.UNKNOWN})
     assert rebuilt.first(Role.LGE) is None
     assert rebuilt.label == tiny_case.label and rebuilt.masks
     # through the page: the LGE series becomes "Unknown", the table and the case follow
@@ -254,13 +255,13 @@ def test_cohort_audit_on_demo(demo_dir: Path, tiny_model: Path) -> None:
 @pytest.mark.realdata
 def test_pages_with_a_real_cine_without_masks(real_data_dir: Path, tiny_model: Path) -> None:
     """A real cine (Sunnybrook, no OS-CMR, no LGE/T1/T2, no masks): each page runs and says what it lacks."""
-    from deepoxymap.ui import core
+    from deepoxymap.ui import loading
 
     folder = real_data_dir / "sunnybrook"
     if not folder.is_dir():
         pytest.skip("no Sunnybrook sample")
-    res = core.load_sources([folder])
-    case = core.build_case(res.series, core.upload_case_id(res.series))
+    res = loading.load_sources([folder])
+    case = io.build_case(res.series, loading.upload_case_id(res.series))
     for page in ("load", "viewer", "classify", "features"):
         at = _with_case(case, tiny_model, source="upload")
         at.session_state["dox_series"] = list(res.series)

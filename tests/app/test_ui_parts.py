@@ -7,7 +7,7 @@ import pandas as pd
 from app_helpers import make_tiny_case
 
 from deepoxymap.case import Role
-from deepoxymap.ui import core, export, figures
+from deepoxymap.ui import export, figures, loading
 
 
 def test_bullseye_has_17_segments_in_aha_layout() -> None:
@@ -76,12 +76,12 @@ def test_view_png_and_numbers_csv() -> None:
 def test_series_rows_have_no_identifiers_and_roles_can_change() -> None:
     """Series table columns; a role override rebuilds the case and keeps its ground truth."""
     case = make_tiny_case()
-    rows = core.series_rows(case.series)
+    rows = loading.series_rows(case.series)
     assert {r["role"] for r in rows} == {"OS-CMR", "LGE", "T1 map", "T2 map"}
     banned = ("patient", "name", "birth", "id")
     assert not [k for k in rows[0] if k != "uid" and any(b in k.lower() for b in banned)]  # uid is never displayed
     t2 = case.first(Role.T2_MAP)
-    rebuilt, _ = core.with_roles(case, list(case.series), {t2.uid: Role.T1_MAP})
+    rebuilt, _ = loading.with_roles(case, list(case.series), {t2.uid: Role.T1_MAP})
     assert len(rebuilt.by_role(Role.T1_MAP)) == 2 and rebuilt.masks
 
 

@@ -104,7 +104,7 @@ def test_sunnybrook_contours_as_masks(real_data_dir):
     ann = annotated_frames(mask)
     myo = annotated_frames(mask, 2)
     assert len(ann) == 18 and len(myo) == 9  # i-contours at ES + ED, o-contours at ED, 9 slices
-    assert case.truth["myocardium_frames"] == myo
+    assert case.truth.myocardium_frames == tuple(myo)
     for k, j in myo:
         img, lab = cine.stack.data[k, j], mask.data[k, j]
         blood, wall = img[lab == 1].mean(), img[lab == 2].mean()

@@ -81,6 +81,6 @@ def test_phantom_lv_centre_in_blood_pool_and_es_frame(demo_dir: Path) -> None:
         for t in pre.transforms:
             lab = mask.data[t.slice_index, 0]
             assert lab[round(t.center[0]), round(t.center[1])] == 1, (row["subject"], t.slice_index)
-        es = case.truth.get("es_frame")
+        es = case.truth.es_frame
         if es is not None:
             assert all(abs(f - int(es)) <= 1 for f in pre.frames), (row["subject"], pre.frames, es)

@@ -1,10 +1,11 @@
 """Per-segment values (bullseyes), agreement figures and reference-lesion outlines for the pages.
 
-The numbers come from the core: ``deepoxymap.audit.prepare_case`` (reference
-masks, AHA segment maps and transmurality on the OS-CMR grid) and
-``deepoxymap.audit.case_metrics`` (pointing game, energy, Dice/IoU, kappa,
+The numbers come from the core: :func:`deepoxymap.audit.prepare_reference` (reference
+masks, AHA segment maps and transmurality on the OS-CMR grid, from the same
+preprocessed input the prediction and the CAMs use) and
+:func:`deepoxymap.audit.case_metrics` (pointing game, energy, Dice/IoU, kappa,
 CAM energy and lesion transmurality per segment); T1/T2 per segment with
-``deepoxymap.cardiac.segments.segment_mean`` on the slice-matched maps. This
+:func:`deepoxymap.compare.segment_means` on the slice-matched maps. This
 module only calls them, caches the results in the session and arranges them.
 """
 
@@ -18,10 +19,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from deepoxymap.case import Stack
+from deepoxymap.audit import CaseReference, case_metrics, prepare_reference
+from deepoxymap.case import Role, Stack
+from deepoxymap.compare import Panel, segment_means
+from deepoxymap.errors import Unavailable
 from deepoxymap.ui import analysis, modelinfo, state
-from deepoxymap.ui.analysis import Panel, SliceCam
-from deepoxymap.ui.core import Missing, need
+from deepoxymap.ui.analysis import SliceCam
 
 NEEDS_MASK = (
     "Per-segment values and agreement need a myocardium label map on the OS-CMR series "
@@ -97,22 +100,24 @@ def panel_reference(p: Panel) -> NDArray[np.float32] | None:
     return p.labels if p.labels is not None and np.nanmax(p.labels) > 0.5 else None
 
 
-def case_maps(lc: state.LoadedCase) -> Any:
-    """``audit.prepare_case`` for this case and model (cached): masks, segments, transmurality per slice."""
+def case_maps(lc: state.LoadedCase) -> CaseReference:
+    """:func:`~deepoxymap.audit.prepare_reference` for this case and model (cached), on the shared preprocessed input."""
     if not lc.case.masks:
-        raise Missing(NEEDS_MASK)
+        raise Unavailable(NEEDS_MASK)
     loaded = modelinfo.loaded_model()
-    prepare = need("deepoxymap.audit", "prepare_case", "Per-segment values")
-    return state.cached(lc.token, ("casemaps", modelinfo.model_key()), lambda: prepare(lc.case, loaded.spec))
+    return state.cached(
+        lc.token,
+        ("casemaps", modelinfo.model_key()),
+        lambda: prepare_reference(lc.case, analysis.preprocessed(lc, loaded)),
+    )
 
 
 def _metrics(lc: state.LoadedCase, cams: Sequence[SliceCam], key: Any, tau: float) -> dict[str, Any]:
     cm = case_maps(lc)
-    fn = need("deepoxymap.audit", "case_metrics", "Agreement figures")
     return state.cached(
         lc.token,
         ("metrics", modelinfo.model_key(), key, round(tau, 3)),
-        lambda: fn(cm, [c.source for c in cams], tau=tau, tau_myo=tau, tau_segment=tau),
+        lambda: case_metrics(cm, [c.source for c in cams], tau=tau, tau_myo=tau, tau_segment=tau),
     )
 
 
@@ -120,19 +125,11 @@ def _as_map(values: Sequence[Any] | NDArray[Any], scale: float = 1.0) -> dict[in
     return {i + 1: float(v) * scale for i, v in enumerate(values) if v is not None and np.isfinite(float(v))}
 
 
-def _map_means(lc: state.LoadedCase, ref: Stack, cm: Any, role: Any) -> dict[int, float]:
+def _map_means(lc: state.LoadedCase, ref: Stack, cm: CaseReference, role: Role) -> dict[int, float]:
     """Per-segment mean of a slice-matched map (T1/T2) over the OS-CMR slices' segment maps."""
-    seg_mean = need("deepoxymap.cardiac.segments", "segment_mean", "Per-segment T1/T2")
-    vals, segs = [], []
-    for sd in cm.slices:
-        p = analysis.panel(lc, ref, sd.slice_index, role)
-        if p.image is None or not np.any(sd.seg_map):
-            continue
-        vals.append(p.image)
-        segs.append(sd.seg_map)
-    if not vals:
-        return {}
-    return _as_map(seg_mean(np.stack(vals), np.stack(segs)))
+    pairs = [(analysis.panel(lc, ref, sd.slice_index, role).image, sd.seg_map) for sd in cm.slices]
+    kept = [(im, sm) for im, sm in pairs if im is not None]
+    return segment_means([im for im, _ in kept], [sm for _, sm in kept])
 
 
 def segment_values(
@@ -148,8 +145,6 @@ def segment_values(
         )
         lesion_title = "LGE transmurality (%)" if cm.lesion_kind != "edema" else "Edema transmural extent (%)"
         maps[lesion_title] = BullseyeSpec(_as_map(met["seg_lesion"], 100.0), "Hot", 0.0, 100.0, "%", ".0f")
-    from deepoxymap.case import Role
-
     for role, title in ((Role.T1_MAP, "T1 (ms)"), (Role.T2_MAP, "T2 (ms)")):
         if lc.case.first(role) is not None:
             vals = _map_means(lc, ref, cm, role)

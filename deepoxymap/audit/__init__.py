@@ -1,0 +1,72 @@
+"""Agreement between feature maps and reference lesion masks, in patient millimetres.
+
+* :mod:`~deepoxymap.audit.metrics`: pointing game, energy, Dice/IoU, segment
+  kappa, energy spread, threshold choice; :func:`case_metrics` for one case.
+* :mod:`~deepoxymap.audit.reference`: :func:`prepare_reference` (the case's
+  reference lesion, myocardium, AHA segments and transmurality on the OS-CMR
+  grid of the model's preprocessed input).
+* :mod:`~deepoxymap.audit.run`: :func:`run_audit` over cases, in memory
+  (predictions, probabilities, agreement), :func:`plan_subjects` (who chooses
+  the thresholds) and :func:`audit_manifest`.
+* :mod:`~deepoxymap.audit.report`: :func:`write_audit` (CSV, markdown, JSON, PNG).
+
+Sanity checks (:mod:`deepoxymap.explain.sanity`): model-parameter
+randomisation (Spearman rho; a method with mean rho >= 0.5 is flagged) and the
+deletion curve AUC (vs a random deletion order).
+"""
+
+from __future__ import annotations
+
+from deepoxymap.audit.metrics import (
+    TAU_GRID,
+    case_metrics,
+    choose_segment_threshold,
+    choose_threshold,
+    cohen_kappa,
+    dice_iou,
+    energy_pointing_game,
+    energy_spread,
+    pointing_game,
+    segment_calls,
+)
+from deepoxymap.audit.reference import CaseReference, SliceReference, prepare_case, prepare_reference
+from deepoxymap.audit.report import audit_markdown, write_audit
+from deepoxymap.audit.run import (
+    INPUT_LAYER,
+    AuditConfig,
+    AuditResult,
+    SubjectPlan,
+    audit_manifest,
+    fit_thresholds,
+    plan_subjects,
+    run_audit,
+)
+from deepoxymap.cardiac.masks import LESION_OF_CLASS
+
+__all__ = [
+    "INPUT_LAYER",
+    "LESION_OF_CLASS",
+    "TAU_GRID",
+    "AuditConfig",
+    "AuditResult",
+    "CaseReference",
+    "SliceReference",
+    "SubjectPlan",
+    "audit_manifest",
+    "audit_markdown",
+    "case_metrics",
+    "choose_segment_threshold",
+    "choose_threshold",
+    "cohen_kappa",
+    "dice_iou",
+    "energy_pointing_game",
+    "energy_spread",
+    "fit_thresholds",
+    "plan_subjects",
+    "pointing_game",
+    "prepare_case",
+    "prepare_reference",
+    "run_audit",
+    "segment_calls",
+    "write_audit",
+]

@@ -1,0 +1,204 @@
+"""Writing an audit: tables (CSV), the markdown summary, thresholds, bullseye PNGs and plotly data.
+
+:func:`write_audit` turns an in-memory :class:`~deepoxymap.audit.run.AuditResult`
+into ``per_case.csv``, ``summary.csv``, ``summary_subtype.csv``, ``summary.md``,
+``sanity.csv``, ``thresholds.json``, ``bullseye/*.png`` (CAM energy per segment
+beside LGE transmurality or edema extent) and ``bullseye_data.json`` (plotly
+``Barpolar`` data per case).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepoxymap import CLASSES
+from deepoxymap.audit.run import AuditConfig, AuditResult, mean_sd
+
+__all__ = ["audit_markdown", "by_subtype", "write_audit"]
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def by_subtype(per_case: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean figures per (class, sub-type, method, layer) for the lesion classes."""
+    keys = sorted({(r["class"], r.get("subtype", ""), r["method"], r["layer"]) for r in per_case if r["class"] != "healthy"},
+                  key=lambda k: (CLASSES.index(k[0]) if k[0] in CLASSES else 9, k[1], k[2], k[3]))  # fmt: skip
+    out = []
+    for c, st, m, lyr in keys:
+        rows = [r for r in per_case if (r["class"], r.get("subtype", ""), r["method"], r["layer"]) == (c, st, m, lyr)]
+        d: dict[str, Any] = {"class": c, "subtype": st, "method": m, "layer": lyr, "n": len(rows)}
+        for k in ("dice", "dice_myo", "dice_myo_all", "ebpg_myo", "lesion_area_fraction_myo", "pointing_myo"):
+            d[k] = mean_sd(r.get(k, float("nan")) for r in rows)[0]
+        out.append(d)
+    return out
+
+
+def audit_markdown(res: AuditResult, cfg: AuditConfig | None = None) -> str:
+    """The summary tables of an audit as markdown."""
+    cfg = cfg or res.config
+    lines = ["# Feature-map agreement audit", ""]
+    lines += [f"- {n}" for n in res.notes]
+    lines.append(f"- wall time {res.seconds:.0f} s")
+    lines += ["", "## Lesion classes (mean over cases; Dice/IoU at the frozen threshold)", ""]
+    lines.append(
+        "| class | method | layer | n | acc | pointing | pointing (myo) [chance] | EBPG | EBPG (myo) [chance] | Dice | Dice (myo) [all-myo] | IoU | IoU (myo) | kappa (pooled) |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for d in res.summary:
+        if d["class"] == "healthy":
+            continue
+        lines.append(
+            f"| {d['class']} | {d['method']} | {d['layer']} | {d['n']} | {_fmt(d['accuracy'])} | {_fmt(d['pointing'])} | "
+            f"{_fmt(d['pointing_myo'])} [{_fmt(d['pointing_myo_chance'])}] | {_fmt(d['ebpg'])} | {_fmt(d['ebpg_myo'])} [{_fmt(d['lesion_area_fraction_myo'])}] | "
+            f"{_fmt(d['dice'])} +- {_fmt(d['dice_sd'])} | {_fmt(d['dice_myo'])} +- {_fmt(d['dice_myo_sd'])} [{_fmt(d['dice_myo_all'])}] | "
+            f"{_fmt(d['iou'])} | {_fmt(d['iou_myo'])} | {_fmt(d['kappa_pooled'])} |"
+        )
+    lines += [
+        "",
+        (
+            "Bracketed: chance levels of the myocardium-only figures (a random myocardial peak; a uniform map; "
+            "calling the whole myocardium lesion). acc: case-level accuracy of the model on these cases."
+        ),
+        "",
+    ]
+    sub_rows = by_subtype(res.per_case)
+    if sub_rows:
+        lines += [
+            "",
+            "## Lesion sub-types (the study's Dice rows: transmural 0.85, subendocardial 0.90, HCM 0.83, DCM 0.93, global edema 0.93)",
+            "",
+        ]
+        lines.append(
+            "| class | sub-type | method | layer | n | Dice | Dice (myo) [all-myo] | EBPG (myo) [chance] | pointing (myo) |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for d in sub_rows:
+            lines.append(
+                f"| {d['class']} | {d['subtype']} | {d['method']} | {d['layer']} | {d['n']} | {_fmt(d['dice'])} | "
+                f"{_fmt(d['dice_myo'])} [{_fmt(d['dice_myo_all'])}] | {_fmt(d['ebpg_myo'])} [{_fmt(d['lesion_area_fraction_myo'])}] | {_fmt(d['pointing_myo'])} |"
+            )
+    lines += ["", "## Healthy cases: heatmap energy spread (no lesion)", ""]
+    lines.append(
+        "| method | layer | n | acc | energy in myocardium | area holding 50 % energy (mm^2) | segment entropy (0-1) | peak in myocardium |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for d in res.summary:
+        if d["class"] != "healthy":
+            continue
+        lines.append(
+            f"| {d['method']} | {d['layer']} | {d['n']} | {_fmt(d['accuracy'])} | {_fmt(d['energy_in_myocardium'])} | {_fmt(d['area50_mm2'], 0)} | "
+            f"{_fmt(d['segment_entropy'])} | {_fmt(d['peak_in_myocardium'])} |"
+        )
+    lines += [
+        "",
+        "## Frozen thresholds (chosen on validation subjects)",
+        "",
+        "| method | layer | tau | val Dice | tau (myo) | val Dice (myo) | tau segment | val kappa |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for k, t in res.thresholds.items():
+        m, lyr = k.split("|", 1)
+        lines.append(
+            f"| {m} | {lyr} | {_fmt(t.get('tau'))} | {_fmt(t.get('val_dice'))} | {_fmt(t.get('tau_myo'))} | {_fmt(t.get('val_dice_myo'))} | {_fmt(t.get('tau_segment'))} | {_fmt(t.get('val_kappa'))} |"
+        )
+    if res.sanity:
+        lines += [
+            "",
+            "## Sanity checks",
+            "",
+            "| method | layer | images | randomisation: mean Spearman rho (top layers re-initialised) | passed | deletion AUC | random-order AUC |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for s in res.sanity:
+            flag = "yes" if s["randomization_passed"] else "**NO (flagged: map barely depends on the model)**"
+            lines.append(
+                f"| {s['method']} | {s['layer']} | {s['n_images']} | {_fmt(s['spearman_mean'])} ({s['randomize_top']}) | {flag} | {_fmt(s['deletion_auc'], 3)} | {_fmt(s['deletion_auc_random'], 3)} |"
+            )
+    lines += [
+        "",
+        f"Pointing tolerance {cfg.tolerance_mm} mm; a segment is lesion-positive at >= {100 * cfg.lesion_extent_min:.0f} % lesion area; target class = {cfg.target}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    if isinstance(v, (np.floating, np.integer)):
+        return _clean(v.item())
+    return v
+
+
+def _write_bullseye(bdir: Path, key: str, seg: Mapping[str, Any]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from deepoxymap.cardiac.bullseye import bullseye_pair
+
+    bdir.mkdir(parents=True, exist_ok=True)
+    s, method, layer = key.split("|", 2)
+    kind, label, subtype = seg["lesion_kind"], seg["label"], seg["subtype"]
+    right = (
+        "LGE transmurality per segment"
+        if kind == "scar"
+        else ("T2 edema transmurality per segment" if kind == "edema" else "no lesion (healthy)")
+    )
+    fig = bullseye_pair(
+        [np.nan if v is None else v for v in seg["cam_energy"]],
+        [np.nan if v is None else v for v in seg["lesion"]],
+        left_title=f"{method} energy per segment", right_title=right,
+        suptitle=f"{s} ({label}{', ' + subtype if subtype else ''}), layer {layer}",
+    )  # fmt: skip
+    p = bdir / f"{s}_{method.replace('+', 'p')}_{layer}.png"
+    fig.savefig(p, dpi=90)
+    plt.close(fig)
+    return p
+
+
+def write_audit(res: AuditResult, out_dir: Path) -> list[Path]:
+    """Write every table and figure of ``res`` into ``out_dir`` (created); returns the paths (also in ``res.files``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        keys = list(rows[0])
+        with path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: ("" if _clean(r.get(k)) is None else _clean(r.get(k))) for k in keys})
+        res.files.append(path)
+
+    write_csv(out_dir / "per_case.csv", res.per_case)
+    write_csv(out_dir / "summary.csv", res.summary)
+    write_csv(out_dir / "summary_subtype.csv", by_subtype(res.per_case))
+    write_csv(out_dir / "sanity.csv", res.sanity)
+    (out_dir / "summary.md").write_text(audit_markdown(res))
+    (out_dir / "thresholds.json").write_text(
+        json.dumps({k: {kk: _clean(vv) for kk, vv in v.items()} for k, v in res.thresholds.items()}, indent=1)
+    )
+    from deepoxymap.cardiac.bullseye import plotly_bullseye_data
+
+    data = {k: {"cam_energy": plotly_bullseye_data(v["cam_energy"]), "lesion": plotly_bullseye_data(v["lesion"]), "lesion_kind": v["lesion_kind"]}
+            for k, v in res.segments.items()}  # fmt: skip
+    (out_dir / "bullseye_data.json").write_text(json.dumps(data))
+    res.files += [out_dir / "summary.md", out_dir / "thresholds.json", out_dir / "bullseye_data.json"]
+    for key, seg in res.segments.items():
+        if seg.get("png"):
+            res.files.append(_write_bullseye(out_dir / "bullseye", key, seg))
+    return list(res.files)

@@ -1,0 +1,522 @@
+"""The audit over a cohort, in memory: predictions, probabilities and agreement of every case.
+
+:func:`run_audit` takes cases (or manifest records, loaded one at a time), a
+loaded model and an :class:`AuditConfig`, and returns an :class:`AuditResult`.
+It writes nothing: :func:`deepoxymap.audit.report.write_audit` does.
+:func:`plan_subjects` is the policy that decides which subjects choose the
+thresholds and which are scored; :func:`audit_manifest` is the whole run over
+a manifest as ``deepoxymap audit`` and the Cohort audit page use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deepoxymap import CLASSES
+from deepoxymap.audit.metrics import (
+    case_metrics,
+    choose_segment_threshold,
+    choose_threshold,
+    cohen_kappa,
+    segment_calls,
+)
+from deepoxymap.audit.reference import CaseReference, prepare_reference
+from deepoxymap.case import Case
+from deepoxymap.cohort import SubjectRecord, load_case, read_manifest
+from deepoxymap.errors import DeepOxyMapError
+
+__all__ = [
+    "INPUT_LAYER",
+    "AuditConfig",
+    "AuditResult",
+    "ProgressFn",
+    "SubjectPlan",
+    "audit_manifest",
+    "fit_thresholds",
+    "plan_subjects",
+    "run_audit",
+]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, str], None]
+"""``progress(done, total, message)``: called after each step of :func:`run_audit`."""
+
+INPUT_LAYER = "input"
+"""Layer name recorded for methods that use no layer (SmoothGrad: gradients at the input)."""
+
+FIXED_THRESHOLDS = {"tau": 0.5, "tau_myo": 0.5, "tau_segment": 0.5}
+"""Thresholds (relative to each map's maximum) used when no validation subjects choose them."""
+
+AuditItem = Case | SubjectRecord
+"""A case already in memory, or a manifest record loaded when its turn comes."""
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Settings of :func:`run_audit`.
+
+    Attributes:
+        methods: registry names of ``deepoxymap.explain``.
+        layers: layer names (``None`` entries mean the model's default last conv).
+        target: ``"label"`` (explain the true class: localisation of its evidence)
+            or ``"predicted"``.
+        tolerance_mm: pointing-game tolerance, mm.
+        lesion_extent_min: lesion area fraction for a lesion-positive segment.
+        sanity_cases: cases (first per class, round robin) used for the
+            randomisation and deletion checks (0 = skip).
+        randomize_top: weighted layers re-initialised from the top.
+        max_n: Score-CAM maps; smooth_samples: SmoothGrad samples.
+        bullseyes: write the PNG bullseyes (for the first layer of each method;
+            ``bullseye_all_layers`` for every layer). The plotly data covers every layer.
+        small_cohort: below this many subjects no validation third is held out by
+            :func:`plan_subjects`: fixed thresholds (:data:`FIXED_THRESHOLDS`) are used.
+    """
+
+    methods: tuple[str, ...] = ("gradcam", "gradcam++")
+    layers: tuple[str | None, ...] = (None,)
+    target: str = "label"
+    tolerance_mm: float = 5.0
+    lesion_extent_min: float = 0.05
+    sanity_cases: int = 4
+    randomize_top: int = 2
+    max_n: int = 16
+    smooth_samples: int = 8
+    bullseyes: bool = True
+    bullseye_all_layers: bool = False
+    small_cohort: int = 12
+
+
+@dataclass
+class AuditResult:
+    """What :func:`run_audit` computed (nothing is written).
+
+    Attributes:
+        per_case: one dict per (case, method, layer).
+        summary: one dict per (class, method, layer).
+        sanity: one dict per (method, layer).
+        thresholds: ``"method|layer" -> {"tau", "tau_myo", "tau_segment", ...}``.
+        subjects: scored case ids, in order.
+        labels: their true classes (``""`` if unknown).
+        subtypes: their sub-types.
+        probabilities: float32 ``[n_cases, C]`` case-level probabilities (mean of the slices' softmax).
+        calls: the model's case-level class per case.
+        segments: ``"subject|method|layer" ->`` per-segment CAM energy and lesion
+            transmurality (17-lists), the lesion kind, a title, and whether a PNG is wanted.
+        layers: the resolved layer names.
+        config: the settings the run used.
+        notes: caveats (e.g. how the validation subjects were chosen).
+        seconds: wall time of the run.
+        files: paths written by :func:`deepoxymap.audit.report.write_audit`.
+    """
+
+    per_case: list[dict[str, Any]] = field(default_factory=list)
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    sanity: list[dict[str, Any]] = field(default_factory=list)
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    subjects: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    subtypes: list[str] = field(default_factory=list)
+    probabilities: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, len(CLASSES)), np.float32))
+    calls: list[str] = field(default_factory=list)
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    layers: tuple[str, ...] = ()
+    config: AuditConfig = field(default_factory=AuditConfig)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def markdown(self) -> str:
+        """The summary tables as markdown (:func:`deepoxymap.audit.report.audit_markdown`)."""
+        from deepoxymap.audit.report import audit_markdown
+
+        return audit_markdown(self)
+
+
+def _key(method: str, layer: str) -> str:
+    return f"{method}|{layer}"
+
+
+def layers_for(method: str, layers: Sequence[str]) -> list[str]:
+    """The layers a method is computed at (:data:`INPUT_LAYER` for a method that takes none)."""
+    from deepoxymap.explain.methods import METHODS, check_method
+
+    return list(layers) if METHODS[check_method(method)].uses_layer else [INPUT_LAYER]
+
+
+HeatmapSet = tuple[list[NDArray[np.float32]], list[int], NDArray[np.float32]]
+
+
+def _all_heatmaps(
+    model: Any, cm: CaseReference, layers: Sequence[str], cfg: AuditConfig
+) -> dict[tuple[str, str], HeatmapSet]:
+    """Every (method, layer) heatmap of a case on the OS-CMR grid; one gradient pass per layer."""
+    from deepoxymap.explain.methods import check_method, explain_methods
+
+    tgt: int | None = CLASSES.index(cm.label) if cfg.target == "label" and cm.label in CLASSES else None
+    out: dict[tuple[str, str], HeatmapSet] = {}
+    by_layer: dict[str, list[str]] = {}
+    for m in cfg.methods:
+        for lyr in layers_for(m, layers):
+            by_layer.setdefault(lyr, []).append(m)
+    for lyr, ms in by_layer.items():
+        res = explain_methods(
+            model,
+            cm.x,
+            ms,
+            tgt,
+            None if lyr == INPUT_LAYER else lyr,
+            max_n=cfg.max_n,
+            smooth_samples=cfg.smooth_samples,
+        )
+        for m in ms:
+            hms = res[check_method(m)]
+            src = [h.to_source(t).array for h, t in zip(hms, cm.transforms, strict=True)]
+            probs = np.stack([h.probabilities for h in hms if h.probabilities is not None])
+            out[(m, lyr)] = (src, [h.target_class for h in hms], probs)
+    return out
+
+
+def _reference(item: AuditItem, loaded: Any) -> CaseReference:
+    from deepoxymap.model.preprocess import preprocess_case
+
+    case = load_case(item) if isinstance(item, SubjectRecord) else item
+    subtype = item.subtype if isinstance(item, SubjectRecord) else ""
+    return prepare_reference(case, preprocess_case(case, loaded.spec), subtype=subtype)
+
+
+def _item_id(item: AuditItem) -> str:
+    return item.subject if isinstance(item, SubjectRecord) else item.case_id
+
+
+def resolve_layers(model: Any, config: AuditConfig) -> tuple[str, ...]:
+    """The config's layers with ``None`` replaced by the model's default layer."""
+    from deepoxymap.explain.methods import default_layer
+
+    return tuple(lyr or default_layer(model) for lyr in config.layers)
+
+
+def fit_thresholds(
+    items: Sequence[AuditItem],
+    loaded: Any,
+    config: AuditConfig,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Thresholds per ``method|layer`` chosen on validation cases (maximal mean Dice / kappa), then frozen."""
+    layers = resolve_layers(loaded.model, config)
+    acc: dict[str, dict[str, list[Any]]] = {}
+    for item in items:
+        cm = _reference(item, loaded)
+        allh = _all_heatmaps(loaded.model, cm, layers, config)
+        L = np.stack([x.lesion for x in cm.slices])
+        M = np.stack([x.myocardium for x in cm.slices])
+        for method in config.methods:
+            for layer in layers_for(method, layers):
+                hm, _, _ = allh[(method, layer)]
+                a = acc.setdefault(_key(method, layer), {"h": [], "l": [], "m": [], "sm": [], "se": []})
+                a["h"].append(np.stack(hm))
+                a["l"].append(L)
+                a["m"].append(M)
+                if L.any():
+                    mh, le, pr = segment_calls(hm, [x.seg_map for x in cm.slices], list(L))
+                    a["sm"].append(mh[pr])
+                    a["se"].append(le[pr])
+        if progress is not None:
+            progress(f"validation {_item_id(item)}")
+    thr: dict[str, dict[str, float]] = {}
+    for k, a in acc.items():
+        tau, d = choose_threshold(a["h"], a["l"])
+        tau_m, dm = choose_threshold(a["h"], a["l"], a["m"])
+        tau_s, ks = choose_segment_threshold(a["sm"], a["se"], lesion_extent_min=config.lesion_extent_min)
+        thr[k] = {"tau": tau, "val_dice": d, "tau_myo": tau_m, "val_dice_myo": dm, "tau_segment": tau_s,
+                  "val_kappa": ks, "n_val": len(items)}  # fmt: skip
+    return thr
+
+
+def run_audit(
+    cases: Sequence[AuditItem],
+    loaded: Any,
+    config: AuditConfig = AuditConfig(),
+    *,
+    validation: Sequence[AuditItem] = (),
+    thresholds: Mapping[str, Mapping[str, float]] | None = None,
+    progress: ProgressFn | None = None,
+) -> AuditResult:
+    """Agreement of feature maps with lesion masks, and the model's call, for every case.
+
+    Args:
+        cases: the scored cases: :class:`~deepoxymap.case.Case` objects, or manifest
+            records (loaded one at a time, so memory stays one case).
+        loaded: a ``LoadedModel`` (``.model``, ``.spec``; never modified).
+        config: methods, layers, tolerances, sanity options.
+        validation: cases that choose the thresholds (ignored when ``thresholds`` is given).
+        thresholds: frozen thresholds (``thresholds.json`` of an earlier run); without them
+            and without validation cases, :data:`FIXED_THRESHOLDS` are used.
+        progress: ``progress(done, total, message)`` after each case.
+
+    Returns:
+        :class:`AuditResult`, in memory.
+    """
+    t0 = time.perf_counter()
+    model = loaded.model
+    layers = resolve_layers(model, config)
+    res = AuditResult(layers=layers, config=config)
+    fit = thresholds is None and bool(validation)
+    total = (len(validation) if fit else 0) + len(cases) + (1 if config.sanity_cases else 0)
+    done = 0
+
+    def tick(msg: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, msg)
+
+    if thresholds is None:
+        if validation:
+            thresholds = fit_thresholds(validation, loaded, config, progress=tick)
+        else:
+            thresholds = {_key(m, lyr): dict(FIXED_THRESHOLDS) for m in config.methods for lyr in layers_for(m, layers)}
+    res.thresholds = {k: dict(v) for k, v in thresholds.items()}
+
+    pooled: dict[tuple[str, str, str], tuple[list[bool], list[bool]]] = {}
+    sanity_pool: dict[str, list[CaseReference]] = {}
+    probs_all: list[NDArray[np.float32]] = []
+    for item in cases:
+        cm = _reference(item, loaded)
+        if len(sanity_pool.get(cm.label, [])) < max(1, config.sanity_cases):
+            sanity_pool.setdefault(cm.label, []).append(cm)
+        allh = _all_heatmaps(model, cm, layers, config)
+        case_probs: NDArray[np.float32] | None = None
+        for method in config.methods:
+            for layer in layers_for(method, layers):
+                th = res.thresholds.get(_key(method, layer), FIXED_THRESHOLDS)
+                hm, targets, probs = allh[(method, layer)]
+                met = case_metrics(cm, hm, tau=th["tau"], tau_myo=th["tau_myo"], tau_segment=th["tau_segment"],
+                                   tolerance_mm=config.tolerance_mm, lesion_extent_min=config.lesion_extent_min)  # fmt: skip
+                case_probs = probs.mean(axis=0).astype(np.float32)
+                row = {
+                    "subject": cm.subject, "class": cm.label, "subtype": cm.subtype, "method": method, "layer": layer,
+                    "target": CLASSES[targets[0]] if targets else "", "predicted": CLASSES[int(np.argmax(case_probs))],
+                    "p_true": float(case_probs[CLASSES.index(cm.label)]) if cm.label in CLASSES else float("nan"),
+                }  # fmt: skip
+                row.update({k: v for k, v in met.items() if not k.startswith("seg_")})
+                res.per_case.append(row)
+                pk = pooled.setdefault((cm.label, method, layer), ([], []))
+                pk[0].extend(met["seg_cam_pos"])
+                pk[1].extend(met["seg_lesion_pos"])
+                res.segments[f"{cm.subject}|{method}|{layer}"] = {
+                    "cam_energy": met["seg_cam_energy"], "lesion": met["seg_lesion"], "lesion_kind": cm.lesion_kind,
+                    "label": cm.label, "subtype": cm.subtype,
+                    "png": config.bullseyes and (config.bullseye_all_layers or layer == layers_for(method, layers)[0]),
+                }  # fmt: skip
+        if case_probs is not None:
+            res.subjects.append(cm.subject)
+            res.labels.append(cm.label)
+            res.subtypes.append(cm.subtype)
+            probs_all.append(case_probs)
+            res.calls.append(CLASSES[int(np.argmax(case_probs))])
+        tick(f"test {cm.subject}")
+    if probs_all:
+        res.probabilities = np.stack(probs_all).astype(np.float32)
+
+    if config.sanity_cases:
+        pools = [sanity_pool.get(c, []) for c in CLASSES]
+        xs = [p[i] for i in range(max((len(p) for p in pools), default=0)) for p in pools if i < len(p)]
+        res.sanity = _sanity(model, xs[: max(1, config.sanity_cases)], config, layers)  # round robin over classes
+        tick("sanity checks")
+
+    res.summary = _summarise(res.per_case, pooled, res.thresholds, config, layers)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _sanity(model: Any, cms: Sequence[CaseReference], cfg: AuditConfig, layers: Sequence[str]) -> list[dict[str, Any]]:
+    from deepoxymap.explain.methods import explain_batch
+    from deepoxymap.explain.sanity import deletion_curve, randomization_check
+
+    if not cms:
+        return []
+    x = np.concatenate([cm.x for cm in cms])
+    tg = [CLASSES.index(cm.label) for cm in cms for _ in range(cm.x.shape[0])] if cfg.target == "label" else None
+    out = []
+    random_auc: list[float] | None = None
+    for method in cfg.methods:
+        for layer in layers_for(method, layers):
+            lyr = None if layer == INPUT_LAYER else layer
+            rnd = randomization_check(model, x, method, layer=lyr, target_class=tg, n_top=cfg.randomize_top,
+                                      max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)  # fmt: skip
+            hms = explain_batch(model, x, method, tg, lyr, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)
+            dels = [deletion_curve(model, x[i], hms[i], steps=10, with_random=False) for i in range(x.shape[0])]
+            if random_auc is None:  # method-independent: computed once per image
+                random_auc = [deletion_curve(model, x[i], hms[i], steps=10).random_auc for i in range(x.shape[0])]
+            out.append({
+                "method": method, "layer": layer, "n_images": int(x.shape[0]), "randomize_top": cfg.randomize_top,
+                "spearman_mean": rnd.mean_spearman, "randomization_passed": rnd.passed,
+                "deletion_auc": float(np.mean([d.auc for d in dels])),
+                "deletion_auc_random": float(np.mean(random_auc)),
+            })  # fmt: skip
+    return out
+
+
+METRIC_KEYS = ("pointing", "pointing_myo", "ebpg", "ebpg_myo", "dice", "dice_myo", "iou", "iou_myo", "kappa",
+               "pointing_myo_chance", "dice_myo_all")  # fmt: skip
+SPREAD_KEYS = ("energy_in_myocardium", "area50_mm2", "segment_entropy", "peak_in_myocardium")
+
+
+def mean_sd(vals: Any) -> tuple[float, float, int]:
+    """Mean, SD (ddof 1) and count of the finite values."""
+    a = np.array([v for v in vals if v is not None and np.isfinite(v)], dtype=np.float64)
+    if a.size == 0:
+        return float("nan"), float("nan"), 0
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, int(a.size)
+
+
+def _summarise(
+    per_case: list[dict[str, Any]],
+    pooled: Mapping[tuple[str, str, str], tuple[list[bool], list[bool]]],
+    thresholds: Mapping[str, Mapping[str, float]],
+    cfg: AuditConfig,
+    layers: Sequence[str],
+) -> list[dict[str, Any]]:
+    out = []
+    for c in CLASSES:
+        for method in cfg.methods:
+            for layer in layers_for(method, layers):
+                rows = [r for r in per_case if r["class"] == c and r["method"] == method and r["layer"] == layer]
+                if not rows:
+                    continue
+                d: dict[str, Any] = {"class": c, "method": method, "layer": layer, "n": len(rows),
+                                     "accuracy": float(np.mean([r["predicted"] == c for r in rows]))}  # fmt: skip
+                for k in (*METRIC_KEYS, *SPREAD_KEYS, "lesion_area_fraction_myo"):
+                    m, sd, _n = mean_sd(r.get(k, float("nan")) for r in rows)
+                    d[k], d[k + "_sd"] = m, sd
+                a, b = pooled.get((c, method, layer), ([], []))
+                d["kappa_pooled"] = cohen_kappa(a, b) if a and any(b) else float("nan")
+                th = thresholds.get(_key(method, layer), {})
+                d["tau"], d["tau_myo"], d["tau_segment"] = th.get("tau"), th.get("tau_myo"), th.get("tau_segment")
+                out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# which subjects, from a manifest
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubjectPlan:
+    """Which manifest subjects are scored and which choose the thresholds.
+
+    Attributes:
+        test: scored records.
+        validation: records that choose the thresholds (empty: fixed or given thresholds).
+        notes: how the choice was made (for the report).
+    """
+
+    test: list[SubjectRecord]
+    validation: list[SubjectRecord]
+    notes: list[str]
+
+
+def _card_split(card: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    split = ((card or {}).get("training") or {}).get("split") or {}
+    return {k: list(split.get(k) or []) for k in ("train", "val", "test")}
+
+
+def plan_subjects(
+    records: Sequence[SubjectRecord],
+    card: Mapping[str, Any] | None,
+    *,
+    subjects: Sequence[str] | None = None,
+    validation: Sequence[str] | None = None,
+    frozen: bool = False,
+    small_cohort: int = AuditConfig.small_cohort,
+    seed: int = 0,
+) -> SubjectPlan:
+    """The audit's subject policy.
+
+    Test subjects: ``subjects``, else the model card's test split, else every
+    record. Validation: ``validation``, else the card's validation split; with
+    neither (and no ``frozen`` thresholds), a class-stratified third of the test
+    subjects chooses the thresholds and is excluded from the figures, unless fewer
+    than ``small_cohort`` subjects are scored: then fixed thresholds are used.
+
+    Raises:
+        DeepOxyMapError: none of the requested test subjects is in the records.
+    """
+    by_id = {r.subject: r for r in records}
+    split = _card_split(card)
+    test = [s for s in (subjects or split["test"] or sorted(by_id)) if s in by_id]
+    val = [s for s in (validation if validation is not None else split["val"]) if s in by_id and s not in test]
+    if not test:
+        raise DeepOxyMapError("none of the test subjects is in this manifest")
+    notes: list[str] = []
+    if frozen:
+        notes.append("thresholds given (frozen)")
+        val = []
+    elif val:
+        notes.append(f"thresholds chosen on {len(val)} validation subjects")
+    elif len(test) < small_cohort:
+        notes.append(f"fewer than {small_cohort} cases: fixed thresholds (0.5 of the maximum), no validation hold-out")
+    else:
+        rng = np.random.default_rng(seed)
+        take: list[str] = []
+        for c in CLASSES:
+            members = sorted(s for s in test if by_id[s].label == c)
+            rng.shuffle(members)
+            take += members[: len(members) // 3]
+        val = sorted(take)
+        test = [s for s in test if s not in val]
+        notes.append(
+            f"no validation split available: {len(val)} test subjects (a stratified third) chose the thresholds "
+            "and are excluded from the figures"
+        )
+    return SubjectPlan([by_id[s] for s in test], [by_id[s] for s in val], notes)
+
+
+def default_manifest(card: Mapping[str, Any] | None) -> Path:
+    """The manifest recorded in the model card (``training.manifest``), else the study cohort's."""
+    from deepoxymap.config import settings
+
+    recorded = ((card or {}).get("training") or {}).get("manifest")
+    return Path(recorded) if recorded and Path(recorded).is_file() else settings().cohort_dir / "manifest.csv"
+
+
+def audit_manifest(
+    manifest: Path | None,
+    loaded: Any,
+    config: AuditConfig = AuditConfig(),
+    *,
+    subjects: Sequence[str] | None = None,
+    validation: Sequence[str] | None = None,
+    thresholds: Mapping[str, Mapping[str, float]] | None = None,
+    progress: ProgressFn | None = None,
+) -> AuditResult:
+    """:func:`plan_subjects` on a manifest (default: :func:`default_manifest`), then :func:`run_audit`."""
+    manifest = Path(manifest) if manifest is not None else default_manifest(loaded.card)
+    records = read_manifest(manifest)
+    plan = plan_subjects(
+        records,
+        loaded.card,
+        subjects=subjects,
+        validation=validation,
+        frozen=thresholds is not None,
+        small_cohort=config.small_cohort,
+    )
+    res = run_audit(plan.test, loaded, config, validation=plan.validation, thresholds=thresholds, progress=progress)
+    res.notes[:0] = [
+        f"manifest: {manifest}",
+        *plan.notes,
+        f"{len(plan.test)} test subjects; target class: {config.target}; pointing tolerance {config.tolerance_mm} mm",
+    ]
+    return res

@@ -1,0 +1,112 @@
+"""Loading for the pages: uploads and paths into a case, role overrides, the series table, the demo cohort.
+
+Thin calls into :mod:`deepoxymap.io` and :mod:`deepoxymap.cohort` plus the
+presentation of their results; no science lives here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from deepoxymap import cohort, io
+from deepoxymap.case import Case, Role, Series
+from deepoxymap.cohort import SubjectRecord
+from deepoxymap.config import settings
+from deepoxymap.io import LoadResult
+
+__all__ = [
+    "ROLE_BY_LABEL",
+    "default_audit_manifest",
+    "demo_cases",
+    "demo_manifest",
+    "load_record",
+    "load_sources",
+    "series_rows",
+    "upload_case_id",
+    "with_roles",
+]
+
+
+def load_sources(sources: Sequence[Any]) -> LoadResult:
+    """:func:`deepoxymap.io.load` on paths or ``(name, bytes)`` pairs."""
+    return io.load(list(sources))
+
+
+def upload_case_id(series: Iterable[Series]) -> str:
+    """A non-identifying case id for an upload: a short hash of its series UIDs."""
+    h = hashlib.sha256("|".join(sorted(s.uid for s in series)).encode()).hexdigest()[:10]
+    return f"upload-{h}"
+
+
+def with_roles(case: Case, series: Sequence[Series], roles: dict[str, Role]) -> tuple[Case, list[Series]]:
+    """Rebuild ``case`` after the user changed roles (``roles`` by series uid).
+
+    A case that came with ground truth (demo/cohort) keeps its label, truth and masks.
+
+    Returns:
+        ``(case, series)``: the rebuilt case and the full series list with the new roles.
+    """
+    changed = list(series)
+    for uid, role in roles.items():
+        changed = io.override_role(changed, uid, role)
+    rebuilt = io.build_case(changed, case.case_id)
+    if case.masks or case.truth or case.label:
+        masks = {**dict(rebuilt.masks), **dict(case.masks)}
+        rebuilt = dataclasses.replace(rebuilt, label=case.label, truth=case.truth, masks=masks)
+    return rebuilt, changed
+
+
+_COLUMNS = {
+    "role": "role",
+    "timepoint": "time point",
+    "size": "size (rows x cols)",
+    "slices_x_frames": "slices x frames",
+    "spacing": "spacing (mm)",
+    "description": "description",
+    "files": "files",
+    "reason": "why this role",
+}
+
+
+def series_rows(series: Sequence[Series]) -> list[dict[str, Any]]:
+    """One display row per series (:func:`deepoxymap.io.series_table`): no identifiers, no file paths."""
+    rows = []
+    for r in io.series_table(list(series)):
+        row = {"uid": r["uid"]}
+        row.update({label: r.get(key, "") for key, label in _COLUMNS.items()})
+        if r.get("geometry") is False and "no geometry" not in str(row["spacing (mm)"]):
+            row["spacing (mm)"] = f"{row['spacing (mm)']} (no geometry)"
+        rows.append(row)
+    return rows
+
+
+ROLE_BY_LABEL = {r.label: r for r in Role}
+
+
+def demo_manifest() -> Path:
+    """The demo cohort's manifest path (may not exist)."""
+    return settings().demo_dir / "manifest.csv"
+
+
+def demo_cases() -> list[SubjectRecord]:
+    """One record per demo case, ordered as :data:`deepoxymap.CLASSES`; empty if not generated."""
+    m = demo_manifest()
+    return cohort.ordered_by_class(cohort.read_manifest(m)) if m.is_file() else []
+
+
+def load_record(record: SubjectRecord) -> Case:
+    """The case of a cohort record (:func:`deepoxymap.cohort.load_case`)."""
+    return cohort.load_case(record)
+
+
+def default_audit_manifest() -> Path:
+    """The bundled synthetic test split if generated, else the demo manifest."""
+    s = settings()
+    for p in (s.cohort_dir / "test.csv", s.cohort_dir / "manifest_test.csv", s.cohort_dir / "manifest.csv"):
+        if p.is_file():
+            return p
+    return demo_manifest()
