@@ -1,10 +1,12 @@
 """Scar quantification on a real EMIDEC LGE volume against its expert labels.
 
-``python -m deepoxymap.cardiac.emidec_check [CASE_DIR ...]`` (default: every
-case under ``<real_data_dir>/emidec``) prints, per case and method, the scar
+Library only (no printing): :func:`check_case` gives, per method, the scar
 percentage of the myocardium found automatically next to the expert's
 (labels 3 infarct + 4 no-reflow), and the Dice of the two where the expert
-marked scar.
+marked scar; :func:`find_cases` lists the case folders and
+:func:`format_table` renders rows as a markdown table.
+``python -m tools.emidec_check [CASE_DIR ...]`` prints that table (default:
+every case under ``<real_data_dir>/emidec``).
 
 EMIDEC has no RV label, so the ``darkest-segment`` remote uses image-axis
 sectors (:func:`~deepoxymap.cardiac.segments.fixed_insertion_points`), not
@@ -13,7 +15,6 @@ anatomy-anchored segments.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from deepoxymap.cardiac.masks import EMIDEC, masks_from_labels
 from deepoxymap.cardiac.scar import quantify_scar
 from deepoxymap.cardiac.segments import fixed_insertion_points, segment_map, slice_levels
 
-__all__ = ["EmidecRow", "check_case", "load_emidec_case", "main"]
+__all__ = ["TABLE_HEADER", "EmidecRow", "check_case", "find_cases", "format_table", "load_emidec_case"]
 
 
 @dataclass(frozen=True)
@@ -130,26 +131,28 @@ def check_case(
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the EMIDEC table (markdown) for the given case folders."""
-    from deepoxymap.config import settings
+def find_cases(root: Path | str | None = None) -> list[Path]:
+    """EMIDEC case folders under ``root`` (default ``<real_data_dir>/emidec``), sorted; empty if none."""
+    if root is None:
+        from deepoxymap.config import settings
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    dirs = [Path(a) for a in args] or sorted(p for p in (settings().real_data_dir / "emidec").glob("*") if p.is_dir())
-    if not dirs:
-        print("no EMIDEC cases found", file=sys.stderr)
-        return 1
-    print("| case | method | scar % of myocardium | expert % | Dice | threshold (SI) |")
-    print("|---|---|---|---|---|---|")
-    for d in dirs:
-        img, lab, ps = load_emidec_case(d)
-        for row in check_case(img, lab, ps, d.name):
-            print(
-                f"| {row.case} | {row.method} | {row.scar_percent:.2f} | {row.expert_percent:.2f} | "
-                f"{'n/a' if np.isnan(row.dice) else f'{row.dice:.2f}'} | {row.threshold:.0f} |"
-            )
-    return 0
+        root = settings().real_data_dir / "emidec"
+    return sorted(p for p in Path(root).glob("*") if p.is_dir())
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+TABLE_HEADER = (
+    "| case | method | scar % of myocardium | expert % | Dice | threshold (SI) |",
+    "|---|---|---|---|---|---|",
+)
+"""The two header lines of :func:`format_table`."""
+
+
+def format_table(rows: Sequence[EmidecRow], *, header: bool = True) -> str:
+    """Markdown table of :func:`check_case` rows (with the :data:`TABLE_HEADER` lines unless ``header=False``)."""
+    lines = list(TABLE_HEADER) if header else []
+    for row in rows:
+        lines.append(
+            f"| {row.case} | {row.method} | {row.scar_percent:.2f} | {row.expert_percent:.2f} | "
+            f"{'n/a' if np.isnan(row.dice) else f'{row.dice:.2f}'} | {row.threshold:.0f} |"
+        )
+    return "\n".join(lines)

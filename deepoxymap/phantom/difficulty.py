@@ -1,4 +1,9 @@
-"""``deepoxymap difficulty``: is the synthetic task too easy, or does it leak the label?
+"""Difficulty check: is the synthetic task too easy, or does it leak the label?
+
+Library only (no printing): :func:`difficulty_report` returns the numbers and
+:func:`format_report` the table as text; the ``deepoxymap difficulty`` command
+(:mod:`deepoxymap.phantom.cli_difficulty`) and ``python -m tools.difficulty``
+print them.
 
 Two baselines with subject-level stratified 5-fold cross-validation
 (``StratifiedGroupKFold``: slices of one subject never straddle train and test):
@@ -23,26 +28,39 @@ and subject level (mean of the subject's slice probabilities).
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
 
 from deepoxymap import CLASSES
+from deepoxymap.cohort import read_manifest
 from deepoxymap.errors import PhantomError
-from deepoxymap.phantom.load import read_labels, read_manifest, read_truth
+from deepoxymap.phantom.load import read_labels, read_truth
+
+__all__ = [
+    "HIST_BINS",
+    "MYO",
+    "CvAuc",
+    "DifficultyReport",
+    "Features",
+    "cohort_features",
+    "cv_auc",
+    "difficulty_report",
+    "engineered_features",
+    "format_report",
+    "slice_features",
+]
 
 MYO = (2, 4, 5, 6)
 HIST_BINS = np.linspace(0.0, 1.0, 33)
 """Bin edges of the myocardium/blood ratio histogram."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Features:
     """Per-slice features of a cohort.
 
@@ -61,6 +79,35 @@ class Features:
     y: NDArray[np.int64]
     groups: NDArray[np.int64]
     subjects: list[str]
+
+
+class CvAuc(TypedDict):
+    """Cross-validated one-vs-rest AUCs of one baseline (:func:`cv_auc`).
+
+    Attributes:
+        slice / subject: class -> AUC at slice level / subject level (mean of the
+            subject's slice probabilities); classes absent from ``y`` are left out.
+        macro_slice / macro_subject: mean of those AUCs.
+        accuracy_subject: subject-level accuracy of the arg-max class.
+        majority_accuracy: accuracy of always answering the most frequent class.
+    """
+
+    slice: dict[str, float]
+    subject: dict[str, float]
+    macro_slice: float
+    macro_subject: float
+    accuracy_subject: float
+    majority_accuracy: float
+
+
+class DifficultyReport(TypedDict):
+    """:func:`difficulty_report`: cohort size and the three baselines."""
+
+    n_subjects: int
+    n_slices: int
+    histogram: CvAuc
+    engineered: CvAuc
+    leak_check: CvAuc
 
 
 def slice_features(image: NDArray[Any], labels: NDArray[Any]) -> tuple[NDArray[np.float64], float]:
@@ -118,19 +165,21 @@ def engineered_features(image: NDArray[Any], labels: NDArray[Any], pixel_mm: flo
 
 
 def cohort_features(cohort_dir: Path | str, *, timepoint_key: str = "os_bh-end") -> Features:
-    """Features of every slice of every subject of a cohort (reads DICOM with pydicom)."""
-    rows = read_manifest(cohort_dir)
-    if not rows:
-        raise PhantomError("empty manifest", source=str(cohort_dir))
+    """Features of every slice of every subject of a cohort (reads DICOM with pydicom).
+
+    Raises:
+        CaseError: the cohort's ``manifest.csv`` is missing, empty or malformed.
+    """
+    rows = read_manifest(Path(cohort_dir) / "manifest.csv")
     H, E, Lk, Y, G, subs = [], [], [], [], [], []
     for gi, r in enumerate(rows):
-        d = Path(r["path"])
+        d = r.path
         truth = read_truth(d)
         labels = read_labels(d)
         st = truth["series"][timepoint_key]
         lab = labels[st["uid"]]
         fr = int(st["label_frame"])
-        subs.append(r["subject"])
+        subs.append(r.subject)
         for k in range(lab.shape[0]):
             ds = pydicom.dcmread(d / "dicom" / timepoint_key / f"IM_{k + 1:02d}_{fr + 1:03d}.dcm")
             img = ds.pixel_array.astype(np.float64) * float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
@@ -153,19 +202,22 @@ def cohort_features(cohort_dir: Path | str, *, timepoint_key: str = "os_bh-end")
                     float(ds.CardiacNumberOfImages),
                 ]
             )
-            Y.append(CLASSES.index(r["class"]))
+            Y.append(CLASSES.index(r.label))
             G.append(gi)
     return Features(np.asarray(H), np.asarray(E), np.asarray(Lk), np.asarray(Y), np.asarray(G), subs)
 
 
 def cv_auc(
     X: NDArray[Any], y: NDArray[Any], groups: NDArray[Any], *, seed: int = 0, folds: int = 5, C: float = 1.0
-) -> dict[str, Any]:
+) -> CvAuc:
     """Subject-level stratified K-fold logistic regression; one-vs-rest AUCs.
 
     Returns:
         ``{"slice": {class: auc}, "subject": {class: auc}, "macro_slice", "macro_subject",
-        "accuracy_subject"}``.
+        "accuracy_subject", "majority_accuracy"}``.
+
+    Raises:
+        PhantomError: a fold put slices of one subject on both sides (``groups`` broken).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -177,28 +229,33 @@ def cv_auc(
     prob = np.zeros((len(y), n_cls))
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for tr, te in cv.split(X, y, groups):
-        assert not set(groups[tr]) & set(groups[te])
+        if set(groups[tr]) & set(groups[te]):
+            raise PhantomError("cross-validation fold shares subjects between train and test")
         m = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
         m.fit(X[tr], y[tr])
         p = np.zeros((len(te), n_cls))
         p[:, m.classes_] = m.predict_proba(X[te])
         prob[te] = p
-    out: dict[str, Any] = {"slice": {}, "subject": {}}
+    slice_auc: dict[str, float] = {}
+    subject_auc: dict[str, float] = {}
     ug = np.unique(groups)
     sp = np.stack([prob[groups == g].mean(0) for g in ug])
     sy = np.array([y[groups == g][0] for g in ug])
     for ci, c in enumerate(CLASSES):
         if 0 < (y == ci).sum() < len(y):
-            out["slice"][c] = float(roc_auc_score(y == ci, prob[:, ci]))
-            out["subject"][c] = float(roc_auc_score(sy == ci, sp[:, ci]))
-    out["macro_slice"] = float(np.mean(list(out["slice"].values())))
-    out["macro_subject"] = float(np.mean(list(out["subject"].values())))
-    out["accuracy_subject"] = float(np.mean(sp.argmax(1) == sy))
-    out["majority_accuracy"] = float(np.max(np.bincount(sy)) / len(sy))
-    return out
+            slice_auc[c] = float(roc_auc_score(y == ci, prob[:, ci]))
+            subject_auc[c] = float(roc_auc_score(sy == ci, sp[:, ci]))
+    return {
+        "slice": slice_auc,
+        "subject": subject_auc,
+        "macro_slice": float(np.mean(list(slice_auc.values()))),
+        "macro_subject": float(np.mean(list(subject_auc.values()))),
+        "accuracy_subject": float(np.mean(sp.argmax(1) == sy)),
+        "majority_accuracy": float(np.max(np.bincount(sy)) / len(sy)),
+    }
 
 
-def difficulty_report(cohort_dir: Path | str, *, seed: int = 0) -> dict[str, Any]:
+def difficulty_report(cohort_dir: Path | str, *, seed: int = 0) -> DifficultyReport:
     """Both baselines on a cohort. See the module docstring."""
     f = cohort_features(cohort_dir)
     return {
@@ -210,7 +267,7 @@ def difficulty_report(cohort_dir: Path | str, *, seed: int = 0) -> dict[str, Any
     }
 
 
-def format_report(rep: dict[str, Any]) -> str:
+def format_report(rep: DifficultyReport) -> str:
     """A plain-text table of :func:`difficulty_report`."""
     lines = [f"subjects {rep['n_subjects']}, slices {rep['n_slices']} (subject-level stratified 5-fold CV)"]
     lines.append(f"{'baseline':<12}{'level':<9}" + "".join(f"{c:>14}" for c in CLASSES) + f"{'macro':>9}{'acc':>7}")
@@ -224,17 +281,11 @@ def format_report(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``deepoxymap difficulty``."""
-    parser.add_argument("--cohort", type=Path, required=True, help="cohort folder with manifest.csv")
-    parser.add_argument("--seed", type=int, default=0, help="CV shuffling seed")
-    parser.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
+def __getattr__(name: str) -> Any:
+    # Transition: ``deepoxymap difficulty`` is registered on this module in deepoxymap/cli.py;
+    # its printing adapter now lives in cli_difficulty. Remove once cli.py points there.
+    if name in ("add_arguments", "run"):
+        from deepoxymap.phantom import cli_difficulty
 
-
-def run(args: argparse.Namespace) -> int:
-    """Print the difficulty table; exit 0."""
-    rep = difficulty_report(args.cohort, seed=args.seed)
-    print(format_report(rep))
-    if args.json:
-        args.json.write_text(json.dumps(rep, indent=1))
-    return 0
+        return getattr(cli_difficulty, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,9 @@
-"""``deepoxymap realism``: phantom image statistics beside a real cine with manual contours.
+"""Realism check: phantom image statistics beside a real cine with manual contours.
+
+Library only (no printing): :func:`realism_report` returns the numbers,
+:func:`format_report` the table as text, :func:`save_figure` writes a PNG. The
+``deepoxymap realism`` command (:mod:`deepoxymap.phantom.cli_realism`) and
+``python -m tools.realism_report`` print them.
 
 The same measurement code runs on both sides:
 
@@ -22,16 +27,27 @@ Statistics (per annotated slice, then median and inter-quartile range):
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
 from deepoxymap.case import Case, Role, Stack
+
+__all__ = [
+    "STATS",
+    "StatComparison",
+    "Summary",
+    "format_report",
+    "phantom_stats",
+    "real_stats",
+    "realism_report",
+    "save_figure",
+    "stack_stats",
+    "summarise",
+]
 
 STATS = (
     "blood/myo ratio",
@@ -43,6 +59,23 @@ STATS = (
     "background mean/SD",
     "background zero fraction",
 )
+
+
+class Summary(TypedDict):
+    """Median, quartiles and count of one statistic (NaN and ``n == 0`` when there is no value)."""
+
+    n: int
+    median: float
+    q1: float
+    q3: float
+
+
+class StatComparison(TypedDict):
+    """One statistic on the real cine, on every phantom subject measured, and on the healthy ones."""
+
+    real: Summary
+    phantom: Summary
+    phantom_healthy: Summary
 
 
 def _background(img: NDArray[Any], patch: int = 8, n: int = 4) -> NDArray[np.float64]:
@@ -117,14 +150,15 @@ def phantom_stats(
     cohort_dir: Path | str, n_subjects: int = 12, *, classes: tuple[str, ...] | None = None
 ) -> dict[str, list[float]]:
     """Statistics of the baseline OS-CMR cine of up to ``n_subjects`` generated subjects."""
-    from deepoxymap.phantom.load import load_subject, read_manifest
+    from deepoxymap.cohort import read_manifest
+    from deepoxymap.phantom.load import load_subject
 
-    rows = read_manifest(cohort_dir)
+    rows = read_manifest(Path(cohort_dir) / "manifest.csv")
     if classes:
-        rows = [r for r in rows if r["class"] in classes]
+        rows = [r for r in rows if r.label in classes]
     acc: dict[str, list[float]] = {k: [] for k in STATS}
     for r in rows[:n_subjects]:
-        case = load_subject(r["path"])
+        case = load_subject(r.path)
         for s in case.series:
             if s.role == Role.OS_CMR and s.stack.timepoint == "baseline":
                 m = case.masks[s.uid]
@@ -132,7 +166,7 @@ def phantom_stats(
     return acc
 
 
-def summarise(values: list[float]) -> dict[str, float]:
+def summarise(values: list[float]) -> Summary:
     """Median, quartiles and count."""
     if not values:
         return {"n": 0, "median": float("nan"), "q1": float("nan"), "q3": float("nan")}
@@ -145,7 +179,7 @@ def summarise(values: list[float]) -> dict[str, float]:
     }
 
 
-def realism_report(real_root: Path | str, cohort_dir: Path | str, n_subjects: int = 12) -> dict[str, Any]:
+def realism_report(real_root: Path | str, cohort_dir: Path | str, n_subjects: int = 12) -> dict[str, StatComparison]:
     """Both sides summarised per statistic: ``{stat: {"real": summary, "phantom": summary}}``."""
     real = real_stats(real_root)
     ph = phantom_stats(cohort_dir, n_subjects)
@@ -156,10 +190,10 @@ def realism_report(real_root: Path | str, cohort_dir: Path | str, n_subjects: in
     }
 
 
-def format_report(rep: dict[str, Any]) -> str:
-    """Plain-text table: median [IQR] (n slices)."""
+def format_report(rep: dict[str, StatComparison]) -> str:
+    """Plain-text table of :func:`realism_report`: median [IQR] (n slices)."""
 
-    def cell(d: dict[str, float]) -> str:
+    def cell(d: Summary) -> str:
         if not d["n"]:
             return "-"
         return f"{d['median']:.2f} [{d['q1']:.2f}-{d['q3']:.2f}] n={d['n']}"
@@ -182,8 +216,9 @@ def save_figure(real_root: Path | str, cohort_dir: Path | str, path: Path | str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from deepoxymap.cohort import read_manifest
     from deepoxymap.io.contours import sunnybrook_case
-    from deepoxymap.phantom.load import load_subject, read_manifest
+    from deepoxymap.phantom.load import load_subject
 
     def crop(img: NDArray[Any], lab: NDArray[Any], px: float, half_mm: float = 60.0) -> tuple[Any, Any]:
         rr, cc = np.nonzero(lab == 1)
@@ -195,16 +230,16 @@ def save_figure(real_root: Path | str, cohort_dir: Path | str, path: Path | str,
     case = sunnybrook_case(real_root)
     s = case.series[0]
     m = case.masks[s.uid].data
-    frames = case.truth["myocardium_frames"]
+    frames = case.truth.myocardium_frames
     k, f = frames[len(frames) // 2]
     panels.append(("Sunnybrook (real, GE 1.5 T)", s.stack.data[k, f], m[k, f], s.stack.geometry.pixel_spacing[0]))
-    for r in read_manifest(cohort_dir)[:n_phantom]:
-        c = load_subject(r["path"])
+    for r in read_manifest(Path(cohort_dir) / "manifest.csv")[:n_phantom]:
+        c = load_subject(r.path)
         st = c.os_timepoints()["baseline"]
         lab = c.masks[st.series_uid].data[1, 0]
         panels.append(
             (
-                f"phantom {r['subject']} {r['class']} ({r['field_strength']} T)",
+                f"phantom {r.subject} {r.label} ({r.field_strength} T)",
                 st.data[1, 0],
                 lab,
                 st.geometry.pixel_spacing[0],
@@ -226,24 +261,11 @@ def save_figure(real_root: Path | str, cohort_dir: Path | str, path: Path | str,
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``deepoxymap realism``."""
-    from deepoxymap.config import settings
+def __getattr__(name: str) -> Any:
+    # Transition: ``deepoxymap realism`` is registered on this module in deepoxymap/cli.py;
+    # its printing adapter now lives in cli_realism. Remove once cli.py points there.
+    if name in ("add_arguments", "run"):
+        from deepoxymap.phantom import cli_realism
 
-    st = settings()
-    parser.add_argument("--real", type=Path, default=st.real_data_dir, help="real data folder (holding sunnybrook/)")
-    parser.add_argument("--cohort", type=Path, default=st.cohort_dir, help="generated cohort (manifest.csv)")
-    parser.add_argument("--n", type=int, default=12, help="phantom subjects to measure")
-    parser.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
-    parser.add_argument("--figure", type=Path, default=None, help="also save a side-by-side PNG")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the realism table (and optionally save JSON / a figure)."""
-    rep = realism_report(args.real, args.cohort, args.n)
-    print(format_report(rep))
-    if args.json:
-        args.json.write_text(json.dumps(rep, indent=1))
-    if args.figure:
-        print(f"figure: {save_figure(args.real, args.cohort, args.figure)}")
-    return 0
+        return getattr(cli_realism, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -126,7 +126,7 @@ def test_scanner_parameters_do_not_depend_on_class(cohort: Path) -> None:
 def test_round_trip_geometry_and_roles(cohort: Path) -> None:
     for sid, (cls, _st, _site) in SUBJECTS.items():
         case = load_subject(cohort / sid)
-        truth = case.truth
+        truth = case.truth.record
         assert case.label == cls
         roles = collections.Counter(s.role for s in case.series)
         assert roles == {Role.OS_CMR: 4, Role.LGE: 1, Role.T1_MAP: 1, Role.T2_MAP: 1}
@@ -219,7 +219,7 @@ def _world_centroid(case: Any, uid: str, labels: np.ndarray, values: tuple[int, 
 def test_labels_contract_and_lesion_alignment(cohort: Path) -> None:
     case = load_subject(cohort / "I")
     labels = read_labels(cohort / "I")
-    truth = case.truth
+    truth = case.truth.record
     for st in truth["series"].values():
         lab = labels[st["uid"]]
         assert lab.dtype == np.uint8 and set(np.unique(lab)) <= {0, 1, 2, 3, 4, 5, 6}
@@ -284,9 +284,9 @@ def test_t2_raised_in_edema(cohort: Path) -> None:
         return float(np.median(s.stack.data[:, 0][np.isin(lab, (2, 5))]))
 
     t_e, t_h = myo_t2(e), myo_t2(h)
-    remote = e.truth["anatomy"]["tissue"]["t2_myo_ms"]
+    remote = e.truth.record["anatomy"]["tissue"]["t2_myo_ms"]
     assert t_e > remote + 4.0
-    assert e.truth["segments"]["edema_segments"] == list(range(1, 17))
+    assert e.truth.record["segments"]["edema_segments"] == list(range(1, 17))
     assert t_e > t_h
 
 
@@ -387,11 +387,11 @@ def test_truth_is_json_and_edema_masks(cohort: Path) -> None:
     from deepoxymap.phantom import read_edema_masks
 
     case = load_subject(cohort / "E")
-    json.dumps({k: v for k, v in case.truth.items() if k != "edema_masks"})
+    json.dumps(dict(case.truth.record))
     ed = read_edema_masks(cohort / "E")
-    assert set(ed) == set(case.truth["edema_masks"])
-    assert set(ed) == {st["uid"] for st in case.truth["series"].values()}
-    t2 = case.truth["series"]["t2map"]["uid"]
+    assert set(ed) == set(case.truth.edema_masks)
+    assert set(ed) == {st["uid"] for st in case.truth.record["series"].values()}
+    t2 = case.truth.record["series"]["t2map"]["uid"]
     lab = case.masks[t2].data[:, 0]
     assert ed[t2].sum() >= (lab == 5).sum() > 0
 

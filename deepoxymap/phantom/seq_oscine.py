@@ -1,0 +1,244 @@
+"""The OS-CMR bSSFP cine at the four manoeuvre time points (baseline, HV end, BH start, BH end).
+
+Per time point the myocardial and blood-pool bSSFP signals are scaled by the
+subject's sampled OS (BOLD) responses (:func:`sample_os`, :func:`os_factor`,
+:func:`blood_factor`), the heart is shifted by residual breathing, and the
+series is written with its cine labels (every frame) and end-systolic labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from deepoxymap.phantom.anatomy import LEVELS, N_THETA, N_TISSUE, TISSUE, Subject, contraction, smooth_periodic
+from deepoxymap.phantom.exam import OS_KEYS, Exam, SeriesResult, draw_shift, percentile_window
+from deepoxymap.phantom.imaging import band_map, bssfp_signal, coil_map, relax_table, rician, texture, to_u16
+from deepoxymap.phantom.params import OsEffect, PhantomParams, SiteParams
+from deepoxymap.phantom.render import render_series
+
+__all__ = [
+    "OS_KEYS",
+    "CineResult",
+    "blood_factor",
+    "bssfp_values",
+    "os_factor",
+    "os_regions",
+    "render_os_cine",
+    "sample_os",
+    "timepoint_heterogeneity",
+]
+
+
+# ---------------------------------------------------------------------------
+# OS effects
+# ---------------------------------------------------------------------------
+
+
+def _clipn(rng: np.random.Generator, ms: tuple[float, float], lo: float = -5.0, hi: float = 30.0) -> float:
+    return float(np.clip(rng.normal(ms[0], ms[1]), lo, hi))
+
+
+def sample_os(subj: Subject, rng: np.random.Generator, p: PhantomParams, sp: SiteParams) -> dict[str, Any]:
+    """Sample the subject's OS (BOLD) responses per region, scaled for the field strength."""
+    cp = p.classes[subj.cls]
+    scale = float(rng.uniform(*sp.os_scale))
+
+    def eff(e: OsEffect) -> dict[str, float]:
+        return {"hv_pct": scale * _clipn(rng, e.hv_pct, -30.0, 10.0), "bh_pct": scale * _clipn(rng, e.bh_pct)}
+
+    out: dict[str, Any] = {"field_scale": scale, "remote": eff(cp.os_remote), "lesion": eff(cp.os_lesion)}
+    out["core"] = eff(cp.os_core) if cp.os_core else dict(out["lesion"])
+    if subj.subtype == "global":
+        # whole ring edematous: DOMAIN 7 "global edema: whole ring +3 +- 5 %"
+        out["lesion"] = {"hv_pct": scale * _clipn(rng, (-5.0, 8.0), -30, 10), "bh_pct": scale * _clipn(rng, (3.0, 5.0))}
+    out["bh_start_pct"] = float(rng.normal(*p.bh_start_jitter_pct))
+    out["blood_hv_pct"] = float(rng.uniform(*p.blood_hv_pct))
+    out["blood_bh_pct"] = float(rng.uniform(*p.blood_bh_pct))
+    het_sd = float(rng.uniform(*p.het_segment_sd_pct))
+    out["het_sd_pct"] = het_sd
+    out["_het"] = {tp: [smooth_periodic(rng, het_sd, kmax=3) for _ in LEVELS] for tp in ("hv", "bh")}
+    return out
+
+
+def os_factor(resp: dict[str, Any], region: str, tp: str) -> float:
+    """Multiplicative OS factor of a region at a time point (vs baseline).
+
+    Args:
+        resp: the subject's responses from :func:`sample_os`.
+        region: ``remote``, ``lesion`` or ``core``.
+        tp: ``baseline``, ``hv-end``, ``bh-start`` or ``bh-end``.
+    """
+    e = resp[region]
+    hv = 1.0 + e["hv_pct"] / 100.0
+    if tp == "baseline":
+        return 1.0
+    if tp == "hv-end":
+        return hv
+    bs = hv * (1.0 + resp["bh_start_pct"] / 100.0)
+    if tp == "bh-start":
+        return bs
+    return bs * (1.0 + e["bh_pct"] / 100.0)
+
+
+def blood_factor(resp: dict[str, Any], tp: str) -> float:
+    """Blood-pool OS factor (DOMAIN 6.2 step 4)."""
+    if tp == "baseline":
+        return 1.0
+    f = 1.0 + resp["blood_hv_pct"] / 100.0
+    if tp == "hv-end" or tp == "bh-start":
+        return f
+    return f * (1.0 + resp["blood_bh_pct"] / 100.0)
+
+
+def os_regions(subj: Subject) -> dict[int, str]:
+    """Which OS response region (``remote``, ``lesion``, ``core``) drives each myocardial tissue code."""
+    region_of = {
+        TISSUE["myo"]: "remote",
+        TISSUE["papillary"]: "remote",
+        TISSUE["territory"]: "lesion",
+        TISSUE["scar"]: "lesion",
+        TISSUE["edema"]: "lesion",
+        TISSUE["scar_edema"]: "lesion",
+        TISSUE["mvo"]: "core",
+    }
+    if subj.cls == "ischemic":
+        region_of[TISSUE["scar"]] = "core" if subj.subtype.endswith("transmural") else "lesion"
+    if subj.cls == "healthy":
+        region_of = {k: "remote" for k in region_of}
+    return region_of
+
+
+def timepoint_heterogeneity(resp: dict[str, Any], tp: str) -> list[NDArray[np.float32]]:
+    """Per slice ``(N_THETA,)`` multiplicative BOLD heterogeneity of the myocardium at ``tp``."""
+    het = []
+    for k in range(len(LEVELS)):
+        h = np.ones(N_THETA)
+        if tp != "baseline":
+            h = h * (1.0 + resp["_het"]["hv"][k] / 100.0)
+        if tp == "bh-end":
+            h = h * (1.0 + resp["_het"]["bh"][k] / 100.0)
+        het.append(h.astype(np.float32))
+    return het
+
+
+# ---------------------------------------------------------------------------
+# signal
+# ---------------------------------------------------------------------------
+
+
+def bssfp_values(subj: Subject, sp: SiteParams, flip: float, te: float, inflow: float) -> NDArray[np.float32]:
+    """bSSFP signal per tissue code, ``(N_TISSUE,)`` float32 (blood x ``inflow``)."""
+    tab = relax_table(subj, sp)
+    v = np.zeros(N_TISSUE, np.float32)
+    for code, (rho, t1, t2) in tab.items():
+        v[code] = bssfp_signal(rho, t1, t2, flip, te) if rho > 0 else 0.0
+    for code in (TISSUE["lv_blood"], TISSUE["rv_blood"], TISSUE["aorta"]):
+        v[code] *= inflow
+    return v
+
+
+def _timepoint_values(
+    base: NDArray[np.float32], resp: dict[str, Any], region_of: dict[int, str], tp: str
+) -> NDArray[np.float32]:
+    vals = base.copy()
+    for code, reg in region_of.items():
+        vals[code] = base[code] * os_factor(resp, reg, tp)
+    for code in (TISSUE["lv_blood"], TISSUE["rv_blood"]):
+        vals[code] = base[code] * blood_factor(resp, tp)
+    return vals
+
+
+# ---------------------------------------------------------------------------
+# the series
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CineResult:
+    """The four OS series of a subject.
+
+    Attributes:
+        series: one :class:`SeriesResult` per time point, in :data:`OS_KEYS` order.
+        es_frame: the end-systolic frame (the classifier's input frame, label frame).
+        scan_notes: what the cine adds to truth.json ``scanner`` (``banding`` when
+            present, then ``noise_sigma_signal``), in that order.
+    """
+
+    series: list[SeriesResult]
+    es_frame: int
+    scan_notes: dict[str, Any]
+
+
+def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
+    """Render, add coils/texture/banding/noise to and write the four OS-CMR cine series.
+
+    Draws from ``exam.r_scan``: texture, band (when ``exam.banding``), then per time
+    point the breathing shift; from ``exam.r_noise``: the Rician noise per time point.
+    """
+    subj, sp, p, scan = exam.subj, exam.site, exam.params, exam.scan
+    nf, rr, rot = exam.n_frames, exam.rr_ms, exam.rot_deg
+    og, oipps = exam.grid(sp.os_matrix, scan["os_pixel_mm"])
+    phases = np.arange(nf) / nf
+    trig = phases * rr
+    cvals = contraction(phases, subj.params["es_phase"], subj.params["relax_phase"])
+    es_frame = int(np.argmax(cvals))
+    base = bssfp_values(subj, sp, scan["flip_deg"], scan["te_ms"], scan["inflow"])
+    cm = coil_map(og, exam.coils, exam.coil_len, rot)
+    tex = texture(og, exam.r_scan, p.texture_sd)
+    notes: dict[str, Any] = {}
+    bmul = np.ones(og.shape, np.float32)
+    if exam.banding:
+        bmul, binfo = band_map(og, exam.r_scan, rot)
+        notes["banding"] = binfo
+    sigma = float(base[TISSUE["myo"]]) / scan["snr_myo"]
+    notes["noise_sigma_signal"] = sigma
+    region_of = os_regions(subj)
+    series = []
+    for si, (tp, desc, t_s) in enumerate(p.timepoints):
+        key = OS_KEYS[si]
+        if tp == "bh-end":
+            t_s = p.timepoints[2][2] + scan["bh_duration_s"]
+        vals = _timepoint_values(base, resp, region_of, tp)
+        het = timepoint_heterogeneity(resp, tp)
+        shift = draw_shift(exam.r_scan, p.anatomy.breathing_shift_mm, still=tp == "baseline")
+        ro = render_series(subj, og, phases, vals, het, shift, p.oversample, flow=True)
+        img = ro.signal * (cm * tex * bmul)[None, None]
+        img = rician(img, sigma, exam.r_noise) * scan["gain"] * 1000.0
+        px = to_u16(img)
+        uid = exam.write(
+            key,
+            px[:, :, :, :],
+            kind="os",
+            description=desc,
+            image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
+            series_number=10 + si,
+            acq_offset_s=t_s,
+            grid=og,
+            ipps=oipps,
+            trigger_ms=trig,
+            tr_ms=scan["tr_ms"],
+            te_ms=scan["te_ms"],
+            ti_ms=None,
+            flip_deg=scan["flip_deg"],
+            rescale=None,
+            window=percentile_window(px),
+        )
+        labels = {uid: ro.labels[:, es_frame], uid + "__edema": ro.edema[:, es_frame], uid + "__cine": ro.labels}
+        truth = {
+            "uid": uid,
+            "description": desc,
+            "role": "os-cmr",
+            "timepoint": tp,
+            "acquisition_offset_s": t_s,
+            "shape": list(og.shape),
+            "pixel_spacing_mm": list(og.spacing),
+            "heart_shift_mm": list(shift),
+            "label_frame": es_frame,
+            "n_frames": nf,
+        }
+        series.append(SeriesResult(key, labels, truth))
+    return CineResult(series, es_frame, notes)

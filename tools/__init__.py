@@ -1,0 +1,1 @@
+"""Command-line wrappers that print the project's validation checks (see README.md)."""
