@@ -18,7 +18,9 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         rc = int(mod.main() or 0)
         failed += rc != 0
-        print(f"--- bench {name}: {'ok' if rc == 0 else 'TARGET MISSED'} ({time.perf_counter() - t0:.1f} s)", flush=True)
+        print(
+            f"--- bench {name}: {'ok' if rc == 0 else 'TARGET MISSED'} ({time.perf_counter() - t0:.1f} s)", flush=True
+        )
     return 1 if failed else 0
 
 

@@ -87,7 +87,9 @@ def main() -> int:
 
     model, spec, what = _model()
     layer = default_layer(model)
-    print(f"model: {what}; Grad-CAM layer {layer}; TF threads inter={tf.config.threading.get_inter_op_parallelism_threads()} intra={tf.config.threading.get_intra_op_parallelism_threads()}")
+    print(
+        f"model: {what}; Grad-CAM layer {layer}; TF threads inter={tf.config.threading.get_inter_op_parallelism_threads()} intra={tf.config.threading.get_intra_op_parallelism_threads()}"
+    )
     case = _demo_case()
     pre = preprocess_case(case, spec)
     x1 = pre.x[:1]
@@ -136,7 +138,9 @@ def main() -> int:
     ratio = pair_ratio
     ratio_tkv = t_tkv / t_fwd
     print(f"forward pass, 1 slice:               {1e3 * t_fwd:8.1f} ms")
-    print(f"our Grad-CAM, 1 slice:                {1e3 * t_ours:8.1f} ms   ratio {ratio:.2f} (target <= {RATIO_TARGET})")
+    print(
+        f"our Grad-CAM, 1 slice:                {1e3 * t_ours:8.1f} ms   ratio {ratio:.2f} (target <= {RATIO_TARGET})"
+    )
     print(f"tf-keras-vis Gradcam, 1 slice:        {1e3 * t_tkv:8.1f} ms   ratio {ratio_tkv:.2f} (reported)")
     print(
         f"whole demo case ({pre.x.shape[0]} slices, {spec.input_size} px): preprocessing + prediction + Grad-CAM + "

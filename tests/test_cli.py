@@ -22,10 +22,11 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_every_registered_module_exists() -> None:
     """Each sub-command module imports and exposes add_arguments and run."""
-    import importlib
+    from deepoxymap.cli import command_module
 
-    for name, (module, _) in COMMANDS.items():
-        mod = importlib.import_module(module)
+    for name in COMMANDS:
+        mod = command_module(name)
+        assert mod.__name__.startswith("deepoxymap.cli."), name
         assert callable(mod.add_arguments), name
         assert callable(mod.run), name
 

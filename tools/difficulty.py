@@ -1,7 +1,7 @@
 """Print the difficulty table: trivial-baseline and leak-check AUCs on a generated cohort.
 
 ``python -m tools.difficulty --cohort DIR [--seed S] [--json F]``; the same as
-``deepoxymap difficulty`` (:mod:`deepoxymap.phantom.cli_difficulty`, numbers from
+``deepoxymap difficulty`` (:mod:`deepoxymap.cli.difficulty`, numbers from
 :func:`deepoxymap.phantom.difficulty.difficulty_report`).
 """
 
@@ -11,8 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from deepoxymap.cli.difficulty import add_arguments, run
 from deepoxymap.errors import DeepOxyMapError
-from deepoxymap.phantom.cli_difficulty import add_arguments, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

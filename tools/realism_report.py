@@ -1,7 +1,7 @@
 """Print the realism table: phantom image statistics beside the Sunnybrook cine with manual contours.
 
 ``python -m tools.realism_report [--real DIR] [--cohort DIR] [--n N] [--json F] [--figure F]``;
-the same as ``deepoxymap realism`` (:mod:`deepoxymap.phantom.cli_realism`, numbers from
+the same as ``deepoxymap realism`` (:mod:`deepoxymap.cli.realism`, numbers from
 :func:`deepoxymap.phantom.realism.realism_report`).
 """
 
@@ -11,8 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from deepoxymap.cli.realism import add_arguments, run
 from deepoxymap.errors import DeepOxyMapError
-from deepoxymap.phantom.cli_realism import add_arguments, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,7 @@ Modules: :mod:`~deepoxymap.io.sources` (paths, folders, zips, uploads, limits),
 :mod:`~deepoxymap.io.dicom` (DICOM), :mod:`~deepoxymap.io.nifti` (NIfTI),
 :mod:`~deepoxymap.io.roles` (the documented role rule table),
 :mod:`~deepoxymap.io.contours` (Sunnybrook manual contours ->
-``Stack(role=MASK)``; ``sunnybrook_case(real_data_dir)``), :mod:`~deepoxymap.io.cli`.
+``Stack(role=MASK)``; ``sunnybrook_case(real_data_dir)``), :mod:`~deepoxymap.cli.info`.
 """
 
 from __future__ import annotations

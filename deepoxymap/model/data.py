@@ -36,6 +36,7 @@ __all__ = [
     "subject_signature",
 ]
 
+
 @dataclass(frozen=True, eq=False)
 class SliceData:
     """Slice tensors of a cohort.

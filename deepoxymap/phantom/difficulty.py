@@ -2,7 +2,7 @@
 
 Library only (no printing): :func:`difficulty_report` returns the numbers and
 :func:`format_report` the table as text; the ``deepoxymap difficulty`` command
-(:mod:`deepoxymap.phantom.cli_difficulty`) and ``python -m tools.difficulty``
+(:mod:`deepoxymap.cli.difficulty`) and ``python -m tools.difficulty``
 print them.
 
 Two baselines with subject-level stratified 5-fold cross-validation
@@ -279,13 +279,3 @@ def format_report(rep: DifficultyReport) -> str:
             lines.append(f"{name:<12}{lvl:<9}{aucs}{r['macro_' + lvl]:>9.3f}{acc}")
     lines.append(f"majority-class accuracy {rep['histogram']['majority_accuracy']:.2f}")
     return "\n".join(lines)
-
-
-def __getattr__(name: str) -> Any:
-    # Transition: ``deepoxymap difficulty`` is registered on this module in deepoxymap/cli.py;
-    # its printing adapter now lives in cli_difficulty. Remove once cli.py points there.
-    if name in ("add_arguments", "run"):
-        from deepoxymap.phantom import cli_difficulty
-
-        return getattr(cli_difficulty, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

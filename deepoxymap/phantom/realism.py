@@ -2,7 +2,7 @@
 
 Library only (no printing): :func:`realism_report` returns the numbers,
 :func:`format_report` the table as text, :func:`save_figure` writes a PNG. The
-``deepoxymap realism`` command (:mod:`deepoxymap.phantom.cli_realism`) and
+``deepoxymap realism`` command (:mod:`deepoxymap.cli.realism`) and
 ``python -m tools.realism_report`` print them.
 
 The same measurement code runs on both sides:
@@ -259,13 +259,3 @@ def save_figure(real_root: Path | str, cohort_dir: Path | str, path: Path | str,
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
-
-
-def __getattr__(name: str) -> Any:
-    # Transition: ``deepoxymap realism`` is registered on this module in deepoxymap/cli.py;
-    # its printing adapter now lives in cli_realism. Remove once cli.py points there.
-    if name in ("add_arguments", "run"):
-        from deepoxymap.phantom import cli_realism
-
-        return getattr(cli_realism, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -271,3 +271,39 @@ def test_pages_with_a_real_cine_without_masks(real_data_dir: Path, tiny_model: P
         if page == "features":
             text = _texts(at)
             assert "No LGE series" in text and "label map" in text
+
+
+def test_feature_maps_localise_each_stack_once(
+    tiny_case: Case, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One Feature-maps view (prediction, every slice's CAM, bullseyes, agreement) localises the LV once per stack.
+
+    Prediction, feature maps and the reference masks share one preprocessed input;
+    before they did, the page ran the localisation three times on the OS-CMR stack.
+    """
+    from deepoxymap.cardiac import localize, phase
+    from deepoxymap.model import preprocess
+
+    stacks: list[str] = []
+    slices: list[int] = []
+    real_centers, real_cine = localize.find_lv_centers, localize.find_lv_center_cine
+
+    def counting_centers(stack: Any) -> Any:
+        stacks.append(stack.series_uid)
+        return real_centers(stack)
+
+    def counting_cine(*args: Any, **kwargs: Any) -> Any:
+        slices.append(1)
+        return real_cine(*args, **kwargs)
+
+    for mod in (localize, phase, preprocess):
+        monkeypatch.setattr(mod, "find_lv_centers", counting_centers)
+    monkeypatch.setattr(localize, "find_lv_center_cine", counting_cine)
+    at = _run(_with_case(tiny_case, tiny_model), "features")
+    _ok(at)
+    titles = _titles(at)
+    assert any("energy" in t.lower() for t in titles), titles  # the per-segment CAM bullseye was drawn
+    assert stacks, "the page never localised the LV"
+    assert len(stacks) == len(set(stacks)), f"LV localised more than once for a stack: {stacks}"
+    os_stack = next(s for s in tiny_case.series if s.uid == stacks[0]).stack
+    assert len(slices) == os_stack.n_slices * len(stacks)

@@ -17,9 +17,9 @@ pytest.importorskip("keras")
 from model_synth import fake_loader
 
 from deepoxymap import CLASSES
+from deepoxymap.cli import model_check as cli_check
 from deepoxymap.cohort import read_manifest
 from deepoxymap.errors import ModelLoadError
-from deepoxymap.model import cli_check
 from deepoxymap.model import predict as predict_mod
 from deepoxymap.model.data import build_slices
 from deepoxymap.model.evaluate import comparison_markdown, evaluate_model, plot_roc

@@ -83,7 +83,7 @@ def test_cv_runs_the_shipped_training_recipe() -> None:
     import shlex
 
     from deepoxymap.cli import build_parser
-    from deepoxymap.model.cli_train import config_from_args
+    from deepoxymap.cli.train import config_from_args
 
     card = json.loads(SHIPPED_CARD.read_text())
     argv = shlex.split(card["training"]["command"])[1:]

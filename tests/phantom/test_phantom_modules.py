@@ -140,12 +140,13 @@ def test_emidec_find_cases(tmp_path: Path) -> None:
     assert find_cases(tmp_path / "missing") == []
 
 
-@pytest.mark.parametrize("name", ["cli_realism", "cli_difficulty"])
+@pytest.mark.parametrize("name", ["realism", "difficulty"])
 def test_command_adapters(name: str) -> None:
     import argparse
-    import importlib
 
-    mod = importlib.import_module(f"deepoxymap.phantom.{name}")
+    from deepoxymap.cli import command_module
+
+    mod = command_module(name)
     p = argparse.ArgumentParser()
     mod.add_arguments(p)
     assert callable(mod.run)

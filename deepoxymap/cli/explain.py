@@ -47,9 +47,9 @@ def _target(value: str | None) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     """Compute, save and summarise the heatmaps."""
+    from deepoxymap.cli.predict import load_any_case
     from deepoxymap.explain.methods import conv_layer_names, explain_batch, feature_maps
     from deepoxymap.explain.overlay import save_overlay_png
-    from deepoxymap.model.cli_predict import load_any_case
     from deepoxymap.model.loading import load_model
     from deepoxymap.model.preprocess import preprocess_case
 

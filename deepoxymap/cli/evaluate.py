@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from deepoxymap.model.cli_train import add_recipe_arguments
+from deepoxymap.cli.train import add_recipe_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         d = r["max_abs_diff_vs_card"]
         print(f"{r['name']}: {r['split']} n={r['metrics']['n']}; max |p - card| = {d if d is None else f'{d:.2e}'}")
     if args.cv:
-        from deepoxymap.model.cli_train import config_from_args
+        from deepoxymap.cli.train import config_from_args
 
         cfg = config_from_args(args)
         results.append(cross_validate(cfg, k=args.cv, out_dir=args.out / "cv_models", n_boot=args.n_boot))
