@@ -8,6 +8,7 @@ unit. ``settings()`` returns a frozen snapshot; tests build their own
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import tomllib
 from dataclasses import dataclass
@@ -88,6 +89,11 @@ def load_settings(toml_path: Path | None = None, env: dict[str, str] | None = No
     return Settings(**{k: _coerce(known[k], v) for k, v in values.items()})
 
 
+@functools.cache
 def settings() -> Settings:
-    """The current settings (re-read each call; cheap)."""
+    """The process's settings, read once (defaults < ``deepoxymap.toml`` < ``DEEPOXYMAP_*``).
+
+    Settings are frozen for the life of a process; after changing the file or the
+    environment in a running process, call ``settings.cache_clear()``.
+    """
     return load_settings()

@@ -49,7 +49,7 @@ if run:
             def progress(done: int, total: int, label: str = "") -> None:
                 bar.progress(min(1.0, done / max(total, 1)), text=f"{done}/{total} cases {label}".strip())
 
-            result = audit_view.run_audit(path, list(chosen or ["gradcam"]), int(limit), progress)
+            result = audit_view.run_cohort_audit(path, list(chosen or ["gradcam"]), int(limit), progress)
             st.session_state[state.AUDIT] = result
             bar.progress(1.0, text=f"Done: {result.n_cases} cases")
 

@@ -72,9 +72,13 @@ def _tf() -> Any:
 
 
 def _is_conv(layer: Any) -> bool:
-    from keras.src.layers.convolutional.base_conv import BaseConv
+    """Whether ``layer`` is a Keras convolution (public classes only; no ``keras.src`` import)."""
+    import keras
 
-    return isinstance(layer, BaseConv)
+    L = keras.layers
+    convs = (L.Conv1D, L.Conv2D, L.Conv3D, L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose,
+             L.DepthwiseConv1D, L.DepthwiseConv2D, L.SeparableConv1D, L.SeparableConv2D)  # fmt: skip
+    return isinstance(layer, convs)
 
 
 def _out_rank(layer: Any) -> int:

@@ -12,8 +12,8 @@ only while the subject folder's files (paths, sizes, mtimes) are unchanged.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +28,8 @@ from deepoxymap.case import Case
 from deepoxymap.cohort import SubjectRecord, load_case
 from deepoxymap.model.augment import AugmentSpec, augment_batch
 from deepoxymap.model.preprocess import PreprocessSpec, preprocess_case
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "SliceData",
@@ -149,7 +151,7 @@ def build_slices(
         subs += [rec.subject] * n
         idx.append(si.astype(np.int64))
         if verbose and ((i + 1) % 20 == 0 or i + 1 == len(records)):
-            print(f"  preprocessed {i + 1}/{len(records)} subjects ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+            log.info("  preprocessed %d/%d subjects (%.0f s)", i + 1, len(records), time.perf_counter() - t0)
     s = spec.input_size
     empty = np.zeros((0, s, s, 3), np.float32)
     x0 = np.concatenate(per_offset[0]) if records else empty

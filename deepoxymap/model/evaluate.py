@@ -15,9 +15,8 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import logging
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 from deepoxymap import CLASSES
 from deepoxymap.case import Case
 from deepoxymap.cohort import SubjectRecord, read_manifest
+from deepoxymap.errors import DeepOxyMapError
 from deepoxymap.model.data import build_slices
 from deepoxymap.model.metrics import aggregate_cases, bootstrap_metrics, roc_points
 
@@ -46,6 +46,8 @@ STUDY_REPORTED = [
     ("EfficientNetB0 (study, version A)", None, None, None, "0.79"),
     ("VGG19 (study, version B)", 0.804, None, None, None),
 ]
+
+log = logging.getLogger(__name__)
 
 
 def _score(
@@ -200,24 +202,20 @@ def cross_validate(
 
 
 def trivial_baseline(manifest: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The phantom's trivial baselines (``deepoxymap.phantom.difficulty.difficulty_report``), if available.
+    """The phantom's trivial baselines (:func:`deepoxymap.phantom.difficulty.difficulty_report`).
 
     That report holds subject-level 5-fold CV AUCs of a logistic regression on
     the ground-truth myocardium's intensity histogram (``"histogram"``) and on
     acquisition parameters that should carry no class information
-    (``"leak_check"``). Returns ``None`` when the module is absent or fails.
+    (``"leak_check"``). Returns ``None`` (and logs why) when the cohort is not a
+    generated one or the report fails: it never stops an evaluation.
     """
+    from deepoxymap.phantom.difficulty import difficulty_report
+
     try:
-        mod = importlib.import_module("deepoxymap.phantom.difficulty")
-    except ModuleNotFoundError:
-        return None
-    fn = getattr(mod, "difficulty_report", None)
-    if not callable(fn):
-        return None
-    try:
-        return dict(fn(Path(manifest).parent))
-    except Exception as exc:  # noqa: BLE001 - reported, never fatal for the evaluation
-        print(f"trivial baseline failed: {exc}", file=sys.stderr)
+        return dict(difficulty_report(Path(manifest).parent))
+    except (DeepOxyMapError, ValueError) as exc:
+        log.warning("trivial baseline skipped: %s", exc)
         return None
 
 

@@ -368,7 +368,8 @@ def preprocess_case(case: Case, spec: PreprocessSpec, *, frame_offset: int = 0) 
             g = np.clip((crop - lo) / (hi - lo), 0.0, 1.0)
             x01 = np.repeat(g[..., None], 3, axis=-1)
         else:
-            assert base is not None
+            if base is None:  # checked above for "dynamics"; kept explicit for the type checker
+                raise CaseError("the 'dynamics' input needs a baseline OS-CMR series", source=case.case_id)
             fb = min(f, base.n_frames - 1)
             bcrop, _ = crop_slice(base.data[k, fb], ps, center, spec, slice_index=k, frame=fb)
             lo, hi = _percentile_range(bcrop, spec)

@@ -17,6 +17,7 @@ or one fold of the stratified 5-fold CV, or a site-to-site split):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shlex
 import sys
 import time
@@ -38,6 +39,8 @@ from deepoxymap.model.preprocess import PreprocessSpec
 from deepoxymap.model.splits import Split, assert_disjoint, holdout_split, kfold_splits, site_split
 
 __all__ = ["TrainConfig", "TrainResult", "default_model_name", "evaluate_split", "make_split", "train"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,7 @@ def train(
         fold_conv_bn,
     )
 
-    say = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    say = log or logger.info
     t_start = time.perf_counter()
     manifest = Path(cfg.manifest)
     records = read_manifest(manifest)

@@ -79,7 +79,7 @@ def _subjects(rows: Sequence[SubjectRecord], card: dict[str, Any], limit: int) -
     return chosen[:limit] if limit else chosen
 
 
-def run_audit(manifest: Path, methods: Sequence[str], limit: int, progress: Progress) -> AuditView:
+def run_cohort_audit(manifest: Path, methods: Sequence[str], limit: int, progress: Progress) -> AuditView:
     """Agreement per method and classification figures over a manifest; ``progress(done, total, label)``."""
     loaded = modelinfo.loaded_model()
     rows = read_manifest(manifest)

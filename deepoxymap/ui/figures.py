@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from numpy.typing import NDArray
 
+from deepoxymap.cardiac.bullseye import segment_geometry
 from deepoxymap.case import Geometry
 
 COLORMAPS = ("Jet", "Turbo", "Inferno", "Hot", "Viridis")
@@ -330,13 +331,6 @@ def cine_figure(
 # bullseye (AHA 17 segments; DOMAIN.md 5.4)
 # ---------------------------------------------------------------------------
 
-_RINGS: tuple[tuple[range, float, float, float], ...] = (
-    # segments, inner radius, outer radius, sector width (deg)
-    (range(1, 7), 0.733, 1.0, 60.0),
-    (range(7, 13), 0.467, 0.733, 60.0),
-    (range(13, 17), 0.2, 0.467, 90.0),
-)
-
 
 def bullseye(
     values: Mapping[int, float],
@@ -359,25 +353,14 @@ def bullseye(
     hi = zmax if zmax is not None else (max(finite) if finite else 1.0)
     if hi <= lo:
         hi = lo + 1e-6
-    seg, base, r, theta, width, color, text = [], [], [], [], [], [], []
-    for segs, r0, r1, w in _RINGS:
-        for i, s in enumerate(segs):
-            seg.append(s)
-            base.append(r0)
-            r.append(r1 - r0)
-            theta.append(i * w)
-            width.append(w)
-            v = vals.get(s, np.nan)
-            color.append(v)
-            text.append("n/a" if not np.isfinite(v) else format(v, fmt))
-    seg.append(17)
-    base.append(0.0)
-    r.append(0.2)
-    theta.append(0.0)
-    width.append(360.0)
-    v17 = vals.get(17, np.nan)
-    color.append(v17)
-    text.append("n/a" if not np.isfinite(v17) else format(v17, fmt))
+    geo = segment_geometry()  # the one AHA layout (also drawn by the audit's matplotlib bullseyes)
+    seg = [int(g["segment"]) for g in geo]
+    base = [g["r_inner"] for g in geo]
+    r = [g["r_outer"] - g["r_inner"] for g in geo]
+    theta = [g["theta_deg"] for g in geo]
+    width = [g["width_deg"] for g in geo]
+    color = [vals.get(sg, np.nan) for sg in seg]
+    text = ["n/a" if not np.isfinite(v) else format(v, fmt) for v in color]
     finite_mask = [np.isfinite(c) for c in color]
     unit = f" {units}" if units else ""
     fig = go.Figure()
@@ -436,7 +419,7 @@ def bullseye(
         polar={
             "bgcolor": "rgba(0,0,0,0)",
             "radialaxis": {"visible": False, "range": [0, 1]},
-            "angularaxis": {"visible": False, "rotation": 90, "direction": "counterclockwise"},
+            "angularaxis": {"visible": False, "rotation": 0, "direction": "counterclockwise"},
             "hole": 0.0,
         },
     )

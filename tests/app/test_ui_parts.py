@@ -16,11 +16,11 @@ def test_bullseye_has_17_segments_in_aha_layout() -> None:
     bars = [t for t in fig.data if t.type == "barpolar"]
     segs = [int(c[0]) for t in bars for c in t.customdata]
     assert sorted(segs) == list(range(1, 18))
-    assert fig.layout.polar.angularaxis.rotation == 90
+    assert fig.layout.polar.angularaxis.rotation == 0  # angles counter-clockwise from 3 o'clock
     assert fig.layout.polar.angularaxis.direction == "counterclockwise"
     valued = next(t for t in bars if t.marker.colorscale is not None)
     thetas = {int(c[0]): th for c, th in zip(valued.customdata, valued.theta, strict=True)}
-    assert thetas[1] == 0 and thetas[2] == 60
+    assert thetas[1] == 90 and thetas[2] == 150  # 12 o'clock, then 60 degrees counter-clockwise
 
 
 def test_faded_colorscale_is_transparent_at_zero() -> None:
@@ -113,3 +113,23 @@ def test_reproduction_statement_checks_the_card_cis() -> None:
     assert reproduction_statement({"training": {}}) is None
     shipped = json.loads((Path(__file__).resolve().parents[2] / "assets/models/deepoxymap_vgg19.json").read_text())
     assert "inside this card's 95% CIs" in card_sections(shipped)["reproduction"]
+
+
+def test_app_bullseye_draws_the_core_aha_layout() -> None:
+    """The page's plotly bullseye and the audit's bullseye data share one geometry (segment 1 at 12 o'clock)."""
+    from deepoxymap.cardiac.bullseye import plotly_bullseye_data
+
+    values = {s: float(s) for s in range(1, 18)}
+    fig = figures.bullseye(values, title="t")
+    core = plotly_bullseye_data(values)["trace"]
+    drawn = {}
+    for tr in fig.data:
+        if tr.type == "barpolar":
+            for seg, th, b, w in zip((c[0] for c in tr.customdata), tr.theta, tr.base, tr.width, strict=True):
+                drawn[int(seg)] = (float(th), float(b), float(w))
+    expected = {
+        s: (float(t), float(b), float(w))
+        for s, t, b, w in zip(core["customdata"], core["theta"], core["base"], core["width"], strict=True)
+    }
+    assert drawn == expected
+    assert drawn[1][0] == 90.0 and fig.layout.polar.angularaxis.rotation == 0
