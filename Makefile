@@ -36,7 +36,8 @@ bench: setup demo
 	$(PY) -m bench
 
 lint: setup
-	$(VENV)/bin/ruff check deepoxymap pages app.py tests bench
+	$(VENV)/bin/ruff check deepoxymap pages app.py tests bench tools
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -170,7 +170,7 @@ def plotly_bullseye_data(
     """
     v = as_segment_array(values)
     geo = segment_geometry()
-    vals = [None if not np.isfinite(v[g["segment"] - 1]) else float(v[g["segment"] - 1]) for g in geo]
+    vals = [None if not np.isfinite(v[int(g["segment"]) - 1]) else float(v[int(g["segment"]) - 1]) for g in geo]
     text = [
         f"{int(g['segment'])} {SEGMENT_NAMES[int(g['segment'])]}: " + ("no data" if val is None else fmt.format(val))
         for g, val in zip(geo, vals, strict=True)

@@ -75,8 +75,8 @@ def load_emidec_case(case_dir: Path) -> tuple[NDArray[np.float32], NDArray[np.in
         pass
     import nibabel as nib
 
-    im = nib.load(str(img_path))
-    lb = nib.load(str(lab_path))
+    im: Any = nib.load(str(img_path))
+    lb: Any = nib.load(str(lab_path))
     img = np.moveaxis(np.asarray(im.get_fdata(), dtype=np.float32), -1, 0)
     lab = np.moveaxis(np.rint(np.asarray(lb.get_fdata())).astype(np.int64), -1, 0)
     z = im.header.get_zooms()

@@ -133,6 +133,8 @@ def os_response(
     per_segment: dict[int, float] = {}
     level = slice_levels(ref.n_slices)[k]
     ps = ref.geometry.pixel_spacing
+    seg_r: NDArray[np.int64] | None
+    seg_t: NDArray[np.int64] | None
     try:
         seg_r = segment_map(lab_r, level, pixel_spacing=ps, geometry=ref.geometry)
         seg_t = segment_map(lab_t if lab_t is not None else lab_r, level, pixel_spacing=ps, geometry=tgt.geometry)

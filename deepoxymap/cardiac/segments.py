@@ -410,7 +410,7 @@ def segment_sums(values: NDArray[Any], seg_map: NDArray[Any]) -> tuple[NDArray[n
     if v.shape != s.shape:
         raise ValueError(f"values {v.shape} and segment map {s.shape} differ in shape")
     sel = s > 0
-    sums = np.bincount(s[sel] - 1, weights=v[sel], minlength=17)[:17]
+    sums = np.bincount(s[sel] - 1, weights=v[sel], minlength=17)[:17].astype(np.float64)
     counts = np.bincount(s[sel] - 1, minlength=17)[:17].astype(np.int64)
     return sums, counts
 

@@ -226,7 +226,7 @@ def logits_model(model: Any) -> Any:
         def fn(x: Any) -> Any:
             return sub(x, training=False)
 
-        fn.keras_model = sub  # type: ignore[attr-defined]
+        fn.keras_model = sub
         return fn
 
     return _cached(model, "logits", build)

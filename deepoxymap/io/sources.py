@@ -165,7 +165,7 @@ def _unsafe_member(name: str) -> str | None:
 
 def _expand_zip(zname: str, opener: io.BufferedIOBase | Path, budget: _Budget, out: Expanded) -> None:
     try:
-        zf = zipfile.ZipFile(opener)  # type: ignore[arg-type]
+        zf = zipfile.ZipFile(opener)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         out.problems.append((zname, ArchiveError(f"not a readable zip archive ({exc})", source=zname), "error"))
         return
@@ -250,8 +250,8 @@ def _normalise(sources: Source | Iterable[Source]) -> list[Source]:
     if isinstance(sources, str | Path):
         return [sources]
     if isinstance(sources, tuple) and len(sources) == 2 and isinstance(sources[1], bytes | bytearray | memoryview):
-        return [sources]  # type: ignore[list-item]
-    return list(sources)  # type: ignore[arg-type]
+        return [sources]
+    return list(sources)
 
 
 def expand(sources: Source | Iterable[Source], settings: Settings) -> Expanded:
@@ -277,7 +277,7 @@ def expand(sources: Source | Iterable[Source], settings: Settings) -> Expanded:
                 out.problems.append((name, ArchiveError("auxiliary file ignored", source=name), "info"))
                 continue
             if is_zip_name(name) or data[:4] == _ZIP_MAGIC:
-                _expand_zip(name, io.BytesIO(data), budget, out)  # type: ignore[arg-type]
+                _expand_zip(name, io.BytesIO(data), budget, out)
             elif budget.take(name, len(data), out):
                 out.entries.append(Entry(name, None, data, len(data)))
             continue

@@ -129,7 +129,8 @@ def build_slices(
         case: Case | None = None
         si = np.zeros(0, np.int64)
         for o in offsets:
-            cf = cdirs[o] / f"{rec.subject}.npz" if cdirs[o] is not None else None
+            cdir = cdirs[o]
+            cf = cdir / f"{rec.subject}.npz" if cdir is not None else None
             hit = None
             if cf is not None and cf.is_file():
                 with np.load(cf) as z:

@@ -299,8 +299,8 @@ def plot_roc(results: Sequence[dict[str, Any]], path: str | os.PathLike[str]) ->
         ax.legend(fontsize=7, loc="lower right")
         ax.set_aspect("equal")
     fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=110)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
-    return p
+    return out

@@ -21,6 +21,7 @@ import logging
 import shlex
 import sys
 import time
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,11 +347,7 @@ def train(
     for layer in model.layers:
         layer.trainable = True
 
-    class _H:
-        pass
-
-    hist = _H()
-    hist.history = history  # type: ignore[attr-defined]
+    hist = types.SimpleNamespace(history=history)
     t_fit = time.perf_counter() - t0
     say(
         f"training stopped: {cb.stop_reason}; best epoch {cb.best_epoch + 1} (val_loss {cb.best:.4f}); {t_fit / 60:.1f} min"

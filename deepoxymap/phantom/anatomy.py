@@ -387,12 +387,12 @@ def sample_subject(
         w_tab = w_l + prm["septal_extra_mm"] * sept + smooth_periodic(rng, a.segmental_sd_mm, kmax=5)
         kin = np.ones(N_THETA)
         if subtype == "HCM" and level != "apical":
-            extra = hcm_wmax - w_l
+            hcm_extra = hcm_wmax - w_l
             if hcm_asym:
                 prof = np.exp(-0.5 * (ang_dist(THETA, 180.0) / 50.0) ** 2)
-                w_tab = w_tab + extra * prof * (1.0 if level == "basal" else 0.85)
+                w_tab = w_tab + hcm_extra * prof * (1.0 if level == "basal" else 0.85)
             else:
-                w_tab = w_tab + extra * (0.75 + 0.25 * sept) * (1.0 if level == "basal" else 0.9)
+                w_tab = w_tab + hcm_extra * (0.75 + 0.25 * sept) * (1.0 if level == "basal" else 0.9)
         # trabeculation: irregular endocardial border, smooth epicardium
         trab = np.abs(smooth_periodic(rng, a.trabeculation_mm, kmax=24))
         r_tab = r_tab + trab
@@ -672,9 +672,9 @@ def render_body(X: NDArray[np.float32], Y: NDArray[np.float32], subj: Subject, l
     T[f2] = TISSUE["lung"]
     ms = b["mediastinum"]
     wb = b.get("wobble", {})
-    T[f2 & _ellipse(X, Y, *ms, wb.get("mediastinum"))] = TISSUE["soft"]
+    T[f2 & _ellipse(X, Y, ms[0], ms[1], ms[2], ms[3], wb.get("mediastinum"))] = TISSUE["soft"]
     pm = b["post_mediastinum"]
-    T[f2 & _ellipse(X, Y, *pm, wb.get("post_mediastinum"))] = TISSUE["soft"]
+    T[f2 & _ellipse(X, Y, pm[0], pm[1], pm[2], pm[3], wb.get("post_mediastinum"))] = TISSUE["soft"]
     lung = T == TISSUE["lung"]
     for vx, vy, vr in b.get("lung_vessels", []):
         sel = lung & ((X - vx) ** 2 + (Y - vy) ** 2 < vr * vr)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -133,8 +133,8 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             inst = k * n_f + f + 1
             sop = det_uid(uid_seed, meta.series_uid, k, f)
             fm = FileMetaDataset()
-            fm.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
-            fm.MediaStorageSOPInstanceUID = sop
+            fm.MediaStorageSOPClassUID = UID(MR_IMAGE_STORAGE)
+            fm.MediaStorageSOPInstanceUID = UID(sop)
             fm.TransferSyntaxUID = ExplicitVRLittleEndian
             fm.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
             fm.ImplementationVersionName = "DEEPOXYMAP_0_1"

@@ -276,6 +276,7 @@ def format_report(rep: DifficultyReport) -> str:
         for lvl in ("slice", "subject"):
             aucs = "".join(f"{r[lvl].get(c, float('nan')):>14.3f}" for c in CLASSES)
             acc = f"{r['accuracy_subject']:>7.2f}" if lvl == "subject" else " " * 7
-            lines.append(f"{name:<12}{lvl:<9}{aucs}{r['macro_' + lvl]:>9.3f}{acc}")
+            macro = r["macro_slice"] if lvl == "slice" else r["macro_subject"]
+            lines.append(f"{name:<12}{lvl:<9}{aucs}{macro:>9.3f}{acc}")
     lines.append(f"majority-class accuracy {rep['histogram']['majority_accuracy']:.2f}")
     return "\n".join(lines)

@@ -106,5 +106,5 @@ def write_truth(truth_dir: Path, series: Sequence[SeriesResult], truth: dict[str
     labels: dict[str, NDArray[Any]] = {}
     for s in series:
         labels.update(s.labels)
-    np.savez_compressed(truth_dir / "labels.npz", **labels)
+    np.savez_compressed(truth_dir / "labels.npz", allow_pickle=False, **labels)
     (truth_dir / "truth.json").write_text(json.dumps(jsonable(truth), indent=1))

@@ -292,8 +292,8 @@ def _stack_geometry(
             raise GeometryError("frames grouped with geometry lack ImageOrientationPatient or PixelSpacing")
         geom = Geometry(
             np.array([s[0].ipp for s in by_slice], dtype=np.float64),
-            iop[:3],
-            iop[3:],
+            np.asarray(iop[:3], dtype=np.float64),
+            np.asarray(iop[3:], dtype=np.float64),
             sp,
             (rows, cols),
             frames[0].thickness,

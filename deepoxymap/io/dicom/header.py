@@ -215,8 +215,9 @@ def _check_pixel_data(ds: Dataset, name: str, pix: int, size: int, n_frames: int
     ts = UID(str(ds.file_meta.TransferSyntaxUID))
     raw: DataElement | RawDataElement | None = ds.get_item(pix, keep_deferred=True)
     length: int | None = getattr(raw, "length", None)
-    if length is None and raw is not None and getattr(raw, "value", None) is not None:
-        length = len(raw.value)
+    value = getattr(raw, "value", None)
+    if length is None and isinstance(value, (bytes, bytearray)):
+        length = len(value)
     tell: int | None = getattr(raw, "value_tell", None)
     if length is not None and length != _UNDEFINED and tell is not None and tell + length > size:
         raise DicomReadError(
