@@ -34,6 +34,14 @@ class Settings:
         max_zip_ratio: largest compression ratio accepted for a zip member (bomb guard).
         slice_match_tol_deg: planes whose normals differ by more are not matched.
         slice_match_max_mm: a matched slice further than this is shown as "no match".
+        pacs_url: DICOMweb root of the PACS (QIDO/WADO/STOW), e.g.
+            ``http://127.0.0.1:8042/dicom-web``; empty: no PACS configured.
+        pacs_username: HTTP basic-auth user name for the PACS (empty: none).
+        pacs_password: HTTP basic-auth password (set it in ``DEEPOXYMAP_PACS_PASSWORD``,
+            never in a committed file).
+        pacs_trusted: the PACS belongs to the care team: pushes keep identifiers.
+            Every push to a server not marked trusted is de-identified.
+        pacs_timeout_s: seconds to wait for the PACS to answer one request.
     """
 
     model_path: Path = ROOT / "assets" / "models" / "deepoxymap_vgg19.keras"
@@ -45,6 +53,11 @@ class Settings:
     max_zip_ratio: float = 200.0
     slice_match_tol_deg: float = 10.0
     slice_match_max_mm: float = 10.0
+    pacs_url: str = ""
+    pacs_username: str = ""
+    pacs_password: str = ""
+    pacs_trusted: bool = False
+    pacs_timeout_s: float = 10.0
 
     @property
     def model_card_path(self) -> Path:

@@ -67,6 +67,28 @@ class ExplainError(DeepOxyMapError):
     """A feature map could not be computed (bad layer, bad class...)."""
 
 
+class SegmentationFile(DicomReadError):
+    """A DICOM Segmentation (SEG) file: not an image, read with its series by :mod:`deepoxymap.io.seg`.
+
+    Attributes:
+        dataset: the parsed SEG dataset (``pydicom.Dataset``, Pixel Data read), or ``None``.
+    """
+
+    def __init__(
+        self, message: str, *, source: str | None = None, hint: str | None = None, dataset: object = None
+    ) -> None:
+        self.dataset = dataset
+        super().__init__(message, source=source, hint=hint)
+
+
+class ExportError(DeepOxyMapError):
+    """A DICOM object, a report or a de-identified copy could not be written."""
+
+
+class PacsError(DeepOxyMapError):
+    """A DICOMweb server could not be reached, refused the credentials or a request."""
+
+
 class Unavailable(DeepOxyMapError):
     """What a view or command needs is not there yet (no model file, no mask, no OS-CMR series).
 
