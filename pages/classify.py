@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from deepoxymap.ui import analysis, figures, modelinfo, widgets
+from deepoxymap.ui import analysis, figures, modelinfo, navigation, widgets
 
+navigation.ensure_app()
 widgets.show_flash()
 st.title("Classify")
 loaded_case = widgets.require_case()

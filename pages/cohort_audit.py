@@ -6,8 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from deepoxymap.ui import audit_view, figures, loading, state, widgets
+from deepoxymap.ui import audit_view, figures, loading, navigation, state, widgets
 
+navigation.ensure_app()
 widgets.show_flash()
 st.title("Cohort audit")
 st.caption(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from deepoxymap.errors import Unavailable
-from deepoxymap.ui import analysis, featureview, figures, modelinfo, segment_view, widgets
+from deepoxymap.ui import analysis, featureview, figures, modelinfo, navigation, segment_view, widgets
 
+navigation.ensure_app()
 widgets.show_flash()
 st.title("Feature maps")
 lc = widgets.require_case()

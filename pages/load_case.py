@@ -7,8 +7,9 @@ import streamlit as st
 
 from deepoxymap import io
 from deepoxymap.case import Role
-from deepoxymap.ui import loading, state, widgets
+from deepoxymap.ui import loading, navigation, state, widgets
 
+navigation.ensure_app()
 widgets.show_flash()
 st.title("Load case")
 

@@ -8,8 +8,9 @@ import streamlit as st
 
 from deepoxymap.config import settings
 from deepoxymap.errors import DeepOxyMapError, Unavailable
-from deepoxymap.ui import figures, modelinfo, state, widgets
+from deepoxymap.ui import figures, modelinfo, navigation, state, widgets
 
+navigation.ensure_app()
 widgets.show_flash()
 st.title("Model")
 path = modelinfo.current_path()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from deepoxymap import CLASSES
-from deepoxymap.ui import analysis, featureview, figures, quiz, widgets
+from deepoxymap.ui import analysis, featureview, figures, navigation, quiz, widgets
 
+navigation.ensure_app()
 widgets.show_flash()
 st.title("Teaching")
 st.caption(

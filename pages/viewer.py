@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from deepoxymap.ui import figures, views, widgets
+from deepoxymap.ui import figures, navigation, views, widgets
 
+navigation.ensure_app()
 widgets.show_flash()
 st.title("Viewer")
 loaded = widgets.require_case()

@@ -1,16 +1,20 @@
-"""The sidebar shown on every page: research-use notice and the loaded case."""
+"""The sidebar shown on every page: the app's navigation, the research-use notice and the loaded case."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from deepoxymap.ui import state
+from deepoxymap.ui import navigation, state
+
+RESEARCH_LINE = "Research use only. Not a medical device; not for diagnosis."
 
 
 def render() -> None:
-    """Research-use line, the current case (no identifiers) and a button to close it."""
+    """Page links, the research-use line, the current case (no identifiers) and a button to close it."""
     with st.sidebar:
-        st.caption("Research use only. Not a medical device; not for diagnosis.")
+        navigation.links_ui()
+        st.divider()
+        st.caption(RESEARCH_LINE)
         loaded = state.current()
         if loaded is None:
             st.caption("No case loaded.")
