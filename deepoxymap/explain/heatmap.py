@@ -8,13 +8,17 @@ OS-CMR image, after :meth:`Heatmap.to_source`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FeatureMaps", "Heatmap", "SourceTransform", "normalize_map", "upsample_map"]
+__all__ = ["FeatureMaps", "Heatmap", "SourceTransform", "fuse_maps", "normalize_map", "pool_to_grid", "upsample_map"]
+
+FUSE_GAMMA = 2.0
+"""Jiang et al. 2021's scale for the shallower layers' maps: ``tanh(FUSE_GAMMA * m)`` of a map ``m`` in ``[0, 1]``."""
 
 _EPS = 1e-7
 
@@ -83,20 +87,89 @@ def upsample_map(
     return out.astype(np.float32)
 
 
+def fuse_maps(
+    maps: Sequence[NDArray[Any]],
+    size: tuple[int, int],
+    *,
+    align: Literal["centre", "corner"] = "centre",
+    per_batch: bool = False,
+    gamma: float = FUSE_GAMMA,
+) -> NDArray[np.float32]:
+    """Fuse the CAMs of several layers into one map on the ``size`` grid (Layer-CAM's hierarchy rule).
+
+    The rule (Jiang et al., LayerCAM, IEEE TIP 2021, section III-C; the element-wise
+    maximum as in torchcam's ``fuse_cams``):
+
+    1. each layer's map ``[n, h_l, w_l]`` is upsampled bilinearly to ``size``
+       (:func:`upsample_map`), so every layer lands on the same grid;
+    2. it is min-max normalised to ``[0, 1]``, per map, or with one minimum and
+       maximum over the whole batch when ``per_batch`` (one case's slices);
+    3. every layer but the deepest (the last) is scaled by ``tanh(gamma * m)``:
+       shallow layers have small, noisy values, and the scaling lifts their
+       fine detail to the deep layer's range without letting it exceed 1;
+    4. the fused map is the element-wise maximum over layers.
+
+    So the fused map has the finest layer's resolution (its detail survives
+    the maximum) and keeps the deepest layer's class evidence.
+
+    Args:
+        maps: per layer, shallow to deep, float ``[n, h_l, w_l]`` (>= 0, the method's ReLU applied).
+        size: target ``(H, W)`` (the model input, or the finest layer's grid).
+        align: upsampling alignment.
+        per_batch: normalise each layer over the whole batch instead of per map.
+        gamma: the tanh scale of the shallower layers.
+
+    Returns:
+        float32 ``[n, H, W]``, values in ``[0, 1]`` (not re-normalised).
+    """
+    if not maps:
+        raise ValueError("no layer maps to fuse")
+    scaled = []
+    for k, m in enumerate(maps):
+        up = np.stack([upsample_map(c, size, align=align) for c in np.asarray(m, dtype=np.float32)])
+        up = normalize_map(up) if per_batch else np.stack([normalize_map(u) for u in up])
+        scaled.append(np.tanh(gamma * up) if k < len(maps) - 1 else up)
+    return np.max(np.stack(scaled), axis=0).astype(np.float32)
+
+
+def pool_to_grid(a: NDArray[Any], grid: tuple[int, int]) -> NDArray[np.float32]:
+    """Average-pool ``a [H, W]`` onto a layer's ``grid = (h, w)``.
+
+    Cell ``(i, j)`` averages rows ``floor(i H / h) .. floor((i + 1) H / h) - 1``
+    and the columns likewise: the input pixels a stride-``H / h`` feature map
+    cell covers. This is what a perfect readout at that layer could at best
+    represent (the audit's ideal-map ceiling).
+
+    Returns:
+        float32 ``[h, w]``.
+    """
+    x = np.asarray(a, dtype=np.float64)
+    h, w = int(grid[0]), int(grid[1])
+    if h <= 0 or w <= 0 or h > x.shape[0] or w > x.shape[1]:
+        raise ValueError(f"grid {grid} does not fit an array of shape {x.shape}")
+    re = (np.arange(h + 1) * x.shape[0]) // h
+    ce = (np.arange(w + 1) * x.shape[1]) // w
+    rows = np.add.reduceat(x, re[:-1], axis=0) / np.diff(re)[:, None]
+    return (np.add.reduceat(rows, ce[:-1], axis=1) / np.diff(ce)[None, :]).astype(np.float32)
+
+
 @dataclass(frozen=True, eq=False)
 class Heatmap:
     """A class-activation or saliency map for one image.
 
     Attributes:
-        array: float32 ``[H, W]`` in ``[0, 1]`` on :attr:`grid`.
+        array: float32 ``[H, W]`` in ``[0, 1]`` on :attr:`grid` (peak 1 when normalised
+            per slice; at most 1 when normalised over a case's slices).
         method: registry name (``"gradcam"``, ``"gradcam++"``, ...).
-        layer: the layer whose activations were used (``None`` for saliency).
+        layer: the layer whose activations were used (``"+"``-joined when fused;
+            ``None`` for saliency).
         target_class: index of the explained output class.
         class_name: its name (``deepoxymap.CLASSES`` for 4-class models).
         probabilities: float32 ``[n_classes]`` softmax of the model on the
             input (``None`` where not computed).
         raw: float32 ``[h, w]`` map on the layer's own grid before upsampling
-            and normalisation (after the method's ReLU), or ``None``.
+            and normalisation (after the method's ReLU; fused layers: the fused
+            map on the finest layer's grid), or ``None``.
         grid: ``"model"`` (network input pixels) or ``"source"`` (OS-CMR pixels).
     """
 

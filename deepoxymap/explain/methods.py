@@ -5,13 +5,26 @@ softmax (see ``docs/CONTRACTS.md``). Every gradient is taken of the target
 class **logit**, never of the softmax (a saturated softmax has vanishing
 gradients).
 
-Fast path (Grad-CAM, Grad-CAM++, Layer-CAM, Score-CAM): one cached
-sub-model ``input -> (layer activations, logits)`` per ``(model id, layer)``
+Fast path (Grad-CAM, Grad-CAM++, HiResCAM, Layer-CAM, Score-CAM): one cached
+sub-model ``input -> (layer activations, logits)`` per ``(model id, layers)``
 shares the original layers and weights (no copy) and is called with
 ``training=False`` inside a ``tf.function``; the gradient is taken only from
 the logit back to the chosen layer, so a Grad-CAM costs one forward pass plus
 a backward pass through the head. Nothing is written to the model: no layer
 attribute, activation or weight is ever changed (a test checks it).
+
+Several layers at once (``layer=("block3_conv4", "block5_conv4")`` or
+``"block3_conv4+block5_conv4"``): one gradient pass returns every layer's
+activations and gradients, each layer's map is computed by the method,
+and the maps are fused by the rule of :func:`~deepoxymap.explain.heatmap.fuse_maps`
+(Jiang et al. 2021: each map upsampled to the input grid and normalised, the
+shallower maps scaled by ``tanh(2 m)``, element-wise maximum), so a fused map
+has the finest layer's resolution and the deepest layer's class evidence.
+
+Normalisation: ``normalize="slice"`` (default) scales each input's map to
+``[0, 1]`` on its own; ``normalize="batch"`` uses one minimum and one maximum
+over the whole batch (one case's slices), so a slice whose evidence is weak
+stays weak (the audit's per-case normalisation).
 
 SmoothGrad runs tf-keras-vis' ``Saliency`` on a cached ``input -> logits``
 sub-model (built without a model modifier, so tf-keras-vis neither clones nor
@@ -22,6 +35,8 @@ References:
     Chattopadhay et al., Grad-CAM++, WACV 2018 (arXiv 1710.11063).
     Wang et al., Score-CAM, CVPRW 2020 (arXiv 1910.01279).
     Jiang et al., LayerCAM, IEEE TIP 2021.
+    Draelos & Carin, HiResCAM (Use HiResCAM instead of Grad-CAM for faithful
+    explanations of convolutional neural networks), 2020 (arXiv 2011.08891).
     Smilkov et al., SmoothGrad, 2017 (arXiv 1706.03825).
 """
 
@@ -37,9 +52,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deepoxymap.errors import ExplainError
-from deepoxymap.explain.heatmap import FeatureMaps, Heatmap, normalize_map, upsample_map
+from deepoxymap.explain.heatmap import FeatureMaps, Heatmap, fuse_maps, normalize_map, upsample_map
 
 __all__ = [
+    "DEFAULT_METHOD",
     "METHODS",
     "clear_cache",
     "conv_layer_names",
@@ -48,10 +64,19 @@ __all__ = [
     "explain_batch",
     "explain_methods",
     "feature_maps",
+    "layer_grid",
+    "layer_names",
+    "layer_stride",
     "logits_model",
 ]
 
 Align = Literal["centre", "corner"]
+Normalize = Literal["slice", "batch"]
+LayerSpec = str | Sequence[str] | None
+"""A layer name, several names (a tuple/list or one ``"+"``-joined string: fused), or ``None`` (the last conv)."""
+
+DEFAULT_METHOD = "gradcam"
+"""The method the app's Feature-maps page shows first (and the audit's ``default`` entry)."""
 
 
 def _keras() -> Any:
@@ -135,6 +160,46 @@ def _layer_output(model: Any, layer: str) -> Any:
     return lyr.output
 
 
+def layer_names(model: Any, layer: LayerSpec = None) -> tuple[str, ...]:
+    """The layers a :data:`LayerSpec` names, checked, shallow to deep (model order), without repeats.
+
+    Args:
+        model: a flat ``keras.Model``.
+        layer: ``None`` (the last convolution), a name, a ``"+"``-joined string
+            of names, or a sequence of names.
+
+    Raises:
+        ExplainError: an unknown layer, or one without a 4-D ``[batch, h, w, channels]`` output.
+    """
+    if layer is None:
+        return (default_layer(model),)
+    names = [p.strip() for p in layer.split("+")] if isinstance(layer, str) else [str(p).strip() for p in layer]
+    names = [n for n in dict.fromkeys(names) if n]
+    if not names:
+        return (default_layer(model),)
+    for n in names:
+        _layer_output(model, n)
+    order = {lyr.name: i for i, lyr in enumerate(model.layers)}
+    return tuple(sorted(names, key=lambda n: order[n]))
+
+
+def layer_grid(model: Any, layer: LayerSpec = None) -> tuple[int, int]:
+    """``(h, w)`` of a layer's feature map; for fused layers, the finest (largest) grid."""
+    grids = [tuple(int(v) for v in model.get_layer(n).output.shape[1:3]) for n in layer_names(model, layer)]
+    return max(grids, key=lambda g: g[0] * g[1])  # type: ignore[return-value]
+
+
+def layer_stride(model: Any, layer: LayerSpec = None) -> tuple[float, float]:
+    """The layer's feature-map stride on the model input, ``(rows, cols)`` input pixels per cell.
+
+    E.g. VGG19 ``block5_conv4`` at a 96-px input: 6 x 6 cells, stride 16; fused
+    layers take the finest layer's stride.
+    """
+    h, w = layer_grid(model, layer)
+    size = model.inputs[0].shape[1:3]
+    return float(size[0]) / h, float(size[1]) / w
+
+
 def _logits_output(model: Any) -> Any:
     names = [layer.name for layer in model.layers]
     if "logits" in names:
@@ -190,12 +255,16 @@ def _x_spec(model: Any) -> Any:
     return tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
 
 
-def _grad_fn(model: Any, layer: str) -> Any:
-    """Cached ``tf.function(x, target) -> (acts, grads, logits, target)``."""
+def _grad_fn(model: Any, layer: LayerSpec) -> Any:
+    """Cached ``tf.function(x, target) -> (acts tuple, grads tuple, logits, target)``, one entry per layer."""
+    names = layer_names(model, layer)
+    key = "+".join(names)
 
     def build() -> Any:
         keras, tf = _keras(), _tf()
-        sub = keras.Model(model.inputs, [_layer_output(model, layer), _logits_output(model)], name=f"gradcam_{layer}")
+        outs = [_layer_output(model, n) for n in names]
+        sub = keras.Model(model.inputs, [*outs, _logits_output(model)], name=f"gradcam_{key.replace('+', '_')}")
+        k = len(names)
 
         @tf.function(input_signature=[_x_spec(model), tf.TensorSpec([None], tf.int32)])
         def fn(x: Any, target: Any) -> Any:
@@ -203,16 +272,18 @@ def _grad_fn(model: Any, layer: str) -> Any:
                 # Watching the input records the forward ops; the gradient is
                 # then pruned to the path logit -> layer (the head only).
                 tape.watch(x)
-                acts, logits = sub(x, training=False)
+                res = sub(x, training=False)
+                acts, logits = list(res[:k]), res[k]
                 pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
                 tgt = tf.where(target < 0, pred, target)
                 score = tf.reduce_sum(tf.gather(logits, tgt, axis=1, batch_dims=1))
             grads = tape.gradient(score, acts)
-            return acts, grads, logits, tgt
+            grads = [tf.zeros_like(a) if g is None else g for a, g in zip(acts, grads, strict=True)]
+            return tuple(acts), tuple(grads), logits, tgt
 
         return fn
 
-    return _cached(model, f"grad:{layer}", build)
+    return _cached(model, f"grad:{key}", build)
 
 
 def logits_model(model: Any) -> Any:
@@ -333,9 +404,18 @@ def _cam_layercam(acts: NDArray[np.float32], grads: NDArray[np.float32]) -> NDAr
     return np.maximum((np.maximum(grads, 0.0) * acts).sum(axis=-1), 0.0)
 
 
+def _cam_hirescam(acts: NDArray[np.float32], grads: NDArray[np.float32]) -> NDArray[np.float32]:
+    # HiResCAM (Draelos & Carin 2020): ReLU(sum_k dy/dA_k(i, j) * A_k(i, j)), the
+    # element-wise product summed over channels. Grad-CAM replaces dy/dA_k(i, j)
+    # by its spatial mean, so the two agree when the gradient is spatially
+    # constant (a conv layer followed directly by global average pooling).
+    return np.maximum((grads * acts).sum(axis=-1), 0.0)
+
+
 _GRAD_CAMS: dict[str, Callable[[NDArray[np.float32], NDArray[np.float32]], NDArray[np.float32]]] = {
     "gradcam": _cam_gradcam,
     "gradcam++": _cam_gradcampp,
+    "hirescam": _cam_hirescam,
     "layercam": _cam_layercam,
 }
 
@@ -362,6 +442,7 @@ class MethodInfo:
 METHODS: dict[str, MethodInfo] = {
     "gradcam": MethodInfo("gradcam", "Grad-CAM", True, "~1 forward", "Selvaraju et al. 2017"),
     "gradcam++": MethodInfo("gradcam++", "Grad-CAM++", True, "~1 forward", "Chattopadhay et al. 2018"),
+    "hirescam": MethodInfo("hirescam", "HiResCAM", True, "~1 forward", "Draelos & Carin 2020"),
     "layercam": MethodInfo("layercam", "Layer-CAM", True, "~1 forward", "Jiang et al. 2021"),
     "scorecam": MethodInfo("scorecam", "Score-CAM", True, "1 + max_n forwards", "Wang et al. 2020"),
     "smoothgrad": MethodInfo(
@@ -372,12 +453,18 @@ METHODS: dict[str, MethodInfo] = {
 
 
 def check_method(method: str) -> str:
+    """The canonical registry name of ``method`` (case, ``-`` and ``_`` ignored; ``gradcampp`` etc.).
+
+    Raises:
+        ExplainError: not a registered method.
+    """
     m = method.lower().replace("_", "").replace("-", "")
     aliases = {
         "gradcam": "gradcam",
         "gradcam++": "gradcam++",
         "gradcampp": "gradcam++",
         "gradcamplusplus": "gradcam++",
+        "hirescam": "hirescam",
         "layercam": "layercam",
         "scorecam": "scorecam",
         "smoothgrad": "smoothgrad",
@@ -454,10 +541,11 @@ def explain_batch(
     inputs: Any,
     method: str = "gradcam",
     target_class: int | Sequence[int] | None = None,
-    layer: str | None = None,
+    layer: LayerSpec = None,
     *,
     class_names: Sequence[str] | None = None,
     align: Align = "centre",
+    normalize: Normalize = "slice",
     max_n: int = 16,
     batch_size: int = 16,
     smooth_samples: int = 16,
@@ -472,9 +560,15 @@ def explain_batch(
         method: a key of :data:`METHODS`.
         target_class: ``None`` (each input's predicted class), one class index,
             or one index per input.
-        layer: a layer with a 4-D output (default: the last convolution). Ignored by ``smoothgrad``.
+        layer: a layer with a 4-D output (default: the last convolution), or several
+            (a tuple/list or a ``"+"``-joined string) whose maps are fused
+            (:func:`~deepoxymap.explain.heatmap.fuse_maps`; gradient CAMs only).
+            Ignored by ``smoothgrad``.
         class_names: names of the outputs (default ``deepoxymap.CLASSES`` for 4 outputs).
         align: upsampling alignment, see :func:`upsample_map`.
+        normalize: ``"slice"``: each map min-max scaled to ``[0, 1]`` on its own;
+            ``"batch"``: one minimum and maximum over all ``n`` maps (pass one
+            case's slices: a weak slice stays weak, its peak below 1).
         max_n: Score-CAM: most activation maps used (highest spatial variance first).
         batch_size: Score-CAM: masked inputs per forward call.
         smooth_samples: SmoothGrad: noisy copies averaged.
@@ -486,13 +580,49 @@ def explain_batch(
         with the softmax probabilities of its input.
 
     Raises:
-        ExplainError: unknown method or layer, bad target class or input shape.
+        ExplainError: unknown method or layer, bad target class or input shape,
+            several layers for Score-CAM.
     """
     name = check_method(method)
     return explain_methods(
-        model, inputs, (name,), target_class, layer, class_names=class_names, align=align, max_n=max_n,
-        batch_size=batch_size, smooth_samples=smooth_samples, smooth_noise=smooth_noise, seed=seed,
+        model, inputs, (name,), target_class, layer, class_names=class_names, align=align, normalize=normalize,
+        max_n=max_n, batch_size=batch_size, smooth_samples=smooth_samples, smooth_noise=smooth_noise, seed=seed,
     )[name]  # fmt: skip
+
+
+def _scale(full: NDArray[np.float32], normalize: Normalize) -> NDArray[np.float32]:
+    """``[n, H, W]`` maps to ``[0, 1]``: per map (``"slice"``) or with one min/max over all (``"batch"``)."""
+    if normalize == "batch":
+        return normalize_map(full)
+    if normalize != "slice":
+        raise ExplainError(f"unknown normalisation {normalize!r}", hint="use 'slice' or 'batch'")
+    return np.stack([normalize_map(f) for f in full]) if len(full) else full
+
+
+def _grad_cam_maps(
+    name: str,
+    acts: Sequence[NDArray[np.float32]],
+    grads: Sequence[NDArray[np.float32]],
+    size: tuple[int, int],
+    align: Align,
+    normalize: Normalize,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """One gradient CAM at one or several layers: ``(raw [n, h, w] on the finest layer grid, full [n, H, W])``.
+
+    One layer: ``raw`` is the method's map on the layer grid and ``full`` its
+    upsampling. Several layers: each layer's map is fused by
+    :func:`~deepoxymap.explain.heatmap.fuse_maps`, onto the input grid for
+    ``full`` and onto the finest layer's grid for ``raw``.
+    """
+    per_layer = [_GRAD_CAMS[name](a, g) for a, g in zip(acts, grads, strict=True)]
+    if len(per_layer) == 1:
+        raw = per_layer[0]
+        return raw, np.stack([upsample_map(c, size, align=align) for c in raw])
+    fine = max((m.shape[1:] for m in per_layer), key=lambda g: g[0] * g[1])
+    per_case = normalize == "batch"
+    full = fuse_maps(per_layer, size, align=align, per_batch=per_case)
+    raw = fuse_maps(per_layer, (int(fine[0]), int(fine[1])), align=align, per_batch=per_case)
+    return raw, full
 
 
 def explain_methods(
@@ -500,10 +630,11 @@ def explain_methods(
     inputs: Any,
     methods: Sequence[str],
     target_class: int | Sequence[int] | None = None,
-    layer: str | None = None,
+    layer: LayerSpec = None,
     *,
     class_names: Sequence[str] | None = None,
     align: Align = "centre",
+    normalize: Normalize = "slice",
     max_n: int = 16,
     batch_size: int = 16,
     smooth_samples: int = 16,
@@ -512,43 +643,49 @@ def explain_methods(
 ) -> dict[str, list[Heatmap]]:
     """Several methods on the same inputs, sharing one gradient pass.
 
-    Grad-CAM, Grad-CAM++ and Layer-CAM differ only in how they weight the
-    same activations and gradients, so asking for all three costs one model
-    call (Score-CAM reuses the activations). Arguments as :func:`explain_batch`.
+    Grad-CAM, Grad-CAM++, HiResCAM and Layer-CAM differ only in how they weight
+    the same activations and gradients, so asking for all of them costs one model
+    call (Score-CAM reuses the activations), also when several layers are fused.
+    Arguments as :func:`explain_batch`.
 
     Returns:
-        ``{method: [Heatmap per input]}`` keyed by the canonical method names.
+        ``{method: [Heatmap per input]}`` keyed by the canonical method names;
+        ``Heatmap.layer`` is the ``"+"``-joined layer names (shallow to deep).
     """
     names = [check_method(m) for m in methods]
     x = _as_batch(model, inputs)
     n = x.shape[0]
-    layer_name = layer or default_layer(model)
+    layers = layer_names(model, layer)
+    layer_name = "+".join(layers)
+    if len(layers) > 1 and "scorecam" in names:
+        raise ExplainError("Score-CAM takes one layer", hint=f"choose one of {list(layers)}")
     n_classes = int(_logits_output(model).shape[-1])
     t = _targets(target_class, n, n_classes)
     tf = _tf()
 
-    acts_t, grads_t, logits_t, tgt_t = _grad_fn(model, layer_name)(tf.constant(x), tf.constant(t))
-    acts = np.asarray(acts_t, dtype=np.float32)
-    grads = np.nan_to_num(np.asarray(grads_t, dtype=np.float32)) if grads_t is not None else np.zeros_like(acts)
+    acts_t, grads_t, logits_t, tgt_t = _grad_fn(model, layers)(tf.constant(x), tf.constant(t))
+    acts = [np.asarray(a, dtype=np.float32) for a in acts_t]
+    grads = [np.nan_to_num(np.asarray(g, dtype=np.float32)) for g in grads_t]
     probs = _softmax(np.asarray(logits_t))
     tgt = np.asarray(tgt_t, dtype=np.int32)
+    size = (int(x.shape[1]), int(x.shape[2]))
 
     result: dict[str, list[Heatmap]] = {}
     for name in dict.fromkeys(names):
         raw: NDArray[np.float32] | None
         lyr: str | None = layer_name
         if name in _GRAD_CAMS:
-            raw = _GRAD_CAMS[name](acts, grads)
-            full = np.stack([upsample_map(c, x.shape[1:3], align=align) for c in raw])
+            raw, full = _grad_cam_maps(name, acts, grads, size, align, normalize)
         elif name == "scorecam":
-            raw = _scorecam(model, x, acts, tgt, max_n=max_n, batch_size=batch_size)
-            full = np.stack([upsample_map(c, x.shape[1:3], align=align) for c in raw])
+            raw = _scorecam(model, x, acts[0], tgt, max_n=max_n, batch_size=batch_size)
+            full = np.stack([upsample_map(c, size, align=align) for c in raw])
         else:  # smoothgrad
             full = _smoothgrad(model, x, tgt, samples=smooth_samples, noise=smooth_noise, seed=seed)
             raw, lyr = None, None
+        scaled = _scale(full, normalize)
         result[name] = [
             Heatmap(
-                array=normalize_map(full[i]),
+                array=scaled[i],
                 method=name,
                 layer=lyr,
                 target_class=int(tgt[i]),
@@ -566,7 +703,7 @@ def explain(
     inputs: Any,
     method: str = "gradcam",
     target_class: int | None = None,
-    layer: str | None = None,
+    layer: LayerSpec = None,
     **options: Any,
 ) -> Heatmap:
     """One heatmap for one preprocessed input.
@@ -574,9 +711,9 @@ def explain(
     Args:
         model: flat ``keras.Model`` with a ``logits`` layer then a softmax; never modified.
         inputs: float32 ``[H, W, C]`` or ``[1, H, W, C]`` (one slice of ``preprocess_case(...).x``).
-        method: ``"gradcam"``, ``"gradcam++"``, ``"layercam"``, ``"scorecam"`` or ``"smoothgrad"``.
+        method: ``"gradcam"``, ``"gradcam++"``, ``"hirescam"``, ``"layercam"``, ``"scorecam"`` or ``"smoothgrad"``.
         target_class: class index to explain (default: the predicted class).
-        layer: convolutional layer name (default: the last one).
+        layer: convolutional layer name (default: the last one), or several to fuse.
         **options: passed to :func:`explain_batch` (``align``, ``max_n``, ``smooth_samples``...).
 
     Returns:
