@@ -8,8 +8,20 @@ Manifest
 A CSV with a header row. Required columns: ``subject`` (unique id), ``class``
 (one of :data:`deepoxymap.CLASSES`) and ``path`` (relative to the manifest's
 folder, or absolute). Optional: ``subtype``, ``site``, ``field_strength``
-(tesla), ``split`` (``train``/``val``/``test``), and any number of reference
-mask columns named ``mask_<name>`` (a file path, relative like ``path``).
+(tesla), ``split`` (``train``/``val``/``test``), ``role`` (the role of image
+series whose files cannot tell, e.g. NIfTI: ``cine``, ``os-cmr``, ``lge``,
+``t1-map``, ``t2-map``), ``labels`` (the label scheme of the mask columns:
+``phantom`` (default), ``emidec`` or ``cinemyops``, see
+:data:`deepoxymap.cardiac.masks.SCHEMES`), and reference mask columns named
+``mask_<name>`` (paths, relative like ``path``):
+
+* ``mask_contours``: a Sunnybrook-style contour folder (``i-contours/``,
+  ``o-contours/``), rasterised onto the subject's cine series;
+* any other ``mask_<name>``: a label map (NIfTI file or folder, or DICOM) on
+  the grid of one of the subject's image series; its values are recoded from
+  the ``labels`` scheme to the phantom scheme (0 background, 1 LV blood,
+  2 myocardium, 3 RV, 4 scar, 5 edema, 6 MVO) that every downstream part reads.
+
 Extra columns are kept in :attr:`SubjectRecord.extra`.
 
 Kinds of subject
@@ -32,9 +44,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from deepoxymap import CLASSES
-from deepoxymap.case import Case
-from deepoxymap.errors import CaseError
+from deepoxymap.cardiac.masks import SCHEMES, to_phantom_labels
+from deepoxymap.case import Case, Role, Series
+from deepoxymap.errors import CaseError, DeepOxyMapError
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -52,7 +67,7 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("subject", "class", "path")
 """Columns every manifest must have."""
 
-_KNOWN = {"subject", "class", "path", "subtype", "site", "field_strength", "split"}
+_KNOWN = {"subject", "class", "path", "subtype", "site", "field_strength", "split", "role", "labels"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,8 @@ class SubjectRecord:
         subtype: class sub-phenotype (``""`` if absent).
         field_strength: tesla (NaN if absent).
         split: ``train``/``val``/``test`` if the manifest says (``""`` if absent).
+        role: role given to image series the reader could not classify (``""``: none).
+        labels: label scheme of the mask files (``"phantom"`` by default).
         masks: reference mask files by name (from the ``mask_<name>`` columns).
         extra: any other columns, verbatim.
         line: line number of the row in the manifest (1 = header), for messages.
@@ -79,6 +96,8 @@ class SubjectRecord:
     subtype: str = ""
     field_strength: float = float("nan")
     split: str = ""
+    role: str = ""
+    labels: str = "phantom"
     masks: Mapping[str, Path] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
     line: int = 0
@@ -137,6 +156,12 @@ def read_manifest(path: str | os.PathLike[str]) -> list[SubjectRecord]:
         except ValueError:
             raise CaseError(f"field_strength {r.get('field_strength')!r} is not a number", source=where) from None
         masks = {k.removeprefix("mask_"): _resolve(p.parent, v) for k, v in r.items() if k.startswith("mask_") and v}
+        role = (r.get("role") or "").strip()
+        if role and role not in {x.value for x in Role}:
+            raise CaseError(f"unknown role {role!r} (expected one of {[x.value for x in Role]})", source=where)
+        labels = (r.get("labels") or "phantom").strip()
+        if labels not in SCHEMES:
+            raise CaseError(f"unknown label scheme {labels!r} (expected one of {sorted(SCHEMES)})", source=where)
         extra = {k: v for k, v in r.items() if k not in _KNOWN and not k.startswith("mask_") and k is not None}
         out.append(
             SubjectRecord(
@@ -147,6 +172,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[SubjectRecord]:
                 subtype=r.get("subtype", "") or "",
                 field_strength=fs,
                 split=(r.get("split") or "").strip(),
+                role=role,
+                labels=labels,
                 masks=masks,
                 extra=extra,
                 line=line,
@@ -199,15 +226,80 @@ def load_paths(paths: Sequence[str | os.PathLike[str]], case_id: str | None = No
     return build_case(res.series, case_id or (ps[0].stem if ps else "case")), issues
 
 
+def _with_role(series: list[Series], role: str) -> list[Series]:
+    """Series the reader could not classify get the manifest's role."""
+    if not role:
+        return series
+    return [s.with_role(Role(role), "set by the manifest") if s.role == Role.UNKNOWN else s for s in series]
+
+
+def _mask_series(record: SubjectRecord, name: str, path: Path, images: list[Series], where: str) -> list[Series]:
+    """The reference mask of one ``mask_<name>`` column as ``Role.MASK`` series in the phantom scheme."""
+    from deepoxymap.io import load
+
+    if not path.exists():
+        raise CaseError(f"mask_{name}: {path} does not exist", source=where)
+    if name == "contours":
+        from deepoxymap.io.contours import load_sunnybrook_contours
+
+        cine = next((s for s in images if s.role in (Role.CINE, Role.OS_CMR)), None)
+        if cine is None:
+            raise CaseError("mask_contours needs a cine series to draw the contours on", source=where)
+        try:
+            stack = load_sunnybrook_contours(path, cine)
+        except DeepOxyMapError as exc:
+            raise CaseError(f"mask_contours: {exc.message}", source=where) from None
+        return [Series(uid=f"{cine.uid}.contours", stack=stack, role=Role.MASK, role_reason="mask_contours")]
+    res = load([str(path)])
+    found = [s for s in res.series if s.role in (Role.MASK, Role.UNKNOWN)]
+    if not found:
+        why = "; ".join(f"{i.file}: {i.message}" for i in res.issues[:2]) or "no image series"
+        raise CaseError(f"mask_{name}: {path} holds no label map ({why})", source=where)
+    scheme = SCHEMES[record.labels]
+    out = []
+    for s in found:
+        data = to_phantom_labels(s.stack.data, scheme).astype(np.float32)
+        stack = dataclasses.replace(s.stack, data=data, role=Role.MASK, units="label")
+        out.append(dataclasses.replace(s, stack=stack, role=Role.MASK, role_reason=f"mask_{name} ({record.labels})"))
+    return out
+
+
+def _load_images(record: SubjectRecord, where: str) -> Case:
+    from deepoxymap.io import build_case, load
+
+    src = record.path / "dicom" if (record.path / "dicom").is_dir() else record.path
+    res = load([str(src)])
+    for i in res.issues:
+        log.warning("%s: %s: %s", where, i.file, i.message)
+    images = _with_role([s for s in res.series if s.role != Role.MASK], record.role)
+    if not images:
+        raise CaseError(f"no readable image series in {src}", source=where)
+    masks = [m for name, mp in record.masks.items() for m in _mask_series(record, name, mp, images, where)]
+    case = build_case([*images, *[s for s in res.series if s.role == Role.MASK], *masks], record.subject)
+    image_uids = {s.uid for s in images}
+    for m in masks:
+        if not any(uid in image_uids and st is m.stack for uid, st in case.masks.items()):
+            raise CaseError(
+                f"{m.role_reason}: the label map ({m.stack.data.shape[0]} slices of "
+                f"{m.stack.data.shape[2]} x {m.stack.data.shape[3]}) lies on none of the subject's image grids",
+                source=where,
+            )
+    return case
+
+
 def load_case(record: SubjectRecord) -> Case:
     """The :class:`Case` of one manifest row, labelled with the row's class.
 
-    Phantom subjects carry their ground truth; image subjects are read with the
-    app's reader (a DICOM sub-folder ``dicom/`` is preferred when present).
+    Phantom subjects carry their ground truth (one provider of reference masks);
+    image subjects are read with the app's reader (a DICOM sub-folder ``dicom/``
+    is preferred when present), given the row's ``role`` where the files cannot
+    tell, and get the row's ``mask_<name>`` label maps recoded to the phantom
+    scheme and attached to the image series whose grid they share.
 
     Raises:
-        CaseError: the path does not exist or holds no readable image series
-            (the message names the manifest line and the subject).
+        CaseError: the path does not exist, holds no readable image series, or a
+            mask is missing, unreadable or on no image grid (the message names the
+            manifest line and the subject).
     """
     where = f"line {record.line}, subject {record.subject}" if record.line else record.subject
     if not record.path.exists():
@@ -217,13 +309,9 @@ def load_case(record: SubjectRecord) -> Case:
 
         case = load_subject(record.path)
     else:
-        src = record.path / "dicom" if (record.path / "dicom").is_dir() else record.path
-        try:
-            case, issues = load_paths([src], case_id=record.subject)
-        except CaseError as exc:
-            raise CaseError(exc.message, source=where, hint=exc.hint) from None
-        for text in issues:
-            log.warning("%s: %s", where, text)
+        case = _load_images(record, where)
     if case.label != record.label:
         case = dataclasses.replace(case, label=record.label)
+    if record.subtype and not case.truth.subtype:
+        case = dataclasses.replace(case, truth=dataclasses.replace(case.truth, subtype=record.subtype))
     return case

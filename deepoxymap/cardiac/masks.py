@@ -37,6 +37,7 @@ __all__ = [
     "myocardium_from_contours",
     "polygon_mask",
     "read_contour_txt",
+    "to_phantom_labels",
 ]
 
 
@@ -92,6 +93,33 @@ class Masks:
     def lesion_free(self) -> NDArray[np.bool_]:
         """Myocardium without scar and edema."""
         return self.myocardium & ~self.scar & ~self.edema
+
+
+def to_phantom_labels(labels: NDArray[Any], scheme: LabelScheme) -> NDArray[np.int64]:
+    """A label map of another scheme recoded to :data:`PHANTOM` (the scheme every downstream part reads).
+
+    Structures map by meaning: LV blood -> 1, normal myocardium -> 2, RV -> 3,
+    scar -> 4 (MVO -> 6 where the scheme tells MVO apart), edema without scar -> 5;
+    anything else -> 0. A myocardial value that is neither scar nor edema is normal myocardium.
+
+    Args:
+        labels: integer (or float, rounded) label map of any shape.
+        scheme: the scheme ``labels`` follows (:data:`SCHEMES`).
+
+    Returns:
+        int64 array, same shape, phantom values.
+    """
+    lab = np.rint(np.asarray(labels)).astype(np.int64)
+    if scheme is PHANTOM or scheme.name == PHANTOM.name:
+        return lab
+    out = np.zeros(lab.shape, dtype=np.int64)
+    out[_isin(lab, scheme.lv_blood)] = 1
+    out[_isin(lab, scheme.myocardium)] = 2
+    out[_isin(lab, scheme.rv)] = 3
+    out[_isin(lab, scheme.edema)] = 5
+    out[_isin(lab, scheme.scar)] = 4
+    out[_isin(lab, scheme.mvo)] = 6
+    return out
 
 
 LESION_OF_CLASS: dict[str, str] = {"ischemic": "scar", "non-ischemic": "scar", "edema": "edema", "healthy": "none"}

@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="file stem (default deepoxymap_<arch>)")
     add_recipe_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--protocol", default="holdout", choices=["holdout", "fold", "site"])
+    parser.add_argument("--protocol", default="holdout", choices=["holdout", "fold", "site", "manifest"])
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--train-site", default=None)

@@ -32,6 +32,7 @@ import numpy as np
 from deepoxymap import CLASSES, __version__
 from deepoxymap.case import Case
 from deepoxymap.cohort import SubjectRecord, manifest_sha256, read_manifest
+from deepoxymap.errors import CaseError
 from deepoxymap.model.augment import AugmentSpec
 from deepoxymap.model.card import library_versions, sha256_file, write_card
 from deepoxymap.model.data import SliceData, build_slices, make_dataset
@@ -61,7 +62,7 @@ class TrainConfig:
         lr: Adam learning rate.
         patience: early-stopping patience (epochs without a val-loss improvement).
         seed: seeds the split, initialisation, shuffling and augmentation.
-        protocol: ``"holdout"`` | ``"fold"`` | ``"site"``.
+        protocol: ``"holdout"`` | ``"fold"`` | ``"site"`` | ``"manifest"`` (the manifest's ``split`` column).
         fold / folds: fold index and count for ``"fold"``.
         train_site / test_site: for ``"site"``.
         test_fraction / val_fraction: hold-out fractions (per class).
@@ -159,6 +160,15 @@ def make_split(cfg: TrainConfig, records: Sequence[SubjectRecord]) -> Split:
         return site_split(
             ids, labels, sites, cfg.train_site, cfg.test_site, val_fraction=cfg.val_fraction, seed=cfg.seed
         )
+    if cfg.protocol == "manifest":
+        by = {k: tuple(r.subject for r in records if r.split == k) for k in ("train", "val", "test")}
+        if not by["train"] or not by["val"]:
+            raise CaseError(
+                "protocol 'manifest' needs a split column with train and val subjects",
+                source=str(cfg.manifest),
+                hint="set split to train/val/test per row",
+            )
+        return Split("manifest", by["train"], by["val"], by["test"])
     raise ValueError(f"unknown protocol {cfg.protocol!r}")
 
 
