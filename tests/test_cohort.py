@@ -90,7 +90,7 @@ def _lge_subject(tmp_path: Path, shape: tuple[int, int, int] = (40, 44, 3)) -> t
 
 def test_image_subject_gets_role_and_recoded_mask(tmp_path: Path) -> None:
     """A NIfTI LGE with an EMIDEC label map: the row's role, the mask on its grid in the phantom scheme."""
-    folder, lab = _lge_subject(tmp_path)
+    _, lab = _lge_subject(tmp_path)
     m = _write(tmp_path / "m.csv", [{"subject": "E1", "class": "ischemic", "path": "s", "role": "lge",
                                      "labels": "emidec", "mask_lge": "s_lab.nii.gz"}])  # fmt: skip
     (rec,) = read_manifest(m)
