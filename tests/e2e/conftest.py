@@ -95,6 +95,19 @@ def app_url() -> Iterator[str]:
         stop(proc)
 
 
+@pytest.fixture
+def fresh_app() -> Iterator[str]:
+    """The app on a server process of its own that no browser has opened yet (function scope)."""
+    port = free_port()
+    proc = start_streamlit(ROOT / "app.py", port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        yield url
+    finally:
+        stop(proc)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """Headless Debian Chromium (never a Playwright-downloaded browser)."""

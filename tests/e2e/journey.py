@@ -30,9 +30,18 @@ def wait_idle(page: Any, timeout: float = 120.0, settle: float = 0.25) -> None:
 PAGE_HEADINGS = {"Home": "DeepOxyMap"}
 
 
+NAV_LINKS = ".st-key-dox_nav a"
+"""The app's own page links in the sidebar (``deepoxymap.ui.navigation.links_ui``)."""
+
+
+def nav_link(page: Any, title: str) -> Any:
+    """The app's sidebar link to the page ``title`` (page titles are distinct words)."""
+    return page.locator(NAV_LINKS, has_text=title).first
+
+
 def goto_page(page: Any, title: str) -> None:
-    """Click a page in the sidebar navigation (keeps the session)."""
-    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    """Click a page in the app's sidebar navigation (keeps the session)."""
+    nav_link(page, title).click()
     page.get_by_role("heading", name=PAGE_HEADINGS.get(title, title), exact=True).first.wait_for(timeout=120_000)
     page.wait_for_timeout(300)
     wait_idle(page)
