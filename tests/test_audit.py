@@ -168,8 +168,16 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
     assert all(0 <= r["ebpg"] <= 1 and 0 <= r["dice"] <= 1 for r in non_isch)
     healthy = [r for r in res.summary if r["class"] == "healthy"]
     assert healthy and np.isfinite(healthy[0]["energy_in_myocardium"])
-    for name in ("per_case.csv", "summary.csv", "summary.md", "thresholds.json", "bullseye_data.json", "sanity.csv"):
+    for name in ("per_case.csv", "summary.csv", "summary.md", "thresholds.json", "bullseye_data.json", "sanity.csv",
+                 "summary.json"):  # fmt: skip
         assert (tmp_path / "audit" / name).is_file(), name
+    summary = json.loads((tmp_path / "audit" / "summary.json").read_text())
+    _check_summary_schema(summary)
+    assert (summary["default"]["method"], summary["default"]["layer"]) == ("gradcam", "c2")
+    assert summary["default"]["classes"]["edema-focal"]["n"] == 1  # the demo's edema is area-at-risk
+    assert summary["default"]["classes"]["non-ischemic"]["dice_myo_ideal"] is not None
+    assert {r["group"] for r in res.per_case} == {"healthy", "non-ischemic", "edema-focal"}
+    assert all(np.isfinite(t["tau_myo_ideal"]) for t in res.thresholds.values())
     assert len(list((tmp_path / "audit" / "bullseye").glob("*.png"))) == 3 * 3  # first layer of each method
     assert "Healthy cases" in res.markdown and "Sanity checks" in res.markdown
     assert len(res.sanity) == 5 and all(np.isfinite(s["deletion_auc"]) for s in res.sanity)
@@ -227,3 +235,242 @@ def test_cli_end_to_end(demo_cohort, tmp_path, capsys):
     assert main(["audit", "--model", str(path), "--out", str(tmp_path / "au2"), "--thresholds", str(thr),
                  "--sanity-cases", "0", "--no-bullseyes", "--quiet", "--methods", "gradcam"]) == 0  # fmt: skip
     assert "thresholds given (frozen)" in capsys.readouterr().out
+    rc = main(["audit", "--manifest", str(demo_cohort / "manifest.csv"), "--model", str(path), "--subjects", "all",
+               "--out", str(tmp_path / "au3"), "--methods", "gradcam,layercam", "--layers", "c1",
+               "--default-method", "hirescam", "--sanity-cases", "0", "--no-bullseyes", "--quiet"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert rc == 0 and "3 test subjects" in text and "thresholds chosen on 1 validation subjects" in text
+    summary = json.loads((tmp_path / "au3" / "summary.json").read_text())
+    _check_summary_schema(summary)
+    assert (summary["default"]["method"], summary["default"]["layer"]) == ("hirescam", "c1")
+    assert {(e["method"], e["layer"]) for e in summary["all"]} == {
+        ("gradcam", "c1"),
+        ("layercam", "c1"),
+        ("hirescam", "c1"),
+    }
+    assert sum(f["n"] for f in summary["default"]["classes"].values()) == 3
+    rc = main(["evaluate", "--manifest", str(demo_cohort / "manifest.csv"), "--subjects", "all", "--model", str(path),
+               "--out", str(tmp_path / "ev"), "--no-baseline", "--n-boot", "20", "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    assert rc == 0
+    ev = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert ev["n"] == 3 and set(ev["auc"]) == set(CLASSES)
+    for fig in (ev["accuracy"], ev["macro_auc"], *ev["auc"].values()):
+        assert set(fig) == {"value", "ci"} and len(fig["ci"]) == 2
+    assert 0.0 <= ev["accuracy"]["value"] <= 1.0 and ev["results"][0]["subjects"] == [
+        "SUBJECT001",
+        "SUBJECT003",
+        "SUBJECT004",
+    ]
+
+
+# ---------------------------------------------------------------------------
+# fairness: per-case normalisation, edema by extent, ideal ceiling, segment AUC, summary.json
+# ---------------------------------------------------------------------------
+
+
+def _ring_case(
+    n_slices: int = 1,
+    *,
+    model_shape: tuple[int, int] = (64, 64),
+    scale: float = 1.0,
+    lesion_deg: tuple[float, float] | None = (0.0, 100.0),
+    lesion_depth: float = 20.0,
+    label: str = "ischemic",
+    subtype: str = "",
+):
+    """A synthetic CaseReference on a 64 x 64 source grid: a myocardial ring (radius 14-20 px) in six
+    60-degree AHA-like segments, the lesion a sector of the ring (out to radius ``lesion_depth``) on slice 0 only."""
+    from deepoxymap.audit import CaseReference, SliceReference
+    from deepoxymap.model.preprocess import CropTransform
+
+    n = 64
+    rr, cc = np.mgrid[0:n, 0:n].astype(float)
+    rad = np.hypot(rr - 31.5, cc - 31.5)
+    th = np.degrees(np.arctan2(-(rr - 31.5), cc - 31.5)) % 360
+    myo = (rad >= 14) & (rad <= 20)
+    seg = np.where(myo, 1 + (th // 60).astype(np.int64), 0)
+    slices, transforms = [], []
+    for k in range(n_slices):
+        sector = (th >= lesion_deg[0]) & (th < lesion_deg[1]) & (rad <= lesion_depth) if lesion_deg else False
+        lesion = myo & sector if k == 0 else np.zeros_like(myo)
+        labels = np.where(myo, 2, np.where(rad < 14, 1, 0)).astype(np.int64)
+        labels[lesion] = 4
+        slices.append(SliceReference(k, 0, labels, myo, lesion, seg, lesion.astype(float), "mid"))
+        transforms.append(CropTransform(center=(31.5, 31.5), scale=(scale, scale), model_shape=model_shape,
+                                        source_shape=(n, n), slice_index=k))  # fmt: skip
+    x = np.zeros((n_slices, *model_shape, 3), np.float32)
+    kind = "none" if label == "healthy" else ("edema" if label == "edema" else "scar")
+    return CaseReference("S", label, subtype, x, transforms, slices, (2.0, 2.0), kind)
+
+
+def _perfect_maps(cm):
+    """The reference lesion itself as a CAM: on the model grid, normalised per case, mapped back."""
+    from deepoxymap.audit import lesion_on_model_grid
+    from deepoxymap.explain import normalize_map
+
+    scaled = normalize_map(np.stack(lesion_on_model_grid(cm)))
+    return [t.to_source(a) for a, t in zip(scaled, cm.transforms, strict=True)]
+
+
+class TestFairness:
+    def test_segment_auc(self):
+        """Perfect ranking 1, reversed 0, ties one half, undefined without both kinds of segment."""
+        from deepoxymap.audit import segment_auc
+
+        assert segment_auc([0.9, 0.8, 0.1, 0.0], [True, True, False, False]) == 1.0
+        assert segment_auc([0.1, 0.0, 0.9, 0.8], [True, True, False, False]) == 0.0
+        assert segment_auc([0.5, 0.5], [True, False]) == 0.5
+        assert segment_auc([0.9, np.nan, 0.1], [True, True, False]) == 1.0  # absent segment dropped
+        assert np.isnan(segment_auc([0.9, 0.8], [True, True]))
+
+    def test_segment_auc_of_a_perfect_map_is_one(self):
+        """A map equal to the lesion ranks every lesion-positive segment first: per-case segment AUC 1."""
+        from deepoxymap.audit import case_metrics
+
+        cm = _ring_case(2)
+        met = case_metrics(cm, _perfect_maps(cm), tau=0.5, tau_myo=0.5, tau_segment=0.5)
+        assert met["segment_auc"] == 1.0 and met["dice_myo"] == 1.0 and met["pointing_myo"] == 1.0
+        assert met["energy_in_lesion_myo"] == pytest.approx(1.0)
+        lesion_share = cm.slices[0].lesion.sum() / (2 * cm.slices[0].myocardium.sum())  # over both slices
+        assert met["energy_chance"] == pytest.approx(lesion_share)
+
+    @pytest.mark.parametrize("scale", [1.0, 1.3])
+    def test_ideal_ceiling_equals_own_dice_at_full_resolution_and_drops_when_coarser(self, scale):
+        """Stride 1: the ideal map is the perfect map (same Dice at any threshold); pooled to coarser grids
+        (stride 2, 4, 8) its best Dice falls (averaged over five lesion positions: one position aliases)."""
+        from deepoxymap.audit import case_metrics, choose_threshold, ideal_heatmaps
+
+        shape = (48, 48) if scale != 1.0 else (64, 64)
+        best = np.zeros((5, 4))
+        for i, lo in enumerate((0.0, 25.0, 50.0, 75.0, 100.0)):
+            cm = _ring_case(2, model_shape=shape, scale=scale, lesion_deg=(lo, lo + 60.0), lesion_depth=17.0)
+            perfect = _perfect_maps(cm)
+            for tau in (0.3, 0.5):
+                met = case_metrics(cm, perfect, tau=tau, tau_myo=tau, tau_segment=0.5, ideal=ideal_heatmaps(cm, shape))
+                assert met["dice_myo_ideal"] == met["dice_myo"] and met["dice_ideal"] == met["dice"]
+            L = np.stack([s.lesion for s in cm.slices])
+            M = np.stack([s.myocardium for s in cm.slices])
+            for j, stride in enumerate((1, 2, 4, 8)):
+                ideal = ideal_heatmaps(cm, (shape[0] // stride, shape[1] // stride))
+                assert len(ideal) == 2 and ideal[0].shape == (64, 64) and 0 <= ideal[0].min() <= ideal[0].max() <= 1
+                best[i, j] = choose_threshold([np.stack(ideal)], [L], [M])[1]
+        mean = best.mean(axis=0)
+        assert mean[0] > 0.95 and mean[0] > mean[1] > mean[2] > mean[3], mean
+
+    def test_per_case_normalisation_keeps_a_weak_lesion_free_slice_weak(self):
+        """The audit's maps share one maximum per case: a lesion-free slice with a weak response stays weak,
+        where per-slice normalisation would force it to a full-strength hot spot."""
+        keras = pytest.importorskip("keras")
+        from deepoxymap.audit import AuditConfig
+        from deepoxymap.audit.run import _all_heatmaps
+        from deepoxymap.explain import explain_batch
+
+        inp = keras.Input((64, 64, 3))
+        conv = keras.layers.Conv2D(1, 5, padding="same", activation="relu", name="blob")
+        dense = keras.layers.Dense(4, name="logits")
+        out = keras.layers.Activation("softmax")(dense(keras.layers.GlobalAveragePooling2D()(conv(inp))))
+        model = keras.Model(inp, out)
+        k = np.zeros((5, 5, 3, 1), np.float32)
+        k[:, :, 0, 0] = 1.0 / 25.0
+        conv.set_weights([k, np.array([-0.3], np.float32)])
+        dense.set_weights([np.array([[0.0, 10.0, 0.0, 0.0]], np.float32), np.zeros(4, np.float32)])
+        cm = _ring_case(2)
+        x = np.full((2, 64, 64, 3), 0.1, np.float32)
+        x[0][cm.slices[0].lesion] = 1.0  # the lesion, bright
+        rr, cc = np.mgrid[0:64, 0:64]
+        x[1][(rr - 50) ** 2 + (cc - 32) ** 2 <= 9] = 0.5  # a weak blob on the lesion-free slice
+        cm = type(cm)(cm.subject, cm.label, cm.subtype, x, cm.transforms, cm.slices, cm.pixel_spacing, cm.lesion_kind)
+        maps, _, _ = _all_heatmaps(model, cm, ["blob"], AuditConfig(methods=("gradcam",)))[("gradcam", "blob")]
+        per_slice = explain_batch(model, x, "gradcam", 1, "blob")
+        assert per_slice[1].array.max() > 0.99  # per slice: forced hot spot
+        assert maps[0].max() > 0.95 and maps[1].max() < 0.5  # per case: stays weak
+
+    def test_edema_reported_by_extent(self):
+        """Global edema (sub-type 'global') is its own group; focal and area-at-risk edema are 'edema-focal'."""
+        from deepoxymap.audit import AUDIT_CLASSES, AuditConfig, audit_group
+        from deepoxymap.audit.run import _summarise
+
+        assert AUDIT_CLASSES == ("ischemic", "non-ischemic", "edema-focal", "edema-global", "healthy")
+        assert audit_group("edema", "global") == audit_group("edema", " Global ") == "edema-global"
+        assert audit_group("edema", "AAR") == audit_group("edema", "focal") == audit_group("edema") == "edema-focal"
+        assert audit_group("ischemic", "global") == "ischemic" and audit_group("healthy") == "healthy"
+        rows = [
+            {"subject": s, "class": "edema", "group": audit_group("edema", st), "subtype": st, "method": "gradcam",
+             "layer": "c", "predicted": p, "dice_myo": d}
+            for s, st, p, d in (("a", "global", "edema", 0.9), ("b", "AAR", "healthy", 0.2), ("c", "focal", "edema", 0.4))
+        ]  # fmt: skip
+        summ = _summarise(rows, {}, {}, AuditConfig(methods=("gradcam",)), ["c"])
+        by = {d["class"]: d for d in summ}
+        assert set(by) == {"edema-focal", "edema-global"}
+        assert by["edema-global"]["n"] == 1 and by["edema-global"]["dice_myo"] == 0.9
+        assert by["edema-focal"]["n"] == 2 and by["edema-focal"]["dice_myo"] == pytest.approx(0.3)
+        assert by["edema-focal"]["accuracy"] == 0.5 and by["edema-focal"]["label"] == "edema"
+
+    def test_summary_json_schema(self):
+        """summary.json: {"default": {method, layer, classes}, "all": [...]}, five classes, the named figures."""
+        from deepoxymap.audit import AUDIT_CLASSES, AuditConfig, AuditResult, summary_json
+        from deepoxymap.audit.run import _summarise
+
+        cfg = AuditConfig(methods=("gradcam", "hirescam"))
+        rows = [
+            {"subject": f"s{i}", "class": c, "group": c, "subtype": "", "method": m, "layer": "c2",
+             "predicted": c, "dice_myo": 0.5, "dice_myo_ideal": 0.7, "segment_auc": 0.8, "energy_in_myocardium": 0.4}
+            for i, c in enumerate(("ischemic", "healthy")) for m in cfg.methods
+        ]  # fmt: skip
+        res = AuditResult(summary=_summarise(rows, {}, {}, cfg, ["c2"]), config=cfg, layers=("c2",),
+                          default=("gradcam", "c2"),
+                          sanity=[{"method": "gradcam", "layer": "c2", "randomization_passed": True,
+                                   "spearman_mean": 0.1, "n_images": 3, "randomize_top": 2,
+                                   "deletion_auc": 0.2, "deletion_auc_random": 0.4}])  # fmt: skip
+        out = json.loads(json.dumps(summary_json(res), allow_nan=False))
+        _check_summary_schema(out)
+        assert out["default"]["method"] == "gradcam" and out["default"]["layer"] == "c2"
+        assert [(e["method"], e["layer"]) for e in out["all"]] == [("gradcam", "c2"), ("hirescam", "c2")]
+        isch = out["default"]["classes"]["ischemic"]
+        assert (
+            isch["n"] == 1 and isch["dice_myo"] == 0.5 and isch["dice_myo_ideal"] == 0.7 and isch["segment_auc"] == 0.8
+        )
+        assert isch["sanity"]["randomization_passed"] is True
+        assert (
+            out["default"]["classes"]["edema-global"]["n"] == 0
+            and out["default"]["classes"]["edema-global"]["dice_myo"] is None
+        )
+        assert out["default"]["classes"]["healthy"]["energy_in_myocardium"] == 0.4
+        assert out["all"][1]["classes"]["ischemic"]["sanity"] is None  # hirescam's checks were not run
+        assert set(out["default"]["classes"]) == set(AUDIT_CLASSES)
+
+    def test_plan_subjects_all(self, tmp_path):
+        """'all': every manifest subject not used for validation (nor trained on); thresholds never on scored ones."""
+        from deepoxymap.audit import plan_subjects
+        from deepoxymap.cohort import SubjectRecord
+
+        recs = [SubjectRecord(f"S{i:02d}", ("healthy", "ischemic", "non-ischemic", "edema")[i % 4], tmp_path)
+                for i in range(20)]  # fmt: skip
+        card = {"training": {"split": {"train": ["S00"], "val": ["S01", "S02"], "test": ["S03"]}}}
+        plan = plan_subjects(recs, card, subjects="all")
+        assert [r.subject for r in plan.validation] == ["S01", "S02"]
+        assert [r.subject for r in plan.test] == [f"S{i:02d}" for i in range(3, 20)]
+        assert plan_subjects(recs, card, subjects=["all"]).test == plan.test
+        # no validation split anywhere: a stratified third chooses the thresholds and is not scored
+        plan2 = plan_subjects(recs, {}, subjects="all")
+        val, test = {r.subject for r in plan2.validation}, {r.subject for r in plan2.test}
+        assert val and not val & test and len(val) + len(test) == 20
+
+
+FIGURES = ("n", "pointing_myo", "pointing_myo_chance", "energy_in_lesion_myo", "energy_chance", "dice_myo",
+           "dice_myo_ideal", "dice_myo_all_myo", "segment_auc", "segment_kappa", "sanity")  # fmt: skip
+
+
+def _check_summary_schema(out):
+    from deepoxymap.audit import AUDIT_CLASSES
+    from deepoxymap.audit.report import SPREAD_FIGURES
+
+    assert set(out) == {"default", "all"}
+    for entry in [out["default"], *out["all"]]:
+        assert set(entry) == {"method", "layer", "classes"}
+        assert list(entry["classes"]) == list(AUDIT_CLASSES)
+        for c, fig in entry["classes"].items():
+            assert set(FIGURES) <= set(fig), (c, set(FIGURES) - set(fig))
+            if c == "healthy":
+                assert set(SPREAD_FIGURES) <= set(fig)
+    assert any((e["method"], e["layer"]) == (out["default"]["method"], out["default"]["layer"]) for e in out["all"])

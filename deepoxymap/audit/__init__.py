@@ -1,14 +1,17 @@
 """Agreement between feature maps and reference lesion masks, in patient millimetres.
 
 * :mod:`~deepoxymap.audit.metrics`: pointing game, energy, Dice/IoU, segment
-  kappa, energy spread, threshold choice; :func:`case_metrics` for one case.
+  kappa, segment AUC, energy spread, threshold choice; :func:`case_metrics` for one case.
 * :mod:`~deepoxymap.audit.reference`: :func:`prepare_reference` (the case's
   reference lesion, myocardium, AHA segments and transmurality on the OS-CMR
-  grid of the model's preprocessed input).
+  grid of the model's preprocessed input) and :func:`ideal_heatmaps` (the
+  ideal-map ceiling of a readout).
 * :mod:`~deepoxymap.audit.run`: :func:`run_audit` over cases, in memory
-  (predictions, probabilities, agreement), :func:`plan_subjects` (who chooses
-  the thresholds) and :func:`audit_manifest`.
-* :mod:`~deepoxymap.audit.report`: :func:`write_audit` (CSV, markdown, JSON, PNG).
+  (predictions, probabilities, agreement; maps normalised per case, figures per
+  :data:`AUDIT_CLASSES` group), :func:`plan_subjects` (who chooses the
+  thresholds) and :func:`audit_manifest`.
+* :mod:`~deepoxymap.audit.report`: :func:`write_audit` (CSV, markdown, JSON, PNG)
+  and :func:`summary_json`.
 
 Sanity checks (:mod:`deepoxymap.explain.sanity`): model-parameter
 randomisation (Spearman rho; a method with mean rho >= 0.5 is flagged) and the
@@ -27,15 +30,25 @@ from deepoxymap.audit.metrics import (
     energy_pointing_game,
     energy_spread,
     pointing_game,
+    segment_auc,
     segment_calls,
 )
-from deepoxymap.audit.reference import CaseReference, SliceReference, prepare_case, prepare_reference
-from deepoxymap.audit.report import audit_markdown, write_audit
+from deepoxymap.audit.reference import (
+    CaseReference,
+    SliceReference,
+    ideal_heatmaps,
+    lesion_on_model_grid,
+    prepare_case,
+    prepare_reference,
+)
+from deepoxymap.audit.report import audit_markdown, summary_json, write_audit
 from deepoxymap.audit.run import (
+    AUDIT_CLASSES,
     INPUT_LAYER,
     AuditConfig,
     AuditResult,
     SubjectPlan,
+    audit_group,
     audit_manifest,
     fit_thresholds,
     plan_subjects,
@@ -44,6 +57,7 @@ from deepoxymap.audit.run import (
 from deepoxymap.cardiac.masks import LESION_OF_CLASS
 
 __all__ = [
+    "AUDIT_CLASSES",
     "INPUT_LAYER",
     "LESION_OF_CLASS",
     "TAU_GRID",
@@ -52,6 +66,7 @@ __all__ = [
     "CaseReference",
     "SliceReference",
     "SubjectPlan",
+    "audit_group",
     "audit_manifest",
     "audit_markdown",
     "case_metrics",
@@ -62,11 +77,15 @@ __all__ = [
     "energy_pointing_game",
     "energy_spread",
     "fit_thresholds",
+    "ideal_heatmaps",
+    "lesion_on_model_grid",
     "plan_subjects",
     "pointing_game",
     "prepare_case",
     "prepare_reference",
     "run_audit",
+    "segment_auc",
     "segment_calls",
+    "summary_json",
     "write_audit",
 ]

@@ -13,6 +13,16 @@
 * **Segment-level Cohen's kappa**: AHA segments are heatmap-positive when the
   mean heatmap over the segment's myocardium reaches ``tau_segment`` and
   lesion-positive when the lesion covers at least ``lesion_extent_min`` of it.
+* **Segment AUC** (threshold-free): per case, the ROC AUC of the mean heatmap
+  per AHA segment against the lesion-positive segments (Mann-Whitney U / (P N),
+  ties count one half); undefined (NaN) when every or no segment is positive.
+  The audit averages it over cases.
+* **Energy in the lesion over the whole case** (myocardium only):
+  ``sum(A L M) / sum(A M)`` over all slices of a case normalised per case (lesion-free
+  slices included), beside its chance level ``sum(L M) / sum(M)`` (a uniform map).
+* **Ideal-map ceiling**: the Dice reached by the ground-truth lesion itself read
+  out at the layer's resolution (:func:`deepoxymap.audit.reference.ideal_heatmaps`),
+  thresholded like the CAM (its own threshold chosen on validation subjects).
 * **Energy spread** (healthy cases, no lesion): share of energy in the
   myocardium, the smallest area holding half the energy in mm^2, normalised
   entropy of the per-segment energy.
@@ -46,6 +56,7 @@ __all__ = [
     "energy_pointing_game",
     "energy_spread",
     "pointing_game",
+    "segment_auc",
     "segment_calls",
 ]
 
@@ -191,6 +202,35 @@ def cohen_kappa(a: Sequence[bool] | NDArray[Any], b: Sequence[bool] | NDArray[An
     return (po - pe) / (1.0 - pe)
 
 
+def segment_auc(scores: Sequence[float] | NDArray[Any], positive: Sequence[bool] | NDArray[Any]) -> float:
+    """ROC AUC of segment scores against lesion-positive segments (one case).
+
+    ``AUC = (sum of the positives' ranks - P (P + 1) / 2) / (P N)`` with mid-ranks for
+    ties (the Mann-Whitney statistic), so a tie between a positive and a negative
+    counts one half. Non-finite scores (absent segments) are dropped.
+
+    Args:
+        scores: float ``[k]`` mean heatmap per segment.
+        positive: bool ``[k]`` lesion-positive segments.
+
+    Returns:
+        AUC in ``[0, 1]``; NaN without at least one positive and one negative segment.
+    """
+    from scipy.stats import rankdata
+
+    x = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(positive, dtype=bool).ravel()
+    if x.size != y.size:
+        raise ValueError("scores and labels differ in length")
+    ok = np.isfinite(x)
+    x, y = x[ok], y[ok]
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(x)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def segment_calls(
     heatmaps: Sequence[NDArray[Any]],
     seg_maps: Sequence[NDArray[Any]],
@@ -305,19 +345,29 @@ def case_metrics(
     tau_segment: float,
     tolerance_mm: float = 5.0,
     lesion_extent_min: float = 0.05,
+    ideal: Sequence[NDArray[Any]] | None = None,
+    tau_ideal: float | None = None,
+    tau_myo_ideal: float | None = None,
 ) -> dict[str, Any]:
     """All agreement figures of one case for one method/layer.
 
     Args:
         cm: from :func:`~deepoxymap.audit.reference.prepare_reference`.
-        heatmaps: ``[rows, cols]`` per slice on the OS-CMR grid (``Heatmap.to_source``).
+        heatmaps: ``[rows, cols]`` per slice on the OS-CMR grid (``Heatmap.to_source``);
+            the audit normalises them per case (one maximum over the case's slices).
         tau / tau_myo / tau_segment: frozen thresholds (whole image, myocardium, segment).
         tolerance_mm: pointing-game tolerance.
         lesion_extent_min: lesion area fraction that makes a segment lesion-positive.
+        ideal: the ideal map per slice at the readout's resolution
+            (:func:`~deepoxymap.audit.reference.ideal_heatmaps`); without it the
+            ``*_ideal`` figures are NaN.
+        tau_ideal / tau_myo_ideal: the ideal map's frozen thresholds (default: ``tau`` / ``tau_myo``).
 
     Returns:
         dict of figures (NaN where undefined) plus ``seg_cam_energy`` / ``seg_lesion``
         (17-lists) for the bullseyes and ``seg_cam_pos`` / ``seg_lesion_pos`` for pooled kappa.
+        Besides the per-slice figures: ``energy_in_lesion_myo`` / ``energy_chance`` (whole
+        case, myocardium), ``segment_auc``, ``dice_ideal`` / ``dice_myo_ideal`` (ceilings).
     """
     ps = cm.pixel_spacing
     H = np.stack([np.asarray(h, dtype=np.float64) for h in heatmaps])
@@ -348,15 +398,29 @@ def case_metrics(
         out["dice_myo_all"] = dice_iou(M.astype(float), L, 0.5, roi=M)[0]
     else:
         out["pointing_myo_chance"] = out["dice_myo_all"] = float("nan")
+    nan = float("nan")
     if L.any():
         out["dice"], out["iou"] = dice_iou(H, L, tau)
         out["dice_myo"], out["iou_myo"] = dice_iou(np.where(M, H, -1.0), L, tau_myo, roi=M)
+        out["energy_in_lesion_myo"] = energy_pointing_game(H, L, roi=M)
+        out["energy_chance"] = float((L & M).sum() / max(int(M.sum()), 1))
     else:
-        out["dice"] = out["iou"] = out["dice_myo"] = out["iou_myo"] = float("nan")
+        out["dice"] = out["iou"] = out["dice_myo"] = out["iou_myo"] = nan
+        out["energy_in_lesion_myo"] = out["energy_chance"] = nan
+    if L.any() and ideal is not None:
+        Id = np.stack([np.asarray(h, dtype=np.float64) for h in ideal])
+        if Id.shape != H.shape:
+            raise ValueError(f"ideal maps {Id.shape} and heatmaps {H.shape} are not on the same grid")
+        out["dice_ideal"] = dice_iou(Id, L, tau if tau_ideal is None else tau_ideal)[0]
+        t_mi = tau_myo if tau_myo_ideal is None else tau_myo_ideal
+        out["dice_myo_ideal"] = dice_iou(np.where(M, Id, -1.0), L, t_mi, roi=M)[0]
+    else:
+        out["dice_ideal"] = out["dice_myo_ideal"] = nan
     mh, le, present = segment_calls(list(H), list(S), list(L))
     cam_pos = np.where(present, mh >= tau_segment, False)
     les_pos = np.where(present, le >= lesion_extent_min, False)
-    out["kappa"] = cohen_kappa(cam_pos[present], les_pos[present]) if L.any() else float("nan")
+    out["kappa"] = cohen_kappa(cam_pos[present], les_pos[present]) if L.any() else nan
+    out["segment_auc"] = segment_auc(mh[present], les_pos[present]) if L.any() else nan
     spread = energy_spread(H, M, ps, S)
     out.update(spread)
     e_sums, cnt = segment_sums(np.clip(H, 0, None), S)

@@ -5,6 +5,9 @@ preprocessed input (so LV localisation and cropping run once per view) and
 gathers, for every slice the model sees, the label map of the frame it saw,
 the myocardium, THE reference lesion (:func:`deepoxymap.cardiac.masks.lesion_mask`,
 chosen by the case's class), the AHA segment map and the lesion's transmurality.
+
+:func:`ideal_heatmaps` is the ideal-map ceiling of a readout: the reference
+lesion as the best map a layer of a given stride could show.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from deepoxymap.errors import CaseError
 if TYPE_CHECKING:
     from deepoxymap.model.preprocess import CropTransform, Preprocessed, PreprocessSpec
 
-__all__ = ["CaseReference", "SliceReference", "prepare_case", "prepare_reference"]
+__all__ = [
+    "CaseReference",
+    "SliceReference",
+    "ideal_heatmaps",
+    "lesion_on_model_grid",
+    "prepare_case",
+    "prepare_reference",
+]
 
 AHA_LEVELS = ("basal", "mid", "apical", "apex")
 
@@ -140,3 +150,51 @@ def prepare_case(case: Case, spec: PreprocessSpec, *, subtype: str = "") -> Case
     from deepoxymap.model.preprocess import preprocess_case
 
     return prepare_reference(case, preprocess_case(case, spec), subtype=subtype)
+
+
+def lesion_on_model_grid(cm: CaseReference) -> list[NDArray[np.float32]]:
+    """The reference lesion of every slice resampled onto the model grid.
+
+    Each model pixel takes the bilinear interpolation of the bool source mask at
+    its source position (``CropTransform.source_grid``): float32 ``[H, W]`` in
+    ``[0, 1]``, the lesion fraction around that pixel; 0 outside the image.
+    """
+    from scipy import ndimage as ndi
+
+    out = []
+    for sl, t in zip(cm.slices, cm.transforms, strict=True):
+        g = t.source_grid()
+        m = ndi.map_coordinates(sl.lesion.astype(np.float32), [g[0], g[1]], order=1, mode="constant", cval=0.0)
+        out.append(np.clip(m, 0.0, 1.0).astype(np.float32))
+    return out
+
+
+def ideal_heatmaps(cm: CaseReference, grid: tuple[int, int]) -> list[NDArray[np.float32]]:
+    """The ideal map of a readout with feature grid ``grid``, per slice on the OS-CMR grid.
+
+    The reference lesion on the model grid (:func:`lesion_on_model_grid`) is
+    average-pooled onto the layer's ``grid = (h, w)`` (each cell: the input
+    pixels a stride-``H / h`` feature map cell covers,
+    :func:`~deepoxymap.explain.heatmap.pool_to_grid`), upsampled back to the
+    model grid as a CAM is (bilinear, pixel centres aligned), normalised per case
+    (one minimum and maximum over all slices, like the audited CAMs) and mapped onto
+    the OS-CMR grid with each slice's ``CropTransform``. Thresholded as the CAM is,
+    its Dice is the ceiling that layer can reach: ``grid = (H, W)`` (stride 1) gives
+    the lesion itself.
+
+    Args:
+        cm: the case (``x`` float32 ``[n, H, W, 3]``, transforms, slices).
+        grid: ``(h, w)`` of the layer's feature map (``explain.methods.layer_grid``).
+
+    Returns:
+        float32 ``[rows, cols]`` per slice in ``[0, 1]`` (zeros for a case without lesion).
+    """
+    from deepoxymap.explain.heatmap import normalize_map, pool_to_grid, upsample_map
+
+    lesions = lesion_on_model_grid(cm)
+    if not lesions:
+        return []
+    size = (int(lesions[0].shape[0]), int(lesions[0].shape[1]))
+    up = np.stack([upsample_map(pool_to_grid(m, grid), size) for m in lesions])
+    scaled = normalize_map(np.clip(up, 0.0, None))
+    return [np.clip(t.to_source(a), 0.0, 1.0).astype(np.float32) for a, t in zip(scaled, cm.transforms, strict=True)]

@@ -2,9 +2,9 @@
 
 :func:`write_audit` turns an in-memory :class:`~deepoxymap.audit.run.AuditResult`
 into ``per_case.csv``, ``summary.csv``, ``summary_subtype.csv``, ``summary.md``,
-``sanity.csv``, ``thresholds.json``, ``bullseye/*.png`` (CAM energy per segment
-beside LGE transmurality or edema extent) and ``bullseye_data.json`` (plotly
-``Barpolar`` data per case).
+``summary.json`` (:func:`summary_json`), ``sanity.csv``, ``thresholds.json``,
+``bullseye/*.png`` (CAM energy per segment beside LGE transmurality or edema
+extent) and ``bullseye_data.json`` (plotly ``Barpolar`` data per case).
 """
 
 from __future__ import annotations
@@ -18,9 +18,26 @@ from typing import Any
 import numpy as np
 
 from deepoxymap import CLASSES
-from deepoxymap.audit.run import AuditConfig, AuditResult, mean_sd
+from deepoxymap.audit.run import AUDIT_CLASSES, AuditConfig, AuditResult, mean_sd
 
-__all__ = ["audit_markdown", "by_subtype", "write_audit"]
+__all__ = ["FIGURE_KEYS", "SPREAD_FIGURES", "audit_markdown", "by_subtype", "summary_json", "write_audit"]
+
+FIGURE_KEYS = {
+    "pointing_myo": "pointing_myo",
+    "pointing_myo_chance": "pointing_myo_chance",
+    "energy_in_lesion_myo": "energy_in_lesion_myo",
+    "energy_chance": "energy_chance",
+    "dice_myo": "dice_myo",
+    "dice_myo_ideal": "dice_myo_ideal",
+    "dice_myo_all_myo": "dice_myo_all",
+    "segment_auc": "segment_auc",
+    "segment_kappa": "kappa_pooled",
+}
+"""``summary.json`` figure -> the :attr:`AuditResult.summary` column it is read from (means over cases;
+``segment_kappa`` is Cohen's kappa pooled over the group's segments)."""
+
+SPREAD_FIGURES = ("energy_in_myocardium", "area50_mm2", "segment_entropy", "peak_in_myocardium")
+"""The healthy group's energy-spread figures (no lesion to score against)."""
 
 
 def _fmt(v: Any, nd: int = 2) -> str:
@@ -37,7 +54,8 @@ def by_subtype(per_case: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for c, st, m, lyr in keys:
         rows = [r for r in per_case if (r["class"], r.get("subtype", ""), r["method"], r["layer"]) == (c, st, m, lyr)]
         d: dict[str, Any] = {"class": c, "subtype": st, "method": m, "layer": lyr, "n": len(rows)}
-        for k in ("dice", "dice_myo", "dice_myo_all", "ebpg_myo", "lesion_area_fraction_myo", "pointing_myo"):
+        for k in ("dice", "dice_ideal", "dice_myo", "dice_myo_ideal", "dice_myo_all", "ebpg_myo",
+                  "lesion_area_fraction_myo", "pointing_myo", "segment_auc"):  # fmt: skip
             d[k] = mean_sd(r.get(k, float("nan")) for r in rows)[0]
         out.append(d)
     return out
@@ -49,25 +67,33 @@ def audit_markdown(res: AuditResult, cfg: AuditConfig | None = None) -> str:
     lines = ["# Feature-map agreement audit", ""]
     lines += [f"- {n}" for n in res.notes]
     lines.append(f"- wall time {res.seconds:.0f} s")
-    lines += ["", "## Lesion classes (mean over cases; Dice/IoU at the frozen threshold)", ""]
+    lines += ["", "## Lesion groups (mean over cases; maps normalised per case; Dice at the frozen threshold)", ""]
     lines.append(
-        "| class | method | layer | n | acc | pointing | pointing (myo) [chance] | EBPG | EBPG (myo) [chance] | Dice | Dice (myo) [all-myo] | IoU | IoU (myo) | kappa (pooled) |"
+        "| group | method | layer | n | acc | pointing (myo) [chance] | energy in lesion (myo, case) [chance] | "
+        "Dice [ideal] | Dice (myo) [ideal] [all-myo] | IoU (myo) | segment AUC | kappa (pooled) |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for d in res.summary:
         if d["class"] == "healthy":
             continue
         lines.append(
-            f"| {d['class']} | {d['method']} | {d['layer']} | {d['n']} | {_fmt(d['accuracy'])} | {_fmt(d['pointing'])} | "
-            f"{_fmt(d['pointing_myo'])} [{_fmt(d['pointing_myo_chance'])}] | {_fmt(d['ebpg'])} | {_fmt(d['ebpg_myo'])} [{_fmt(d['lesion_area_fraction_myo'])}] | "
-            f"{_fmt(d['dice'])} +- {_fmt(d['dice_sd'])} | {_fmt(d['dice_myo'])} +- {_fmt(d['dice_myo_sd'])} [{_fmt(d['dice_myo_all'])}] | "
-            f"{_fmt(d['iou'])} | {_fmt(d['iou_myo'])} | {_fmt(d['kappa_pooled'])} |"
+            f"| {d['class']} | {d['method']} | {d['layer']} | {d['n']} | {_fmt(d['accuracy'])} | "
+            f"{_fmt(d['pointing_myo'])} [{_fmt(d['pointing_myo_chance'])}] | "
+            f"{_fmt(d['energy_in_lesion_myo'])} [{_fmt(d['energy_chance'])}] | "
+            f"{_fmt(d['dice'])} +- {_fmt(d['dice_sd'])} [{_fmt(d['dice_ideal'])}] | "
+            f"{_fmt(d['dice_myo'])} +- {_fmt(d['dice_myo_sd'])} [{_fmt(d['dice_myo_ideal'])}] [{_fmt(d['dice_myo_all'])}] | "
+            f"{_fmt(d['iou_myo'])} | {_fmt(d['segment_auc'])} | {_fmt(d['kappa_pooled'])} |"
         )
     lines += [
         "",
         (
-            "Bracketed: chance levels of the myocardium-only figures (a random myocardial peak; a uniform map; "
-            "calling the whole myocardium lesion). acc: case-level accuracy of the model on these cases."
+            "Bracketed: chance levels (a random myocardial peak; a uniform map over the myocardium; calling the whole "
+            "myocardium lesion) and [ideal]: the ceiling of the readout, i.e. the Dice of the reference lesion itself "
+            "average-pooled to the layer's grid, upsampled like a CAM and thresholded like one (its threshold also "
+            "chosen on validation subjects). Energy in lesion: over all slices of the case. Segment AUC: per case, "
+            "mean CAM per AHA segment against the lesion-positive segments (threshold-free). edema-global: the whole "
+            "myocardium is oedematous, so its myocardium-only figures are trivial; it is reported apart from "
+            "edema-focal. acc: case-level accuracy of the model on these cases."
         ),
         "",
     ]
@@ -79,13 +105,15 @@ def audit_markdown(res: AuditResult, cfg: AuditConfig | None = None) -> str:
             "",
         ]
         lines.append(
-            "| class | sub-type | method | layer | n | Dice | Dice (myo) [all-myo] | EBPG (myo) [chance] | pointing (myo) |"
+            "| class | sub-type | method | layer | n | Dice [ideal] | Dice (myo) [ideal] [all-myo] | EBPG (myo) [chance] | "
+            "pointing (myo) | segment AUC |"
         )
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for d in sub_rows:
             lines.append(
-                f"| {d['class']} | {d['subtype']} | {d['method']} | {d['layer']} | {d['n']} | {_fmt(d['dice'])} | "
-                f"{_fmt(d['dice_myo'])} [{_fmt(d['dice_myo_all'])}] | {_fmt(d['ebpg_myo'])} [{_fmt(d['lesion_area_fraction_myo'])}] | {_fmt(d['pointing_myo'])} |"
+                f"| {d['class']} | {d['subtype']} | {d['method']} | {d['layer']} | {d['n']} | {_fmt(d['dice'])} [{_fmt(d['dice_ideal'])}] | "
+                f"{_fmt(d['dice_myo'])} [{_fmt(d['dice_myo_ideal'])}] [{_fmt(d['dice_myo_all'])}] | "
+                f"{_fmt(d['ebpg_myo'])} [{_fmt(d['lesion_area_fraction_myo'])}] | {_fmt(d['pointing_myo'])} | {_fmt(d['segment_auc'])} |"
             )
     lines += ["", "## Healthy cases: heatmap energy spread (no lesion)", ""]
     lines.append(
@@ -103,13 +131,14 @@ def audit_markdown(res: AuditResult, cfg: AuditConfig | None = None) -> str:
         "",
         "## Frozen thresholds (chosen on validation subjects)",
         "",
-        "| method | layer | tau | val Dice | tau (myo) | val Dice (myo) | tau segment | val kappa |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | layer | tau | val Dice | tau (myo) | val Dice (myo) | tau segment | val kappa | tau (myo, ideal) | val Dice (myo, ideal) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k, t in res.thresholds.items():
         m, lyr = k.split("|", 1)
         lines.append(
-            f"| {m} | {lyr} | {_fmt(t.get('tau'))} | {_fmt(t.get('val_dice'))} | {_fmt(t.get('tau_myo'))} | {_fmt(t.get('val_dice_myo'))} | {_fmt(t.get('tau_segment'))} | {_fmt(t.get('val_kappa'))} |"
+            f"| {m} | {lyr} | {_fmt(t.get('tau'))} | {_fmt(t.get('val_dice'))} | {_fmt(t.get('tau_myo'))} | {_fmt(t.get('val_dice_myo'))} | "
+            f"{_fmt(t.get('tau_segment'))} | {_fmt(t.get('val_kappa'))} | {_fmt(t.get('tau_myo_ideal'))} | {_fmt(t.get('val_dice_myo_ideal'))} |"
         )
     if res.sanity:
         lines += [
@@ -140,6 +169,49 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _figures(res: AuditResult, method: str, layer: str) -> dict[str, Any]:
+    """``{CLASS: FIGURES}`` of one readout, every :data:`AUDIT_CLASSES` group present (``n`` 0 and nulls when empty)."""
+    sanity = next((s for s in res.sanity if s["method"] == method and s["layer"] == layer), None)
+    san = None if sanity is None else {k: _clean(sanity.get(k)) for k in
+                                       ("randomization_passed", "spearman_mean", "randomize_top", "n_images",
+                                        "deletion_auc", "deletion_auc_random")}  # fmt: skip
+    out: dict[str, Any] = {}
+    for c in AUDIT_CLASSES:
+        d = next((r for r in res.summary if r["class"] == c and r["method"] == method and r["layer"] == layer), None)
+        fig: dict[str, Any] = {"n": int(d["n"]) if d else 0}
+        for name, col in FIGURE_KEYS.items():
+            fig[name] = _clean(d.get(col)) if d else None
+        if c == "healthy":
+            for k in SPREAD_FIGURES:
+                fig[k] = _clean(d.get(k)) if d else None
+        fig["sanity"] = san
+        out[c] = fig
+    return out
+
+
+def summary_json(res: AuditResult) -> dict[str, Any]:
+    """The audit's headline figures, shaped for ``summary.json``.
+
+    ``{"default": {"method", "layer", "classes": {CLASS: FIGURES}}, "all": [{"method", "layer", "classes"}, ...]}``
+    with CLASS one of :data:`~deepoxymap.audit.run.AUDIT_CLASSES` and FIGURES holding ``n``, the
+    :data:`FIGURE_KEYS` (means over the group's cases, null where undefined), ``sanity`` (the
+    randomisation and deletion checks of that method and layer, null when not run) and, for
+    ``healthy``, the :data:`SPREAD_FIGURES`. ``default`` is the app's default readout
+    (:attr:`AuditResult.default`; else the first computed one).
+    """
+    readouts = list(dict.fromkeys((r["method"], r["layer"]) for r in res.summary))
+    if not readouts:
+        from deepoxymap.audit.run import layers_for
+
+        readouts = [(m, lyr) for m in res.config.methods for lyr in layers_for(m, res.layers)]
+    default = res.default or (readouts[0] if readouts else ("", ""))
+    entry = [{"method": m, "layer": lyr, "classes": _figures(res, m, lyr)} for m, lyr in readouts]
+    return {
+        "default": {"method": default[0], "layer": default[1], "classes": _figures(res, *default)},
+        "all": entry,
+    }
+
+
 def _write_bullseye(bdir: Path, key: str, seg: Mapping[str, Any]) -> Path:
     import matplotlib
 
@@ -162,7 +234,7 @@ def _write_bullseye(bdir: Path, key: str, seg: Mapping[str, Any]) -> Path:
         left_title=f"{method} energy per segment", right_title=right,
         suptitle=f"{s} ({label}{', ' + subtype if subtype else ''}), layer {layer}",
     )  # fmt: skip
-    p = bdir / f"{s}_{method.replace('+', 'p')}_{layer}.png"
+    p = bdir / f"{s}_{method.replace('+', 'p')}_{layer.replace('+', '-')}.png"
     fig.savefig(p, dpi=90)
     plt.close(fig)
     return p
@@ -189,6 +261,7 @@ def write_audit(res: AuditResult, out_dir: Path) -> list[Path]:
     write_csv(out_dir / "summary_subtype.csv", by_subtype(res.per_case))
     write_csv(out_dir / "sanity.csv", res.sanity)
     (out_dir / "summary.md").write_text(audit_markdown(res))
+    (out_dir / "summary.json").write_text(json.dumps(summary_json(res), indent=1) + "\n")
     (out_dir / "thresholds.json").write_text(
         json.dumps({k: {kk: _clean(vv) for kk, vv in v.items()} for k, v in res.thresholds.items()}, indent=1)
     )
@@ -197,7 +270,8 @@ def write_audit(res: AuditResult, out_dir: Path) -> list[Path]:
     data = {k: {"cam_energy": plotly_bullseye_data(v["cam_energy"]), "lesion": plotly_bullseye_data(v["lesion"]), "lesion_kind": v["lesion_kind"]}
             for k, v in res.segments.items()}  # fmt: skip
     (out_dir / "bullseye_data.json").write_text(json.dumps(data))
-    res.files += [out_dir / "summary.md", out_dir / "thresholds.json", out_dir / "bullseye_data.json"]
+    res.files += [out_dir / "summary.md", out_dir / "summary.json", out_dir / "thresholds.json",
+                  out_dir / "bullseye_data.json"]  # fmt: skip
     for key, seg in res.segments.items():
         if seg.get("png"):
             res.files.append(_write_bullseye(out_dir / "bullseye", key, seg))

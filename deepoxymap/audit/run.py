@@ -6,6 +6,18 @@ It writes nothing: :func:`deepoxymap.audit.report.write_audit` does.
 :func:`plan_subjects` is the policy that decides which subjects choose the
 thresholds and which are scored; :func:`audit_manifest` is the whole run over
 a manifest as ``deepoxymap audit`` and the Cohort audit page use it.
+
+Fairness rules:
+
+* every map is normalised **per case** (one minimum and maximum over all the
+  case's slices, ``explain_methods(..., normalize="batch")``), so a lesion-free
+  slice of a lesion case is not forced to show a hot spot;
+* figures are reported per :data:`AUDIT_CLASSES` group: global edema (phantom
+  sub-type ``global``, where the whole myocardium is the lesion and the
+  myocardium-only figures are trivial) apart from focal edema;
+* beside each Dice stands the ideal-map ceiling at the readout's resolution
+  (:func:`~deepoxymap.audit.reference.ideal_heatmaps`), with its own threshold
+  chosen on the validation subjects exactly as the CAM's is.
 """
 
 from __future__ import annotations
@@ -28,17 +40,19 @@ from deepoxymap.audit.metrics import (
     cohen_kappa,
     segment_calls,
 )
-from deepoxymap.audit.reference import CaseReference, prepare_reference
+from deepoxymap.audit.reference import CaseReference, ideal_heatmaps, prepare_reference
 from deepoxymap.case import Case
 from deepoxymap.cohort import SubjectRecord, load_case, read_manifest
 from deepoxymap.errors import DeepOxyMapError
 
 __all__ = [
+    "AUDIT_CLASSES",
     "INPUT_LAYER",
     "AuditConfig",
     "AuditResult",
     "ProgressFn",
     "SubjectPlan",
+    "audit_group",
     "audit_manifest",
     "fit_thresholds",
     "plan_subjects",
@@ -53,11 +67,26 @@ ProgressFn = Callable[[int, int, str], None]
 INPUT_LAYER = "input"
 """Layer name recorded for methods that use no layer (SmoothGrad: gradients at the input)."""
 
-FIXED_THRESHOLDS = {"tau": 0.5, "tau_myo": 0.5, "tau_segment": 0.5}
+FIXED_THRESHOLDS = {"tau": 0.5, "tau_myo": 0.5, "tau_segment": 0.5, "tau_ideal": 0.5, "tau_myo_ideal": 0.5}
 """Thresholds (relative to each map's maximum) used when no validation subjects choose them."""
 
 AuditItem = Case | SubjectRecord
 """A case already in memory, or a manifest record loaded when its turn comes."""
+
+AUDIT_CLASSES = ("ischemic", "non-ischemic", "edema-focal", "edema-global", "healthy")
+"""The groups the audit reports: the model's classes with edema split by extent (:func:`audit_group`)."""
+
+
+def audit_group(label: str, subtype: str = "") -> str:
+    """The audit group of a case: its class, edema split into ``edema-global`` (sub-type ``global``) and ``edema-focal``.
+
+    Args:
+        label: the true class (``deepoxymap.CLASSES``; anything else is returned unchanged).
+        subtype: the phantom's sub-type (``focal``, ``AAR``, ``global``...; case-insensitive).
+    """
+    if label != "edema":
+        return label
+    return "edema-global" if subtype.strip().lower() == "global" else "edema-focal"
 
 
 @dataclass(frozen=True)
@@ -79,6 +108,9 @@ class AuditConfig:
             ``bullseye_all_layers`` for every layer). The plotly data covers every layer.
         small_cohort: below this many subjects no validation third is held out by
             :func:`plan_subjects`: fixed thresholds (:data:`FIXED_THRESHOLDS`) are used.
+        default_method / default_layer: the app's default readout, reported as
+            ``summary.json``'s ``"default"`` entry and always computed (``None``:
+            ``explain.methods.DEFAULT_METHOD`` / the model's last conv).
     """
 
     methods: tuple[str, ...] = ("gradcam", "gradcam++")
@@ -93,6 +125,8 @@ class AuditConfig:
     bullseyes: bool = True
     bullseye_all_layers: bool = False
     small_cohort: int = 12
+    default_method: str | None = None
+    default_layer: str | None = None
 
 
 @dataclass
@@ -111,8 +145,10 @@ class AuditResult:
         calls: the model's case-level class per case.
         segments: ``"subject|method|layer" ->`` per-segment CAM energy and lesion
             transmurality (17-lists), the lesion kind, a title, and whether a PNG is wanted.
-        layers: the resolved layer names.
-        config: the settings the run used.
+        layers: the resolved layer names (fused layers ``"+"``-joined).
+        config: the settings the run used (the default readout added to its methods and layers).
+        groups: the :func:`audit_group` of each scored case.
+        default: ``(method, layer)`` of the app's default readout.
         notes: caveats (e.g. how the validation subjects were chosen).
         seconds: wall time of the run.
         files: paths written by :func:`deepoxymap.audit.report.write_audit`.
@@ -130,6 +166,8 @@ class AuditResult:
     segments: dict[str, dict[str, Any]] = field(default_factory=dict)
     layers: tuple[str, ...] = ()
     config: AuditConfig = field(default_factory=AuditConfig)
+    groups: list[str] = field(default_factory=list)
+    default: tuple[str, str] | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     files: list[Path] = field(default_factory=list)
@@ -156,10 +194,31 @@ def layers_for(method: str, layers: Sequence[str]) -> list[str]:
 HeatmapSet = tuple[list[NDArray[np.float32]], list[int], NDArray[np.float32]]
 
 
+def _grid(model: Any, layer: str) -> tuple[int, int]:
+    """The feature grid ``(h, w)`` a layer reads out on (the model input for :data:`INPUT_LAYER`)."""
+    from deepoxymap.explain.methods import layer_grid
+
+    if layer == INPUT_LAYER:
+        return int(model.inputs[0].shape[1]), int(model.inputs[0].shape[2])
+    return layer_grid(model, layer)
+
+
+def _ideal(model: Any, cm: CaseReference, layers: Sequence[str]) -> dict[str, list[NDArray[np.float32]]]:
+    """The ideal map of each layer for one case (one computation per distinct grid)."""
+    by_grid: dict[tuple[int, int], list[NDArray[np.float32]]] = {}
+    out = {}
+    for lyr in dict.fromkeys(layers):
+        g = _grid(model, lyr)
+        if g not in by_grid:
+            by_grid[g] = ideal_heatmaps(cm, g)
+        out[lyr] = by_grid[g]
+    return out
+
+
 def _all_heatmaps(
     model: Any, cm: CaseReference, layers: Sequence[str], cfg: AuditConfig
 ) -> dict[tuple[str, str], HeatmapSet]:
-    """Every (method, layer) heatmap of a case on the OS-CMR grid; one gradient pass per layer."""
+    """Every (method, layer) heatmap of a case on the OS-CMR grid, normalised per case; one gradient pass per layer."""
     from deepoxymap.explain.methods import check_method, explain_methods
 
     tgt: int | None = CLASSES.index(cm.label) if cfg.target == "label" and cm.label in CLASSES else None
@@ -175,6 +234,7 @@ def _all_heatmaps(
             ms,
             tgt,
             None if lyr == INPUT_LAYER else lyr,
+            normalize="batch",  # one maximum over the case's slices
             max_n=cfg.max_n,
             smooth_samples=cfg.smooth_samples,
         )
@@ -199,10 +259,34 @@ def _item_id(item: AuditItem) -> str:
 
 
 def resolve_layers(model: Any, config: AuditConfig) -> tuple[str, ...]:
-    """The config's layers with ``None`` replaced by the model's default layer."""
-    from deepoxymap.explain.methods import default_layer
+    """The config's layers with ``None`` replaced by the model's default layer, fused names canonical (shallow first)."""
+    from deepoxymap.explain.methods import layer_names
 
-    return tuple(lyr or default_layer(model) for lyr in config.layers)
+    return tuple(dict.fromkeys("+".join(layer_names(model, lyr or None)) for lyr in config.layers))
+
+
+def with_default(model: Any, config: AuditConfig) -> tuple[AuditConfig, tuple[str, str]]:
+    """The config with the default readout added to its methods and layers, and that ``(method, layer)``.
+
+    The default method is ``config.default_method`` (else ``explain.methods.DEFAULT_METHOD``), its layer
+    ``config.default_layer`` (else the model's last conv; :data:`INPUT_LAYER` for a method without layer).
+    """
+    import dataclasses
+
+    from deepoxymap.explain.methods import DEFAULT_METHOD, METHODS, check_method, layer_names
+
+    method = check_method(config.default_method or DEFAULT_METHOD)
+    methods = tuple(config.methods)
+    if method not in {check_method(m) for m in methods}:
+        methods = (*methods, method)
+    else:
+        method = next(m for m in methods if check_method(m) == method)
+    if not METHODS[check_method(method)].uses_layer:
+        return dataclasses.replace(config, methods=methods), (method, INPUT_LAYER)
+    layer = "+".join(layer_names(model, config.default_layer or None))
+    layers = resolve_layers(model, config)
+    cfg = dataclasses.replace(config, methods=methods, layers=layers if layer in layers else (*layers, layer))
+    return cfg, (method, layer)
 
 
 def fit_thresholds(
@@ -218,13 +302,15 @@ def fit_thresholds(
     for item in items:
         cm = _reference(item, loaded)
         allh = _all_heatmaps(loaded.model, cm, layers, config)
+        ideal = _ideal(loaded.model, cm, [lyr for m in config.methods for lyr in layers_for(m, layers)])
         L = np.stack([x.lesion for x in cm.slices])
         M = np.stack([x.myocardium for x in cm.slices])
         for method in config.methods:
             for layer in layers_for(method, layers):
                 hm, _, _ = allh[(method, layer)]
-                a = acc.setdefault(_key(method, layer), {"h": [], "l": [], "m": [], "sm": [], "se": []})
+                a = acc.setdefault(_key(method, layer), {"h": [], "l": [], "m": [], "sm": [], "se": [], "i": []})
                 a["h"].append(np.stack(hm))
+                a["i"].append(np.stack(ideal[layer]))
                 a["l"].append(L)
                 a["m"].append(M)
                 if L.any():
@@ -238,8 +324,11 @@ def fit_thresholds(
         tau, d = choose_threshold(a["h"], a["l"])
         tau_m, dm = choose_threshold(a["h"], a["l"], a["m"])
         tau_s, ks = choose_segment_threshold(a["sm"], a["se"], lesion_extent_min=config.lesion_extent_min)
+        tau_i, di = choose_threshold(a["i"], a["l"])
+        tau_mi, dmi = choose_threshold(a["i"], a["l"], a["m"])
         thr[k] = {"tau": tau, "val_dice": d, "tau_myo": tau_m, "val_dice_myo": dm, "tau_segment": tau_s,
-                  "val_kappa": ks, "n_val": len(items)}  # fmt: skip
+                  "val_kappa": ks, "tau_ideal": tau_i, "val_dice_ideal": di, "tau_myo_ideal": tau_mi,
+                  "val_dice_myo_ideal": dmi, "n_val": len(items)}  # fmt: skip
     return thr
 
 
@@ -269,8 +358,9 @@ def run_audit(
     """
     t0 = time.perf_counter()
     model = loaded.model
+    config, default = with_default(model, config)
     layers = resolve_layers(model, config)
-    res = AuditResult(layers=layers, config=config)
+    res = AuditResult(layers=layers, config=config, default=default)
     fit = thresholds is None and bool(validation)
     total = (len(validation) if fit else 0) + len(cases) + (1 if config.sanity_cases else 0)
     done = 0
@@ -296,22 +386,28 @@ def run_audit(
         if len(sanity_pool.get(cm.label, [])) < max(1, config.sanity_cases):
             sanity_pool.setdefault(cm.label, []).append(cm)
         allh = _all_heatmaps(model, cm, layers, config)
+        ideal = _ideal(model, cm, [lyr for m in config.methods for lyr in layers_for(m, layers)])
+        group = audit_group(cm.label, cm.subtype)
         case_probs: NDArray[np.float32] | None = None
         for method in config.methods:
             for layer in layers_for(method, layers):
-                th = res.thresholds.get(_key(method, layer), FIXED_THRESHOLDS)
+                th = {**FIXED_THRESHOLDS, **res.thresholds.get(_key(method, layer), {})}
+                if "tau_ideal" not in res.thresholds.get(_key(method, layer), {}):  # older thresholds.json
+                    th["tau_ideal"], th["tau_myo_ideal"] = th["tau"], th["tau_myo"]
                 hm, targets, probs = allh[(method, layer)]
                 met = case_metrics(cm, hm, tau=th["tau"], tau_myo=th["tau_myo"], tau_segment=th["tau_segment"],
-                                   tolerance_mm=config.tolerance_mm, lesion_extent_min=config.lesion_extent_min)  # fmt: skip
+                                   tolerance_mm=config.tolerance_mm, lesion_extent_min=config.lesion_extent_min,
+                                   ideal=ideal[layer], tau_ideal=th["tau_ideal"], tau_myo_ideal=th["tau_myo_ideal"])  # fmt: skip
                 case_probs = probs.mean(axis=0).astype(np.float32)
                 row = {
-                    "subject": cm.subject, "class": cm.label, "subtype": cm.subtype, "method": method, "layer": layer,
+                    "subject": cm.subject, "class": cm.label, "group": group, "subtype": cm.subtype, "method": method,
+                    "layer": layer,
                     "target": CLASSES[targets[0]] if targets else "", "predicted": CLASSES[int(np.argmax(case_probs))],
                     "p_true": float(case_probs[CLASSES.index(cm.label)]) if cm.label in CLASSES else float("nan"),
                 }  # fmt: skip
                 row.update({k: v for k, v in met.items() if not k.startswith("seg_")})
                 res.per_case.append(row)
-                pk = pooled.setdefault((cm.label, method, layer), ([], []))
+                pk = pooled.setdefault((group, method, layer), ([], []))
                 pk[0].extend(met["seg_cam_pos"])
                 pk[1].extend(met["seg_lesion_pos"])
                 res.segments[f"{cm.subject}|{method}|{layer}"] = {
@@ -323,6 +419,7 @@ def run_audit(
             res.subjects.append(cm.subject)
             res.labels.append(cm.label)
             res.subtypes.append(cm.subtype)
+            res.groups.append(group)
             probs_all.append(case_probs)
             res.calls.append(CLASSES[int(np.argmax(case_probs))])
         tick(f"test {cm.subject}")
@@ -369,7 +466,8 @@ def _sanity(model: Any, cms: Sequence[CaseReference], cfg: AuditConfig, layers: 
 
 
 METRIC_KEYS = ("pointing", "pointing_myo", "ebpg", "ebpg_myo", "dice", "dice_myo", "iou", "iou_myo", "kappa",
-               "pointing_myo_chance", "dice_myo_all")  # fmt: skip
+               "pointing_myo_chance", "dice_myo_all", "energy_in_lesion_myo", "energy_chance", "dice_ideal",
+               "dice_myo_ideal", "segment_auc")  # fmt: skip
 SPREAD_KEYS = ("energy_in_myocardium", "area50_mm2", "segment_entropy", "peak_in_myocardium")
 
 
@@ -389,14 +487,16 @@ def _summarise(
     layers: Sequence[str],
 ) -> list[dict[str, Any]]:
     out = []
-    for c in CLASSES:
+    for c in AUDIT_CLASSES:
         for method in cfg.methods:
             for layer in layers_for(method, layers):
-                rows = [r for r in per_case if r["class"] == c and r["method"] == method and r["layer"] == layer]
+                rows = [r for r in per_case if r.get("group", r["class"]) == c and r["method"] == method
+                        and r["layer"] == layer]  # fmt: skip
                 if not rows:
                     continue
-                d: dict[str, Any] = {"class": c, "method": method, "layer": layer, "n": len(rows),
-                                     "accuracy": float(np.mean([r["predicted"] == c for r in rows]))}  # fmt: skip
+                d: dict[str, Any] = {"class": c, "label": rows[0]["class"], "method": method, "layer": layer,
+                                     "n": len(rows),
+                                     "accuracy": float(np.mean([r["predicted"] == r["class"] for r in rows]))}  # fmt: skip
                 for k in (*METRIC_KEYS, *SPREAD_KEYS, "lesion_area_fraction_myo"):
                     m, sd, _n = mean_sd(r.get(k, float("nan")) for r in rows)
                     d[k], d[k + "_sd"] = m, sd
@@ -404,6 +504,7 @@ def _summarise(
                 d["kappa_pooled"] = cohen_kappa(a, b) if a and any(b) else float("nan")
                 th = thresholds.get(_key(method, layer), {})
                 d["tau"], d["tau_myo"], d["tau_segment"] = th.get("tau"), th.get("tau_myo"), th.get("tau_segment")
+                d["tau_myo_ideal"] = th.get("tau_myo_ideal", th.get("tau_myo"))
                 out.append(d)
     return out
 
@@ -437,30 +538,43 @@ def plan_subjects(
     records: Sequence[SubjectRecord],
     card: Mapping[str, Any] | None,
     *,
-    subjects: Sequence[str] | None = None,
+    subjects: str | Sequence[str] | None = None,
     validation: Sequence[str] | None = None,
     frozen: bool = False,
     small_cohort: int = AuditConfig.small_cohort,
     seed: int = 0,
 ) -> SubjectPlan:
-    """The audit's subject policy.
+    """The audit's subject policy: thresholds are chosen on validation subjects only, never on scored ones.
 
     Test subjects: ``subjects``, else the model card's test split, else every
-    record. Validation: ``validation``, else the card's validation split; with
-    neither (and no ``frozen`` thresholds), a class-stratified third of the test
-    subjects chooses the thresholds and is excluded from the figures, unless fewer
-    than ``small_cohort`` subjects are scored: then fixed thresholds are used.
+    record. ``subjects="all"`` (or ``["all"]``): every record not used for
+    validation and not in the card's training split (a model is never scored
+    on what it learnt from). Validation: ``validation``, else the card's
+    validation split; with neither (and no ``frozen`` thresholds), a
+    class-stratified third of the test subjects chooses the thresholds and is
+    excluded from the figures, unless fewer than ``small_cohort`` subjects are
+    scored: then fixed thresholds are used.
 
     Raises:
         DeepOxyMapError: none of the requested test subjects is in the records.
     """
     by_id = {r.subject: r for r in records}
     split = _card_split(card)
-    test = [s for s in (subjects or split["test"] or sorted(by_id)) if s in by_id]
-    val = [s for s in (validation if validation is not None else split["val"]) if s in by_id and s not in test]
+    notes: list[str] = []
+    if isinstance(subjects, str):
+        subjects = [subjects]
+    every = list(subjects or []) == ["all"]
+    if every:
+        val = [s for s in (validation if validation is not None else split["val"]) if s in by_id]
+        trained = set(split["train"])
+        test = [s for s in by_id if s not in set(val) and s not in trained]
+        if trained & set(by_id):
+            notes.append(f"{len(trained & set(by_id))} subjects of the card's training split are not scored")
+    else:
+        test = [s for s in (subjects or split["test"] or sorted(by_id)) if s in by_id]
+        val = [s for s in (validation if validation is not None else split["val"]) if s in by_id and s not in test]
     if not test:
         raise DeepOxyMapError("none of the test subjects is in this manifest")
-    notes: list[str] = []
     if frozen:
         notes.append("thresholds given (frozen)")
         val = []
@@ -497,7 +611,7 @@ def audit_manifest(
     loaded: Any,
     config: AuditConfig = AuditConfig(),
     *,
-    subjects: Sequence[str] | None = None,
+    subjects: str | Sequence[str] | None = None,
     validation: Sequence[str] | None = None,
     thresholds: Mapping[str, Mapping[str, float]] | None = None,
     progress: ProgressFn | None = None,

@@ -1,10 +1,18 @@
 """``deepoxymap audit``: agreement of feature maps with lesion masks over a cohort manifest.
 
 Default cohort: the test split recorded in the model card (thresholds chosen
-on the card's validation split, then frozen). Writes ``per_case.csv``,
-``summary.csv``, ``summary.md``, ``sanity.csv``, ``thresholds.json``,
-``bullseye/*.png`` and ``bullseye_data.json`` into ``--out`` and prints the
-markdown summary. See :mod:`deepoxymap.audit` for the metrics.
+on the card's validation split, then frozen); ``--subjects all``: every
+manifest subject not used for validation (nor in the card's training split).
+Writes ``per_case.csv``, ``summary.csv``, ``summary.md``, ``summary.json``
+(``{"default": {...}, "all": [...]}``, see :func:`deepoxymap.audit.summary_json`),
+``sanity.csv``, ``thresholds.json``, ``bullseye/*.png`` and
+``bullseye_data.json`` into ``--out`` and prints the markdown summary. See
+:mod:`deepoxymap.audit` for the metrics.
+
+Example::
+
+    deepoxymap audit --manifest data/study/manifest.csv --subjects all --out data/audit \
+        --methods gradcam,hirescam,layercam --layers block4_conv4,block3_conv4+block5_conv4
 """
 
 from __future__ import annotations
@@ -28,8 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--methods", type=_csv, default=("gradcam", "gradcam++"), help="comma list (default gradcam,gradcam++)"
     )
-    parser.add_argument("--layers", type=_csv, default=("",), help="comma list of conv layers (default: the last conv)")
-    parser.add_argument("--subjects", type=_csv, default=None, help="test subjects (default: the card's test split)")
+    parser.add_argument(
+        "--layers",
+        type=_csv,
+        default=("",),
+        help="comma list of conv layers (default: the last conv); join layers with '+' to fuse them",
+    )
+    parser.add_argument(
+        "--subjects",
+        type=_csv,
+        default=None,
+        help="test subjects, or 'all' (every subject not used for validation); default: the card's test split",
+    )
+    parser.add_argument(
+        "--default-method",
+        default=None,
+        help="the app's default method, summary.json's 'default' entry (default: explain.methods.DEFAULT_METHOD)",
+    )
+    parser.add_argument(
+        "--default-layer",
+        default=None,
+        help="its layer ('+' to fuse; default: explain.methods.default_layer, the last conv)",
+    )
     parser.add_argument(
         "--validation",
         type=_csv,
@@ -60,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         sanity_cases=args.sanity_cases,
         max_n=args.max_n,
         bullseyes=not args.no_bullseyes,
+        default_method=args.default_method,
+        default_layer=args.default_layer or None,
     )
     thresholds = json.loads(Path(args.thresholds).read_text()) if args.thresholds else None
     t0 = time.perf_counter()
@@ -68,11 +98,12 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[{done}/{total}] {message} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
 
+    subjects = "all" if args.subjects == ("all",) else args.subjects
     res = audit_manifest(
         args.manifest,
         load_model(args.model),
         cfg,
-        subjects=args.subjects,
+        subjects=subjects,
         validation=args.validation,
         thresholds=thresholds,
         progress=progress,

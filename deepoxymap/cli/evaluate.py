@@ -1,12 +1,15 @@
 """``deepoxymap evaluate``: score saved models on their own test subjects; optional k-fold CV.
 
-Writes ``<out>/evaluation.json`` (every number, with 95% bootstrap CIs over
-subjects, per-site results and per-subject probabilities), ``<out>/comparison.md``
-(the study-style table) and ``<out>/roc.png``.
+Writes ``<out>/evaluation.json`` (top level: the first model's ``accuracy``,
+``macro_auc`` and per-class ``auc``, each ``{"value", "ci"}`` with its 95%
+bootstrap CI over subjects; then every result with per-site figures and
+per-subject probabilities; see :func:`deepoxymap.model.evaluate.evaluation_json`),
+``<out>/comparison.md`` (the study-style table) and ``<out>/roc.png``.
 
 Examples::
 
     deepoxymap evaluate --manifest data/study/manifest.csv --model assets/models/deepoxymap_vgg19.keras
+    deepoxymap evaluate --manifest data/study/manifest.csv --subjects all --model X.keras --out DIR
     deepoxymap evaluate --manifest data/study/manifest.csv --cv 5 --out data/cv_vgg19 \\
         --arch vgg19 --conv-bn --frame-jitter 2 --input-size 96 --crop-mm 120 --epochs 45 --lr 3e-4 \\
         --lr-patience 4 --batch-size 16 --patience 12 --augment rot20 --max-minutes 42
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         comparison_markdown,
         cross_validate,
         evaluate_model,
+        evaluation_json,
         plot_roc,
         trivial_baseline,
     )
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     baseline = None if args.no_baseline else trivial_baseline(args.manifest)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evaluation.json").write_text(
-        json.dumps({"results": results, "trivial_baseline": baseline}, indent=1, default=str) + "\n"
+        json.dumps(evaluation_json(results, baseline), indent=1, default=str, allow_nan=False) + "\n"
     )
     md = comparison_markdown(results, baseline)
     (args.out / "comparison.md").write_text(md)

@@ -7,6 +7,9 @@
 * :func:`cross_validate` trains one model per stratified fold and pools the
   out-of-fold case probabilities (every subject scored exactly once, by a model
   that never saw it).
+* :func:`evaluation_json` is ``evaluation.json``: the first model's headline
+  (``accuracy``, ``macro_auc`` and per-class ``auc``, each ``{"value", "ci"}``
+  with its 95% bootstrap CI) at the top level, then every result in full.
 * :func:`comparison_markdown` lays results out like the study's comparison
   (VGG19 vs ResNet50 vs EfficientNetB0 + the phantom's trivial baseline);
   :func:`plot_roc` draws one-vs-rest ROC curves.
@@ -28,13 +31,14 @@ from deepoxymap.case import Case
 from deepoxymap.cohort import SubjectRecord, read_manifest
 from deepoxymap.errors import DeepOxyMapError
 from deepoxymap.model.data import build_slices
-from deepoxymap.model.metrics import aggregate_cases, bootstrap_metrics, roc_points
+from deepoxymap.model.metrics import aggregate_cases, bootstrap_metrics, headline, roc_points
 
 __all__ = [
     "STUDY_REPORTED",
     "comparison_markdown",
     "cross_validate",
     "evaluate_model",
+    "evaluation_json",
     "plot_roc",
     "trivial_baseline",
 ]
@@ -147,6 +151,47 @@ def evaluate_model(
         "card_test": loaded.card.get("metrics", {}).get("test"),
         "max_abs_diff_vs_card": max(diffs) if diffs else None,
     }
+
+
+def _finite(v: Any) -> Any:
+    """``v`` with every non-finite float replaced by ``None`` (strict JSON), recursively."""
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, (np.floating, np.integer)):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+def evaluation_json(results: Sequence[dict[str, Any]], baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The content of ``evaluation.json``.
+
+    Args:
+        results: :func:`evaluate_model` / :func:`cross_validate` results (at least one).
+        baseline: :func:`trivial_baseline` or ``None``.
+
+    Returns:
+        ``{"model", "split", "subjects_scored", "n", "n_boot", "ci_level", "accuracy",
+        "macro_auc", "auc": {class: {"value", "ci"}}, "models": [headline per result],
+        "results": [...], "trivial_baseline": ...}``: the top-level figures are the
+        first result's (:func:`~deepoxymap.model.metrics.headline`), every value a
+        ``{"value", "ci": [lo, hi]}`` pair (95% percentile bootstrap over subjects);
+        non-finite numbers are ``null``.
+
+    Raises:
+        ValueError: no result.
+    """
+    if not results:
+        raise ValueError("no evaluation result")
+    first = results[0]
+    models = [{"model": r.get("name"), "split": r.get("split"), **headline(r["metrics"])} for r in results]
+    return _finite({
+        "model": first.get("name"), "split": first.get("split"), "subjects_scored": first.get("subjects_scored"),
+        **headline(first["metrics"]), "models": models, "results": list(results), "trivial_baseline": baseline,
+    })  # fmt: skip
 
 
 def cross_validate(

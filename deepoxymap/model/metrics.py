@@ -28,6 +28,7 @@ __all__ = [
     "bootstrap_metrics",
     "compute_metrics",
     "expected_calibration_error",
+    "headline",
     "roc_points",
 ]
 
@@ -146,6 +147,34 @@ def bootstrap_metrics(
         out[k] = {"value": point[k], "ci": ci(draws[k])}
     out["auc"] = {c: {"value": point["auc"][c], "ci": ci(auc_draws[c])} for c in classes}
     return out
+
+
+def headline(boot: dict[str, Any], classes: Sequence[str] = CLASSES) -> dict[str, Any]:
+    """The headline figures of :func:`bootstrap_metrics`, each with its 95% CI.
+
+    Args:
+        boot: a :func:`bootstrap_metrics` result.
+
+    Returns:
+        ``{"n", "n_boot", "ci_level": 0.95, "accuracy": {"value", "ci": [lo, hi]},
+        "macro_auc": {...}, "auc": {class: {"value", "ci"}}}``; undefined values
+        (e.g. the AUC of a class absent from the subjects) are ``None``.
+    """
+
+    def fig(m: dict[str, Any]) -> dict[str, Any]:
+        def f(v: Any) -> float | None:
+            return float(v) if v is not None and np.isfinite(v) else None
+
+        return {"value": f(m["value"]), "ci": [f(v) for v in m["ci"]]}
+
+    return {
+        "n": int(boot["n"]),
+        "n_boot": int(boot["n_boot"]),
+        "ci_level": 0.95,
+        "accuracy": fig(boot["accuracy"]),
+        "macro_auc": fig(boot["macro_auc"]),
+        "auc": {c: fig(boot["auc"][c]) for c in classes},
+    }
 
 
 def roc_points(y: NDArray[Any], probs: NDArray[Any], k: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -44,3 +44,44 @@ def test_bootstrap_ci_brackets_point_estimate() -> None:
         lo, hi = b[k]["ci"]
         assert lo <= b[k]["value"] <= hi and hi - lo > 0
     assert b["n"] == 60 and len(b["confusion"]) == 4
+
+
+def test_headline_has_each_figure_with_its_ci() -> None:
+    """accuracy, macro AUC and every class AUC as {value, ci}; an undefined AUC is None, not NaN."""
+    import json
+
+    from deepoxymap.model.metrics import headline
+
+    rng = np.random.default_rng(2)
+    y = np.array([0, 1, 2] * 10)  # no edema subject: its AUC is undefined
+    p = 0.3 * np.eye(4)[y] + 0.7 * rng.dirichlet(np.ones(4), 30)
+    h = headline(bootstrap_metrics(y, p, n_boot=50, seed=0))
+    assert h["n"] == 30 and h["n_boot"] == 50 and h["ci_level"] == 0.95
+    for fig in (h["accuracy"], h["macro_auc"], h["auc"]["healthy"]):
+        lo, hi = fig["ci"]
+        assert lo <= fig["value"] <= hi
+    assert h["auc"]["edema"] == {"value": None, "ci": [None, None]}
+    json.dumps(h, allow_nan=False)
+
+
+def test_evaluation_json_top_level_is_the_first_model() -> None:
+    """evaluation.json: the first result's headline at the top, every result kept, strict JSON."""
+    import json
+
+    from deepoxymap.model.evaluate import evaluation_json
+
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(4), 5)
+    results = [
+        {"name": n, "split": "holdout", "subjects_scored": "all", "metrics": bootstrap_metrics(y, rng.dirichlet(np.ones(4), 20), n_boot=20),
+         "extra": float("nan")}
+        for n in ("a", "b")
+    ]  # fmt: skip
+    out = evaluation_json(results, None)
+    assert out["model"] == "a" and out["subjects_scored"] == "all" and out["n"] == 20
+    assert out["accuracy"]["value"] == results[0]["metrics"]["accuracy"]["value"]
+    assert [m["model"] for m in out["models"]] == ["a", "b"] and len(out["results"]) == 2
+    assert out["results"][0]["extra"] is None
+    json.dumps(out, allow_nan=False)
+    with pytest.raises(ValueError):
+        evaluation_json([])
