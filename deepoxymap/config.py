@@ -32,6 +32,13 @@ class Settings:
         max_upload_files: most files accepted from one upload or zip.
         max_upload_bytes: most uncompressed bytes accepted from one upload or zip.
         max_zip_ratio: largest compression ratio accepted for a zip member (bomb guard).
+        max_image_bytes: most bytes one image file (DICOM or NIfTI) may decode to, from its
+            header before any decoder runs: rows x columns x samples x frames x the larger of
+            4 (float32) and the stored bytes per value; also caps deflated DICOM inflation.
+        max_frames: most 2D images the DICOM headers of one load declare in total, and most
+            images (slices x frames) in one stack.
+        max_stack_bytes: most float32 bytes of one assembled stack.
+        max_load_bytes: most float32 bytes of all stacks of one load together.
         slice_match_tol_deg: planes whose normals differ by more are not matched.
         slice_match_max_mm: a matched slice further than this is shown as "no match".
         pacs_url: DICOMweb root of the PACS (QIDO/WADO/STOW), e.g.
@@ -51,6 +58,10 @@ class Settings:
     max_upload_files: int = 5000
     max_upload_bytes: int = 2 * 1024**3
     max_zip_ratio: float = 200.0
+    max_image_bytes: int = 256 * 1024**2
+    max_frames: int = 100_000
+    max_stack_bytes: int = 512 * 1024**2
+    max_load_bytes: int = 4 * 1024**3
     slice_match_tol_deg: float = 10.0
     slice_match_max_mm: float = 10.0
     pacs_url: str = ""

@@ -13,9 +13,15 @@ Public API::
 with a caveat, e.g. a no-geometry stack) or ``"info"`` (auxiliary file
 ignored). ``series_table(series)`` gives one dict per series for tables
 (``pandas.DataFrame(series_table(s))``); ``format_report(result)`` the text that
-``deepoxymap info`` prints.
+``deepoxymap info`` prints, with every file name escaped by
+``printable_name`` (control characters, ANSI escapes, bidi overrides).
 
-Modules: :mod:`~deepoxymap.io.sources` (paths, folders, zips, uploads, limits),
+Every input is bounded before it is expanded (zip and gzip streams, deflated
+DICOM, decoded image sizes, frame counts, stacks): see
+:mod:`~deepoxymap.io.limits`.
+
+Modules: :mod:`~deepoxymap.io.sources` (paths, folders, zips, uploads, bounded gzip/deflate),
+:mod:`~deepoxymap.io.limits` (the limits and the running totals of one load),
 :mod:`~deepoxymap.io.dicom` (DICOM), :mod:`~deepoxymap.io.nifti` (NIfTI),
 :mod:`~deepoxymap.io.roles` (the documented role rule table),
 :mod:`~deepoxymap.io.contours` (Sunnybrook manual contours ->
@@ -31,6 +37,7 @@ from deepoxymap.io.loader import (
     format_report,
     load,
     override_role,
+    printable_name,
     series_table,
 )
 from deepoxymap.io.roles import RULES, RoleEvidence, infer_role, parse_timepoint
@@ -46,5 +53,6 @@ __all__ = [
     "load",
     "override_role",
     "parse_timepoint",
+    "printable_name",
     "series_table",
 ]

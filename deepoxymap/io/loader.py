@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,24 @@ from deepoxymap.config import Settings
 from deepoxymap.config import settings as current_settings
 from deepoxymap.errors import CaseError, DeepOxyMapError, DicomReadError
 from deepoxymap.io import dicom
+from deepoxymap.io.limits import Budget
 from deepoxymap.io.sources import Entry, Source, expand, is_nifti_name
 
-__all__ = ["LoadIssue", "LoadResult", "build_case", "format_report", "load", "override_role", "series_table"]
+__all__ = [
+    "LoadIssue",
+    "LoadResult",
+    "build_case",
+    "format_report",
+    "load",
+    "override_role",
+    "printable_name",
+    "series_table",
+]
+
+log = logging.getLogger(__name__)
+
+UNACCOUNTED = "was read but ended in no series and no other report line"
+"""The message of the safety net in :func:`load` (a loader bug if it ever shows; the fuzz test checks it never does)."""
 
 
 @dataclass(frozen=True)
@@ -74,19 +90,24 @@ def load(sources: Source | Iterable[Source], *, settings: Settings | None = None
         sources: a path (file, folder searched recursively, ``.zip``,
             ``.nii``/``.nii.gz``), an upload ``(name, bytes)``, or an iterable
             of those.
-        settings: upload limits (``max_upload_files``, ``max_upload_bytes``,
-            ``max_zip_ratio``); defaults to :func:`deepoxymap.config.settings`.
+        settings: the limits (``max_upload_files``, ``max_upload_bytes``,
+            ``max_zip_ratio``, ``max_image_bytes``, ``max_frames``,
+            ``max_stack_bytes``, ``max_load_bytes``); defaults to
+            :func:`deepoxymap.config.settings`.
 
     Returns:
         :class:`LoadResult`. Never raises for a bad file: each one becomes a
         :class:`LoadIssue` naming the file and what is wrong, and every good
-        file still loads. DICOM series are split into slices by position
-        along the slice normal and into frames by TriggerTime, slices ordered
-        base to apex; NIfTI geometry comes from the affine (RAS -> LPS).
+        file still loads; every file examined ends in a series or in the
+        issues. Every input is bounded before it is expanded (see
+        :mod:`deepoxymap.io.limits`). DICOM series are split into slices by
+        position along the slice normal and into frames by TriggerTime, slices
+        ordered base to apex; NIfTI geometry comes from the affine (RAS -> LPS).
     """
     cfg = settings or current_settings()
-    exp = expand(sources, cfg)
+    budget = Budget(cfg)
     result = LoadResult()
+    exp = expand(sources, cfg, budget)
     result.issues.extend(_issue(n, e, sev) for n, e, sev in exp.problems)
     result.n_files = len(exp.entries)
     # Loading creates ~100 small objects per file; pausing the cyclic GC avoids repeated full
@@ -95,12 +116,22 @@ def load(sources: Source | Iterable[Source], *, settings: Settings | None = None
     gc.disable()
     try:
         with dicom.quiet_pydicom():
-            _load_dicom_and_nifti(exp.entries, cfg, result)
+            _load_dicom_and_nifti(exp.entries, cfg, budget, result)
     finally:
         if gc_was_enabled:
             gc.enable()
+    _account_for_every_file(exp.entries, result)
     result.series.sort(key=_series_order)
     return result
+
+
+def _account_for_every_file(entries: list[Entry], result: LoadResult) -> None:
+    """Safety net: an entry in no series and no issue gets an issue (:data:`UNACCOUNTED`)."""
+    seen = {f for s in result.series for f in s.files} | {i.file for i in result.issues}
+    for e in entries:
+        if e.name not in seen:
+            log.warning("%s %s", e.name, UNACCOUNTED)
+            result.issues.append(_issue(e.name, CaseError(UNACCOUNTED, source=e.name)))
 
 
 _ROLE_ORDER = {
@@ -113,30 +144,48 @@ def _series_order(s: Series) -> tuple[int, float, str, str]:
     return (_ROLE_ORDER.get(s.role, 99), float("inf") if t is None else t, s.description, s.uid)
 
 
-def _load_dicom_and_nifti(entries: list[Entry], cfg: Settings, result: LoadResult) -> None:
+def _read_headers(entries: list[Entry], cfg: Settings, budget: Budget, result: LoadResult) -> list[dicom.DicomHeader]:
+    """Parsed DICOM headers within the frame budget; every other entry becomes an issue."""
     headers: list[dicom.DicomHeader] = []
-    nifti_entries = []
     for entry in entries:
-        if is_nifti_name(entry.name):
-            nifti_entries.append(entry)
-            continue
         try:
-            headers.append(dicom.read_header(entry))
+            h = dicom.read_header(entry, cfg)
+        except dicom.IgnoredFile as exc:
+            result.issues.append(_issue(entry.name, exc, "info"))
+            continue
         except DicomReadError as exc:
-            sev = "info" if "DICOMDIR" in exc.message else "error"
-            result.issues.append(_issue(entry.name, exc, sev))
+            result.issues.append(_issue(entry.name, exc, "error"))
+            continue
         except Exception as exc:  # noqa: BLE001 - nothing may escape for one bad file
-            result.issues.append(_issue(entry.name, DicomReadError(f"could not be read ({exc})", source=entry.name)))
+            err = DicomReadError(f"could not be read ({type(exc).__name__}: {exc})", source=entry.name)
+            result.issues.append(_issue(entry.name, err))
+            continue
+        refused = budget.take_frames(entry.name, h.n_frames)
+        if refused is not None:
+            result.issues.append(_issue(entry.name, refused))
+            continue
+        headers.append(h)
+    return headers
+
+
+def _load_dicom_and_nifti(entries: list[Entry], cfg: Settings, budget: Budget, result: LoadResult) -> None:
+    nifti_entries = [e for e in entries if is_nifti_name(e.name)]
+    headers = _read_headers([e for e in entries if not is_nifti_name(e.name)], cfg, budget, result)
     try:
-        series, problems = dicom.assemble(headers)
-    except Exception as exc:  # noqa: BLE001  # pragma: no cover - defensive
-        series, problems = [], [dicom.DicomProblem("upload", CaseError(f"DICOM assembly failed: {exc}"), "error")]
+        series, problems = dicom.assemble(headers, budget=budget)
+    except Exception as exc:  # pragma: no cover - defensive: assemble reports per stack
+        log.exception("DICOM assembly failed")
+        series = []
+        problems = [
+            dicom.DicomProblem(h.name, CaseError(f"DICOM assembly failed: {exc}", source=h.name), "error")
+            for h in headers
+        ]
     result.series.extend(series)
     result.issues.extend(_issue(p.source, p.error, p.severity) for p in problems)
     if nifti_entries:
         from deepoxymap.io import nifti
 
-        n_series, n_problems = nifti.load_entries(nifti_entries, cfg)
+        n_series, n_problems = nifti.load_entries(nifti_entries, cfg, budget=budget)
         result.series.extend(n_series)
         result.issues.extend(_issue(p[0], p[1], p[2]) for p in n_problems)
 
@@ -251,10 +300,41 @@ def series_table(series: Sequence[Series]) -> list[dict[str, Any]]:
     return rows
 
 
+def printable_name(text: str) -> str:
+    """``text`` safe to print on a terminal: every non-printable character escaped.
+
+    Newlines, tabs, ANSI escape sequences (``ESC``), other control characters,
+    bidirectional overrides such as U+202E, zero-width and other format
+    characters, line separators and unpaired surrogates (undecodable bytes in
+    file names) become ``\\n``, ``\\t``, ``\\x1b``, ``\\u202e``..., so that a file
+    name can neither start a new report line nor restyle or reorder the text
+    after it. Printable text (any script, spaces) is unchanged.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif ch in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[ch])
+        else:
+            cp = ord(ch)
+            out.append(f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}")
+    return "".join(out)
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def format_report(result: LoadResult) -> str:
-    """Plain-text series table and load report (what ``deepoxymap info`` prints)."""
+    """Plain-text series table and load report (what ``deepoxymap info`` prints).
+
+    Every cell and message goes through :func:`printable_name`: file names and
+    descriptions come from the files and may hold control characters.
+    """
     lines = []
-    table = series_table(result.series)
+    table = [{k: printable_name(str(v)) for k, v in row.items()} for row in series_table(result.series)]
     cols = ["role", "size", "slices_x_frames", "spacing", "description", "reason"]
     heads = ["role", "rows x cols", "slices x frames", "spacing", "description", "role reason"]
     if table:
@@ -269,5 +349,5 @@ def format_report(result: LoadResult) -> str:
     n_err = len(result.errors)
     lines.append(f"load report: {result.n_files} file(s) examined, {len(result.series)} series, {n_err} skipped")
     for i in result.issues:
-        lines.append(f"  [{i.severity}] {i.message}")
+        lines.append(f"  [{i.severity}] {printable_name(i.message)}")
     return "\n".join(lines)

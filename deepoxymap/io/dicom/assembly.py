@@ -9,6 +9,15 @@ and only then are the pixels decoded straight into the float32 stack, each
 file's raw Pixel Data released once its stack is built. A file that fails to
 decode is reported and the stack is rebuilt without it.
 
+Nothing is lost silently: every file ends in a series or in the problems.
+Files sharing a SOPInstanceUID are compared (pixel data and placement): an
+identical copy is an info line; a conflicting one is a warning naming both
+files, and the later file is loaded as its own series (uid ``...#dupN``), never
+dropped. Each stack is counted against ``max_frames`` / ``max_stack_bytes`` /
+``max_load_bytes`` (:class:`~deepoxymap.io.limits.Budget`) before it is
+allocated, and non-finite pixel values (NaN, infinity) are a warning naming
+the file.
+
 File names and InstanceNumber are only ever tie-breakers.
 """
 
@@ -28,11 +37,14 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from deepoxymap.case import Geometry, Role, Series, Stack, robust_window, sort_base_to_apex
+from deepoxymap.config import settings as current_settings
 from deepoxymap.errors import CaseError, DeepOxyMapError, DicomReadError, GeometryError
-from deepoxymap.io.dicom.frames import Frame, frames_of
+from deepoxymap.io.dicom.frames import Frame
 from deepoxymap.io.dicom.header import DicomHeader
-from deepoxymap.io.dicom.pixels import decode, monochrome1_window
+from deepoxymap.io.dicom.inventory import DicomProblem, all_frames
+from deepoxymap.io.dicom.pixels import FrameValues, decode_stored, monochrome1_window
 from deepoxymap.io.dicom.values import dot, finite_float, iop_ok, tag_text
+from deepoxymap.io.limits import Budget
 from deepoxymap.io.roles import RoleEvidence, infer_role, parse_timepoint
 
 __all__ = ["SLICE_TOL_MM", "DicomProblem", "assemble"]
@@ -43,22 +55,6 @@ SLICE_TOL_MM = 0.1
 """Images whose positions along the slice normal differ by less than this (mm) are one slice."""
 
 _IOP_TOL = 0.01  # direction-cosine difference (~0.6 deg) still counted as the same orientation
-
-
-@dataclass
-class DicomProblem:
-    """One file (or stack) that could not be used, or was used with a caveat.
-
-    Attributes:
-        source: display name of the file concerned (the first file of a stack).
-        error: what is wrong, naming the file.
-        severity: ``"error"`` (skipped), ``"warning"`` (used with a caveat) or
-            ``"info"`` (ignored duplicate).
-    """
-
-    source: str
-    error: DeepOxyMapError
-    severity: str
 
 
 class _DecodeFailed(Exception):
@@ -304,12 +300,14 @@ def _stack_geometry(
     geom = Geometry.without_geometry(len(by_slice), (rows, cols), frames[0].spacing or (1.0, 1.0))
     names = [headers[fr.file].name for fr in frames]
     more = f" and {len(set(names)) - 1} more file(s)" if len(set(names)) > 1 else ""
+    notes = sorted({fr.note for fr in frames if fr.note})
+    why = f" ({'; '.join(notes[:3])})" if notes else ""
     problems.append(
         DicomProblem(
             names[0],
             DicomReadError(
                 f"no usable ImagePositionPatient (0020,0032) / ImageOrientationPatient (0020,0037) / "
-                f"PixelSpacing (0028,0030){more}: loaded as a flagged no-geometry stack "
+                f"PixelSpacing (0028,0030){more}{why}: loaded as a flagged no-geometry stack "
                 "(viewable, cannot be slice-matched or resampled)",
                 source=names[0],
             ),
@@ -364,7 +362,10 @@ def _layout(by_slice: list[list[Frame]], n_frames: int, headers: list[DicomHeade
 def _decode_into(
     data: NDArray[np.float32], targets: dict[int, list[tuple[int, int, int]]], headers: list[DicomHeader]
 ) -> None:
-    """Decode each target file once and copy its frames into ``data`` ``[slice, frame, row, col]``.
+    """Decode each target file once and write its frames' values into ``data`` ``[slice, frame, row, col]``.
+
+    Values are converted frame by frame (:class:`~deepoxymap.io.dicom.pixels.FrameValues`),
+    so a file's float64 temporaries stay one frame large.
 
     Raises:
         _DecodeFailed: some files could not be decoded (all files are tried first).
@@ -372,14 +373,48 @@ def _decode_into(
     failed: dict[int, DeepOxyMapError] = {}
     for f, where in targets.items():
         try:
-            arr = decode(headers[f])
+            arr = decode_stored(headers[f])
+            values = FrameValues(headers[f])
+            done: dict[int, tuple[int, int]] = {}
+            for k, j, i in where:
+                if i in done:  # a short slice repeating its last frame
+                    data[k, j] = data[done[i]]
+                    continue
+                data[k, j] = values(arr[i], i)
+                done[i] = (k, j)
         except DeepOxyMapError as exc:
             failed[f] = exc
-            continue
-        for k, j, i in where:
-            data[k, j] = arr[i]
+        except Exception as exc:  # noqa: BLE001 - one odd file must not take its stack down
+            failed[f] = DicomReadError(
+                f"pixel values could not be read ({type(exc).__name__}: {exc})", source=headers[f].name
+            )
     if failed:
         raise _DecodeFailed(failed)
+
+
+def _non_finite(
+    data: NDArray[np.float32], targets: dict[int, list[tuple[int, int, int]]], headers: list[DicomHeader]
+) -> list[DicomProblem]:
+    """One warning per file whose values hold NaN or infinity (kept as they are; windows ignore them)."""
+    if bool(np.isfinite(data).all()):
+        return []
+    out = []
+    for f, where in targets.items():
+        bad = sum(int(np.count_nonzero(~np.isfinite(data[k, j]))) for k, j, i in {(k, j, i) for k, j, i in where})
+        if bad:
+            name = headers[f].name
+            out.append(
+                DicomProblem(
+                    name,
+                    DicomReadError(
+                        f"{bad} pixel value(s) are not finite (NaN or infinity): kept as they are, so "
+                        "measurements over them are undefined",
+                        source=name,
+                    ),
+                    "warning",
+                )
+            )
+    return out
 
 
 def _units_of(ds: Dataset) -> str:
@@ -456,27 +491,46 @@ def _meta(ds: Dataset) -> dict[str, Any]:
     return out
 
 
+class _StackRefused(Exception):
+    """A stack exceeds a limit (:meth:`~deepoxymap.io.limits.Budget.take_stack`): every file of it is reported."""
+
+    def __init__(self, error: DeepOxyMapError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _build_stack_series(
     uid: str,
     frames: list[Frame],
     headers: list[DicomHeader],
     has_geometry: bool,
     problems: list[DicomProblem],
+    budget: Budget,
 ) -> Series:
     """One stack from the frames of one acquisition (pixels decoded straight into the stack).
 
     Raises:
         _DecodeFailed: some files' pixel data could not be decoded (the caller
             retries without them).
+        _StackRefused: the stack exceeds a limit (nothing was allocated).
     """
     ds = headers[frames[0].file].ds
     by_slice = _group_slices(frames, _slice_ids(frames, has_geometry))
     n_frames = max(len(s) for s in by_slice)
-    problems.extend(_warn_frame_order(uid, ds, by_slice, n_frames, headers))
-    geom, by_slice = _stack_geometry(frames, by_slice, ds, has_geometry, headers, problems)
-    layout = _layout(by_slice, n_frames, headers)
-    data = np.empty((len(by_slice), n_frames, frames[0].rows, frames[0].cols), dtype=np.float32)
-    _decode_into(data, layout.targets, headers)
+    rows, cols = frames[0].rows, frames[0].cols
+    refused = budget.take_stack(headers[frames[0].file].name, len(by_slice), n_frames, rows, cols)
+    if refused is not None:
+        raise _StackRefused(refused)
+    try:
+        problems.extend(_warn_frame_order(uid, ds, by_slice, n_frames, headers))
+        geom, by_slice = _stack_geometry(frames, by_slice, ds, has_geometry, headers, problems)
+        layout = _layout(by_slice, n_frames, headers)
+        data = np.empty((len(by_slice), n_frames, rows, cols), dtype=np.float32)
+        _decode_into(data, layout.targets, headers)
+    except BaseException:
+        budget.stack_bytes -= len(by_slice) * n_frames * rows * cols * 4  # not built: give the bytes back
+        raise
+    problems.extend(_non_finite(data, layout.targets, headers))
     description = str(ds.get("SeriesDescription", "") or "")
     role, reason, units = _infer_stack_role(ds, description, data)
     acq_times = [fr.acq_time for fr in frames if fr.acq_time is not None]
@@ -500,13 +554,18 @@ def _build_stack_series(
 
 
 def _build_with_retries(
-    uid: str, frames: list[Frame], headers: list[DicomHeader], has_geometry: bool, problems: list[DicomProblem]
+    uid: str,
+    frames: list[Frame],
+    headers: list[DicomHeader],
+    has_geometry: bool,
+    problems: list[DicomProblem],
+    budget: Budget,
 ) -> Series | None:
     """Build a stack; files whose pixels fail to decode are reported and left out."""
     while frames:
         local: list[DicomProblem] = []
         try:
-            series = _build_stack_series(uid, frames, headers, has_geometry, local)
+            series = _build_stack_series(uid, frames, headers, has_geometry, local, budget)
         except _DecodeFailed as exc:
             for f, err in exc.failed.items():
                 problems.append(DicomProblem(headers[f].name, err, "error"))
@@ -526,68 +585,69 @@ def _build_with_retries(
 # ---------------------------------------------------------------------------
 
 
-def _all_frames(headers: list[DicomHeader], problems: list[DicomProblem]) -> list[Frame]:
-    """Frames of every header; duplicate SOPInstanceUIDs and unreadable attributes go to ``problems``."""
-    frames: list[Frame] = []
-    seen_sop: dict[str, str] = {}
-    for i, h in enumerate(headers):
-        sop_uid = tag_text(h.ds, "SOPInstanceUID") or ""
-        if sop_uid and sop_uid in seen_sop:
-            problems.append(
-                DicomProblem(
-                    h.name,
-                    DicomReadError(f"duplicate of {seen_sop[sop_uid]} (same SOPInstanceUID); ignored", source=h.name),
-                    "info",
-                )
-            )
-            continue
-        if sop_uid:
-            seen_sop[sop_uid] = h.name
-        try:
-            frames.extend(frames_of(h, i))
-        except Exception as exc:  # noqa: BLE001 - malformed attribute values of any kind
-            problems.append(
-                DicomProblem(
-                    h.name, DicomReadError(f"image attributes could not be read ({exc})", source=h.name), "error"
-                )
-            )
-    return frames
+def _named(err: DeepOxyMapError, name: str) -> DeepOxyMapError:
+    """``err`` naming ``name`` when it names nothing (e.g. a GeometryError raised by the data model)."""
+    if err.source:
+        return err
+    return type(err)(err.message, source=name, hint=err.hint)
 
 
-def _build_or_report(
-    uid: str, sub: list[Frame], headers: list[DicomHeader], has_geometry: bool, problems: list[DicomProblem]
-) -> Series | None:
-    """:func:`_build_with_retries`; any failure of the stack is reported in ``problems``, never raised."""
-    try:
-        return _build_with_retries(uid, sub, headers, has_geometry, problems)
-    except DeepOxyMapError as exc:
-        problems.append(DicomProblem(headers[sub[0].file].name, exc, "error"))
-    except Exception as exc:  # one odd series must not stop the others (logged with its traceback)
-        log.debug("series %s could not be assembled", uid, exc_info=True)
-        name = headers[sub[0].file].name
-        problems.append(
+def _report_stack(uid: str, sub: list[Frame], headers: list[DicomHeader], err: DeepOxyMapError) -> list[DicomProblem]:
+    """The stack's error on its first file, and a line for every other file of it (none vanishes)."""
+    names = list(dict.fromkeys(headers[fr.file].name for fr in sub))
+    out = [DicomProblem(names[0], _named(err, names[0]), "error")]
+    for n in names[1:]:
+        out.append(
             DicomProblem(
-                name,
-                CaseError(f"series {uid} could not be assembled ({type(exc).__name__}: {exc})", source=name),
+                n,
+                DicomReadError(f"not loaded: its stack '{uid}' was refused (see {names[0]})", source=n),
                 "error",
             )
         )
+    return out
+
+
+def _build_or_report(
+    uid: str,
+    sub: list[Frame],
+    headers: list[DicomHeader],
+    has_geometry: bool,
+    problems: list[DicomProblem],
+    budget: Budget,
+) -> Series | None:
+    """:func:`_build_with_retries`; any failure of the stack is reported in ``problems``, never raised."""
+    try:
+        return _build_with_retries(uid, sub, headers, has_geometry, problems, budget)
+    except _StackRefused as exc:
+        problems.extend(_report_stack(uid, sub, headers, exc.error))
+    except DeepOxyMapError as exc:
+        problems.extend(_report_stack(uid, sub, headers, exc))
+    except Exception as exc:  # one odd series must not stop the others (logged with its traceback)
+        log.debug("series %s could not be assembled", uid, exc_info=True)
+        err = CaseError(f"series {uid} could not be assembled ({type(exc).__name__}: {exc})")
+        problems.extend(_report_stack(uid, sub, headers, err))
     return None
 
 
-def assemble(headers: list[DicomHeader]) -> tuple[list[Series], list[DicomProblem]]:
+def assemble(headers: list[DicomHeader], *, budget: Budget | None = None) -> tuple[list[Series], list[DicomProblem]]:
     """Group, order, decode and stack DICOM files (see the module docstring).
 
     Stack uids are the SeriesInstanceUID, with ``#g`` (1-based) appended when a
     series holds several in-plane geometries (largest first) and ``#tA`` when
     it holds several acquisitions.
 
+    Args:
+        headers: the parsed files.
+        budget: the load's running totals (stack limits); a new one from
+            :func:`deepoxymap.config.settings` by default.
+
     Returns:
         ``(series, problems)``; every file that could not be used appears in
         problems with its reason.
     """
+    budget = budget or Budget(current_settings())
     problems: list[DicomProblem] = []
-    groups = _geometry_groups(_all_frames(headers, problems))
+    groups = _geometry_groups(all_frames(headers, problems))
     per_series: dict[str, list[tuple[str, bool, int]]] = defaultdict(list)
     for key in groups:
         per_series[key[0]].append(key)
@@ -596,20 +656,27 @@ def assemble(headers: list[DicomHeader]) -> tuple[list[Series], list[DicomProble
         keys.sort(key=lambda k: -len(groups[k]))
         for g, key in enumerate(keys):
             group = groups[key]
-            has_geometry = bool(key[1])
-            if has_geometry:
-                ranks = _split_acquisitions(group, _cluster(_positions_on_normal(group), SLICE_TOL_MM))
-            else:
-                ranks = [0] * len(group)
+            uid = series_uid + (f"#{g + 1}" if len(keys) > 1 else "")
+            try:
+                ranks = _acquisition_ranks(group, bool(key[1]))
+            except Exception as exc:  # noqa: BLE001 - odd positions must not stop the other series
+                problems.extend(
+                    _report_stack(uid, group, headers, CaseError(f"series {uid} could not be ordered ({exc})"))
+                )
+                continue
             n_acq = max(ranks) + 1
             for a in range(n_acq):
                 sub = [fr for fr, r in zip(group, ranks, strict=True) if r == a]
-                uid = series_uid
-                if len(keys) > 1:
-                    uid += f"#{g + 1}"
-                if n_acq > 1:
-                    uid += f"#t{a + 1}"
-                built = _build_or_report(uid, sub, headers, has_geometry, problems)
+                built = _build_or_report(
+                    uid + (f"#t{a + 1}" if n_acq > 1 else ""), sub, headers, bool(key[1]), problems, budget
+                )
                 if built is not None:
                     out.append(built)
     return out, problems
+
+
+def _acquisition_ranks(group: list[Frame], has_geometry: bool) -> list[int]:
+    """Acquisition rank of every frame of one geometry group (all 0 without geometry)."""
+    if not has_geometry:
+        return [0] * len(group)
+    return _split_acquisitions(group, _cluster(_positions_on_normal(group), SLICE_TOL_MM))

@@ -50,6 +50,8 @@ class Frame:
         window: ``(centre, width)`` or ``None``.
         acq_number: AcquisitionNumber or 0.
         cardiac_images: CardiacNumberOfImages or 0.
+        note: why a present placement attribute was not used (e.g. a PixelSpacing
+            that is not positive), for the no-geometry warning; else ``""``.
     """
 
     file: int
@@ -69,6 +71,7 @@ class Frame:
     window: tuple[float, float] | None = None
     acq_number: int = 0
     cardiac_images: int = 0
+    note: str = ""
 
 
 def functional_group(ds: Dataset, index: int, seq: str) -> Dataset | None:
@@ -83,7 +86,17 @@ def functional_group(ds: Dataset, index: int, seq: str) -> Dataset | None:
 
 
 def _spacing(sp: tuple[float, ...] | None) -> tuple[float, float] | None:
-    return None if sp is None else (float(sp[0]), float(sp[1]))
+    """``(row, col)`` mm when both are positive (finite already), else ``None``."""
+    if sp is None or min(sp) <= 0:
+        return None
+    return (float(sp[0]), float(sp[1]))
+
+
+def _spacing_note(sp: tuple[float, ...] | None) -> str:
+    """Why a present PixelSpacing is not used, or ``""``."""
+    if sp is not None and min(sp) <= 0:
+        return f"PixelSpacing (0028,0030) = {list(sp)} mm is not positive"
+    return ""
 
 
 def _file_frame(ds: Dataset, file_index: int) -> Frame:
@@ -96,6 +109,8 @@ def _file_frame(ds: Dataset, file_index: int) -> Frame:
     iop = float_vec(tag_numbers(ds, "ImageOrientationPatient"), 6)
     sp = float_vec(tag_numbers(ds, "PixelSpacing") or tag_numbers(ds, "ImagerPixelSpacing"), 2)
     thick = tag_number(ds, "SliceThickness")
+    if thick is not None and thick <= 0:
+        thick = None
     trig = tag_number(ds, "TriggerTime")
     if trig is None:
         trig = finite_float(ds.get("NominalCardiacTriggerDelayTime"))
@@ -130,6 +145,7 @@ def _file_frame(ds: Dataset, file_index: int) -> Frame:
         win,
         acq_no,
         n_card,
+        _spacing_note(sp),
     )
 
 
@@ -146,7 +162,7 @@ def _legacy_frame_times(ds: Dataset, n_frames: int) -> list[float] | None:
 
 def _enhanced_frame(ds: Dataset, i: int, base: Frame) -> Frame:
     """Frame ``i`` of an enhanced file: ``base`` (the file-level record) overridden by its functional groups."""
-    ipp, iop, sp, thick = base.ipp, base.iop, base.spacing, base.thickness
+    ipp, iop, sp, thick, note = base.ipp, base.iop, base.spacing, base.thickness, base.note
     trig, acq, resc, win = base.trigger, base.acq_time, None, base.window
     pos = functional_group(ds, i, "PlanePositionSequence")
     if pos is not None:
@@ -156,7 +172,8 @@ def _enhanced_frame(ds: Dataset, i: int, base: Frame) -> Frame:
         iop = float_vec(ori.get("ImageOrientationPatient"), 6)
     meas = functional_group(ds, i, "PixelMeasuresSequence")
     if meas is not None:
-        sp = _spacing(float_vec(meas.get("PixelSpacing"), 2))
+        raw_sp = float_vec(meas.get("PixelSpacing"), 2)
+        sp, note = _spacing(raw_sp), _spacing_note(raw_sp)
         thick = finite_float(meas.get("SliceThickness")) or base.thickness
     card = functional_group(ds, i, "CardiacSynchronizationSequence")
     if card is not None:
@@ -184,6 +201,7 @@ def _enhanced_frame(ds: Dataset, i: int, base: Frame) -> Frame:
         instance=base.instance * 100000 + i,
         rescale=resc,
         window=win,
+        note=note,
     )
 
 

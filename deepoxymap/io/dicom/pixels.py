@@ -1,9 +1,10 @@
 """Step 3 (pixels): decode, modality LUT, MONOCHROME1.
 
-Pixels are decoded with the ``pydicom.pixels`` decoders, RescaleSlope /
-Intercept (or a Modality LUT) are applied, and MONOCHROME1 images are inverted
-within their output range so that larger values are always brighter; a
-MONOCHROME1 display window is mirrored the same way.
+Pixels are decoded with the ``pydicom.pixels`` decoders (:func:`decode_stored`),
+RescaleSlope / Intercept (or a Modality LUT) are applied frame by frame
+(:class:`FrameValues`), and MONOCHROME1 images are inverted within their output
+range so that larger values are always brighter; a MONOCHROME1 display window is
+mirrored the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from deepoxymap.errors import DicomReadError
 from deepoxymap.io.dicom.frames import functional_group
 from deepoxymap.io.dicom.header import DicomHeader, quiet_pydicom
 
-__all__ = ["decode", "monochrome1_range", "monochrome1_window"]
+__all__ = ["FrameValues", "decode", "decode_stored", "monochrome1_range", "monochrome1_window"]
 
 
 def monochrome1_range(ds: Dataset) -> tuple[float, float] | None:
@@ -48,17 +49,15 @@ def monochrome1_window(ds: Dataset, win: tuple[float, float] | None) -> tuple[fl
     return (rng[0] + rng[1] - win[0], win[1])
 
 
-def decode(header: DicomHeader) -> NDArray[Any]:
-    """Decoded pixels ``[frame, row, col]`` after the modality LUT (integer or float dtype).
+def decode_stored(header: DicomHeader) -> NDArray[Any]:
+    """The decoder's output ``[frame, row, col]``: stored values, before the modality LUT.
 
-    RescaleSlope/Intercept (or a Modality LUT) are applied with
-    :func:`pydicom.pixels.apply_modality_lut` (per frame from the Pixel Value
-    Transformation functional group in enhanced files). MONOCHROME1 images
-    are inverted within their output range (:func:`monochrome1_range`, then
-    float32) so that larger values are always brighter.
+    Its size was bounded by :func:`~deepoxymap.io.dicom.header.read_header`
+    (``max_image_bytes``) before this runs.
 
     Raises:
-        DicomReadError: the pixel data cannot be decoded.
+        DicomReadError: the pixel data cannot be decoded, or decodes to an
+            unexpected shape.
     """
     ds = header.ds
     try:
@@ -71,18 +70,95 @@ def decode(header: DicomHeader) -> NDArray[Any]:
         ) from exc
     if header.n_frames == 1 and arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3:
-        raise DicomReadError(f"unexpected pixel array shape {arr.shape}", source=header.name)
-    frames_resc = None
-    if header.enhanced and "RescaleSlope" not in ds:
-        frames_resc = [functional_group(ds, i, "PixelValueTransformationSequence") for i in range(arr.shape[0])]
-    if frames_resc is not None and any(p is not None and "RescaleSlope" in p for p in frames_resc):
-        out = np.empty(arr.shape, dtype=np.float32)
-        for i, p in enumerate(frames_resc):
-            out[i] = apply_modality_lut(arr[i], p) if p is not None else arr[i]
-    else:
-        out = apply_modality_lut(arr, ds)
-    rng = monochrome1_range(ds)
-    if rng is not None:
-        out = (rng[0] + rng[1] - out).astype(np.float32)
+    if arr.ndim != 3 or arr.shape[0] != header.n_frames:
+        raise DicomReadError(
+            f"unexpected pixel array shape {arr.shape} for {header.n_frames} frame(s)", source=header.name
+        )
+    return arr
+
+
+class FrameValues:
+    """Stored values of one frame -> values: the modality LUT, then MONOCHROME1 inverted.
+
+    One frame at a time, so that the float64 temporaries of the rescale are
+    one frame large, never the whole file. RescaleSlope/Intercept (or a
+    Modality LUT) come from the file, or per frame from the Pixel Value
+    Transformation functional group of enhanced files.
+
+    Raises:
+        DicomReadError: (on construction) the rescale attributes are not numbers.
+    """
+
+    def __init__(self, header: DicomHeader) -> None:
+        ds = header.ds
+        self._ds = ds
+        self._per_frame: list[Dataset | None] | None = None
+        self._linear: tuple[float, float] | None = None
+        try:
+            if header.enhanced and "RescaleSlope" not in ds:
+                groups = [functional_group(ds, i, "PixelValueTransformationSequence") for i in range(header.n_frames)]
+                if any(p is not None and "RescaleSlope" in p for p in groups):
+                    self._per_frame = groups
+            self._identity = False
+            if self._per_frame is None and not ds.get("ModalityLUTSequence"):
+                if "RescaleSlope" in ds and "RescaleIntercept" in ds:
+                    self._linear = (float(ds.RescaleSlope), float(ds.RescaleIntercept))
+                else:
+                    self._identity = True
+            self._mono1 = monochrome1_range(ds)
+        except Exception as exc:  # invalid DS/IS values of any kind
+            raise DicomReadError(
+                f"rescale or photometric attributes could not be read ({type(exc).__name__}: {exc})",
+                source=header.name,
+            ) from exc
+        self._name = header.name
+
+    def __call__(self, frame: NDArray[Any], index: int) -> NDArray[Any]:
+        """Values of ``frame`` ``[row, col]`` (frame ``index`` of the file): integer or float dtype.
+
+        Raises:
+            DicomReadError: the modality LUT cannot be applied.
+        """
+        try:
+            if self._identity:
+                out = frame
+            elif self._per_frame is not None:
+                p = self._per_frame[index]
+                out = apply_modality_lut(frame, p) if p is not None else frame
+            elif self._linear is not None:
+                out = frame.astype(np.float64) * self._linear[0]
+                out += self._linear[1]
+            else:
+                out = apply_modality_lut(frame, self._ds)
+        except Exception as exc:  # a malformed Modality LUT Sequence
+            raise DicomReadError(
+                f"modality LUT could not be applied ({type(exc).__name__}: {exc})", source=self._name
+            ) from exc
+        if self._mono1 is not None:
+            out = self._mono1[0] + self._mono1[1] - np.asarray(out, dtype=np.float64)
+        return out
+
+
+def decode(header: DicomHeader) -> NDArray[Any]:
+    """Decoded pixels ``[frame, row, col]`` after the modality LUT (integer or float dtype; float32 when rescaled).
+
+    RescaleSlope/Intercept (or a Modality LUT) are applied as in
+    :func:`pydicom.pixels.apply_modality_lut` (per frame from the Pixel Value
+    Transformation functional group in enhanced files). MONOCHROME1 images
+    are inverted within their output range (:func:`monochrome1_range`) so that
+    larger values are always brighter. The loader itself converts frame by
+    frame (:class:`FrameValues`) straight into the float32 stack.
+
+    Raises:
+        DicomReadError: the pixel data cannot be decoded.
+    """
+    arr = decode_stored(header)
+    values = FrameValues(header)
+    first = values(arr[0], 0)
+    if len(arr) == 1:
+        return first[None]
+    out = np.empty(arr.shape, dtype=first.dtype if first.dtype == arr.dtype else np.float32)
+    out[0] = first
+    for i in range(1, len(arr)):
+        out[i] = values(arr[i], i)
     return out
