@@ -266,12 +266,10 @@ def _check_image(ds: Dataset, name: str) -> int:
             f"has no Pixel Data (7FE0,0010) element ({sop_name}); the file may be truncated or hold no image",
             source=name,
         )
-    if sop == _SEG_SOP:
-        raise DicomReadError(
-            "is a DICOM Segmentation (SEG) object; SEG label maps are not supported yet",
-            source=name,
-            hint="export the labels as NIfTI",
-        )
+    if sop == _SEG_SOP:  # not an image: handed to deepoxymap.io.seg, which maps it onto its series
+        from deepoxymap.io.seg import segmentation_file
+
+        raise segmentation_file(ds, name)
     if "Rows" not in ds or "Columns" not in ds:
         raise DicomReadError("has Pixel Data but no Rows (0028,0010) / Columns (0028,0011)", source=name)
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
