@@ -217,7 +217,8 @@ def load_paths(paths: Sequence[str | os.PathLike[str]], case_id: str | None = No
         from deepoxymap.phantom.load import load_subject
 
         return load_subject(ps[0]), []
-    from deepoxymap.io import build_case, load
+    from deepoxymap.io import build_case
+    from deepoxymap.io.seg import load  # DICOM SEG files become label maps on their series
 
     res = load([str(p) for p in ps])
     issues = [f"{i.file}: {i.message}" for i in res.issues]
@@ -265,7 +266,8 @@ def _mask_series(record: SubjectRecord, name: str, path: Path, images: list[Seri
 
 
 def _load_images(record: SubjectRecord, where: str) -> Case:
-    from deepoxymap.io import build_case, load
+    from deepoxymap.io import build_case
+    from deepoxymap.io.seg import load  # DICOM SEG files become label maps on their series
 
     src = record.path / "dicom" if (record.path / "dicom").is_dir() else record.path
     res = load([str(src)])

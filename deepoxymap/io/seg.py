@@ -42,6 +42,8 @@ from pydicom.dataset import Dataset
 from deepoxymap.case import Geometry, Role, Series, Stack, resample_slice
 from deepoxymap.config import Settings
 from deepoxymap.errors import DicomReadError, SegmentationFile
+from deepoxymap.io.loader import LoadIssue, LoadResult
+from deepoxymap.io.sources import Source
 
 __all__ = [
     "LABEL_PRIORITY",
@@ -304,15 +306,13 @@ def map_onto(seg: SegMask, series: Sequence[Series]) -> tuple[Series, Series, li
     return mask, partner, notes
 
 
-def attach_segmentations(result: Any) -> Any:
+def attach_segmentations(result: LoadResult) -> LoadResult:
     """Turn the SEG files a :class:`~deepoxymap.io.LoadResult` handed over into mask series (in place, returned).
 
     Each ``SegmentationFile`` issue becomes a ``Series(role=MASK)`` on its
     matching series plus an ``"info"`` issue saying where it went; a SEG that
     cannot be used stays an ``"error"`` issue with the reason.
     """
-    from deepoxymap.io.loader import LoadIssue
-
     kept = []
     for issue in result.issues:
         err = issue.error
@@ -334,7 +334,7 @@ def attach_segmentations(result: Any) -> Any:
     return result
 
 
-def load(sources: Any, *, settings: Settings | None = None) -> Any:
+def load(sources: Source | Sequence[Source], *, settings: Settings | None = None) -> LoadResult:
     """:func:`deepoxymap.io.load` with DICOM SEG files read as label maps on their series (:func:`attach_segmentations`).
 
     Same arguments and result as :func:`deepoxymap.io.load`.

@@ -32,8 +32,10 @@ __all__ = [
 
 
 def load_sources(sources: Sequence[Any]) -> LoadResult:
-    """:func:`deepoxymap.io.load` on paths or ``(name, bytes)`` pairs."""
-    return io.load(list(sources))
+    """:func:`deepoxymap.io.load` on paths or ``(name, bytes)`` pairs, DICOM SEG files read as label maps."""
+    from deepoxymap.io import seg
+
+    return seg.load(list(sources))
 
 
 def upload_case_id(series: Iterable[Series]) -> str:
