@@ -78,6 +78,18 @@ def _audit() -> ModuleType:
     return audit
 
 
+def _export() -> ModuleType:
+    from deepoxymap.cli import export
+
+    return export
+
+
+def _report() -> ModuleType:
+    from deepoxymap.cli import report
+
+    return report
+
+
 COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "info": (_info, "list the series found in files, folders, zips or NIfTI, and the load report"),
     "generate": (_generate, "write a synthetic OS-CMR cohort (DICOM + ground truth)"),
@@ -89,6 +101,8 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "model-check": (_model_check, "verify the shipped model file against its card"),
     "explain": (_explain, "compute a feature map for a case slice and save it"),
     "audit": (_audit, "agreement of feature maps with lesion masks over a manifest"),
+    "export": (_export, "write a case's Parametric Map, SEGs, SR and PDF report (de-identified by default)"),
+    "report": (_report, "write a case's one-page PDF report"),
 }
 """Sub-command name -> (its module, imported on use; one-line help)."""
 

@@ -24,6 +24,7 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -102,6 +103,20 @@ class SourceIndex:
             if ds is not None:
                 out[entry.name] = ds
         return cls(out, origin)
+
+    @classmethod
+    def from_case_paths(cls, paths: Sequence[str | Path], *, settings: Settings | None = None) -> SourceIndex:
+        """The headers behind :func:`deepoxymap.cohort.load_paths` of the same paths.
+
+        A generated subject folder is read from its ``dicom/`` sub-folder, as
+        :func:`deepoxymap.phantom.load_subject` does, so the names match its series.
+        """
+        from deepoxymap.cohort import is_phantom_subject
+
+        ps = [Path(p) for p in paths]
+        if len(ps) == 1 and is_phantom_subject(ps[0]):
+            ps = [ps[0] / "dicom"]
+        return cls.from_sources([str(p) for p in ps], origin=", ".join(map(str, paths)), settings=settings)
 
     @classmethod
     def from_datasets(cls, datasets: Iterable[tuple[str, Dataset]], *, origin: str = "") -> SourceIndex:
