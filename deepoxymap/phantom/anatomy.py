@@ -642,15 +642,23 @@ def _ellipse(
     ay: float,
     wobble: list[list[float]] | None = None,
 ) -> NDArray[np.bool_]:
-    """Inside an ellipse whose radius is modulated by ``1 + sum a_k cos k phi + b_k sin k phi``."""
+    """Inside an ellipse whose radius is modulated by ``1 + sum a_k cos k phi + b_k sin k phi``.
+
+    The angle is only evaluated where the modulation can matter (``|m - 1| <= sum |a_k| + |b_k|``).
+    """
     e = ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2
     if not wobble:
         return e <= 1.0
-    phi = np.arctan2((y - cy) / ay, (x - cx) / ax)
+    amp = float(sum(abs(a) + abs(b) for a, b in wobble))
+    inside = e <= max(1.0 - amp, 0.0) ** 2
+    band = ~inside & (e <= (1.0 + amp) ** 2)
+    xb, yb = x[band], y[band]
+    phi = np.arctan2((yb - cy) / ay, (xb - cx) / ax)
     m = np.ones_like(phi)
     for k, (a, b) in enumerate(wobble, start=2):
         m += a * np.cos(k * phi) + b * np.sin(k * phi)
-    return e <= m * m
+    inside[band] = e[band] <= m * m
+    return inside
 
 
 def render_body(X: NDArray[np.float32], Y: NDArray[np.float32], subj: Subject, level_index: int) -> NDArray[np.uint8]:

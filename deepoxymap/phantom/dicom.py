@@ -68,6 +68,8 @@ class SeriesMeta:
         rescale: (slope, intercept, type) or None.
         window: (centre, width) in stored*slope+intercept units.
         extra: further keyword -> value (site, patient, ...).
+        acq_matrix: acquired k-space lines ``(rows, cols)`` for AcquisitionMatrix, or None
+            (then the stored matrix).
     """
 
     kind: str
@@ -91,6 +93,7 @@ class SeriesMeta:
     rescale: tuple[float, float, str] | None
     window: tuple[float, float]
     extra: dict[str, Any]
+    acq_matrix: tuple[int, int] | None = None
 
 
 def _rwvm(rescale: tuple[float, float, str], kind: str) -> Dataset:
@@ -137,7 +140,7 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             fm.MediaStorageSOPInstanceUID = UID(sop)
             fm.TransferSyntaxUID = ExplicitVRLittleEndian
             fm.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-            fm.ImplementationVersionName = "DEEPOXYMAP_0_1"
+            fm.ImplementationVersionName = "DEEPOXYMAP_0_2"
             ds = Dataset()
             ds.file_meta = fm
             ds.SpecificCharacterSet = "ISO_IR 100"
@@ -199,7 +202,9 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             ds.HeartRate = str(round(60000.0 / meta.rr_ms))
             ds.ReceiveCoilName = "SYNTH_CARDIAC"
             ds.TransmitCoilName = "BODY"
-            ds.AcquisitionMatrix = [0, int(cols), int(rows), 0]
+            # frequency rows \ frequency columns \ phase rows \ phase columns; phase along ROW
+            acq_r, acq_c = meta.acq_matrix if meta.acq_matrix is not None else (rows, cols)
+            ds.AcquisitionMatrix = [int(acq_r), 0, 0, int(acq_c)]
             ds.InPlanePhaseEncodingDirection = "ROW"
             ds.FlipAngle = _ds(meta.flip_deg)
             ds.PatientPosition = "HFS"

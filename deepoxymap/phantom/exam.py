@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from deepoxymap.phantom.anatomy import Subject
 from deepoxymap.phantom.dicom import SeriesMeta, det_uid, write_series
 from deepoxymap.phantom.params import PhantomParams, SiteParams
-from deepoxymap.phantom.render import Grid, RenderOut
+from deepoxymap.phantom.render import Acquisition, Grid, RenderOut, acquisition
 
 __all__ = [
     "DIASTOLIC_PHASE",
@@ -58,7 +58,10 @@ def subject_rngs(seed: int, index: int) -> tuple[np.random.Generator, ...]:
 
 
 def sample_scan(rng: np.random.Generator, sp: SiteParams, n_frames: int, rr_ms: float) -> dict[str, Any]:
-    """Scanner / protocol numbers of one exam (class-independent), in truth.json ``scanner`` order."""
+    """Scanner / protocol numbers of one exam (class-independent), in truth.json ``scanner`` order.
+
+    Pixel sizes: ``*_pixel_mm`` reconstructed, ``*_acq_pixel_mm`` acquired (mm, square).
+    """
     scan: dict[str, Any] = {
         "field_t": sp.field_t,
         "tr_ms": float(rng.uniform(*sp.tr_ms)),
@@ -72,6 +75,9 @@ def sample_scan(rng: np.random.Generator, sp: SiteParams, n_frames: int, rr_ms: 
         "os_pixel_mm": float(rng.uniform(*sp.os_pixel_mm)),
         "lge_pixel_mm": float(rng.uniform(*sp.lge_pixel_mm)),
         "map_pixel_mm": float(rng.uniform(*sp.map_pixel_mm)),
+        "os_acq_pixel_mm": float(rng.uniform(*sp.os_acq_pixel_mm)),
+        "lge_acq_pixel_mm": float(rng.uniform(*sp.lge_acq_pixel_mm)),
+        "map_acq_pixel_mm": float(rng.uniform(*sp.map_acq_pixel_mm)),
         "slice_thickness_mm": float(rng.choice(np.asarray(sp.slice_thickness_mm))),
         "n_frames": n_frames,
         "bh_duration_s": float(rng.uniform(30.0, 45.0)),
@@ -148,7 +154,7 @@ class Exam:
         study_uid / for_uid / study_time_s: study UIDs and start time (s after midnight).
         extra: patient / site DICOM attributes.
         r_scan / r_noise: the scanner and noise generators (drawn in series order).
-        dicom_dir: ``SUBJECT/dicom``.
+        dicom_dir: ``SUBJECT/dicom``, or ``None`` to render in memory only (nothing written).
     """
 
     subj: Subject
@@ -169,7 +175,7 @@ class Exam:
     extra: dict[str, Any]
     r_scan: np.random.Generator
     r_noise: np.random.Generator
-    dicom_dir: Path
+    dicom_dir: Path | None
 
     @property
     def subject_id(self) -> str:
@@ -190,6 +196,10 @@ class Exam:
     def iop(self) -> tuple[float, ...]:
         """ImageOrientationPatient (row, col direction cosines)."""
         return (*self.orientation["row"], *self.orientation["col"])
+
+    def acquisition(self, grid: Grid, acq_pixel_mm: float) -> Acquisition:
+        """The acquired k-space of ``grid`` at ``acq_pixel_mm`` with the generator's raw-data taper."""
+        return acquisition(grid, acq_pixel_mm, self.params.kspace_taper)
 
     def grid(self, shape: tuple[int, int], px: float) -> tuple[Grid, NDArray[np.float64]]:
         """A series grid of ``shape`` at ``px`` mm centred on the LV, and its per-slice IPPs."""
@@ -224,9 +234,15 @@ class Exam:
         flip_deg: float,
         rescale: tuple[float, float, str] | None,
         window: tuple[float, float],
+        acq: Acquisition | None = None,
     ) -> str:
-        """Write series ``key`` to ``dicom/<key>`` with the exam's shared attributes; returns its uid."""
+        """Write series ``key`` to ``dicom/<key>`` with the exam's shared attributes; returns its uid.
+
+        ``acq`` sets AcquisitionMatrix. With ``dicom_dir`` None nothing is written.
+        """
         uid = self.series_uid(key)
+        if self.dicom_dir is None:
+            return uid
         meta = SeriesMeta(
             kind=kind,
             description=description,
@@ -249,6 +265,7 @@ class Exam:
             rescale=rescale,
             window=window,
             extra=self.extra,
+            acq_matrix=acq.acq_shape if acq is not None else None,
         )
         write_series(self.dicom_dir / key, pixels, meta, f"{self.seed}-{self.index}")
         return uid
@@ -264,7 +281,7 @@ def sample_exam(
     seed: int,
     index: int,
     n_frames: int,
-    dicom_dir: Path,
+    dicom_dir: Path | None,
 ) -> Exam:
     """Draw the exam of one subject from ``r_scan`` (protocol, orientation, coils, banding, study time)."""
     scan = sample_scan(r_scan, sp, n_frames, 60000.0 / subj.params["heart_rate_bpm"])
@@ -322,15 +339,26 @@ def sample_exam(
 
 @dataclass(frozen=True)
 class SeriesResult:
-    """One written series: its ``labels.npz`` members (in order) and its ``truth.json["series"]`` entry."""
+    """One rendered series: its ``labels.npz`` members (in order), its ``truth.json["series"]``
+    entry and its stored pixel values (uint16 ``[slice, frame, row, col]``, as written to DICOM;
+    stored value x RescaleSlope = ms for maps)."""
 
     key: str
     labels: dict[str, NDArray[Any]]
     truth: dict[str, Any]
+    pixels: NDArray[np.uint16] | None = None
 
 
 def still_result(
-    key: str, uid: str, description: str, role: str, grid: Grid, shift: tuple[float, float], ro: RenderOut
+    key: str,
+    uid: str,
+    description: str,
+    role: str,
+    grid: Grid,
+    shift: tuple[float, float],
+    ro: RenderOut,
+    pixels: NDArray[np.uint16] | None = None,
+    acq: Acquisition | None = None,
 ) -> SeriesResult:
     """The :class:`SeriesResult` of a single-frame series (LGE, T1 or T2 map)."""
     return SeriesResult(
@@ -343,8 +371,10 @@ def still_result(
             "timepoint": None,
             "shape": list(grid.shape),
             "pixel_spacing_mm": list(grid.spacing),
+            "acquired_matrix": list(acq.acq_shape) if acq is not None else None,
             "heart_shift_mm": list(shift),
             "label_frame": 0,
             "n_frames": 1,
         },
+        pixels=pixels,
     )

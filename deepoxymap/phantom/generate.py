@@ -14,10 +14,14 @@ Per subject (``SUBJECT/``, CONTRACTS.md):
 This module is the orchestration; the work lives in
 
 * :mod:`.exam`: protocol, orientation, coils, UIDs shared by the series;
-* :mod:`.render`: grids and noise-free rendering of one series;
+* :mod:`.render`: grids, fine-grid rendering, k-space band limiting to the acquired
+  resolution, k-space-limited noise;
 * :mod:`.imaging`: relaxation tables, bSSFP signal, coils, texture, noise;
 * :mod:`.seq_oscine`, :mod:`.seq_lge`, :mod:`.seq_maps`: one module per sequence;
 * :mod:`.truth`: ``labels.npz`` and ``truth.json``.
+
+:func:`simulate_subject` renders a subject in memory (pixels, labels, truth) and
+writes DICOM only when given a folder; :func:`generate_subject` writes the folder.
 
 Randomness: subject ``i`` of a cohort with seed ``s`` uses
 ``SeedSequence([s, i])`` only, so subjects can be generated in any order or in
@@ -34,6 +38,7 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +47,18 @@ import numpy as np
 from deepoxymap.errors import PhantomError
 from deepoxymap.phantom.anatomy import sample_subject
 from deepoxymap.phantom.exam import MAP_KEYS, OS_KEYS, SeriesResult, sample_exam, sample_orientation, subject_rngs
-from deepoxymap.phantom.imaging import band_map, bssfp_signal, coil_map, relax_table, rician, texture, to_u16
+from deepoxymap.phantom.imaging import (
+    band_map,
+    bssfp_signal,
+    coil_map,
+    magnitude,
+    relax_table,
+    rician,
+    texture,
+    to_u16,
+)
 from deepoxymap.phantom.params import COHORTS, CohortSpec, PhantomParams
-from deepoxymap.phantom.render import Grid, RenderOut, render_series
+from deepoxymap.phantom.render import Acquisition, Grid, RenderOut, acquisition, kspace_noise, render_series
 from deepoxymap.phantom.seq_lge import lge_values, render_lge
 from deepoxymap.phantom.seq_maps import map_values, render_map
 from deepoxymap.phantom.seq_oscine import blood_factor, bssfp_values, os_factor, render_os_cine, sample_os
@@ -53,8 +67,11 @@ from deepoxymap.phantom.truth import subject_truth, write_truth
 __all__ = [
     "MAP_KEYS",
     "OS_KEYS",
+    "Acquisition",
     "Grid",
     "RenderOut",
+    "SimulatedSubject",
+    "acquisition",
     "band_map",
     "blood_factor",
     "bssfp_signal",
@@ -64,7 +81,9 @@ __all__ = [
     "default_jobs",
     "generate_cohort",
     "generate_subject",
+    "kspace_noise",
     "lge_values",
+    "magnitude",
     "map_values",
     "os_factor",
     "relax_table",
@@ -72,6 +91,7 @@ __all__ = [
     "rician",
     "sample_orientation",
     "sample_os",
+    "simulate_subject",
     "texture",
     "to_u16",
     "write_manifest",
@@ -83,6 +103,63 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------
 # one subject
 # ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimulatedSubject:
+    """One subject rendered in memory (:func:`simulate_subject`).
+
+    Attributes:
+        truth: the ``truth.json`` content (before :func:`~deepoxymap.phantom.truth.jsonable`).
+        series: the seven series in writing order (:data:`OS_KEYS`, then :data:`MAP_KEYS`),
+            each with its labels and stored pixels (uint16 ``[slice, frame, row, col]``).
+        os_response: the sampled OS responses (:func:`sample_os`, with the private
+            heterogeneity fields).
+    """
+
+    truth: dict[str, Any]
+    series: list[SeriesResult]
+    os_response: dict[str, Any]
+
+
+def simulate_subject(
+    subject_id: str,
+    cls: str,
+    subtype: str,
+    site: str,
+    seed: int,
+    index: int,
+    params: PhantomParams | None = None,
+    *,
+    n_frames: int | None = None,
+    dicom_dir: Path | None = None,
+) -> SimulatedSubject:
+    """Sample and render one subject; write its DICOM to ``dicom_dir`` unless it is None.
+
+    The same arguments give the same pixels and truth whether or not DICOM is written
+    (randomness from ``SeedSequence([seed, index])`` only).
+
+    Raises:
+        PhantomError: unknown class or site.
+    """
+    p = params or PhantomParams()
+    if cls not in p.classes:
+        raise PhantomError(f"unknown class {cls!r}", hint=f"one of {sorted(p.classes)}")
+    if site not in p.sites:
+        raise PhantomError(f"unknown site {site!r}")
+    sp = p.sites[site]
+    r_anat, r_scan, r_os, r_noise = subject_rngs(seed, index)
+    subj = sample_subject(r_anat, subject_id, cls, subtype, site, p)
+    nf = int(n_frames or sp.n_frames)
+    exam = sample_exam(subj, p, sp, r_scan, r_noise, seed=seed, index=index, n_frames=nf, dicom_dir=dicom_dir)
+    os_response = sample_os(subj, r_os, p, sp)
+    cine = render_os_cine(exam, os_response)
+    exam.scan.update(cine.scan_notes)
+    series: list[SeriesResult] = list(cine.series)
+    for mi, key in enumerate(MAP_KEYS):  # mid-diastole, misregistered
+        series.append(render_lge(exam, mi, key) if key == "lge" else render_map(exam, key, mi))
+    truth = subject_truth(exam, os_response, cine.es_frame, series)
+    return SimulatedSubject(truth, series, os_response)
 
 
 def generate_subject(
@@ -97,7 +174,7 @@ def generate_subject(
     *,
     n_frames: int | None = None,
 ) -> dict[str, Any]:
-    """Generate and write one subject folder ``out_dir/subject_id``.
+    """Generate and write one subject folder ``out_dir/subject_id`` (DICOM, labels, truth).
 
     Args:
         seed, index: randomness comes from ``SeedSequence([seed, index])`` only.
@@ -106,30 +183,14 @@ def generate_subject(
     Returns:
         the truth dict written to ``truth/truth.json``.
     """
-    p = params or PhantomParams()
-    if cls not in p.classes:
-        raise PhantomError(f"unknown class {cls!r}", hint=f"one of {sorted(p.classes)}")
-    if site not in p.sites:
-        raise PhantomError(f"unknown site {site!r}")
-    sp = p.sites[site]
-    r_anat, r_scan, r_os, r_noise = subject_rngs(seed, index)
-    subj = sample_subject(r_anat, subject_id, cls, subtype, site, p)
-    nf = int(n_frames or sp.n_frames)
-    sdir = out_dir / subject_id
-    exam = sample_exam(subj, p, sp, r_scan, r_noise, seed=seed, index=index, n_frames=nf, dicom_dir=sdir / "dicom")
-    os_response = sample_os(subj, r_os, p, sp)
+    sdir = Path(out_dir) / subject_id
+    sim = simulate_subject(
+        subject_id, cls, subtype, site, seed, index, params, n_frames=n_frames, dicom_dir=sdir / "dicom"
+    )
     tdir = sdir / "truth"
     tdir.mkdir(parents=True, exist_ok=True)
-
-    cine = render_os_cine(exam, os_response)
-    exam.scan.update(cine.scan_notes)
-    series: list[SeriesResult] = list(cine.series)
-    for mi, key in enumerate(MAP_KEYS):  # mid-diastole, misregistered
-        series.append(render_lge(exam, mi, key) if key == "lge" else render_map(exam, key, mi))
-
-    truth = subject_truth(exam, os_response, cine.es_frame, series)
-    write_truth(tdir, series, truth)
-    return truth
+    write_truth(tdir, sim.series, sim.truth)
+    return sim.truth
 
 
 # ---------------------------------------------------------------------------

@@ -18,15 +18,27 @@ from deepoxymap.phantom.params import SiteParams, TissueRelax
 from deepoxymap.phantom.render import Grid, sample_coords
 
 __all__ = [
+    "RHO_BLOOD",
+    "RHO_EDEMA",
+    "RHO_MYO",
     "band_map",
     "bssfp_signal",
     "coil_map",
+    "magnitude",
     "relax_table",
     "rician",
     "texture",
     "tissue_triplet",
     "to_u16",
 ]
+
+
+RHO_MYO = 0.80
+"""Proton density of myocardium and scar (MRXCAT muscle 80 %, DOMAIN 6.2 step 3 [S])."""
+RHO_EDEMA = 0.82
+"""Proton density of edematous myocardium (more water) [A]."""
+RHO_BLOOD = 0.95
+"""Proton density of blood (MRXCAT 95 %, DOMAIN 6.2 step 3 [S])."""
 
 
 def bssfp_signal(rho: float, t1_ms: float, t2_ms: float, flip_deg: float, te_ms: float) -> float:
@@ -55,11 +67,11 @@ def relax_table(subj: Subject, sp: SiteParams) -> dict[int, tuple[float, float, 
     """(rho, T1 ms, T2 ms) per tissue code for this subject."""
     tis = subj.params["tissue"]
     ft = sp.tissues
-    myo = (0.80, tis["t1_myo_ms"], tis["t2_myo_ms"])
-    blood = (0.95, tis["t1_blood_ms"], tis["t2_blood_ms"])
-    scar = (0.80, tis.get("t1_scar_ms", myo[1]), tis.get("t2_scar_ms", myo[2]))
-    ede = (0.82, tis.get("t1_edema_ms", myo[1]), tis.get("t2_edema_ms", myo[2]))
-    scar_ede = (0.82, max(scar[1], ede[1]), max(scar[2], ede[2]))
+    myo = (RHO_MYO, tis["t1_myo_ms"], tis["t2_myo_ms"])
+    blood = (RHO_BLOOD, tis["t1_blood_ms"], tis["t2_blood_ms"])
+    scar = (RHO_MYO, tis.get("t1_scar_ms", myo[1]), tis.get("t2_scar_ms", myo[2]))
+    ede = (RHO_EDEMA, tis.get("t1_edema_ms", myo[1]), tis.get("t2_edema_ms", myo[2]))
+    scar_ede = (RHO_EDEMA, max(scar[1], ede[1]), max(scar[2], ede[2]))
     return {
         TISSUE["air"]: (0.0, 1000.0, 50.0),
         TISSUE["lv_blood"]: blood,
@@ -89,15 +101,18 @@ def relax_table(subj: Subject, sp: SiteParams) -> dict[int, tuple[float, float, 
 # ---------------------------------------------------------------------------
 
 
-def coil_map(grid: Grid, coils: list[tuple[float, float, float]], length: float, rot_deg: float) -> NDArray[np.float32]:
-    """Smooth receive sensitivity ``(rows, cols)`` normalised to 1 at the LV centre.
+def coil_map(
+    grid: Grid, coils: list[tuple[float, float, float]], length: float, rot_deg: float, os_: int = 1
+) -> NDArray[np.float32]:
+    """Smooth receive sensitivity on the grid's fine samples ``(rows * os_, cols * os_)``, 1 at the LV centre.
 
     Args:
         coils: (X, Y, weight) in anatomical mm relative to the LV centre.
         length: decay length L (mm) of ``exp(-|r - r_c| / L)``.
+        os_: fine-grid factor (1: reconstruction pixel centres).
     """
-    X, Y = sample_coords(grid, 1, (0.0, 0.0), rot_deg)
-    b = np.zeros(grid.shape, np.float32)
+    X, Y = sample_coords(grid, os_, (0.0, 0.0), rot_deg)
+    b = np.zeros(X.shape, np.float32)
     b0 = 0.0
     for cx, cy, w in coils:
         b += w * np.exp(-np.hypot(X - cx, Y - cy) / length)
@@ -105,18 +120,34 @@ def coil_map(grid: Grid, coils: list[tuple[float, float, float]], length: float,
     return (b / b0).astype(np.float32)
 
 
-def texture(grid: Grid, rng: np.random.Generator, sd: float) -> NDArray[np.float32]:
-    """Smooth multiplicative tissue texture ``1 + N(0, sd)`` (rows, cols)."""
-    n1 = gaussian_filter(rng.standard_normal(grid.shape), 1.0)
-    n2 = gaussian_filter(rng.standard_normal(grid.shape), 4.0)
-    n = n1 / max(float(n1.std()), 1e-9) + 0.7 * n2 / max(float(n2.std()), 1e-9)
+def texture(
+    grid: Grid,
+    rng: np.random.Generator,
+    sd: float,
+    os_: int = 1,
+    scales_mm: tuple[float, float] = (2.0, 8.0),
+    coarse_weight: float = 0.7,
+) -> NDArray[np.float32]:
+    """Smooth multiplicative tissue texture ``1 + N(0, sd)`` on the fine samples ``(rows * os_, cols * os_)``.
+
+    Two Gaussian-smoothed white-noise fields (SDs ``scales_mm``, converted to fine
+    pixels) are normalised, mixed ``fine + coarse_weight * coarse`` and scaled to SD ``sd``.
+    Draws two standard-normal fields of the fine shape from ``rng``.
+    """
+    shape = (grid.shape[0] * os_, grid.shape[1] * os_)
+    fine_px = float(np.sqrt(grid.spacing[0] * grid.spacing[1])) / os_
+    n1 = gaussian_filter(rng.standard_normal(shape), scales_mm[0] / fine_px)
+    n2 = gaussian_filter(rng.standard_normal(shape), scales_mm[1] / fine_px)
+    n = n1 / max(float(n1.std()), 1e-9) + coarse_weight * n2 / max(float(n2.std()), 1e-9)
     n *= sd / max(float(n.std()), 1e-9)
     return (1.0 + n).astype(np.float32)
 
 
-def band_map(grid: Grid, rng: np.random.Generator, rot_deg: float) -> tuple[NDArray[np.float32], dict[str, float]]:
-    """An off-resonance (bSSFP) dark band near the lateral wall: multiplier (rows, cols)."""
-    X, Y = sample_coords(grid, 1, (0.0, 0.0), rot_deg)
+def band_map(
+    grid: Grid, rng: np.random.Generator, rot_deg: float, os_: int = 1
+) -> tuple[NDArray[np.float32], dict[str, float]]:
+    """An off-resonance (bSSFP) dark band near the lateral wall: multiplier on the fine samples."""
+    X, Y = sample_coords(grid, os_, (0.0, 0.0), rot_deg)
     ang = rng.uniform(-40, 40)
     off = rng.uniform(30, 70)
     w = rng.uniform(1.5, 3.0)
@@ -124,6 +155,11 @@ def band_map(grid: Grid, rng: np.random.Generator, rot_deg: float) -> tuple[NDAr
     dist = X * math.cos(a) + Y * math.sin(a) - off + 0.002 * (Y**2)
     m = 1.0 - 0.85 * np.exp(-((dist / w) ** 2))
     return m.astype(np.float32), {"angle_deg": ang, "offset_mm": off, "width_mm": w}
+
+
+def magnitude(img: NDArray[np.float32], noise: NDArray[np.complex64]) -> NDArray[np.float32]:
+    """Magnitude ``|img + noise|`` of a real noise-free image plus complex noise (Rician), float32."""
+    return np.sqrt((img + noise.real) ** 2 + noise.imag**2).astype(np.float32)
 
 
 def rician(img: NDArray[np.float32], sigma: float, rng: np.random.Generator) -> NDArray[np.float32]:

@@ -73,11 +73,19 @@ class SiteParams:
         name: site id written to truth/manifest (``A``/``B``).
         field_t: MagneticFieldStrength, tesla.
         manufacturer / model: DICOM Manufacturer / ManufacturerModelName (synthetic).
-        os_matrix: OS-CMR ``(rows, cols)``. Deviation: acquired-resolution matrices
-            (no zero-fill interpolation to 192-256) so 190 subjects fit in < 1 GB.
-        os_pixel_mm: OS-CMR pixel spacing range (square pixels), mm.
-        lge_matrix / lge_pixel_mm: LGE grid.
-        map_matrix / map_pixel_mm: T1/T2 map grid (maps are usually coarser).
+        os_matrix: OS-CMR reconstruction matrix ``(rows, cols)`` (DOMAIN 2.6: 192-256
+            reconstructed [D]; the column FOV is the shorter, phase-encoded one).
+        os_pixel_mm: OS-CMR reconstructed pixel spacing range (square pixels), mm
+            (DOMAIN 2.6: acquired 1.7-1.9 mm "often interpolated to 1.2-1.4 mm" [S];
+            Sunnybrook cine 1.3 mm). FOV = matrix x pixel: about 300-350 mm x 255-300 mm
+            (DOMAIN 2.6: 300-380 mm [A]; rectangular FOV in the phase direction).
+        os_acq_pixel_mm: OS-CMR *acquired* pixel (k-space extent 1/pixel), mm, square
+            (DOMAIN 2.6: 1.7-1.9 mm acquired at 1.5 T, 1.8 x 1.8 mm [S]); the image is
+            band-limited to it and zero-fill interpolated to ``os_pixel_mm``.
+        lge_matrix / lge_pixel_mm / lge_acq_pixel_mm: LGE reconstruction grid and acquired
+            pixel (DOMAIN 3.1: in-plane < 2 mm [S]; matrix and pixel [A]).
+        map_matrix / map_pixel_mm / map_acq_pixel_mm: T1/T2 map grid and acquired pixel
+            (maps are usually coarser; [A]).
         slice_thickness_mm: choices of SliceThickness (mm), one per subject.
         n_frames: cine phases per cardiac cycle. Deviation from 20-30 (DOMAIN 2.6):
             12 phases keep the cohort under 1 GB; ES is still resolved (~70 ms steps).
@@ -105,10 +113,13 @@ class SiteParams:
     model: str
     os_matrix: tuple[int, int]
     os_pixel_mm: Range
+    os_acq_pixel_mm: Range
     lge_matrix: tuple[int, int]
     lge_pixel_mm: Range
+    lge_acq_pixel_mm: Range
     map_matrix: tuple[int, int]
     map_pixel_mm: Range
+    map_acq_pixel_mm: Range
     slice_thickness_mm: tuple[float, ...]
     n_frames: int
     tr_ms: Range
@@ -134,12 +145,15 @@ SITE_A = SiteParams(
     field_t=3.0,
     manufacturer="DeepOxyMap Synthetic",
     model="PhantomScan 3T",
-    os_matrix=(128, 112),
-    os_pixel_mm=(1.9, 2.3),
-    lge_matrix=(128, 112),
-    lge_pixel_mm=(1.8, 2.2),
-    map_matrix=(112, 96),
-    map_pixel_mm=(2.2, 2.6),
+    os_matrix=(224, 192),
+    os_pixel_mm=(1.35, 1.55),
+    os_acq_pixel_mm=(1.6, 1.8),
+    lge_matrix=(224, 192),
+    lge_pixel_mm=(1.35, 1.55),
+    lge_acq_pixel_mm=(1.6, 1.9),
+    map_matrix=(192, 160),
+    map_pixel_mm=(1.65, 1.85),
+    map_acq_pixel_mm=(2.0, 2.4),
     slice_thickness_mm=(8.0,),
     n_frames=12,
     tr_ms=(3.2, 3.6),
@@ -165,12 +179,15 @@ SITE_B = SiteParams(
     field_t=1.5,
     manufacturer="DeepOxyMap Synthetic",
     model="PhantomScan 1.5T",
-    os_matrix=(120, 104),
-    os_pixel_mm=(2.0, 2.4),
-    lge_matrix=(120, 104),
-    lge_pixel_mm=(1.9, 2.3),
-    map_matrix=(104, 88),
-    map_pixel_mm=(2.3, 2.7),
+    os_matrix=(208, 192),
+    os_pixel_mm=(1.45, 1.6),
+    os_acq_pixel_mm=(1.7, 1.9),
+    lge_matrix=(208, 192),
+    lge_pixel_mm=(1.45, 1.6),
+    lge_acq_pixel_mm=(1.7, 1.95),
+    map_matrix=(192, 160),
+    map_pixel_mm=(1.7, 1.9),
+    map_acq_pixel_mm=(2.1, 2.5),
     slice_thickness_mm=(8.0, 10.0),
     n_frames=12,
     tr_ms=(2.9, 3.3),
@@ -251,11 +268,11 @@ class AnatomyParams:
 
 @dataclass(frozen=True)
 class OsEffect:
-    """OS (BOLD) effect of one region for one class: (mean, sd) percent at 3 T.
+    """Between-subject distribution of a subject-level OS (BOLD) response at 3 T: (mean, sd) percent.
 
     Attributes:
-        hv_pct: end-of-hyperventilation change vs baseline.
-        bh_pct: breath-hold change (B-MORE: BH end vs BH start), clipped to [-5, 30].
+        hv_pct: end-of-hyperventilation change vs baseline ("response to hyperventilation").
+        bh_pct: breath-hold change (B-MORE: BH end vs BH start).
     """
 
     hv_pct: MeanSd
@@ -263,37 +280,80 @@ class OsEffect:
 
 
 @dataclass(frozen=True)
+class OsRow:
+    """Mean OS response of one myocardial region in the DOMAIN 7 table, percent at 3 T.
+
+    Only the mean is used: the region's *class effect* is this mean minus the
+    subject-level (remote) mean of the same class (DOMAIN 7, "How to read the OS
+    rows"). The table's +- values are between-subject SDs and are not drawn again
+    per region.
+
+    Attributes:
+        hv_pct: mean end-of-hyperventilation change vs baseline.
+        bh_pct: mean breath-hold change (B-MORE).
+    """
+
+    hv_pct: float
+    bh_pct: float
+
+
+@dataclass(frozen=True)
 class ClassParams:
     """Per-class parameter table (DOMAIN 7). Everything per subject.
 
+    OS (BOLD) model (DOMAIN 7 correction, 2026-12): per manoeuvre phase one
+    subject-level response ``R ~ N(os_subject)`` (clipped); remote myocardium
+    follows ``R``; a lesion region gets ``R + (row mean - os_subject mean) + delta``
+    with ``delta ~ N(0, regional SD)`` (:attr:`PhantomParams.regional_sd_pct`).
+
     Attributes:
-        subtypes: sub-type -> probability (sums to 1).
-        r_ed_mm: mid-slice ED endocardial radius range.
-        wall_ed_mm: mid-slice ED wall thickness range.
-        ef: ejection-fraction-like contraction range (cavity area shrinks by ~0.8*EF).
-        os_remote: OS effect of normal (remote / non-involved) myocardium.
-        os_lesion: OS effect of lesion (scar, edema, territory) myocardium.
-        os_core: OS effect of scar core (ischemic) or None.
+        subtypes: sub-type -> probability (sums to 1) [A, DOMAIN 7 "Sub-type mix"].
+        r_ed_mm: mid-slice ED endocardial radius range [A/D, DOMAIN 6.1: ED cavity 45-55 mm].
+        wall_ed_mm: mid-slice ED wall thickness range [S, DOMAIN 6.1/7: 5-8 mm].
+        ef: ejection-fraction-like contraction range (cavity area shrinks by ~0.8*EF)
+            [A, DOMAIN 7 morphology row].
+        os_subject: subject-level response (the remote / non-involved row of DOMAIN 7,
+            between-subject SD), which remote myocardium follows.
+        os_lesion: mean response of lesion myocardium (scar, edema, ischaemic territory),
+            or None (healthy: no lesion).
+        os_core: mean response of the ischaemic scar core (transmural scar, MVO), or None
+            (then the core follows ``os_lesion``).
+        os_global: mean response of a globally edematous ring (edema sub-type ``global``),
+            or None.
     """
 
     subtypes: dict[str, float]
     r_ed_mm: Range
     wall_ed_mm: Range
     ef: Range
-    os_remote: OsEffect
-    os_lesion: OsEffect
-    os_core: OsEffect | None = None
+    os_subject: OsEffect
+    os_lesion: OsRow | None = None
+    os_core: OsRow | None = None
+    os_global: OsRow | None = None
 
 
 def _default_classes() -> dict[str, ClassParams]:
+    """The DOMAIN 7 class table.
+
+    OS numbers (3 T, percent; hv = HV end vs baseline, bh = B-MORE):
+
+    * healthy: subject hv -10 +- 8 [S: Guensch 2015 -10.6 +- 7.8], bh +11 +- 6
+      [S: range of means 9.1-14.8, Fischer 2018 11.3 +- 6.1].
+    * ischemic: subject (remote) hv -6 +- 9 [S: CAD -5.8 +- 9.6, Spicher 2022],
+      bh +5 +- 5 [A: DOMAIN 7]; territory/lesion mean hv -3 [S: CAD -3.1, Fischer 2018],
+      bh +2 [S: CAD 2.1 / 2.7]; scar core hv -1, bh 0 [A].
+    * non-ischemic: subject hv -5 +- 8, bh +5 +- 6 [A]; lesion hv -3 [A, as CAD],
+      bh +1.5 [A: DOMAIN 7 "lesion 0-3 %", mid-point].
+    * edema: subject (non-involved) hv -5 +- 8, bh +8 +- 6 [A]; edematous region hv -3,
+      bh +1 [A]; global edema ring hv -5, bh +3 [A: DOMAIN 7 "whole ring +3 +- 5 %"].
+    """
     return {
         "healthy": ClassParams(
             subtypes={"normal": 1.0},
             r_ed_mm=(22.0, 27.5),
             wall_ed_mm=(5.0, 8.0),
             ef=(0.55, 0.72),
-            os_remote=OsEffect((-10.0, 8.0), (11.0, 6.0)),
-            os_lesion=OsEffect((-10.0, 8.0), (11.0, 6.0)),
+            os_subject=OsEffect((-10.0, 8.0), (11.0, 6.0)),
         ),
         "ischemic": ClassParams(
             subtypes={
@@ -307,25 +367,26 @@ def _default_classes() -> dict[str, ClassParams]:
             r_ed_mm=(23.0, 30.0),
             wall_ed_mm=(5.0, 8.0),
             ef=(0.35, 0.55),
-            os_remote=OsEffect((-6.0, 9.0), (5.0, 5.0)),
-            os_lesion=OsEffect((-3.0, 6.0), (2.0, 5.0)),
-            os_core=OsEffect((-1.0, 3.0), (0.0, 3.0)),
+            os_subject=OsEffect((-6.0, 9.0), (5.0, 5.0)),
+            os_lesion=OsRow(-3.0, 2.0),
+            os_core=OsRow(-1.0, 0.0),
         ),
         "non-ischemic": ClassParams(
             subtypes={"DCM": 0.40, "HCM": 0.35, "myocarditis": 0.25},
             r_ed_mm=(22.0, 27.5),
             wall_ed_mm=(5.0, 7.5),
             ef=(0.45, 0.65),
-            os_remote=OsEffect((-5.0, 8.0), (5.0, 6.0)),
-            os_lesion=OsEffect((-3.0, 6.0), (1.5, 3.0)),
+            os_subject=OsEffect((-5.0, 8.0), (5.0, 6.0)),
+            os_lesion=OsRow(-3.0, 1.5),
         ),
         "edema": ClassParams(
             subtypes={"focal": 0.40, "AAR": 0.30, "global": 0.30},
             r_ed_mm=(22.0, 28.0),
             wall_ed_mm=(5.0, 8.0),
             ef=(0.48, 0.68),
-            os_remote=OsEffect((-5.0, 8.0), (8.0, 6.0)),
-            os_lesion=OsEffect((-3.0, 6.0), (1.0, 4.0)),
+            os_subject=OsEffect((-5.0, 8.0), (8.0, 6.0)),
+            os_lesion=OsRow(-3.0, 1.0),
+            os_global=OsRow(-5.0, 3.0),
         ),
     }
 
@@ -395,27 +456,57 @@ class PhantomParams:
     """Top-level parameters of the generator (all configurable).
 
     Attributes:
-        oversample: render factor for partial volume (odd, so pixel centres are samples).
+        oversample: fine-grid factor: tissues are rendered on a grid ``oversample`` times
+            finer than the reconstruction grid (point samples; fine spacing 0.7-0.8 mm at
+            2), then band-limited to the acquired resolution in k-space (DOMAIN 6.2 step 5
+            "render at 4x and box-downsample, or low-pass" [S/A]; 2 keeps the cost of the
+            larger matrices near the old 3x box average).
+        kspace_taper: fraction of the acquired k-space half-width over which a cosine
+            (Tukey) roll-off brings the raw data to zero at its edge: the mild raw-data
+            filter of vendors' reconstructions (MRXCAT low-pass "FilterStr 1.2", DOMAIN
+            6.2 step 5 [S]; the fraction is [A]). 0 = sharp truncation (full Gibbs ringing).
         sites: site name -> :class:`SiteParams`.
         anatomy / lesions / classes: see their classes.
-        het_segment_sd_pct: SD of the smooth per-segment OS heterogeneity (DOMAIN 7: 2-3 %).
-        blood_bh_pct: blood-pool change over the breath-hold (DOMAIN 6.2: -2 to -5 %).
+        os_subject_clip_hv_pct / os_subject_clip_bh_pct: limits of the subject-level HV and
+            breath-hold responses (DOMAIN 7: B-MORE clipped to [-5, 30] [S table]; HV limits [A]).
+        regional_sd_pct: range of the per-subject SD of the lesion's regional deviation
+            from the subject-level response, per manoeuvre phase, percent (DOMAIN 7
+            correction: SD 2-5 %, Hillier circumferential heterogeneity 2.2 % controls,
+            5.1 % ANOCA [S]). Kept to 2-4 % [A] because the remote heterogeneity field
+            (``het_segment_sd_pct``) adds about 1.05 x its SD to a lesion-vs-remote
+            contrast (measured), so the total per-phase lesion-vs-remote SD is about 4 %.
+            Not scaled by the field factor (heterogeneity is only published at 3 T [A]).
+        het_segment_sd_pct: SD of the smooth circumferential heterogeneity of the whole
+            myocardium per manoeuvre phase (DOMAIN 7: per-segment SD 2-3 %; Hillier controls
+            2.2 % [S]).
+        blood_bh_pct: blood-pool change over the breath-hold (DOMAIN 6.2 step 4: -2 to -5 % [A,
+            direction S Guensch 2014]).
         blood_hv_pct: blood-pool change at end of hyperventilation [A].
-        bh_start_jitter_pct: BH-start vs HV-end difference, (mean, sd) percent.
-        texture_sd: SD of smooth multiplicative tissue texture (fraction).
-        timepoints: OS time point -> (SeriesDescription, seconds after manoeuvre start).
+        bh_start_jitter_pct: BH-start vs HV-end change of the whole heart, (mean, sd) percent [A].
+        texture_sd: SD of the smooth multiplicative tissue texture (fraction, 5 %) [A].
+        texture_scales_mm: Gaussian smoothing SDs (mm) of the fine and coarse texture
+            components [A].
+        texture_coarse_weight: weight of the coarse component before normalising [A].
+        timepoints: OS time point -> (SeriesDescription, seconds after manoeuvre start)
+            (DOMAIN 2.3: 120 s baseline, 60 s HV, breath-hold >= 30 s [S]; times [A]).
     """
 
-    oversample: int = 3
+    oversample: int = 2
+    kspace_taper: float = 0.25
     sites: dict[str, SiteParams] = field(default_factory=lambda: {"A": SITE_A, "B": SITE_B})
     anatomy: AnatomyParams = field(default_factory=AnatomyParams)
     lesions: LesionParams = field(default_factory=LesionParams)
     classes: dict[str, ClassParams] = field(default_factory=_default_classes)
+    os_subject_clip_hv_pct: Range = (-30.0, 10.0)
+    os_subject_clip_bh_pct: Range = (-5.0, 30.0)
+    regional_sd_pct: Range = (2.0, 4.0)
     het_segment_sd_pct: Range = (2.0, 3.0)
     blood_bh_pct: Range = (-5.0, -2.0)
     blood_hv_pct: Range = (0.0, 2.0)
     bh_start_jitter_pct: MeanSd = (0.0, 1.0)
     texture_sd: float = 0.05
+    texture_scales_mm: tuple[float, float] = (2.0, 8.0)
+    texture_coarse_weight: float = 0.7
     timepoints: tuple[tuple[str, str, float], ...] = (
         ("baseline", "OS_SAX_BASELINE", 60.0),
         ("hv-end", "OS_SAX_HV_END", 180.0),

@@ -41,6 +41,7 @@ __all__ = [
     "StatComparison",
     "Summary",
     "format_report",
+    "inside_range",
     "phantom_stats",
     "real_stats",
     "realism_report",
@@ -62,20 +63,28 @@ STATS = (
 
 
 class Summary(TypedDict):
-    """Median, quartiles and count of one statistic (NaN and ``n == 0`` when there is no value)."""
+    """Median, quartiles, extremes and count of one statistic (NaN and ``n == 0`` when there is no value)."""
 
     n: int
     median: float
     q1: float
     q3: float
+    min: float
+    max: float
 
 
 class StatComparison(TypedDict):
-    """One statistic on the real cine, on every phantom subject measured, and on the healthy ones."""
+    """One statistic on the real cine, on every phantom subject measured, and on the healthy ones.
+
+    ``inside`` / ``inside_healthy``: the phantom median lies within the real cine's range
+    (its per-slice minimum to maximum); None when either side has no value.
+    """
 
     real: Summary
     phantom: Summary
     phantom_healthy: Summary
+    inside: bool | None
+    inside_healthy: bool | None
 
 
 def _background(img: NDArray[Any], patch: int = 8, n: int = 4) -> NDArray[np.float64]:
@@ -167,44 +176,76 @@ def phantom_stats(
 
 
 def summarise(values: list[float]) -> Summary:
-    """Median, quartiles and count."""
+    """Median, quartiles, minimum, maximum and count."""
     if not values:
-        return {"n": 0, "median": float("nan"), "q1": float("nan"), "q3": float("nan")}
+        nan = float("nan")
+        return {"n": 0, "median": nan, "q1": nan, "q3": nan, "min": nan, "max": nan}
     a = np.asarray(values)
     return {
         "n": int(a.size),
         "median": float(np.median(a)),
         "q1": float(np.percentile(a, 25)),
         "q3": float(np.percentile(a, 75)),
+        "min": float(a.min()),
+        "max": float(a.max()),
     }
+
+
+def inside_range(real: Summary, phantom: Summary) -> bool | None:
+    """Whether the phantom median lies within the real per-slice range ``[min, max]``."""
+    if not real["n"] or not phantom["n"]:
+        return None
+    return bool(real["min"] <= phantom["median"] <= real["max"])
 
 
 def realism_report(real_root: Path | str, cohort_dir: Path | str, n_subjects: int = 12) -> dict[str, StatComparison]:
-    """Both sides summarised per statistic: ``{stat: {"real": summary, "phantom": summary}}``."""
+    """Both sides summarised per statistic, with whether the phantom lies within the real range.
+
+    Returns:
+        ``{stat: {"real", "phantom", "phantom_healthy": Summary, "inside", "inside_healthy"}}``.
+    """
     real = real_stats(real_root)
     ph = phantom_stats(cohort_dir, n_subjects)
     healthy = phantom_stats(cohort_dir, n_subjects, classes=("healthy",))
-    return {
-        s: {"real": summarise(real[s]), "phantom": summarise(ph[s]), "phantom_healthy": summarise(healthy[s])}
-        for s in STATS
-    }
+    out: dict[str, StatComparison] = {}
+    for s in STATS:
+        r, a, h = summarise(real[s]), summarise(ph[s]), summarise(healthy[s])
+        out[s] = {
+            "real": r,
+            "phantom": a,
+            "phantom_healthy": h,
+            "inside": inside_range(r, a),
+            "inside_healthy": inside_range(r, h),
+        }
+    return out
 
 
 def format_report(rep: dict[str, StatComparison]) -> str:
-    """Plain-text table of :func:`realism_report`: median [IQR] (n slices)."""
+    """Plain-text table of :func:`realism_report`: median [IQR] (n slices), real range, inside or not."""
 
     def cell(d: Summary) -> str:
         if not d["n"]:
             return "-"
         return f"{d['median']:.2f} [{d['q1']:.2f}-{d['q3']:.2f}] n={d['n']}"
 
-    w = 34
-    lines = [
-        f"{'statistic':<28}{'Sunnybrook (real, 1.5 T)':<{w}}{'phantom (all classes)':<{w}}{'phantom (healthy)':<{w}}"
-    ]
+    def rng(d: Summary) -> str:
+        return f"{d['min']:.2f}-{d['max']:.2f}" if d["n"] else "-"
+
+    def yes(b: bool | None) -> str:
+        return "-" if b is None else ("yes" if b else "NO")
+
+    w = 32
+    head = f"{'statistic':<27}{'Sunnybrook (real, 1.5 T)':<{w}}{'real range':<13}{'phantom (all classes)':<{w}}"
+    lines = [head + f"{'inside':<8}{'phantom (healthy)':<{w}}{'inside':<6}"]
     for s, v in rep.items():
-        lines.append(f"{s:<28}{cell(v['real']):<{w}}{cell(v['phantom']):<{w}}{cell(v['phantom_healthy']):<{w}}")
-    lines.append("values: median [inter-quartile range] over slices; real = one heart-failure/infarct patient")
+        lines.append(
+            f"{s:<27}{cell(v['real']):<{w}}{rng(v['real']):<13}{cell(v['phantom']):<{w}}{yes(v['inside']):<8}"
+            f"{cell(v['phantom_healthy']):<{w}}{yes(v['inside_healthy']):<6}"
+        )
+    lines.append(
+        "values: median [inter-quartile range] over slices; real = one heart-failure/infarct patient; "
+        "inside = phantom median within the real per-slice range (min-max)"
+    )
     return "\n".join(lines)
 
 

@@ -7,8 +7,8 @@ from numpy.typing import NDArray
 
 from deepoxymap.phantom.anatomy import N_TISSUE, TISSUE, Subject
 from deepoxymap.phantom.exam import DIASTOLIC_PHASE, Exam, SeriesResult, draw_shift, percentile_window, still_result
-from deepoxymap.phantom.imaging import coil_map, rician, texture, to_u16
-from deepoxymap.phantom.render import render_series
+from deepoxymap.phantom.imaging import coil_map, magnitude, texture, to_u16
+from deepoxymap.phantom.render import kspace_noise, render_series
 
 __all__ = ["lge_values", "render_lge"]
 
@@ -38,22 +38,21 @@ def render_lge(exam: Exam, series_index: int, key: str = "lge") -> SeriesResult:
     """Render and write the LGE series (``series_index``: position among the single-frame series).
 
     Draws from ``exam.r_scan``: misregistration shift, tissue intensities, texture;
-    from ``exam.r_noise``: the Rician noise.
+    from ``exam.r_noise``: the k-space-limited complex noise (magnitude: Rician).
     """
-    subj, sp, scan = exam.subj, exam.site, exam.scan
+    subj, sp, scan, p = exam.subj, exam.site, exam.scan, exam.params
+    os_ = p.oversample
     dia_phase = np.array([DIASTOLIC_PHASE])
-    shift = draw_shift(exam.r_scan, exam.params.anatomy.misregistration_mm)
+    shift = draw_shift(exam.r_scan, p.anatomy.misregistration_mm)
     g, ipps = exam.grid(sp.lge_matrix, scan["lge_pixel_mm"])
+    acq = exam.acquisition(g, scan["lge_acq_pixel_mm"])
     vals = lge_values(subj, exam.r_scan)
-    ro = render_series(subj, g, dia_phase, vals, None, shift, exam.params.oversample)
-    img = (
-        ro.signal
-        * coil_map(g, exam.coils, exam.coil_len, exam.rot_deg)[None, None]
-        * texture(g, exam.r_scan, exam.params.texture_sd)[None, None]
-    )
+    gain = coil_map(g, exam.coils, exam.coil_len, exam.rot_deg, os_)
+    gain *= texture(g, exam.r_scan, p.texture_sd, os_, p.texture_scales_mm, p.texture_coarse_weight)
+    ro = render_series(subj, g, dia_phase, vals, None, shift, os_, acq, gain=gain)
     lsig = float(vals[TISSUE["lv_blood"]]) / scan["lge_snr_blood"]
-    img = rician(img, lsig, exam.r_noise) * scan["lge_gain"]
-    px = to_u16(img)
+    noise = kspace_noise(ro.signal.shape, acq, lsig, exam.r_noise)
+    px = to_u16(magnitude(ro.signal, noise) * scan["lge_gain"])
     desc = "LGE_PSIR_SAX"
     uid = exam.write(
         key,
@@ -72,5 +71,6 @@ def render_lge(exam: Exam, series_index: int, key: str = "lge") -> SeriesResult:
         flip_deg=sp.lge_flip_deg,
         rescale=None,
         window=percentile_window(px),
+        acq=acq,
     )
-    return still_result(key, uid, desc, "lge", g, shift, ro)
+    return still_result(key, uid, desc, "lge", g, shift, ro, px, acq)

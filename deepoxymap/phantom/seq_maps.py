@@ -52,6 +52,10 @@ def _window(which: str, field_t: float) -> tuple[float, float]:
 def render_map(exam: Exam, key: str, series_index: int) -> SeriesResult:
     """Render and write the ``t1map`` or ``t2map`` series (``series_index``: position among the single-frame series).
 
+    The map (ms) is rendered like an image: fine grid, band-limited to the map's
+    acquired resolution (partial volume and mild ringing at edges), sampled on its
+    matrix; then pixel-wise fit noise (relative SD per tissue) is added.
+
     Draws from ``exam.r_scan``: the misregistration shift; from ``exam.r_noise``: the map noise.
     """
     if key not in MAP_KINDS:
@@ -62,10 +66,11 @@ def render_map(exam: Exam, key: str, series_index: int) -> SeriesResult:
     dia_phase = np.array([DIASTOLIC_PHASE])
     shift = draw_shift(exam.r_scan, exam.params.anatomy.misregistration_mm)
     g, ipps = exam.grid(sp.map_matrix, scan["map_pixel_mm"])
+    acq = exam.acquisition(g, scan["map_acq_pixel_mm"])
     vals = map_values(subj, sp, which)
-    ro = render_series(subj, g, dia_phase, vals, None, shift, os_)
+    ro = render_series(subj, g, dia_phase, vals, None, shift, os_, acq, values2=map_noise_sd(which))
     m = ro.signal
-    rel = render_series(subj, g, dia_phase, map_noise_sd(which), None, shift, os_).signal
+    rel = np.clip(ro.signal2 if ro.signal2 is not None else 0.0, 0.0, None)
     noise = exam.r_noise.standard_normal(m.shape).astype(np.float32) * (rel * m)
     m = np.where(m < 1.0, 0.0, np.abs(m + noise))  # air stays 0
     slope = 1.0 if which == "t1" else 0.1
@@ -88,5 +93,6 @@ def render_map(exam: Exam, key: str, series_index: int) -> SeriesResult:
         flip_deg=35.0,
         rescale=(slope, 0.0, "MS"),
         window=_window(which, sp.field_t),
+        acq=acq,
     )
-    return still_result(key, uid, desc, "t1-map" if which == "t1" else "t2-map", g, shift, ro)
+    return still_result(key, uid, desc, "t1-map" if which == "t1" else "t2-map", g, shift, ro, px, acq)

@@ -16,15 +16,17 @@ from numpy.typing import NDArray
 
 from deepoxymap.phantom.anatomy import LEVELS, N_THETA, N_TISSUE, TISSUE, Subject, contraction, smooth_periodic
 from deepoxymap.phantom.exam import OS_KEYS, Exam, SeriesResult, draw_shift, percentile_window
-from deepoxymap.phantom.imaging import band_map, bssfp_signal, coil_map, relax_table, rician, texture, to_u16
-from deepoxymap.phantom.params import OsEffect, PhantomParams, SiteParams
-from deepoxymap.phantom.render import render_series
+from deepoxymap.phantom.imaging import band_map, bssfp_signal, coil_map, magnitude, relax_table, texture, to_u16
+from deepoxymap.phantom.params import ClassParams, OsRow, PhantomParams, SiteParams
+from deepoxymap.phantom.render import kspace_noise, render_series
 
 __all__ = [
     "OS_KEYS",
+    "PHASES",
     "CineResult",
     "blood_factor",
     "bssfp_values",
+    "class_effects",
     "os_factor",
     "os_regions",
     "render_os_cine",
@@ -37,30 +39,88 @@ __all__ = [
 # OS effects
 # ---------------------------------------------------------------------------
 
+PHASES = ("hv", "bh")
+"""Manoeuvre phases of the OS response: ``hv`` (HV end vs baseline), ``bh`` (B-MORE: BH end vs BH start)."""
 
-def _clipn(rng: np.random.Generator, ms: tuple[float, float], lo: float = -5.0, hi: float = 30.0) -> float:
-    return float(np.clip(rng.normal(ms[0], ms[1]), lo, hi))
+
+def _clip(x: float, lim: tuple[float, float]) -> float:
+    return float(np.clip(x, lim[0], lim[1]))
+
+
+def class_effects(cp: ClassParams, subtype: str) -> dict[str, dict[str, float]]:
+    """Class effects at 3 T, percent: ``{"lesion": {"hv_pct", "bh_pct"}, "core": {...}}``.
+
+    A region's effect is its DOMAIN 7 row mean minus the subject-level (remote) mean
+    (DOMAIN 7 correction). Healthy: zeros. Edema ``global``: the global-ring row.
+    No core row: the core has the lesion's effect.
+    """
+    sub = cp.os_subject
+    row = cp.os_global if (subtype == "global" and cp.os_global is not None) else cp.os_lesion
+
+    def eff(r: OsRow | None) -> dict[str, float]:
+        if r is None:
+            return {"hv_pct": 0.0, "bh_pct": 0.0}
+        return {"hv_pct": r.hv_pct - sub.hv_pct[0], "bh_pct": r.bh_pct - sub.bh_pct[0]}
+
+    lesion = eff(row)
+    core = eff(cp.os_core) if cp.os_core is not None else dict(lesion)
+    return {"lesion": lesion, "core": core}
 
 
 def sample_os(subj: Subject, rng: np.random.Generator, p: PhantomParams, sp: SiteParams) -> dict[str, Any]:
-    """Sample the subject's OS (BOLD) responses per region, scaled for the field strength."""
+    """Sample the subject's OS (BOLD) responses, regionally coherent (DOMAIN 7 correction).
+
+    Per manoeuvre phase ``ph`` (``hv``, ``bh``), in percent at this field (factor
+    ``s``: 1 at 3 T, 0.5-0.7 at 1.5 T):
+
+    * subject-level response ``R_ph = s * clip(N(mu_ph, sd_ph))`` (``ClassParams.os_subject``);
+    * remote myocardium: ``R_ph``;
+    * lesion (and core): ``R_ph + s * E_ph + delta_ph`` with the class effect ``E``
+      (:func:`class_effects`) and a regional deviation ``delta_ph ~ N(0, sigma_reg)``,
+      ``sigma_reg ~ U(PhantomParams.regional_sd_pct)`` per subject (2-4 %), not scaled.
+
+    Draws from ``rng`` in this order: field factor, subject hv, subject bh, sigma_reg,
+    deviations (lesion hv, lesion bh, core hv, core bh; always drawn), BH-start jitter,
+    blood HV, blood BH, heterogeneity SD, heterogeneity fields. Healthy subjects have no
+    lesion: their lesion and core equal the remote response.
+
+    Returns:
+        dict with ``field_scale``, ``subject`` / ``remote`` / ``lesion`` / ``core``
+        (``{"hv_pct", "bh_pct"}``), ``effect`` and ``deviation`` (``{"lesion": ...,
+        "core": ...}``, so lesion = remote + effect + deviation), ``regional_sd_pct``,
+        ``bh_start_pct``, ``blood_hv_pct``, ``blood_bh_pct``, ``het_sd_pct`` and the private
+        ``_het`` fields (not written to truth.json).
+    """
     cp = p.classes[subj.cls]
     scale = float(rng.uniform(*sp.os_scale))
-
-    def eff(e: OsEffect) -> dict[str, float]:
-        return {"hv_pct": scale * _clipn(rng, e.hv_pct, -30.0, 10.0), "bh_pct": scale * _clipn(rng, e.bh_pct)}
-
-    out: dict[str, Any] = {"field_scale": scale, "remote": eff(cp.os_remote), "lesion": eff(cp.os_lesion)}
-    out["core"] = eff(cp.os_core) if cp.os_core else dict(out["lesion"])
-    if subj.subtype == "global":
-        # whole ring edematous: DOMAIN 7 "global edema: whole ring +3 +- 5 %"
-        out["lesion"] = {"hv_pct": scale * _clipn(rng, (-5.0, 8.0), -30, 10), "bh_pct": scale * _clipn(rng, (3.0, 5.0))}
+    sub = {
+        "hv_pct": scale * _clip(rng.normal(*cp.os_subject.hv_pct), p.os_subject_clip_hv_pct),
+        "bh_pct": scale * _clip(rng.normal(*cp.os_subject.bh_pct), p.os_subject_clip_bh_pct),
+    }
+    reg_sd = float(rng.uniform(*p.regional_sd_pct))
+    dev = {r: {f"{ph}_pct": float(rng.normal(0.0, reg_sd)) for ph in PHASES} for r in ("lesion", "core")}
+    eff = {r: {k: scale * v for k, v in e.items()} for r, e in class_effects(cp, subj.subtype).items()}
+    if subj.cls == "healthy":
+        dev = {r: {f"{ph}_pct": 0.0 for ph in PHASES} for r in dev}
+    if cp.os_core is None:
+        dev["core"] = dict(dev["lesion"])
+    out: dict[str, Any] = {
+        "model": "remote = subject; lesion = subject + class effect + regional deviation (DOMAIN 7)",
+        "field_scale": scale,
+        "subject": dict(sub),
+        "remote": dict(sub),
+    }
+    for r in ("lesion", "core"):
+        out[r] = {k: sub[k] + eff[r][k] + dev[r][k] for k in sub}
+    out["effect"] = eff
+    out["deviation"] = dev
+    out["regional_sd_pct"] = reg_sd if subj.cls != "healthy" else 0.0
     out["bh_start_pct"] = float(rng.normal(*p.bh_start_jitter_pct))
     out["blood_hv_pct"] = float(rng.uniform(*p.blood_hv_pct))
     out["blood_bh_pct"] = float(rng.uniform(*p.blood_bh_pct))
     het_sd = float(rng.uniform(*p.het_segment_sd_pct))
     out["het_sd_pct"] = het_sd
-    out["_het"] = {tp: [smooth_periodic(rng, het_sd, kmax=3) for _ in LEVELS] for tp in ("hv", "bh")}
+    out["_het"] = {tp: [smooth_periodic(rng, het_sd, kmax=3) for _ in LEVELS] for tp in PHASES}
     return out
 
 
@@ -176,26 +236,33 @@ class CineResult:
 def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
     """Render, add coils/texture/banding/noise to and write the four OS-CMR cine series.
 
+    Image formation: fine-grid tissues x (coil x texture x band), band-limited to the
+    acquired resolution and zero-filled onto the reconstruction matrix
+    (:func:`~deepoxymap.phantom.render.render_series`), plus complex noise limited to the
+    same k-space (:func:`~deepoxymap.phantom.render.kspace_noise`), magnitude.
+
     Draws from ``exam.r_scan``: texture, band (when ``exam.banding``), then per time
-    point the breathing shift; from ``exam.r_noise``: the Rician noise per time point.
+    point the breathing shift; from ``exam.r_noise``: the noise per time point.
     """
     subj, sp, p, scan = exam.subj, exam.site, exam.params, exam.scan
-    nf, rr, rot = exam.n_frames, exam.rr_ms, exam.rot_deg
+    nf, rr, rot, os_ = exam.n_frames, exam.rr_ms, exam.rot_deg, p.oversample
     og, oipps = exam.grid(sp.os_matrix, scan["os_pixel_mm"])
+    acq = exam.acquisition(og, scan["os_acq_pixel_mm"])
     phases = np.arange(nf) / nf
     trig = phases * rr
     cvals = contraction(phases, subj.params["es_phase"], subj.params["relax_phase"])
     es_frame = int(np.argmax(cvals))
     base = bssfp_values(subj, sp, scan["flip_deg"], scan["te_ms"], scan["inflow"])
-    cm = coil_map(og, exam.coils, exam.coil_len, rot)
-    tex = texture(og, exam.r_scan, p.texture_sd)
+    gain = coil_map(og, exam.coils, exam.coil_len, rot, os_)
+    gain *= texture(og, exam.r_scan, p.texture_sd, os_, p.texture_scales_mm, p.texture_coarse_weight)
     notes: dict[str, Any] = {}
-    bmul = np.ones(og.shape, np.float32)
     if exam.banding:
-        bmul, binfo = band_map(og, exam.r_scan, rot)
+        bmul, binfo = band_map(og, exam.r_scan, rot, os_)
+        gain *= bmul
         notes["banding"] = binfo
     sigma = float(base[TISSUE["myo"]]) / scan["snr_myo"]
     notes["noise_sigma_signal"] = sigma
+    notes["os_acquired_matrix"] = list(acq.acq_shape)
     region_of = os_regions(subj)
     series = []
     for si, (tp, desc, t_s) in enumerate(p.timepoints):
@@ -205,13 +272,12 @@ def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
         vals = _timepoint_values(base, resp, region_of, tp)
         het = timepoint_heterogeneity(resp, tp)
         shift = draw_shift(exam.r_scan, p.anatomy.breathing_shift_mm, still=tp == "baseline")
-        ro = render_series(subj, og, phases, vals, het, shift, p.oversample, flow=True)
-        img = ro.signal * (cm * tex * bmul)[None, None]
-        img = rician(img, sigma, exam.r_noise) * scan["gain"] * 1000.0
-        px = to_u16(img)
+        ro = render_series(subj, og, phases, vals, het, shift, os_, acq, gain=gain, flow=True)
+        noise = kspace_noise(ro.signal.shape, acq, sigma, exam.r_noise)
+        px = to_u16(magnitude(ro.signal, noise) * (scan["gain"] * 1000.0))
         uid = exam.write(
             key,
-            px[:, :, :, :],
+            px,
             kind="os",
             description=desc,
             image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
@@ -226,6 +292,7 @@ def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
             flip_deg=scan["flip_deg"],
             rescale=None,
             window=percentile_window(px),
+            acq=acq,
         )
         labels = {uid: ro.labels[:, es_frame], uid + "__edema": ro.edema[:, es_frame], uid + "__cine": ro.labels}
         truth = {
@@ -236,9 +303,10 @@ def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
             "acquisition_offset_s": t_s,
             "shape": list(og.shape),
             "pixel_spacing_mm": list(og.spacing),
+            "acquired_matrix": list(acq.acq_shape),
             "heart_shift_mm": list(shift),
             "label_frame": es_frame,
             "n_frames": nf,
         }
-        series.append(SeriesResult(key, labels, truth))
+        series.append(SeriesResult(key, labels, truth, px))
     return CineResult(series, es_frame, notes)

@@ -16,7 +16,15 @@ import pytest
 
 from deepoxymap import CLASSES
 from deepoxymap.case import Role
-from deepoxymap.phantom import STUDY, CohortSpec, cohort_plan, generate_cohort, generate_subject, load_subject
+from deepoxymap.phantom import (
+    STUDY,
+    CohortSpec,
+    PhantomParams,
+    cohort_plan,
+    generate_cohort,
+    generate_subject,
+    load_subject,
+)
 from deepoxymap.phantom.anatomy import aha_segment
 from deepoxymap.phantom.generate import MAP_KEYS, OS_KEYS
 from deepoxymap.phantom.load import read_labels, read_truth
@@ -198,7 +206,8 @@ def test_dcm2niix_converts(cohort: Path, tmp_path: Path) -> None:
         import nibabel as nib
 
         img = nib.load(niis[0])
-        assert img.shape[0] * img.shape[1] in (128 * 112, 120 * 104, 112 * 96, 104 * 88)
+        shapes = {m for sp in PhantomParams().sites.values() for m in (sp.os_matrix, sp.lge_matrix, sp.map_matrix)}
+        assert img.shape[0] * img.shape[1] in {r * c for r, c in shapes}
 
 
 # ---------------------------------------------------------------------------
@@ -304,10 +313,15 @@ def test_dcm_dilated_and_ischemic_thinned(cohort: Path) -> None:
 
 
 def test_os_response_healthy_vs_ischemic(cohort: Path) -> None:
-    """B-MORE of remote myocardium is sampled per class (overlapping, but ordered on average)."""
+    """truth.json holds the regionally coherent OS model: lesion = remote + effect + deviation."""
     h = json.loads((cohort / "H" / "truth" / "truth.json").read_text())["os_response"]
-    assert set(h) >= {"remote", "lesion", "blood_bh_pct", "het_sd_pct"}
+    assert set(h) >= {"remote", "lesion", "subject", "effect", "deviation", "blood_bh_pct", "het_sd_pct"}
     assert -5.0 <= h["remote"]["bh_pct"] <= 30.0
+    i = json.loads((cohort / "I" / "truth" / "truth.json").read_text())["os_response"]
+    assert i["remote"] == i["subject"]
+    assert i["lesion"]["bh_pct"] == pytest.approx(
+        i["remote"]["bh_pct"] + i["effect"]["lesion"]["bh_pct"] + i["deviation"]["lesion"]["bh_pct"], abs=1e-4
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -405,5 +419,9 @@ def test_code_reproduces_generated_study_cohort(tmp_path: Path) -> None:
     tj = study / r["subject"] / "truth" / "truth.json"
     if not tj.is_file() or json.loads(tj.read_text()).get("seed") != 0:
         pytest.skip("data/study is not the seed-0 study cohort")
+    from deepoxymap.phantom.truth import GENERATOR
+
+    if json.loads(tj.read_text()).get("generator") != GENERATOR:
+        pytest.skip(f"data/study was written by another generator version (this code: {GENERATOR}); regenerate it")
     generate_subject(tmp_path, r["subject"], r["class"], r["subtype"], r["site"], 0, r["index"])
     assert _digest(tmp_path / r["subject"]) == _digest(study / r["subject"])
