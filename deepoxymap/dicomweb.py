@@ -192,15 +192,21 @@ class PacsClient:
         import requests
 
         if isinstance(exc, requests.exceptions.ConnectionError):
-            return PacsError(f"cannot {what}: the server does not answer (connection refused or no route)",
-                             source=self.url, hint="check pacs_url and that the PACS is running")  # fmt: skip
+            return PacsError(
+                f"cannot {what}: the server does not answer (connection refused or no route)",
+                source=self.url,
+                hint="check pacs_url and that the PACS is running",
+            )
         if isinstance(exc, requests.exceptions.Timeout):
             return PacsError(f"cannot {what}: no answer within {self.timeout_s:.0f} s", source=self.url)
         if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
             code = exc.response.status_code
             if code in (401, 403):
-                return PacsError(f"cannot {what}: the server refused the credentials (HTTP {code})",
-                                 source=self.url, hint="check pacs_username / pacs_password")  # fmt: skip
+                return PacsError(
+                    f"cannot {what}: the server refused the credentials (HTTP {code})",
+                    source=self.url,
+                    hint="check pacs_username / pacs_password",
+                )
             return PacsError(f"cannot {what}: HTTP {code} {exc.response.reason}", source=self.url)
         return PacsError(f"cannot {what}: {type(exc).__name__}: {exc}", source=self.url)
 
@@ -214,8 +220,9 @@ class PacsClient:
         import requests
 
         try:
-            r = self._session().get(f"{self.url}/studies", params={"limit": "1"},
-                                    headers={"Accept": "application/dicom+json"})  # fmt: skip
+            r = self._session().get(
+                f"{self.url}/studies", params={"limit": "1"}, headers={"Accept": "application/dicom+json"}
+            )
             r.raise_for_status()
         except requests.exceptions.RequestException as exc:
             raise self._fail("reach the PACS", exc) from None
@@ -223,8 +230,9 @@ class PacsClient:
             try:
                 body = r.json()
             except ValueError:
-                raise PacsError("the server did not answer with DICOM JSON: is this the DICOMweb root?",
-                                source=self.url) from None  # fmt: skip
+                raise PacsError(
+                    "the server did not answer with DICOM JSON: is this the DICOMweb root?", source=self.url
+                ) from None
             if not isinstance(body, list):
                 raise PacsError("the server's QIDO answer is not a list of studies", source=self.url)
 
@@ -244,8 +252,12 @@ class PacsClient:
         """
         filters = {
             k: v.strip()
-            for k, v in (("PatientID", patient_id), ("PatientName", patient_name), ("AccessionNumber", accession),
-                         ("StudyInstanceUID", study_uid))  # fmt: skip
+            for k, v in (
+                ("PatientID", patient_id),
+                ("PatientName", patient_name),
+                ("AccessionNumber", accession),
+                ("StudyInstanceUID", study_uid),
+            )
             if v and v.strip()
         }
         if not filters:
@@ -263,20 +275,22 @@ class PacsClient:
             PacsError: the request failed.
         """
         try:
-            found = self.client.search_for_series(study_instance_uid=study_uid,
-                                                  fields=["Modality", "SeriesDescription",
-                                                          "NumberOfSeriesRelatedInstances"])  # fmt: skip
+            found = self.client.search_for_series(
+                study_instance_uid=study_uid, fields=["Modality", "SeriesDescription", "NumberOfSeriesRelatedInstances"]
+            )
         except Exception as exc:  # noqa: BLE001
             raise self._fail("list the study's series", exc) from None
         out = []
         for js in found or []:
             ds = Dataset.from_json(js)
-            out.append({
-                "series_uid": str(ds.get("SeriesInstanceUID", "")),
-                "modality": str(ds.get("Modality", "") or ""),
-                "description": str(ds.get("SeriesDescription", "") or ""),
-                "n_instances": _int_or_none(ds.get("NumberOfSeriesRelatedInstances")),
-            })  # fmt: skip
+            out.append(
+                {
+                    "series_uid": str(ds.get("SeriesInstanceUID", "")),
+                    "modality": str(ds.get("Modality", "") or ""),
+                    "description": str(ds.get("SeriesDescription", "") or ""),
+                    "n_instances": _int_or_none(ds.get("NumberOfSeriesRelatedInstances")),
+                }
+            )
         return out
 
     def retrieve_study(self, study_uid: str) -> list[tuple[str, bytes]]:
@@ -293,7 +307,7 @@ class PacsClient:
             raise self._fail(f"retrieve study {study_uid}", exc) from None
         if not datasets:
             raise PacsError(f"study {study_uid} holds no instance", source=self.url)
-        out = []
+        out: list[tuple[str, bytes]] = []
         for ds in datasets:
             name = f"pacs/{ds.get('SeriesInstanceUID', 'series')}/{ds.get('SOPInstanceUID', len(out))}.dcm"
             out.append((name, dataset_bytes(ds)))
@@ -336,5 +350,10 @@ def client_from_settings(settings: Settings | None = None) -> PacsClient:
         PacsError: no ``pacs_url`` is configured.
     """
     s = settings or current_settings()
-    return PacsClient(s.pacs_url, username=s.pacs_username, password=s.pacs_password, trusted=s.pacs_trusted,
-                      timeout_s=s.pacs_timeout_s)  # fmt: skip
+    return PacsClient(
+        s.pacs_url,
+        username=s.pacs_username,
+        password=s.pacs_password,
+        trusted=s.pacs_trusted,
+        timeout_s=s.pacs_timeout_s,
+    )

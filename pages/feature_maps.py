@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from deepoxymap.errors import Unavailable
-from deepoxymap.ui import analysis, featureview, figures, modelinfo, navigation, segment_view, widgets
+from deepoxymap.ui import analysis, dicom_export, featureview, figures, modelinfo, navigation, segment_view, widgets
 
 navigation.ensure_app()
 widgets.show_flash()
@@ -97,3 +97,7 @@ with widgets.guard("compute the agreement"):
             f"All slices of the case; threshold = your CAM threshold ({ctl.threshold:.2f} of the maximum). The cohort "
             "audit chooses it on validation cases instead. Healthy cases have no lesion: the spread of the map is shown."
         )
+
+st.subheader("Report and DICOM exports")
+with widgets.guard("prepare the report and the DICOM exports"):
+    dicom_export.exports_ui(lc, model, ctl, cams)

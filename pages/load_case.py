@@ -7,13 +7,13 @@ import streamlit as st
 
 from deepoxymap import io
 from deepoxymap.case import Role
-from deepoxymap.ui import loading, navigation, state, widgets
+from deepoxymap.ui import dicom_export, loading, navigation, pacs, state, widgets
 
 navigation.ensure_app()
 widgets.show_flash()
 st.title("Load case")
 
-upload_tab, demo_tab = st.tabs(["Upload a study", "Demo cases"])
+upload_tab, demo_tab, pacs_tab = st.tabs(["Upload a study", "Demo cases", "From PACS"])
 with upload_tab:
     st.caption(
         "DICOM files (any names), a whole exported folder as a **.zip**, or NIfTI (`.nii`, `.nii.gz`). "
@@ -33,6 +33,7 @@ with upload_tab:
             else:
                 case = io.build_case(series, loading.upload_case_id(series))
                 state.set_case(case, "upload", series=series, issues=list(result.issues))
+                dicom_export.remember_uploads(case.case_id, files)
                 status.update(
                     label=f"Loaded {len(series)} series ({len(result.issues)} file(s) skipped)", state="complete"
                 )
@@ -41,6 +42,8 @@ with upload_tab:
 with demo_tab:
     st.caption("Synthetic cases with ground truth (one per class). One click loads the whole case.")
     widgets.demo_buttons_ui("load_demo")
+with pacs_tab:
+    pacs.from_pacs_ui()
 
 loaded = state.current()
 issues = st.session_state.get(state.LOAD_ISSUES, [])

@@ -25,8 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", type=Path, nargs="+", help="case folder, DICOM files or a zip")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
-    parser.add_argument("--keep-identifiers", action="store_true",
-                        help="keep the source's patient and study identifiers (default: de-identify)")  # fmt: skip
+    parser.add_argument(
+        "--keep-identifiers",
+        action="store_true",
+        help="keep the source's patient and study identifiers (default: de-identify)",
+    )
     add_cam_arguments(parser)
 
 
@@ -35,8 +38,9 @@ def add_cam_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="gradcam", help="CAM method (default: gradcam, as the app)")
     parser.add_argument("--layer", default=None, help="convolutional layer (default: the method's default)")
     parser.add_argument("--class", dest="target", default=None, help="class to explain (default: predicted)")
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="CAM threshold, fraction of the maximum (default 0.5, as the app)")  # fmt: skip
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="CAM threshold, fraction of the maximum (default 0.5, as the app)"
+    )
 
 
 def target_index(value: str | None) -> int | None:
@@ -62,8 +66,9 @@ def analyse(args: argparse.Namespace) -> tuple[Case, CaseAnalysis]:
 
     loaded = load_model(args.model)
     case = load_any_case(list(args.paths))
-    analysis = analyse_case(case, loaded, method=args.method, layer=args.layer, target=target_index(args.target),
-                            threshold=args.threshold)  # fmt: skip
+    analysis = analyse_case(
+        case, loaded, method=args.method, layer=args.layer, target=target_index(args.target), threshold=args.threshold
+    )
     return case, analysis
 
 

@@ -258,8 +258,9 @@ def _segments(
             continue
         pairs = []
         for sd in cm.slices:
-            p = match_panel(case, pre.stack, sd.slice_index, role, tol_deg=s.slice_match_tol_deg,
-                            max_mm=s.slice_match_max_mm)  # fmt: skip
+            p = match_panel(
+                case, pre.stack, sd.slice_index, role, tol_deg=s.slice_match_tol_deg, max_mm=s.slice_match_max_mm
+            )
             if p.image is not None:
                 pairs.append((p.image, sd.seg_map))
         out[key] = as_segment_array(segment_means([a for a, _ in pairs], [b for _, b in pairs]))

@@ -39,8 +39,16 @@ from deepoxymap.export.sources import SourceIndex
 if TYPE_CHECKING:
     from deepoxymap.dicomweb import PacsClient, StoreResult
 
-__all__ = ["DICOM_KINDS", "KIND_LABELS", "ExportBundle", "build_dicom", "export_case", "export_names",
-           "push_exports", "write_bundle"]
+__all__ = [
+    "DICOM_KINDS",
+    "KIND_LABELS",
+    "ExportBundle",
+    "build_dicom",
+    "export_case",
+    "export_names",
+    "push_exports",
+    "write_bundle",
+]
 
 DICOM_KINDS = ("parametric_map", "seg_cam", "seg_cam_fractional", "seg_scar", "seg_edema", "sr")
 """The DICOM objects of a bundle, in the order they are built."""
@@ -202,8 +210,9 @@ def write_bundle(bundle: ExportBundle, out_dir: Path | str) -> list[Path]:
     return paths
 
 
-def push_exports(client: PacsClient, analysis: CaseAnalysis, index: SourceIndex,
-                 *, keep_identifiers: bool | None = None) -> StoreResult:  # fmt: skip
+def push_exports(
+    client: PacsClient, analysis: CaseAnalysis, index: SourceIndex, *, keep_identifiers: bool | None = None
+) -> StoreResult:
     """Build the DICOM objects of a case and store them on a PACS (STOW-RS).
 
     De-identified unless the server is marked trusted or ``keep_identifiers`` is

@@ -71,7 +71,7 @@ def deidentify(datasets: Sequence[Dataset], *, seed: str | None = None) -> list[
     from dicognito.anonymizer import Anonymizer
 
     anonymizer = Anonymizer(seed=seed)
-    out = []
+    out: list[Dataset] = []
     for ds in datasets:
         # A written-and-read copy: every value as it will be stored (highdicom keeps dates as
         # ``datetime.date`` objects, which dicognito cannot shift), the input untouched.

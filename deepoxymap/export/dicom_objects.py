@@ -81,8 +81,9 @@ def lesion_sources(lesion: LesionMask, index: SourceIndex) -> list[Dataset]:
 def _algorithm(name: str, version: str, family: Any, parameters: dict[str, str] | None = None) -> Any:
     import highdicom as hd
 
-    return hd.AlgorithmIdentificationSequence(name=name[:64], family=family, version=version[:64],
-                                              parameters=parameters)  # fmt: skip
+    return hd.AlgorithmIdentificationSequence(
+        name=name[:64], family=family, version=version[:64], parameters=parameters
+    )
 
 
 def _check_grid(volume: NDArray[Any], sources: Sequence[Dataset], what: str) -> None:
@@ -179,8 +180,9 @@ def _segmentation(
             series_description=series_description[:64],
         )
     except (ValueError, TypeError, AttributeError) as exc:
-        raise ExportError(f"highdicom refused the segmentation '{content_label}': {exc}",
-                          source=analysis.case_id) from None  # fmt: skip
+        raise ExportError(
+            f"highdicom refused the segmentation '{content_label}': {exc}", source=analysis.case_id
+        ) from None
 
 
 def cam_segmentations(analysis: CaseAnalysis, sources: Sequence[Dataset]) -> tuple[Dataset, Dataset]:
@@ -212,9 +214,16 @@ def cam_segmentations(analysis: CaseAnalysis, sources: Sequence[Dataset]) -> tup
         algorithm_identification=_algorithm(name, version, ai, params),
         anatomic_regions=[codes.SCT.Heart],
     )
-    binary = _segmentation(sources, (vol >= analysis.threshold).astype(np.uint8), "BINARY", desc_bin,
-                           series_number=SERIES_NUMBERS["seg_cam"], analysis=analysis, content_label="CAMTHRESHOLD",
-                           series_description=f"DeepOxyMap {analysis.method} >= {analysis.threshold:.2f} (research)")  # fmt: skip
+    binary = _segmentation(
+        sources,
+        (vol >= analysis.threshold).astype(np.uint8),
+        "BINARY",
+        desc_bin,
+        series_number=SERIES_NUMBERS["seg_cam"],
+        analysis=analysis,
+        content_label="CAMTHRESHOLD",
+        series_description=f"DeepOxyMap {analysis.method} >= {analysis.threshold:.2f} (research)",
+    )
     desc_frac = hd.seg.SegmentDescription(
         segment_number=1,
         segment_label=f"{analysis.method} map (0-1)"[:64],
@@ -224,10 +233,16 @@ def cam_segmentations(analysis: CaseAnalysis, sources: Sequence[Dataset]) -> tup
         algorithm_identification=_algorithm(name, version, ai, {k: v for k, v in params.items() if k != "threshold"}),
         anatomic_regions=[codes.SCT.Heart],
     )
-    fractional = _segmentation(sources, vol.astype(np.float32), "FRACTIONAL", desc_frac,
-                               series_number=SERIES_NUMBERS["seg_cam_fractional"], analysis=analysis,
-                               content_label="CAMFRACTIONAL",
-                               series_description=f"DeepOxyMap {analysis.method} map, fractional (research)")  # fmt: skip
+    fractional = _segmentation(
+        sources,
+        vol.astype(np.float32),
+        "FRACTIONAL",
+        desc_frac,
+        series_number=SERIES_NUMBERS["seg_cam_fractional"],
+        analysis=analysis,
+        content_label="CAMFRACTIONAL",
+        series_description=f"DeepOxyMap {analysis.method} map, fractional (research)",
+    )
     return binary, fractional
 
 
@@ -254,12 +269,20 @@ def lesion_segmentation(analysis: CaseAnalysis, lesion: LesionMask, sources: Seq
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=prop,
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
-        algorithm_identification=_algorithm(f"DeepOxyMap {lesion.kind}", software_version(), family,
-                                            {"rule": lesion.method[:64]}),  # fmt: skip
+        algorithm_identification=_algorithm(
+            f"DeepOxyMap {lesion.kind}", software_version(), family, {"rule": lesion.method[:64]}
+        ),
         anatomic_regions=[codes.SCT.Heart],
         primary_anatomic_structures=[codes.SCT.LeftVentricleMyocardium],
     )
     key = "seg_scar" if lesion.kind == "scar" else "seg_edema"
-    return _segmentation(sources, mask, "BINARY", desc, series_number=SERIES_NUMBERS[key], analysis=analysis,
-                         content_label=lesion.kind.upper(),
-                         series_description=f"DeepOxyMap {lesion.kind} on {lesion.series.role.label} (research)")  # fmt: skip
+    return _segmentation(
+        sources,
+        mask,
+        "BINARY",
+        desc,
+        series_number=SERIES_NUMBERS[key],
+        analysis=analysis,
+        content_label=lesion.kind.upper(),
+        series_description=f"DeepOxyMap {lesion.kind} on {lesion.series.role.label} (research)",
+    )

@@ -66,22 +66,47 @@ def _window(img: NDArray[Any]) -> tuple[float, float]:
     return (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
 
 
-def _panel(ax: Any, img: NDArray[Any] | None, title: str, box: tuple[int, int, int, int], aspect: float,
-           *, cam: NDArray[Any] | None = None, contour: NDArray[Any] | None = None, level: float = 0.5,
-           reference: NDArray[Any] | None = None, note: str = "") -> None:  # fmt: skip
+def _panel(
+    ax: Any,
+    img: NDArray[Any] | None,
+    title: str,
+    box: tuple[int, int, int, int],
+    aspect: float,
+    *,
+    cam: NDArray[Any] | None = None,
+    contour: NDArray[Any] | None = None,
+    level: float = 0.5,
+    reference: NDArray[Any] | None = None,
+    note: str = "",
+) -> None:
     ax.set_facecolor("black")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=7)
     if img is None:
-        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(note or "not available", 22)), color="white", ha="center",
-                va="center", fontsize=6, transform=ax.transAxes)  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            "\n".join(textwrap.wrap(note or "not available", 22)),
+            color="white",
+            ha="center",
+            va="center",
+            fontsize=6,
+            transform=ax.transAxes,
+        )
         return
     lo, hi = _window(np.asarray(img, dtype=np.float64))
     ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, aspect=aspect, interpolation="nearest")
     if cam is not None:
-        ax.imshow(np.ma.masked_less(cam, 0.05), cmap="jet", vmin=0, vmax=1, alpha=0.45, aspect=aspect,
-                  interpolation="bilinear")  # fmt: skip
+        ax.imshow(
+            np.ma.masked_less(cam, 0.05),
+            cmap="jet",
+            vmin=0,
+            vmax=1,
+            alpha=0.45,
+            aspect=aspect,
+            interpolation="bilinear",
+        )
     if contour is not None and float(np.nanmax(contour)) >= level:
         ax.contour(contour, levels=[level], colors=["#00e5ff"], linewidths=0.8)
     if reference is not None and float(np.nanmax(reference)) > 0.5:
@@ -100,22 +125,43 @@ def _panels(fig: Any, analysis: CaseAnalysis, case: Case, rect: tuple[float, flo
     k, f = analysis.slice_indices[i], analysis.frames[i]
     stack = analysis.stack
     cam = analysis.cams[i]
-    box = analysis.crop_boxes[i] if i < len(analysis.crop_boxes) else (0, stack.geometry.shape[0], 0,
-                                                                        stack.geometry.shape[1])  # fmt: skip
+    box = (
+        analysis.crop_boxes[i]
+        if i < len(analysis.crop_boxes)
+        else (0, stack.geometry.shape[0], 0, stack.geometry.shape[1])
+    )
     aspect = stack.geometry.pixel_spacing[0] / stack.geometry.pixel_spacing[1]
     x0, y0, w, h = rect
     pw = w / 4.0
     ref = reference_lesion(case, stack.series_uid, k, f)
     level = f" ({analysis.levels[i]})" if i < len(analysis.levels) and analysis.levels[i] else ""
     ax = fig.add_axes((x0, y0, pw * 0.96, h))
-    _panel(ax, stack.image(k, f), f"OS-CMR + {analysis.method} · slice {k + 1}{level}", box, aspect,
-           cam=cam, contour=cam, level=analysis.threshold, reference=ref)  # fmt: skip
+    _panel(
+        ax,
+        stack.image(k, f),
+        f"OS-CMR + {analysis.method} · slice {k + 1}{level}",
+        box,
+        aspect,
+        cam=cam,
+        contour=cam,
+        level=analysis.threshold,
+        reference=ref,
+    )
     for j, role in enumerate((Role.LGE, Role.T1_MAP, Role.T2_MAP), start=1):
         p = match_panel(case, stack, k, role, tol_deg=s.slice_match_tol_deg, max_mm=s.slice_match_max_mm)
         title = role.label if p.distance_mm is None or p.image is None else f"{role.label} · Δ {p.distance_mm:.1f} mm"
         ax = fig.add_axes((x0 + j * pw, y0, pw * 0.96, h))
-        _panel(ax, p.image, title, box, aspect, contour=cam, level=analysis.threshold, reference=p.labels,
-               note=p.message or "")  # fmt: skip
+        _panel(
+            ax,
+            p.image,
+            title,
+            box,
+            aspect,
+            contour=cam,
+            level=analysis.threshold,
+            reference=p.labels,
+            note=p.message or "",
+        )
 
 
 def _bullseyes(fig: Any, analysis: CaseAnalysis, rect: tuple[float, float, float, float]) -> None:
@@ -181,19 +227,32 @@ def report_pdf(analysis: CaseAnalysis, case: Case, *, generated_by: str = "DeepO
 
     fig = Figure(figsize=_A4)
     fig.patches.append(Rectangle((0.0, 0.955), 1.0, 0.045, transform=fig.transFigure, color="#b00020", zorder=0))
-    fig.text(0.5, 0.977, "\n".join(textwrap.wrap(BANNER, 110)), color="white", ha="center", va="center",
-             fontsize=8.5, weight="bold")  # fmt: skip
+    fig.text(
+        0.5,
+        0.977,
+        "\n".join(textwrap.wrap(BANNER, 110)),
+        color="white",
+        ha="center",
+        va="center",
+        fontsize=8.5,
+        weight="bold",
+    )
     fig.text(0.05, 0.93, f"DeepOxyMap case report · case {analysis.case_id}", fontsize=13, weight="bold")
     ref = f"; reference class: {analysis.label}" if analysis.label else ""
-    about = (f"Model {analysis.model_name} (version {analysis.model_version}); OS-CMR series "
-             f"'{analysis.stack.description or analysis.series.uid}'{ref}")  # fmt: skip
+    about = (
+        f"Model {analysis.model_name} (version {analysis.model_version}); OS-CMR series "
+        f"'{analysis.stack.description or analysis.series.uid}'{ref}"
+    )
     fig.text(0.05, 0.912, "\n".join(textwrap.wrap(about, 95)), fontsize=7, va="top")
     fig.text(0.05, 0.872, f"Case call: {analysis.call}", fontsize=11, weight="bold")
     ax = fig.add_axes((0.74, 0.858, 0.21, 0.048))
     probs = analysis.probabilities()
     names = list(probs)
-    ax.barh(range(len(names)), [probs[n] for n in names], color=["#d62728" if n == analysis.call else "#7f7f7f"
-                                                                 for n in names])  # fmt: skip
+    ax.barh(
+        range(len(names)),
+        [probs[n] for n in names],
+        color=["#d62728" if n == analysis.call else "#7f7f7f" for n in names],
+    )
     ax.set_yticks(range(len(names)), names, fontsize=6)
     ax.set_xlim(0, 1)
     ax.tick_params(axis="x", labelsize=5.5)
@@ -202,12 +261,18 @@ def report_pdf(analysis: CaseAnalysis, case: Case, *, generated_by: str = "DeepO
         ax.text(min(probs[n] + 0.02, 0.85), j, f"{probs[n]:.2f}", va="center", fontsize=5.5)
     ax.set_title("class probabilities (mean over slices)", fontsize=6)
     target = sorted(set(analysis.explained))
-    fig.text(0.05, 0.845, f"Feature map: {analysis.method}, layer {analysis.layer or 'default'}, explaining "
-             f"{', '.join(target)}; threshold {analysis.threshold:.2f} of the maximum (cyan). Dashed yellow: "
-             "reference lesion.", fontsize=7)  # fmt: skip
+    fig.text(
+        0.05,
+        0.845,
+        f"Feature map: {analysis.method}, layer {analysis.layer or 'default'}, explaining "
+        f"{', '.join(target)}; threshold {analysis.threshold:.2f} of the maximum (cyan). Dashed yellow: "
+        "reference lesion.",
+        fontsize=7,
+    )
     _panels(fig, analysis, case, (0.05, 0.60, 0.90, 0.23))
-    fig.text(0.05, 0.575, "Per AHA segment (bullseyes viewed from the apex; grey: no data)", fontsize=8.5,
-             weight="bold")  # fmt: skip
+    fig.text(
+        0.05, 0.575, "Per AHA segment (bullseyes viewed from the apex; grey: no data)", fontsize=8.5, weight="bold"
+    )
     _bullseyes(fig, analysis, (0.03, 0.385, 0.94, 0.18))
     fig.text(0.05, 0.345, "Agreement with the reference lesion and lesion burden", fontsize=8.5, weight="bold")
     agree, burden = _numbers(analysis)
@@ -237,7 +302,9 @@ def report_pdf(analysis: CaseAnalysis, case: Case, *, generated_by: str = "DeepO
             y -= 0.012
     fig.text(0.05, 0.015, f"Generated by {generated_by}. {BANNER}", fontsize=5.5, color="#555555")
     buf = io.BytesIO()
-    with PdfPages(buf, metadata={"Title": f"DeepOxyMap case report {analysis.case_id}", "CreationDate": None,
-                                 "Creator": generated_by}) as pdf:  # fmt: skip
+    with PdfPages(
+        buf,
+        metadata={"Title": f"DeepOxyMap case report {analysis.case_id}", "CreationDate": None, "Creator": generated_by},
+    ) as pdf:
         pdf.savefig(fig)
     return buf.getvalue()

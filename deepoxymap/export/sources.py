@@ -204,6 +204,12 @@ class SourceIndex:
                 on_slice.append(d)
         if not on_slice:
             raise ExportError(f"no source instance lies on slice {k + 1} (position {p:.1f} mm)", source=series.uid)
-        on_slice.sort(key=lambda d: (math.isnan(_trigger(d)), _trigger(d) if not math.isnan(_trigger(d)) else 0.0,
-                                     _instance(d), str(d.SOPInstanceUID)))  # fmt: skip
+        on_slice.sort(
+            key=lambda d: (
+                math.isnan(_trigger(d)),
+                _trigger(d) if not math.isnan(_trigger(d)) else 0.0,
+                _instance(d),
+                str(d.SOPInstanceUID),
+            )
+        )
         return on_slice[min(f, len(on_slice) - 1)]

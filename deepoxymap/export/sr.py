@@ -61,8 +61,13 @@ SEGMENT_CODES: dict[int, Any] = {
 }
 """AHA segment -> SNOMED CT body structure (the finding site of its measurements)."""
 
-_UNITS = {"%": codes.UCUM.Percent, "ms": codes.UCUM.Millisecond, "1": codes.UCUM.NoUnits,
-          "mm2": codes.UCUM.SquareMillimeter, "{ratio}": codes.UCUM.Ratio}  # fmt: skip
+_UNITS = {
+    "%": codes.UCUM.Percent,
+    "ms": codes.UCUM.Millisecond,
+    "1": codes.UCUM.NoUnits,
+    "mm2": codes.UCUM.SquareMillimeter,
+    "{ratio}": codes.UCUM.Ratio,
+}
 
 
 def _private(value: str, meaning: str) -> Any:
@@ -101,13 +106,18 @@ def _groups(analysis: CaseAnalysis, os_sources: Sequence[Dataset], segs: Mapping
     algo = hd.sr.AlgorithmIdentification(
         name=analysis.model_name[:64],
         version=analysis.model_version[:64],
-        parameters=[f"cam={analysis.method}", f"layer={analysis.layer or 'default'}",
-                    f"threshold={analysis.threshold:.2f}"],  # fmt: skip
+        parameters=[
+            f"cam={analysis.method}",
+            f"layer={analysis.layer or 'default'}",
+            f"threshold={analysis.threshold:.2f}",
+        ],
     )
     myo = [hd.sr.FindingSite(anatomic_location=codes.SCT.LeftVentricleMyocardium)]
-    probs = [_measurement(_private(f"P-{c.upper().replace('-', '')}"[:16], f"Probability of {c}"), p, "{ratio}", algo)
-             for c, p in analysis.probabilities().items()]  # fmt: skip
-    groups = [
+    probs = [
+        _measurement(_private(f"P-{c.upper().replace('-', '')}"[:16], f"Probability of {c}"), p, "{ratio}", algo)
+        for c, p in analysis.probabilities().items()
+    ]
+    groups: list[Any] = [
         hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=_tracking("DeepOxyMap classification"),
             algorithm_id=algo,
@@ -124,35 +134,58 @@ def _groups(analysis: CaseAnalysis, os_sources: Sequence[Dataset], segs: Mapping
             if np.isfinite(v):
                 ms.append(_measurement(_quantity_code(key), v, SEGMENT_QUANTITIES[key][1]))
         if ms:
-            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=_tracking(f"AHA segment {s} ({SEGMENT_NAMES[s]})"),
-                finding_sites=[hd.sr.FindingSite(anatomic_location=SEGMENT_CODES[s])],
-                measurements=ms,
-            ))  # fmt: skip
-    agree = [_measurement(_private(f"AGR-{k.upper().replace('_', '')}"[:16], AGREEMENT_FIGURES[k][0]), v,
-                          AGREEMENT_FIGURES[k][1], algo) for k, v in analysis.agreement.items()]  # fmt: skip
+            groups.append(
+                hd.sr.MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=_tracking(f"AHA segment {s} ({SEGMENT_NAMES[s]})"),
+                    finding_sites=[hd.sr.FindingSite(anatomic_location=SEGMENT_CODES[s])],
+                    measurements=ms,
+                )
+            )
+    agree = [
+        _measurement(
+            _private(f"AGR-{k.upper().replace('_', '')}"[:16], AGREEMENT_FIGURES[k][0]),
+            v,
+            AGREEMENT_FIGURES[k][1],
+            algo,
+        )
+        for k, v in analysis.agreement.items()
+    ]
     if agree:
-        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=_tracking(f"CAM agreement with the reference lesion ({analysis.lesion_kind})"),
-            algorithm_id=algo,
-            finding_sites=myo,
-            measurements=agree,
-        ))  # fmt: skip
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=_tracking(f"CAM agreement with the reference lesion ({analysis.lesion_kind})"),
+                algorithm_id=algo,
+                finding_sites=myo,
+                measurements=agree,
+            )
+        )
     for lesion in (analysis.scar, analysis.edema):
         if lesion is None or f"seg_{lesion.kind}" not in segs:
             continue
         seg = segs[f"seg_{lesion.kind}"]
-        groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=_tracking(f"{lesion.kind} on {lesion.series.role.label}"),
-            referenced_segment=hd.sr.ReferencedSegment(
-                sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID, segment_number=1,
-                source_series=hd.sr.SourceSeriesForSegmentation(lesion.series.uid.split("#", 1)[0])),
-            finding_type=codes.SCT.Scar if lesion.kind == "scar" else codes.SCT.Edema,
-            finding_sites=myo,
-            measurements=[_measurement(_private(f"BURDEN-{lesion.kind.upper()}"[:16],
-                                                f"{lesion.kind.capitalize()} extent, percent of myocardium"),
-                                       lesion.percent_of_myocardium, "%")],
-        ))  # fmt: skip
+        groups.append(
+            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=_tracking(f"{lesion.kind} on {lesion.series.role.label}"),
+                referenced_segment=hd.sr.ReferencedSegment(
+                    sop_class_uid=seg.SOPClassUID,
+                    sop_instance_uid=seg.SOPInstanceUID,
+                    segment_number=1,
+                    source_series=hd.sr.SourceSeriesForSegmentation(lesion.series.uid.split("#", 1)[0]),
+                ),
+                finding_type=codes.SCT.Scar if lesion.kind == "scar" else codes.SCT.Edema,
+                finding_sites=myo,
+                measurements=[
+                    _measurement(
+                        _private(
+                            f"BURDEN-{lesion.kind.upper()}"[:16],
+                            f"{lesion.kind.capitalize()} extent, percent of myocardium",
+                        ),
+                        lesion.percent_of_myocardium,
+                        "%",
+                    )
+                ],
+            )
+        )
     return groups
 
 
@@ -177,9 +210,13 @@ def measurement_report(analysis: CaseAnalysis, os_sources: Sequence[Dataset], se
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=hd.UID(), name=MANUFACTURER, manufacturer_name=MANUFACTURER,
-            model_name=analysis.model_name[:64], serial_number=analysis.model_version[:64]),
-    )  # fmt: skip
+            uid=hd.UID(),
+            name=MANUFACTURER,
+            manufacturer_name=MANUFACTURER,
+            model_name=analysis.model_name[:64],
+            serial_number=analysis.model_version[:64],
+        ),
+    )
     try:
         report = hd.sr.MeasurementReport(
             observation_context=hd.sr.ObservationContext(observer_device_context=observer),
@@ -198,12 +235,15 @@ def measurement_report(analysis: CaseAnalysis, os_sources: Sequence[Dataset], se
             manufacturer=MANUFACTURER,
             is_complete=True,
             series_description="DeepOxyMap measurement report (research)",
-            coding_schemes=[CodingSchemeIdentificationItem(
-                designator=SCHEME, name="DeepOxyMap concepts", responsible_organization="DeepOxyMap project")],
+            coding_schemes=[
+                CodingSchemeIdentificationItem(
+                    designator=SCHEME, name="DeepOxyMap concepts", responsible_organization="DeepOxyMap project"
+                )
+            ],
             manufacturer_model_name=f"{MANUFACTURER} {analysis.model_name}"[:64],
             software_versions=software_version(),
             device_serial_number=analysis.model_version[:64],
-        )  # fmt: skip
+        )
     except (ValueError, TypeError, AttributeError) as exc:
         raise ExportError(f"highdicom refused the structured report: {exc}", source=analysis.case_id) from None
 
@@ -228,8 +268,14 @@ def read_measurements(sr: Dataset) -> dict[str, Any]:
         groups = [*report.get_image_measurement_groups(), *report.get_volumetric_roi_measurement_groups()]
     except Exception as exc:  # noqa: BLE001 - any malformed tree
         raise ExportError(f"not a TID 1500 measurement report ({type(exc).__name__}: {exc})") from None
-    out: dict[str, Any] = {"probabilities": {}, "call": None, "algorithm": None, "segments": {}, "agreement": {},
-                           "burden": {}}  # fmt: skip
+    out: dict[str, Any] = {
+        "probabilities": {},
+        "call": None,
+        "algorithm": None,
+        "segments": {},
+        "agreement": {},
+        "burden": {},
+    }
     seg_by_code = {str(c.value): s for s, c in SEGMENT_CODES.items()}
     for g in groups:
         ident = str(g.tracking_identifier or "")
@@ -238,7 +284,7 @@ def read_measurements(sr: Dataset) -> dict[str, Any]:
         if ident == "DeepOxyMap classification":
             out["probabilities"] = {k.removeprefix("Probability of "): v for k, v in values.items()}
             evals = g.get_qualitative_evaluations()
-            out["call"] = str(evals[0].value.meaning) if evals else None
+            out["call"] = str(evals[0][0].ConceptCodeSequence[0].CodeMeaning) if evals else None
             name = find_content_items(g[0], name=codes.DCM.AlgorithmName)
             version = find_content_items(g[0], name=codes.DCM.AlgorithmVersion)
             if name and version:

@@ -30,6 +30,7 @@ phantom scheme).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,10 +91,8 @@ def segmentation_file(ds: Dataset, name: str) -> SegmentationFile:
     Reading the deferred Pixel Data here keeps the dataset usable after the
     loader has moved on to other files (in-memory uploads, zip members).
     """
-    try:
+    with contextlib.suppress(Exception):  # a broken SEG is reported when it is read
         _ = ds.get("PixelData")
-    except Exception:  # noqa: BLE001 - a broken SEG is reported when it is read
-        pass
     return SegmentationFile(
         "is a DICOM Segmentation (SEG) object: read as a label map with its series by deepoxymap.io.seg",
         source=name,
@@ -170,10 +169,10 @@ def _group(ds: Dataset, i: int, seq: str) -> Dataset | None:
     """Functional group ``seq`` of frame ``i``: the per-frame item first, then the shared one."""
     per = ds.get("PerFrameFunctionalGroupsSequence")
     if per and i < len(per) and per[i].get(seq):
-        return per[i].get(seq)[0]  # type: ignore[no-any-return]
+        return per[i].get(seq)[0]
     shared = ds.get("SharedFunctionalGroupsSequence")
     if shared and shared[0].get(seq):
-        return shared[0].get(seq)[0]  # type: ignore[no-any-return]
+        return shared[0].get(seq)[0]
     return None
 
 
@@ -203,14 +202,14 @@ def read_segmentation(ds: Dataset, name: str = "SEG") -> SegMask:
     frames = []
     max_frac = float(ds.get("MaximumFractionalValue", 255) or 255)
     for i in range(n):
-        pos, ori, meas = (_group(ds, i, s) for s in ("PlanePositionSequence", "PlaneOrientationSequence",
-                                                      "PixelMeasuresSequence"))  # fmt: skip
+        pos, ori, meas = (
+            _group(ds, i, s) for s in ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence")
+        )
         ipp = _floats(pos.get("ImagePositionPatient"), 3) if pos is not None else None
         iop = _floats(ori.get("ImageOrientationPatient"), 6) if ori is not None else None
         ps = _floats(meas.get("PixelSpacing"), 2) if meas is not None else None
         if ipp is None or iop is None or ps is None:
-            raise DicomReadError(f"SEG frame {i + 1} has no plane position, orientation or pixel spacing",
-                                 source=name)  # fmt: skip
+            raise DicomReadError(f"SEG frame {i + 1} has no plane position, orientation or pixel spacing", source=name)
         if seg_type == "LABELMAP":
             for num in segments:
                 frames.append(SegFrame(num, ipp, iop, (float(ps[0]), float(ps[1])), pixels[i] == num))
@@ -252,7 +251,11 @@ def _fits(seg: SegMask, s: Series) -> bool:
     g = s.stack.geometry
     if not g.has_geometry or s.role == Role.MASK:
         return False
-    if seg.frame_of_reference_uid and g.frame_of_reference_uid and seg.frame_of_reference_uid != g.frame_of_reference_uid:
+    if (
+        seg.frame_of_reference_uid
+        and g.frame_of_reference_uid
+        and seg.frame_of_reference_uid != g.frame_of_reference_uid
+    ):
         return False
     return all(_slice_of(g, fr) is not None for fr in seg.frames)
 
@@ -266,11 +269,15 @@ def map_onto(seg: SegMask, series: Sequence[Series]) -> tuple[Series, Series, li
     Raises:
         DicomReadError: no segment is a cardiac structure, or no loaded series matches the SEG's geometry.
     """
-    notes = [f"segment {n} '{lab or code}' is not a cardiac structure: ignored"
-             for n, (lab, code, v) in seg.segments.items() if v is None]  # fmt: skip
+    notes = [
+        f"segment {n} '{lab or code}' is not a cardiac structure: ignored"
+        for n, (lab, code, v) in seg.segments.items()
+        if v is None
+    ]
     if all(v is None for _, _, v in seg.segments.values()):
-        raise DicomReadError("no segment of this SEG is a cardiac structure (myocardium, blood pool, RV, scar, edema)",
-                             source=seg.name)  # fmt: skip
+        raise DicomReadError(
+            "no segment of this SEG is a cardiac structure (myocardium, blood pool, RV, scar, edema)", source=seg.name
+        )
     fits = [s for s in series if _fits(seg, s)]
     if not fits:
         raise DicomReadError(
@@ -301,8 +308,14 @@ def map_onto(seg: SegMask, series: Sequence[Series]) -> tuple[Series, Series, li
         description=seg.description,
         window=(3.0, 6.0),
     )
-    mask = Series(seg.series_uid or seg.sop_uid, stack, Role.MASK, "dicom-seg: DICOM Segmentation object",
-                  (seg.name,), {"Modality": "SEG", "mapped_onto": partner.uid})  # fmt: skip
+    mask = Series(
+        seg.series_uid or seg.sop_uid,
+        stack,
+        Role.MASK,
+        "dicom-seg: DICOM Segmentation object",
+        (seg.name,),
+        {"Modality": "SEG", "mapped_onto": partner.uid},
+    )
     return mask, partner, notes
 
 
@@ -327,8 +340,10 @@ def attach_segmentations(result: LoadResult) -> LoadResult:
             continue
         result.series.append(mask)
         where = partner.description or partner.uid
-        info = DicomReadError(f"DICOM SEG read as a label map on series '{where}'" +
-                              (f" ({'; '.join(notes)})" if notes else ""), source=issue.file)  # fmt: skip
+        info = DicomReadError(
+            f"DICOM SEG read as a label map on series '{where}'" + (f" ({'; '.join(notes)})" if notes else ""),
+            source=issue.file,
+        )
         kept.append(LoadIssue(issue.file, str(info), info, "info"))
     result.issues[:] = kept
     return result
