@@ -151,7 +151,10 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
         subjects=["SUBJECT001", "SUBJECT003", "SUBJECT004"],
         validation=["SUBJECT002"],
         config=AuditConfig(
-            methods=("gradcam", "layercam", "smoothgrad"), layers=(None, "c1"), sanity_cases=2, smooth_samples=4
+            methods=("gradcam", "layercam", "smoothgrad"),
+            layers=(None, "c1", "c2+c1"),
+            sanity_cases=2,
+            smooth_samples=4,
         ),
         progress=lambda d, t, m: calls.append((d, t)),
     )
@@ -159,11 +162,15 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
     assert res.subjects == ["SUBJECT001", "SUBJECT003", "SUBJECT004"]
     assert res.probabilities.shape == (3, 4) and np.allclose(res.probabilities.sum(axis=1), 1.0, atol=1e-4)
     assert res.calls == [CLASSES[int(i)] for i in res.probabilities.argmax(axis=1)]
-    assert res.labels == [r["class"] for r in res.per_case[:: 2 * 2 + 1]]
+    assert res.labels == [r["class"] for r in res.per_case[:: 2 * 3 + 1]]
     write_audit(res, tmp_path / "audit")
     assert calls[-1][0] == calls[-1][1] == 5
-    assert len(res.per_case) == 3 * (2 * 2 + 1)
-    assert set(res.thresholds) == {"gradcam|c2", "gradcam|c1", "layercam|c2", "layercam|c1", "smoothgrad|input"}
+    assert len(res.per_case) == 3 * (2 * 3 + 1)
+    assert set(res.thresholds) == {"gradcam|c2", "gradcam|c1", "gradcam|c1+c2", "layercam|c2", "layercam|c1",
+                                   "layercam|c1+c2", "smoothgrad|input"}  # fmt: skip
+    fused = [r for r in res.per_case if r["layer"] == "c1+c2" and r["class"] != "healthy"]
+    c1 = [r for r in res.per_case if r["layer"] == "c1" and r["class"] != "healthy"]
+    assert [r["dice_myo_ideal"] for r in fused] == [r["dice_myo_ideal"] for r in c1]  # the finest layer's ceiling
     non_isch = [r for r in res.per_case if r["class"] == "non-ischemic"]
     assert all(0 <= r["ebpg"] <= 1 and 0 <= r["dice"] <= 1 for r in non_isch)
     healthy = [r for r in res.summary if r["class"] == "healthy"]
@@ -180,7 +187,7 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
     assert all(np.isfinite(t["tau_myo_ideal"]) for t in res.thresholds.values())
     assert len(list((tmp_path / "audit" / "bullseye").glob("*.png"))) == 3 * 3  # first layer of each method
     assert "Healthy cases" in res.markdown and "Sanity checks" in res.markdown
-    assert len(res.sanity) == 5 and all(np.isfinite(s["deletion_auc"]) for s in res.sanity)
+    assert len(res.sanity) == 7 and all(np.isfinite(s["deletion_auc"]) for s in res.sanity)
 
 
 def test_cli_end_to_end(demo_cohort, tmp_path, capsys):
@@ -451,6 +458,12 @@ class TestFairness:
         assert [r.subject for r in plan.validation] == ["S01", "S02"]
         assert [r.subject for r in plan.test] == [f"S{i:02d}" for i in range(3, 20)]
         assert plan_subjects(recs, card, subjects=["all"]).test == plan.test
+        # the card was trained on another manifest: a matching id is another subject, and is scored
+        card_elsewhere = {"training": {**card["training"], "manifest": str(tmp_path / "other.csv")}}
+        here = plan_subjects(recs, card_elsewhere, subjects="all", manifest=tmp_path / "this.csv")
+        assert "S00" in [r.subject for r in here.test] and len(here.test) == 18
+        same = plan_subjects(recs, card_elsewhere, subjects="all", manifest=tmp_path / "other.csv")
+        assert same.test == plan.test
         # no validation split anywhere: a stratified third chooses the thresholds and is not scored
         plan2 = plan_subjects(recs, {}, subjects="all")
         val, test = {r.subject for r in plan2.validation}, {r.subject for r in plan2.test}

@@ -529,6 +529,18 @@ class SubjectPlan:
     notes: list[str]
 
 
+def _is_training_manifest(card: Mapping[str, Any] | None, manifest: str | Path | None) -> bool:
+    """Whether ``manifest`` may be the card's training manifest (True when either is unknown)."""
+    from deepoxymap.config import ROOT
+
+    recorded = ((card or {}).get("training") or {}).get("manifest")
+    if manifest is None or not recorded:
+        return True
+    here = Path(manifest).resolve()
+    rec = Path(recorded)
+    return here in {rec.resolve(), (ROOT / rec).resolve()} if not rec.is_absolute() else here == rec.resolve()
+
+
 def _card_split(card: Mapping[str, Any] | None) -> dict[str, list[str]]:
     split = ((card or {}).get("training") or {}).get("split") or {}
     return {k: list(split.get(k) or []) for k in ("train", "val", "test")}
@@ -543,13 +555,16 @@ def plan_subjects(
     frozen: bool = False,
     small_cohort: int = AuditConfig.small_cohort,
     seed: int = 0,
+    manifest: str | Path | None = None,
 ) -> SubjectPlan:
     """The audit's subject policy: thresholds are chosen on validation subjects only, never on scored ones.
 
     Test subjects: ``subjects``, else the model card's test split, else every
     record. ``subjects="all"`` (or ``["all"]``): every record not used for
-    validation and not in the card's training split (a model is never scored
-    on what it learnt from). Validation: ``validation``, else the card's
+    validation, nor in the card's training split when ``manifest`` is the one
+    the card was trained on (or either is unknown): a model is never scored on
+    what it learnt from, while a different cohort whose ids happen to match is
+    scored whole. Validation: ``validation``, else the card's
     validation split; with neither (and no ``frozen`` thresholds), a
     class-stratified third of the test subjects chooses the thresholds and is
     excluded from the figures, unless fewer than ``small_cohort`` subjects are
@@ -566,10 +581,16 @@ def plan_subjects(
     every = list(subjects or []) == ["all"]
     if every:
         val = [s for s in (validation if validation is not None else split["val"]) if s in by_id]
-        trained = set(split["train"])
+        trained = set(split["train"]) & set(by_id)
+        if trained and not _is_training_manifest(card, manifest):
+            notes.append(
+                f"{len(trained)} subject ids of this manifest are also in the card's training split, but the card was "
+                "trained on another manifest: they are other subjects and are scored"
+            )
+            trained = set()
+        elif trained:
+            notes.append(f"{len(trained)} subjects of the card's training split are not scored")
         test = [s for s in by_id if s not in set(val) and s not in trained]
-        if trained & set(by_id):
-            notes.append(f"{len(trained & set(by_id))} subjects of the card's training split are not scored")
     else:
         test = [s for s in (subjects or split["test"] or sorted(by_id)) if s in by_id]
         val = [s for s in (validation if validation is not None else split["val"]) if s in by_id and s not in test]
@@ -626,6 +647,7 @@ def audit_manifest(
         validation=validation,
         frozen=thresholds is not None,
         small_cohort=config.small_cohort,
+        manifest=manifest,
     )
     res = run_audit(plan.test, loaded, config, validation=plan.validation, thresholds=thresholds, progress=progress)
     res.notes[:0] = [
