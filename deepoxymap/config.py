@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,10 @@ class Settings:
         pacs_trusted: the PACS belongs to the care team: pushes keep identifiers.
             Every push to a server not marked trusted is de-identified.
         pacs_timeout_s: seconds to wait for the PACS to answer one request.
+        cohorts: cohort manifests the app may audit, by name (``[cohorts]`` table in
+            ``deepoxymap.toml``: ``name = "path/to/manifest.csv"``, relative to the
+            repository root; or ``DEEPOXYMAP_COHORTS`` as a JSON object). The demo and
+            study cohorts are registered without it: see :meth:`cohort_manifests`.
     """
 
     model_path: Path = ROOT / "assets" / "models" / "deepoxymap_vgg19.keras"
@@ -69,14 +75,41 @@ class Settings:
     pacs_password: str = ""
     pacs_trusted: bool = False
     pacs_timeout_s: float = 10.0
+    cohorts: Mapping[str, Path] = dataclasses.field(default_factory=dict)
 
     @property
     def model_card_path(self) -> Path:
         """The model card JSON beside :attr:`model_path`."""
         return self.model_path.with_suffix(".json")
 
+    def cohort_manifests(self) -> dict[str, Path]:
+        """The registered cohorts whose manifest exists now, by name.
+
+        ``demo`` (``demo_dir/manifest.csv``) and ``study`` (``cohort_dir/manifest.csv``)
+        first, then :attr:`cohorts` (an entry of the same name replaces a built-in one).
+        These are the only manifests the app's Cohort audit reads from the server's disk.
+        """
+        found = {"demo": self.demo_dir / "manifest.csv", "study": self.cohort_dir / "manifest.csv"}
+        found.update(self.cohorts)
+        return {name: path for name, path in found.items() if path.is_file()}
+
+
+def _cohorts(value: Any) -> dict[str, Path]:
+    """``cohorts`` from TOML (a table) or the environment (a JSON object); relative paths from :data:`ROOT`."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, Mapping) or not all(isinstance(v, str | Path) for v in value.values()):
+        raise ValueError('cohorts must map a name to a manifest path, e.g. {"site-a": "data/a/manifest.csv"}')
+    out: dict[str, Path] = {}
+    for name, raw in value.items():
+        p = Path(raw).expanduser()
+        out[str(name)] = p if p.is_absolute() else ROOT / p
+    return out
+
 
 def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
+    if field.name == "cohorts":
+        return _cohorts(value)
     default = field.default
     if isinstance(default, Path):
         return Path(value).expanduser()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from deepoxymap.ui import audit_view, figures, loading, navigation, state, widgets
@@ -19,13 +17,7 @@ st.caption(
 )
 
 with st.container(border=True):
-    default = audit_view.default_manifest()
-    manifest = st.text_input(
-        "Manifest (CSV)",
-        value=str(default),
-        key="audit_manifest",
-        help="Columns: subject, class, subtype, site, field_strength, path (relative to the CSV).",
-    )
+    choice = audit_view.cohort_source_ui()
     c1, c2, c3 = st.columns([2, 1, 1])
     with widgets.guard("list the feature-map methods"):
         from deepoxymap.ui import analysis
@@ -35,31 +27,58 @@ with st.container(border=True):
             "Feature-map methods", list(meths), default=["gradcam"], format_func=meths.get, key="audit_methods"
         )
     limit = c2.number_input("At most N cases (0 = all)", min_value=0, value=0, step=10, key="audit_limit")
-    run = c3.button("Run audit", type="primary", key="audit_run", icon=":material/play_arrow:")
+    run = c3.button("Run audit", type="primary", key="audit_run", icon=":material/play_arrow:", disabled=choice is None)
 
-if run:
-    path = Path(manifest.strip()).expanduser()
-    if not path.is_file():
-        st.error(
-            f"No manifest at `{path}`. Generate a cohort (`deepoxymap generate --cohort study ...`) or `make demo`."
-        )
-    else:
-        with widgets.guard("run the audit"):
-            bar = st.progress(0.0, text="Starting…")
+if st.session_state.pop(audit_view.RUNNING, False) and not run:
+    st.warning("The last audit was stopped before it finished; its results were not kept.")
 
-            def progress(done: int, total: int, label: str = "") -> None:
-                bar.progress(min(1.0, done / max(total, 1)), text=f"{done}/{total} cases {label}".strip())
+if run and choice is not None:
+    with widgets.guard("run the audit"):
+        bar = st.progress(0.0, text="Starting…")
+        st.button("Cancel", key="audit_cancel", icon=":material/stop:", help="Stops the audit at the next case.")
 
-            result = audit_view.run_cohort_audit(path, list(chosen or ["gradcam"]), int(limit), progress)
-            st.session_state[state.AUDIT] = result
-            bar.progress(1.0, text=f"Done: {result.n_cases} cases")
+        def progress(done: int, total: int, label: str = "") -> None:
+            bar.progress(min(1.0, done / max(total, 1)), text=f"{done}/{total} cases {label}".strip())
+
+        # Left set only when a rerun (Cancel, or any other click) stops the run: Streamlit's
+        # rerun is a BaseException, which the `except Exception` below lets through.
+        st.session_state[audit_view.RUNNING] = True
+        try:
+            result = audit_view.run_cohort_audit(
+                choice.manifest, list(chosen or ["gradcam"]), int(limit), progress, label=choice.label
+            )
+        except Exception:
+            st.session_state.pop(audit_view.RUNNING, None)
+            raise
+        st.session_state.pop(audit_view.RUNNING, None)
+        st.session_state[state.AUDIT] = result
+        bar.progress(1.0, text=f"Done: {result.n_cases} cases")
 
 result = st.session_state.get(state.AUDIT)
 if result is None:
-    st.info("Choose a manifest and press **Run audit**.")
+    st.info("Choose a registered cohort or upload a cohort zip, then press **Run audit**.")
     st.stop()
 
-st.caption(f"Manifest `{result.manifest}` · {result.n_cases} cases · model `{result.model_name}`")
+st.caption(f"{result.manifest} · {result.n_cases} cases · model `{result.model_name}`")
+d1, d2, _ = st.columns([1, 1, 3])
+d1.download_button(
+    "Results (CSV)",
+    data=audit_view.results_csv(result),
+    file_name="deepoxymap_audit_cases.csv",
+    mime="text/csv",
+    key="audit_csv",
+    on_click="ignore",
+    icon=":material/table:",
+)
+d2.download_button(
+    "Results (JSON)",
+    data=audit_view.results_json(result),
+    file_name="deepoxymap_audit.json",
+    mime="application/json",
+    key="audit_json",
+    on_click="ignore",
+    icon=":material/data_object:",
+)
 if result.notes:
     st.caption("Notes: " + " · ".join(result.notes))
 left, right = st.columns(2)

@@ -20,7 +20,6 @@ from deepoxymap.io import LoadResult
 
 __all__ = [
     "ROLE_BY_LABEL",
-    "default_audit_manifest",
     "demo_cases",
     "demo_manifest",
     "load_record",
@@ -103,12 +102,3 @@ def demo_cases() -> list[SubjectRecord]:
 def load_record(record: SubjectRecord) -> Case:
     """The case of a cohort record (:func:`deepoxymap.cohort.load_case`)."""
     return cohort.load_case(record)
-
-
-def default_audit_manifest() -> Path:
-    """The bundled synthetic test split if generated, else the demo manifest."""
-    s = settings()
-    for p in (s.cohort_dir / "test.csv", s.cohort_dir / "manifest_test.csv", s.cohort_dir / "manifest.csv"):
-        if p.is_file():
-            return p
-    return demo_manifest()

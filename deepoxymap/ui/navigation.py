@@ -12,7 +12,7 @@ itself in every state:
 2. ``app.py`` calls ``st.navigation(pages(), position="hidden")`` and the sidebar draws
    :func:`links_ui` (``st.page_link``), so every link the user sees is the app's own.
 3. Every page starts with :func:`ensure_app`: a page file that Streamlit ran without
-   ``app.py`` leaves the legacy mode and reruns itself through ``app.py``.
+   ``app.py`` runs ``app.py`` in its place, in the same script run.
 """
 
 from __future__ import annotations
@@ -22,16 +22,18 @@ import contextvars
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
+
+from deepoxymap.config import ROOT
 
 _LOG = logging.getLogger("deepoxymap.ui")
 
 NAV_KEY = "dox_nav"
 """Streamlit key of the sidebar container holding the links (CSS class ``st-key-dox_nav``)."""
 
-_RECOVERING = "_dox_nav_recovering"
 _IN_APP: contextvars.ContextVar[bool] = contextvars.ContextVar("dox_in_app", default=False)
 
 
@@ -66,7 +68,6 @@ def pages() -> list[StreamlitPage]:
 @contextlib.contextmanager
 def app_run() -> Iterator[None]:
     """Mark the body of ``app.py`` (sidebar and the page it runs): :func:`ensure_app` looks for it."""
-    st.session_state.pop(_RECOVERING, None)  # app.py runs: any recovery below has worked
     token = _IN_APP.set(True)
     try:
         yield
@@ -82,30 +83,27 @@ def links_ui() -> None:
 
 
 def ensure_app() -> None:
-    """Call first in every page: rerun a page that Streamlit ran without ``app.py`` through ``app.py``.
+    """Call first in every page: a page that Streamlit ran without ``app.py`` is run inside ``app.py``.
 
-    That happens only in Streamlit's legacy ``pages/`` mode (see the module doc): the page
-    is then left at once (``st.rerun``) after the mode is switched off, exactly as
-    ``st.navigation`` switches it off, so the rerun goes through ``app.py`` to the same page.
-    If a rerun in this session already tried and the page still runs alone, it shows a
-    link to the start page instead of looping.
+    That happens only in Streamlit's legacy ``pages/`` mode (see the module doc). ``app.py`` is
+    then executed here, in this same script run: its ``st.navigation`` switches the legacy mode
+    off for the process and runs this page again, inside the app (layout, sidebar, navigation),
+    with this run's widget values, button clicks included. The page's own top-level run then
+    ends (``st.stop``): nothing of it has been drawn yet.
     """
     if _IN_APP.get():
         return
-    if st.session_state.get(_RECOVERING):
-        st.session_state.pop(_RECOVERING, None)
-        st.info("This page opened without the app around it: [open DeepOxyMap from its start page](./).")
-        st.stop()
-    _LOG.warning("a page ran without app.py (Streamlit's legacy pages/ mode); rerunning it through app.py")
-    st.session_state[_RECOVERING] = True
-    _leave_legacy_mode()
-    st.rerun()
+    _LOG.info("a page ran without app.py (Streamlit's legacy pages/ mode); running it inside app.py")
+    main = _main_script()
+    code = compile(main.read_text(encoding="utf-8"), str(main), "exec")
+    exec(code, {"__name__": "__main__", "__file__": str(main)})  # noqa: S102 - the app's own entry point
+    st.stop()
 
 
-def _leave_legacy_mode() -> None:
-    """Switch off Streamlit's ``pages/``-folder mode for this process, as ``st.navigation`` does."""
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without the legacy mode: nothing to switch off
-        return
-    PagesManager.uses_pages_directory = False
+def _main_script() -> Path:
+    """``app.py`` of the running app (Streamlit's main script; the repository's as a fallback)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    main = getattr(getattr(ctx, "pages_manager", None), "main_script_path", None)
+    return Path(main) if main else ROOT / "app.py"

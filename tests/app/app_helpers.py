@@ -146,3 +146,37 @@ def write_tiny_model(out_dir: Path) -> Path:
     }
     path.with_suffix(".json").write_text(json.dumps(card))
     return path
+
+
+def make_cohort_zip(
+    path: Path, manifest: str, subjects_from: Path | None, *, top: str = "", extra: dict[str, bytes] | None = None
+) -> Path:
+    """A cohort zip: ``manifest.csv`` plus, for each manifest row, ``subjects_from/<path>`` (all its files).
+
+    Rows whose path leaves ``subjects_from`` (absolute, ``../``) are written to the manifest only.
+
+    Args:
+        path: the zip to write.
+        manifest: the manifest's text.
+        subjects_from: folder the subject folders are copied from (``None``: no subject folders).
+        top: a folder inside the zip that holds everything (as when a folder is zipped).
+        extra: more members, ``{name in the zip: bytes}`` (names written as given).
+    """
+    import csv
+    import io
+    import zipfile
+
+    pre = f"{top}/" if top else ""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{pre}manifest.csv", manifest)
+        if subjects_from is not None:
+            for row in csv.DictReader(io.StringIO(manifest)):
+                folder = (subjects_from / row["path"]).resolve()
+                if not folder.is_relative_to(subjects_from.resolve()):
+                    continue  # a hostile row: its path is written to the manifest, nothing is copied
+                for f in sorted(folder.rglob("*")):
+                    if f.is_file():
+                        zf.write(f, f"{pre}{row['path']}/{f.relative_to(folder).as_posix()}")
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return path

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_helpers import PAGES, new_app
+from app_helpers import PAGES, make_cohort_zip, new_app
 
 from deepoxymap import io
 from deepoxymap.case import Case
 from deepoxymap.config import settings
+from deepoxymap.ui import audit_view
 
 
 def _with_case(case: Case | None, model: Path | None = None, source: str = "demo:test") -> Any:
@@ -240,16 +241,60 @@ def test_teaching_quiz_flow(demo_dir: Path, tiny_model: Path) -> None:
 
 
 def test_cohort_audit_on_demo(demo_dir: Path, tiny_model: Path) -> None:
-    """The audit runs over the demo manifest with a progress bar; confusion, ROC, agreement and case table appear."""
+    """A registered cohort (the demo) is picked from a list, not typed as a path; results download as CSV and JSON."""
     at = _run(_with_case(None, tiny_model), "audit")
     _ok(at)
-    at.text_input(key="audit_manifest").set_value(str(demo_dir / "manifest.csv")).run()
+    assert not at.text_input, "the audit must not take a free-form server path"
+    assert "demo" in at.selectbox(key="audit_cohort").options
+    at.selectbox(key="audit_cohort").set_value("demo").run()
     at.button(key="audit_run").click().run()
     _ok(at)
     assert not at.error, [e.value for e in at.error]
     titles = [s["layout"].get("xaxis", {}).get("title", {}).get("text", "") for s in _plots(at)]
     assert "model call" in titles and "1 - specificity" in titles
     assert len(at.dataframe) >= 2
+    assert "registered cohort 'demo'" in _texts(at)
+    result = at.session_state["dox_audit"]
+    doc = json.loads(audit_view.results_json(result))
+    assert doc["n_cases"] == result.n_cases and len(doc["cases"]) == len(result.cases)
+    assert doc["cohort"] == "registered cohort 'demo'" and len(doc["confusion"]["matrix"]) == len(doc["classes"])
+    csv = audit_view.results_csv(result).decode()
+    assert csv.splitlines()[0].startswith("subject,reference") and len(csv.splitlines()) == len(result.cases) + 1
+    keys = {el.proto.id for el in at.get("download_button")}
+    assert any("audit_csv" in k for k in keys) and any("audit_json" in k for k in keys), keys
+
+
+def test_cohort_audit_from_an_uploaded_zip(demo_dir: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """A cohort zip (manifest.csv + two subject folders, inside a top folder) is unpacked for the session and audited."""
+    rows = (demo_dir / "manifest.csv").read_text().splitlines()
+    keep = [rows[0], *[r for r in rows[1:] if r.split(",")[1] in ("healthy", "ischemic")]]
+    archive = make_cohort_zip(tmp_path / "cohort.zip", "\n".join(keep) + "\n", demo_dir, top="my-cohort")
+    at = _run(_with_case(None, tiny_model), "audit")
+    at.radio(key="audit_source").set_value("Upload a cohort (zip)").run()
+    _ok(at)
+    at.file_uploader(key="audit_zip").upload("cohort.zip", archive.read_bytes(), "application/zip").run()
+    _ok(at)
+    upload = at.session_state["dox_audit_upload"]
+    assert upload.n_subjects == 2 and upload.manifest.is_file()
+    at.button(key="audit_run").click().run()
+    _ok(at)
+    assert not at.error, [e.value for e in at.error]
+    result = at.session_state["dox_audit"]
+    assert result.manifest == "uploaded cohort 'cohort.zip'" and result.n_cases == 2
+    assert not any(str(upload.root) in n for n in result.notes), result.notes
+
+
+def test_cohort_audit_upload_pointing_outside_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    """A manifest in an uploaded zip whose path leaves the upload is refused with a message; nothing is audited."""
+    manifest = "subject,class,path\nS1,healthy,/etc\n"
+    archive = make_cohort_zip(tmp_path / "evil.zip", manifest, None)
+    at = _run(_with_case(None, tiny_model), "audit")
+    at.radio(key="audit_source").set_value("Upload a cohort (zip)").run()
+    at.file_uploader(key="audit_zip").upload("evil.zip", archive.read_bytes(), "application/zip").run()
+    _ok(at)
+    assert any("outside the uploaded cohort" in e.value for e in at.error), [e.value for e in at.error]
+    assert "dox_audit_upload" not in at.session_state
+    assert at.button(key="audit_run").disabled
 
 
 @pytest.mark.realdata
