@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pacs_server
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -35,3 +37,25 @@ def demo_dir() -> Path:
     if not (d / "manifest.csv").is_file():
         pytest.skip("demo cases not generated: run `make demo`")
     return d
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pacs_server.OrthancServer]:
+    """A real Orthanc with DICOMweb on a free loopback port (throwaway storage); skips where it is absent."""
+    found = pacs_server.find_orthanc()
+    if isinstance(found, str):
+        pytest.skip(found)
+    server = pacs_server.start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    try:
+        yield server
+    finally:
+        pacs_server.stop_orthanc(server)
+
+
+@pytest.fixture(scope="session")
+def known_subject(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ischemic demo subject rewritten with known identifiers (``pacs_server.KNOWN_*``)."""
+    src = demo_dir / "SUBJECT002"
+    if not (src / "dicom").is_dir():
+        pytest.skip("demo subject SUBJECT002 not generated: run `make demo`")
+    return pacs_server.write_known_subject(src, tmp_path_factory.mktemp("known") / "SUBJECT002")
