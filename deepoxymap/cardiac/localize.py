@@ -146,8 +146,6 @@ def find_lv(
     thresholds = sorted({round(float(t), 3) for t in levels})
 
     open_struct = _disc((2.0 / rs, 2.0 / cs))
-    ring_inner = _disc((3.0 / rs, 3.0 / cs))
-    ring_outer = _disc((8.0 / rs, 8.0 / cs))
     best = LVLocation(centre[0], centre[1], 0.0, 0.0)
     for t in thresholds:
         if not 0.0 < t < 1.0:
@@ -177,9 +175,10 @@ def find_lv(
             r_max = float(np.sqrt((dy**2 + dx**2).max())) + 0.5 * max(rs, cs)
             compact = float(min(area_mm2 / (np.pi * r_max**2), 1.0))
             size = float(np.exp(-0.5 * (np.log(area_mm2 / expected_area_mm2) / 1.1) ** 2))
-            inner = ndi.binary_dilation(comp, structure=ring_inner)
-            outer = ndi.binary_dilation(comp, structure=ring_outer)
-            annulus = outer & ~inner
+            # the ring 3-8 mm around the component: a Euclidean distance in mm from it (the same
+            # set as dilating with 3 and 8 mm discs, at a fraction of the cost)
+            dist = ndi.distance_transform_edt(~comp, sampling=(rs, cs))
+            annulus = (dist > 3.0) & (dist <= 8.0)
             local = smooth[br, bc]
             inside_mean = float(local[comp].mean())
             ring_mean = float(local[annulus].mean()) if annulus.any() else inside_mean
