@@ -202,10 +202,11 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             ds.HeartRate = str(round(60000.0 / meta.rr_ms))
             ds.ReceiveCoilName = "SYNTH_CARDIAC"
             ds.TransmitCoilName = "BODY"
-            # frequency rows \ frequency columns \ phase rows \ phase columns; phase along ROW
+            # frequency rows \ frequency columns \ phase rows \ phase columns: frequency along
+            # the row direction (columns), phase encoded along the column direction (rows)
             acq_r, acq_c = meta.acq_matrix if meta.acq_matrix is not None else (rows, cols)
-            ds.AcquisitionMatrix = [int(acq_r), 0, 0, int(acq_c)]
-            ds.InPlanePhaseEncodingDirection = "ROW"
+            ds.AcquisitionMatrix = [0, int(acq_c), int(acq_r), 0]
+            ds.InPlanePhaseEncodingDirection = "COL"
             ds.FlipAngle = _ds(meta.flip_deg)
             ds.PatientPosition = "HFS"
             ds.BodyPartExamined = "HEART"

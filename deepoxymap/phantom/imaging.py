@@ -24,6 +24,7 @@ __all__ = [
     "band_map",
     "bssfp_signal",
     "coil_map",
+    "fat_bssfp_sign",
     "magnitude",
     "relax_table",
     "rician",
@@ -49,6 +50,19 @@ def bssfp_signal(rho: float, t1_ms: float, t2_ms: float, flip_deg: float, te_ms:
     a = math.radians(flip_deg)
     q = t1_ms / t2_ms
     return rho * math.sin(a) / ((q + 1.0) - math.cos(a) * (q - 1.0)) * math.exp(-te_ms / t2_ms)
+
+
+def fat_bssfp_sign(field_t: float, tr_ms: float, shift_ppm: float = 3.4) -> float:
+    """Sign (phase 0 or pi) of fat relative to water in a bSSFP echo at TE = TR/2.
+
+    With the usual alternating RF phase the bSSFP pass-bands repeat every 1/TR and
+    the echo phase alternates between neighbouring bands; fat, ``shift_ppm`` below
+    water (``f = 42.577 MHz/T x B0 x ppm``), sits in band ``round(f TR)``: odd -> -1
+    (opposed phase: 1.5 T with TR 2.9-3.3 ms, and 3 T with TR < 3.46 ms), even -> +1.
+    """
+    df_hz = 42.577478 * field_t * shift_ppm
+    n = round(df_hz * tr_ms / 1000.0)
+    return -1.0 if n % 2 else 1.0
 
 
 # ---------------------------------------------------------------------------

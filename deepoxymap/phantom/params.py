@@ -1,7 +1,9 @@
 """Every number of the synthetic OS-CMR generator, in frozen dataclasses.
 
-Values follow ``DOMAIN.md`` sections 2-7 (tags [S]/[D]/[A] there); where this
-module deviates, the field docstring says so (see also ``deepoxymap/phantom/README``
+Values follow ``DOMAIN.md`` sections 2-7; every field's docstring carries the
+tag of its number: [S] published (the DOMAIN section that quotes the source), [D]
+derived from published numbers, [A] an engineering assumption. Where this
+module deviates from DOMAIN, the field docstring says so (see also ``deepoxymap/phantom/README``
 in :mod:`deepoxymap.phantom`). Ranges are ``(low, high)`` tuples sampled
 uniformly unless a field says "mean, sd" (normal). Units are in the names:
 ``_mm``, ``_ms``, ``_deg``, ``_pct`` (percent signal change), ``_bpm``.
@@ -35,9 +37,11 @@ class TissueRelax:
 @dataclass(frozen=True)
 class FieldTissues:
     """Tissue relaxation for one field strength (MRXCAT ``CINEpar.m`` values at 1.5 T,
-    DOMAIN section 4 for myocardium; 3 T values scaled as DOMAIN section 4 says:
-    T1 +10-20 %, T2 slightly lower). Myocardium and blood T1/T2 are sampled per
-    subject (see :class:`SiteParams`); these are the other tissues."""
+    DOMAIN 6.2 step 3 [S]: fat 70/350/30, muscle 80/900/50, liver 90/800/50, bone
+    12/250/20; lung (12 %, 1200/30) and the fat-like mediastinal ``soft`` tissue [A];
+    3 T values scaled as DOMAIN section 4 says: T1 +10-20 %, T2 slightly lower [D/A]).
+    Myocardium and blood T1/T2 are sampled per subject (see :class:`SiteParams`);
+    these are the other tissues."""
 
     fat: TissueRelax
     muscle: TissueRelax
@@ -69,42 +73,55 @@ TISSUES_3T = FieldTissues(
 class SiteParams:
     """One acquisition site: scanner, protocol and grid. Sampled per subject, never per class.
 
+    Tags: [S] published (DOMAIN section), [D] derived, [A] assumption. Site A is a 3 T,
+    site B a 1.5 T scanner (DOMAIN 7: P(3 T) = 0.7 [A]; the study's 160 + 30 cohorts [S 1]).
+
     Attributes:
         name: site id written to truth/manifest (``A``/``B``).
-        field_t: MagneticFieldStrength, tesla.
+        field_t: MagneticFieldStrength, tesla (DOMAIN 2.6: 1.5 or 3 T [S]).
         manufacturer / model: DICOM Manufacturer / ManufacturerModelName (synthetic).
         os_matrix: OS-CMR reconstruction matrix ``(rows, cols)`` (DOMAIN 2.6: 192-256
-            reconstructed [D]; the column FOV is the shorter, phase-encoded one).
+            reconstructed [D]); rows (anterior-posterior) are the shorter, phase-encoded
+            FOV, columns the frequency-encoded one [A].
         os_pixel_mm: OS-CMR reconstructed pixel spacing range (square pixels), mm
             (DOMAIN 2.6: acquired 1.7-1.9 mm "often interpolated to 1.2-1.4 mm" [S];
-            Sunnybrook cine 1.3 mm). FOV = matrix x pixel: about 300-350 mm x 255-300 mm
-            (DOMAIN 2.6: 300-380 mm [A]; rectangular FOV in the phase direction).
+            Sunnybrook cine 1.3 mm). FOV = matrix x pixel: about 260-310 mm (rows) x
+            300-350 mm (columns) (DOMAIN 2.6/6.1: 300-380 mm [A]; reduced phase FOV [A]).
         os_acq_pixel_mm: OS-CMR *acquired* pixel (k-space extent 1/pixel), mm, square
-            (DOMAIN 2.6: 1.7-1.9 mm acquired at 1.5 T, 1.8 x 1.8 mm [S]); the image is
-            band-limited to it and zero-fill interpolated to ``os_pixel_mm``.
+            (DOMAIN 2.6: 1.7-1.9 mm acquired at 1.5 T, 1.8 x 1.8 mm [S]; 3 T slightly finer
+            [A]); the image is band-limited to it and zero-fill interpolated to ``os_pixel_mm``.
         lge_matrix / lge_pixel_mm / lge_acq_pixel_mm: LGE reconstruction grid and acquired
             pixel (DOMAIN 3.1: in-plane < 2 mm [S]; matrix and pixel [A]).
         map_matrix / map_pixel_mm / map_acq_pixel_mm: T1/T2 map grid and acquired pixel
-            (maps are usually coarser; [A]).
-        slice_thickness_mm: choices of SliceThickness (mm), one per subject.
-        n_frames: cine phases per cardiac cycle. Deviation from 20-30 (DOMAIN 2.6):
-            12 phases keep the cohort under 1 GB; ES is still resolved (~70 ms steps).
-        tr_ms: bSSFP repetition time range; TE = TR/2.
-        flip_deg: bSSFP flip angle range.
-        snr_myo: myocardial SNR range of the OS cine (DOMAIN 2.6: 29 +- 7; 7 table: 15-35).
-        lge_snr_blood: LGE blood SNR range.
-        lge_ti_ms: LGE inversion time range (DOMAIN 3.1: 280-310; wider for realism).
-        lge_tr_ms / lge_te_ms / lge_flip_deg: LGE scanner parameters.
-        t1_myo_ms: native myocardial T1 (mean, sd) of healthy myocardium (DOMAIN 4).
-        t2_myo_ms: myocardial T2 (mean, sd), ms.
+            (maps are usually coarser [A]).
+        slice_thickness_mm: choices of SliceThickness (mm), one per subject (DOMAIN 2.6:
+            6-8 mm, 8 typical, 10 in real-time [S]).
+        n_frames: cine phases per cardiac cycle. Deviation from 20-30 (DOMAIN 2.6 [S]):
+            12 phases keep the cohort's size down; ES is still resolved (~70 ms steps) [A].
+        tr_ms: bSSFP repetition time range; TE = TR/2 (DOMAIN 2.6: 3.1-3.4 ms, TE ~ TR/2 [S];
+            ranges [A]).
+        flip_deg: bSSFP flip angle range (DOMAIN 2.6: ~50 deg at 3 T, 60 at 1.5 T [S]).
+        snr_myo: nominal myocardial SNR of the OS cine (myocardial signal at unit coil
+            sensitivity / noise SD). Calibrated [A] so that the SNR the realism report
+            *measures* (background tiles of the zero-filled image read the noise ~20 % low,
+            and partial volume raises the myocardial mean: measured ~1.3 x nominal) has a
+            median near 29 (DOMAIN 2.6: 29 +- 7 [S]; DOMAIN 7: 15-35 [A]).
+        lge_snr_blood: LGE blood SNR range [A].
+        lge_ti_ms: LGE inversion time range (DOMAIN 3.1: 280-310 [D]; wider for realism [A]).
+        lge_tr_ms / lge_te_ms / lge_flip_deg: LGE scanner parameters [A].
+        t1_myo_ms: native myocardial T1 (mean, sd) of healthy myocardium (DOMAIN 4: 3 T
+            1183.8 +- 37.5, 1.5 T 995.8 +- 30.9, Granitz [S]).
+        t2_myo_ms: myocardial T2 (mean, sd), ms (DOMAIN 4: 3 T 44-52, 1.5 T 55.8 +- 2.8 [S]).
         t1_blood_ms / t2_blood_ms: blood T1/T2 ranges (per subject; haematocrit and
             flow make blood/myocardium contrast vary; T2 tuned so blood/myocardium
-            bSSFP ratio is about 3-3.5 as in real cine, DOMAIN 2.6).
+            bSSFP ratio is about 3-3.5 as in real cine, DOMAIN 2.6 [S ratio, A values]).
         os_scale: multiplier of the 3 T OS (BOLD) effect sizes at this field
-            (DOMAIN 7: 0.5-0.7 at 1.5 T).
-        banding_prob: probability of an off-resonance band (bSSFP, mostly 3 T).
-        gain: receiver gain range (stored value per unit signal), per subject.
-        tissues: the other tissues' relaxation at this field.
+            (DOMAIN 7: 0.5-0.7 at 1.5 T [A; sources disagree, DOMAIN 2.1]).
+        banding_prob: probability of an off-resonance band (bSSFP, mostly 3 T; DOMAIN 6.2
+            step 8 [A]).
+        gain: receiver gain range (stored value per unit signal), per subject [A].
+        tissues: the other tissues' relaxation at this field (MRXCAT, DOMAIN 6.2 [S];
+            3 T values [A, DOMAIN 4 field dependence]).
     """
 
     name: str
@@ -145,20 +162,20 @@ SITE_A = SiteParams(
     field_t=3.0,
     manufacturer="DeepOxyMap Synthetic",
     model="PhantomScan 3T",
-    os_matrix=(224, 192),
+    os_matrix=(192, 224),
     os_pixel_mm=(1.35, 1.55),
     os_acq_pixel_mm=(1.6, 1.8),
-    lge_matrix=(224, 192),
+    lge_matrix=(192, 224),
     lge_pixel_mm=(1.35, 1.55),
     lge_acq_pixel_mm=(1.6, 1.9),
-    map_matrix=(192, 160),
+    map_matrix=(160, 192),
     map_pixel_mm=(1.65, 1.85),
     map_acq_pixel_mm=(2.0, 2.4),
     slice_thickness_mm=(8.0,),
     n_frames=12,
     tr_ms=(3.2, 3.6),
     flip_deg=(45.0, 55.0),
-    snr_myo=(18.0, 34.0),
+    snr_myo=(16.0, 30.0),
     lge_snr_blood=(18.0, 30.0),
     lge_ti_ms=(270.0, 340.0),
     lge_tr_ms=5.2,
@@ -179,20 +196,20 @@ SITE_B = SiteParams(
     field_t=1.5,
     manufacturer="DeepOxyMap Synthetic",
     model="PhantomScan 1.5T",
-    os_matrix=(208, 192),
+    os_matrix=(192, 208),
     os_pixel_mm=(1.45, 1.6),
     os_acq_pixel_mm=(1.7, 1.9),
-    lge_matrix=(208, 192),
+    lge_matrix=(192, 208),
     lge_pixel_mm=(1.45, 1.6),
     lge_acq_pixel_mm=(1.7, 1.95),
-    map_matrix=(192, 160),
+    map_matrix=(160, 192),
     map_pixel_mm=(1.7, 1.9),
     map_acq_pixel_mm=(2.1, 2.5),
     slice_thickness_mm=(8.0, 10.0),
     n_frames=12,
     tr_ms=(2.9, 3.3),
     flip_deg=(55.0, 65.0),
-    snr_myo=(14.0, 28.0),
+    snr_myo=(12.0, 24.0),
     lge_snr_blood=(14.0, 24.0),
     lge_ti_ms=(260.0, 320.0),
     lge_tr_ms=4.8,
@@ -214,32 +231,37 @@ class AnatomyParams:
     """Class-independent anatomy (DOMAIN 6.1/6.2). Lengths in mm, angles in degrees.
 
     Attributes:
-        heart_rate_bpm: heart rate range (RR = 60000/HR ms).
-        es_phase: phase of end-systole as fraction of RR.
-        relax_phase: phase by which the LV has relaxed.
+        heart_rate_bpm: heart rate range (RR = 60000/HR ms) (DOMAIN 7: 55-85 [A]).
+        es_phase: phase of end-systole as fraction of RR (DOMAIN 2.4/6.2: ~0.35 RR [A]).
+        relax_phase: phase by which the LV has relaxed (DOMAIN 6.2: ~0.7 RR [A]).
         es_area_gain: fractional growth of the in-plane myocardial area at ES.
             Deviation: DOMAIN 6.2 asks for constant area, but with constant area the
             wall thickens only ~2 mm (DOMAIN's own 4 mm needs through-plane
-            shortening); 0.2-0.35 yields the 3-5 mm thickening of DOMAIN 6.1.
-        septal_extra_mm: septal thickening over the free wall (DOMAIN 6.2: +1 mm).
-        segmental_sd_mm: SD of smooth segmental thickness variation.
+            shortening); 0.2-0.35 yields the 3-5 mm thickening of DOMAIN 6.1 [D from S].
+        septal_extra_mm: septal thickening over the free wall (DOMAIN 6.2: +1 mm [A]).
+        segmental_sd_mm: SD of smooth segmental thickness variation [A].
         trabeculation_mm: SD of the high-frequency endocardial irregularity
-            (trabeculae; the epicardium stays smooth).
-        ellipticity: ``e`` range; radius * (1 + e cos 2(theta - phi)) (axis ratio 0.9-1).
-        rotation_deg: in-plane rotation range of the heart (and body) about the LV centre.
-        offset_mm: LV centre offset range from the image centre (each axis).
-        level_radius: endocardial radius factor of (basal, mid, apical) slices.
-        level_wall: wall thickness factor of (basal, mid, apical) slices.
-        slice_gap_mm: distance between neighbouring slice planes (base-mid, mid-apex).
-        rv_depth_mm: maximal RV cavity depth at mid ED.
-        rv_halfwidth_deg: half the RV arc (insertion points at 180 -+ this).
-        rv_wall_mm: RV free wall thickness.
-        rv_level: RV depth factor per level (basal, mid, apical).
-        epi_fat_mm: maximal epicardial fat thickness (patchy).
-        pap_radius_mm: papillary muscle radius.
-        axis_jitter_deg: random tilt of the long axis from the nominal LAI direction.
-        breathing_shift_mm: residual in-plane shift between OS time points (max).
-        misregistration_mm: in-plane shift of LGE/T1/T2 relative to the OS exam (0-3 mm).
+            (trabeculae; the epicardium stays smooth) [A].
+        ellipticity: ``e`` range; radius * (1 + e cos 2(theta - phi)) (DOMAIN 6.2: axis
+            ratio 0.9-1 [A]).
+        rotation_deg: in-plane rotation range of the heart (and body) about the LV centre [A].
+        offset_mm: LV centre offset range from the image centre (each axis) [A].
+        level_radius: endocardial radius factor of (basal, mid, apical) slices [A].
+        level_wall: wall thickness factor of (basal, mid, apical) slices (DOMAIN 6.1: thins
+            base -> apex [S]; factors [A]).
+        slice_gap_mm: distance between neighbouring slice planes (base-mid, mid-apex) [A].
+        rv_depth_mm: maximal RV cavity depth at mid ED (DOMAIN 6.1: RV area 0.6-1.0 x LV [A]).
+        rv_halfwidth_deg: half the RV arc (insertion points at 180 -+ this; DOMAIN 6.2:
+            100-140 deg arc [A]).
+        rv_wall_mm: RV free wall thickness (DOMAIN 6.1: 3-4 mm [A]).
+        rv_level: RV depth factor per level (basal, mid, apical) [A].
+        epi_fat_mm: maximal epicardial fat thickness (patchy; DOMAIN 6.2: 1-3 mm band [A]).
+        pap_radius_mm: papillary muscle radius [A].
+        axis_jitter_deg: random tilt of the long axis from the nominal LAI direction [A].
+        breathing_shift_mm: residual in-plane shift between OS time points (max) (DOMAIN 6.2
+            step 8: 1-5 mm [A]).
+        misregistration_mm: in-plane shift of LGE/T1/T2 relative to the OS exam (DOMAIN 7:
+            0-3 mm [A]).
     """
 
     heart_rate_bpm: Range = (55.0, 85.0)
@@ -398,6 +420,26 @@ class LesionParams:
     T1 values are given at 3 T and 1.5 T as (low, high) ranges; deltas are
     added to the subject's remote value. LGE intensities are normalised to a
     blood pool of about 0.6-0.9 (DOMAIN 7).
+
+    Sources, field by field (DOMAIN 7 table unless stated):
+
+    * ischemic: arc 60-180 deg, sub-endocardial extent 10-50 % / transmural 51-100 %
+      [A, TEI bins S DOMAIN 3.1] (kept 15-50 % and 75-100 % so the two patterns
+      separate [A]); transmural wall 3-5 mm and kinesis [A, DOMAIN 6.1]; MVO in 0-20 %
+      [A, MVO exists S]; scar T1 3 T 1500-1750 [S 1621 +- 110], 1.5 T 1100-1250 [S/A];
+      scar T2 ~ normal [S, DOMAIN 4], -2..+3 ms [A]; territory centres and jitter [A,
+      DOMAIN 5.3 territories S].
+    * non-ischemic: DCM EDD 60-75 mm [A], EF 20-45 % [S: 32 +- 12], mid-wall band 20-40 %
+      and arc 60-120 deg [A]; HCM wall 15-25 mm [S: 21 +- 5], asymmetric 62 % [S], small
+      cavity and EF 60-75 % [A], blobs 5-15 mm [A]; myocarditis-type outer 20-50 %, arc
+      60-120 deg [A]; lesion T1 +60-150 ms, global +0-40 ms, T2 +0-3 ms [A].
+    * edema: focal transmurality 20-70 % [A]; AAR arc 90-180 deg [A]; T1 3 T 1250-1400
+      [S: NSTEMI 1323 +- 68], 1.5 T 1050-1200 [S: myocarditis focal 1100-1200]; T2 +8-20 ms
+      [S]; global T2 +5-10 ms [A], T1 +40-110 ms [A]; LGE in 60 % (focal) [A: 50-70 %],
+      80 % (AAR) [A]; wall +0-2 mm [A].
+    * LGE intensities: myocardium 0.02-0.08, blood 0.6-0.9, ischaemic scar 0.75-1.0,
+      MVO 0.05-0.2, non-ischaemic 0.5-0.9, edema-type 0.5-0.8 [A, DOMAIN 7 row].
+    * edges: irregular edge noise (deg, depth fraction) [A, DOMAIN 7 "smoothed noise"].
     """
 
     # ischemic
@@ -483,6 +525,11 @@ class PhantomParams:
             direction S Guensch 2014]).
         blood_hv_pct: blood-pool change at end of hyperventilation [A].
         bh_start_jitter_pct: BH-start vs HV-end change of the whole heart, (mean, sd) percent [A].
+        fat_opposed_phase: give fat its bSSFP echo phase relative to water in the OS cine
+            (:func:`~deepoxymap.phantom.imaging.fat_bssfp_sign`), so fat-water partial-volume
+            pixels cancel: the dark "India ink" line at the epicardial fat border of real
+            bSSFP cine [A: bSSFP physics, not in DOMAIN].
+        fat_shift_ppm: fat-water chemical shift, ppm [A: textbook 3.4-3.5 ppm].
         texture_sd: SD of the smooth multiplicative tissue texture (fraction, 5 %) [A].
         texture_scales_mm: Gaussian smoothing SDs (mm) of the fine and coarse texture
             components [A].
@@ -504,6 +551,8 @@ class PhantomParams:
     blood_bh_pct: Range = (-5.0, -2.0)
     blood_hv_pct: Range = (0.0, 2.0)
     bh_start_jitter_pct: MeanSd = (0.0, 1.0)
+    fat_opposed_phase: bool = True
+    fat_shift_ppm: float = 3.4
     texture_sd: float = 0.05
     texture_scales_mm: tuple[float, float] = (2.0, 8.0)
     texture_coarse_weight: float = 0.7
@@ -526,6 +575,9 @@ class CohortSpec:
             proportionally (largest remainder), so class mix is equal across sites.
         fixed_subtypes: class -> sub-type forced for every subject of that class
             (the demo shows the clearest pattern of each class); empty = DOMAIN mix.
+
+    The study cohort's counts are the study's (DOMAIN 1: 68/42/33/47, 160 + 30 subjects
+    [S]); the site split of the 30 as 1.5 T is [A].
     """
 
     name: str

@@ -16,11 +16,21 @@ from numpy.typing import NDArray
 
 from deepoxymap.phantom.anatomy import LEVELS, N_THETA, N_TISSUE, TISSUE, Subject, contraction, smooth_periodic
 from deepoxymap.phantom.exam import OS_KEYS, Exam, SeriesResult, draw_shift, percentile_window
-from deepoxymap.phantom.imaging import band_map, bssfp_signal, coil_map, magnitude, relax_table, texture, to_u16
+from deepoxymap.phantom.imaging import (
+    band_map,
+    bssfp_signal,
+    coil_map,
+    fat_bssfp_sign,
+    magnitude,
+    relax_table,
+    texture,
+    to_u16,
+)
 from deepoxymap.phantom.params import ClassParams, OsRow, PhantomParams, SiteParams
 from deepoxymap.phantom.render import kspace_noise, render_series
 
 __all__ = [
+    "FAT_CODES",
     "OS_KEYS",
     "PHASES",
     "CineResult",
@@ -190,14 +200,27 @@ def timepoint_heterogeneity(resp: dict[str, Any], tp: str) -> list[NDArray[np.fl
 # ---------------------------------------------------------------------------
 
 
-def bssfp_values(subj: Subject, sp: SiteParams, flip: float, te: float, inflow: float) -> NDArray[np.float32]:
-    """bSSFP signal per tissue code, ``(N_TISSUE,)`` float32 (blood x ``inflow``)."""
+FAT_CODES = ("epi_fat", "sub_fat", "soft")
+"""Tissues with fat's chemical shift (``soft`` is the fat-like mediastinal tissue)."""
+
+
+def bssfp_values(
+    subj: Subject, sp: SiteParams, flip: float, te: float, inflow: float, fat_sign: float = 1.0
+) -> NDArray[np.float32]:
+    """bSSFP signal per tissue code, ``(N_TISSUE,)`` float32 (blood x ``inflow``).
+
+    ``fat_sign`` (:func:`~deepoxymap.phantom.imaging.fat_bssfp_sign`): -1 gives the fat
+    tissues opposite phase to water, so partial-volume fat-water pixels cancel after
+    band limiting (the bSSFP "India ink" border); the magnitude is taken after noise.
+    """
     tab = relax_table(subj, sp)
     v = np.zeros(N_TISSUE, np.float32)
     for code, (rho, t1, t2) in tab.items():
         v[code] = bssfp_signal(rho, t1, t2, flip, te) if rho > 0 else 0.0
     for code in (TISSUE["lv_blood"], TISSUE["rv_blood"], TISSUE["aorta"]):
         v[code] *= inflow
+    for name in FAT_CODES:
+        v[TISSUE[name]] *= np.float32(fat_sign)
     return v
 
 
@@ -252,7 +275,8 @@ def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
     trig = phases * rr
     cvals = contraction(phases, subj.params["es_phase"], subj.params["relax_phase"])
     es_frame = int(np.argmax(cvals))
-    base = bssfp_values(subj, sp, scan["flip_deg"], scan["te_ms"], scan["inflow"])
+    fat_sign = fat_bssfp_sign(sp.field_t, scan["tr_ms"], p.fat_shift_ppm) if p.fat_opposed_phase else 1.0
+    base = bssfp_values(subj, sp, scan["flip_deg"], scan["te_ms"], scan["inflow"], fat_sign)
     gain = coil_map(og, exam.coils, exam.coil_len, rot, os_)
     gain *= texture(og, exam.r_scan, p.texture_sd, os_, p.texture_scales_mm, p.texture_coarse_weight)
     notes: dict[str, Any] = {}
@@ -263,6 +287,7 @@ def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
     sigma = float(base[TISSUE["myo"]]) / scan["snr_myo"]
     notes["noise_sigma_signal"] = sigma
     notes["os_acquired_matrix"] = list(acq.acq_shape)
+    notes["fat_sign"] = fat_sign
     region_of = os_regions(subj)
     series = []
     for si, (tp, desc, t_s) in enumerate(p.timepoints):

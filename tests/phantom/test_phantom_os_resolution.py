@@ -287,7 +287,8 @@ def test_simulated_subject_grid_and_in_memory_equals_dicom(tmp_path: Path) -> No
         ds = pydicom.dcmread(tmp_path / "S" / "dicom" / s.key / "IM_02_001.dcm")
         assert (ds.Rows, ds.Columns) == (rows, cols)
         assert np.array_equal(ds.pixel_array, s.pixels[1, 0])
-        assert [int(v) for v in ds.AcquisitionMatrix] == [st["acquired_matrix"][0], 0, 0, st["acquired_matrix"][1]]
+        assert [int(v) for v in ds.AcquisitionMatrix] == [0, st["acquired_matrix"][1], st["acquired_matrix"][0], 0]
+        assert ds.InPlanePhaseEncodingDirection == "COL"
 
 
 def test_rendered_boundary_is_blurred() -> None:
