@@ -65,7 +65,7 @@ with widgets.guard("start the quiz"):
             row = rows.index(k) if k in rows else 0
             cam = analysis.cam(lc, row, "gradcam", None, None)
             box = analysis.view_box(lc, ref, k)
-            look = featureview.Look(0.45, "Jet", 0.5, True, True, height=380, box=box)
+            look = featureview.Look(0.45, figures.DEFAULT_CAM_COLORMAP, 0.5, True, True, height=380, box=box)
             lesion = analysis.reference_lesion(lc.case, ref.series_uid, k, frames[row])
             c1, c2 = st.columns(2)
             with c1:

@@ -32,27 +32,19 @@ with controls:
         "Slice (base → apex)", "dox_view_slice", 0, stack.n_slices - 1, stack.n_slices // 2, one_based=True
     )
     f = widgets.sticky_slider("Cine frame", "dox_view_frame", 0, stack.n_frames - 1, 0) if stack.n_frames > 1 else 0
-    centre, width = views.default_window(stack)
-    wl_key = f"view_wl_{stack.series_uid}"
-    c = st.number_input(
-        "Window level (centre)",
-        value=float(round(centre)),
-        format="%.0f",
-        step=float(max(1.0, round(width / 50))),
-        key=f"{wl_key}_c",
-    )
-    w = st.number_input(
-        "Window width",
-        value=float(round(width)),
-        min_value=1.0,
-        format="%.0f",
-        step=float(max(1.0, round(width / 50))),
-        key=f"{wl_key}_w",
-    )
+    c, w = views.window_ui(case, stack)
+    is_map = views.map_kind(stack) is not None
+    grey = is_map and widgets.sticky_toggle("Greyscale", "dox_view_grey", False, help="Show the map in grey.")
+    cmap = "gray" if grey or not is_map else views.display_window(stack).colormap
     cine = stack.n_frames > 1 and st.toggle(
-        "Cine playback", key="view_cine", help="Plays the cine of this slice in the browser."
+        "Cine playback", key="view_cine", help="Plays the cine of this slice in the browser at the series' timing."
     )
+    speed = views.SPEEDS[widgets.sticky_select("Playback speed", "dox_view_speed", list(views.SPEEDS))] if cine else 1.0
     st.caption(views.slice_caption(stack, k, f))
+    if cine:
+        st.caption(views.cine_caption(stack, k, speed))
+    if is_map:
+        st.caption(views.field_caption(case, stack))
 
 with image_col, widgets.guard("draw the image"):
     if cine:
@@ -63,6 +55,8 @@ with image_col, widgets.guard("draw the image"):
             trigger_times=stack.trigger_times[k],
             height=520,
             title=f"{kind} · {tp} · slice {k + 1}/{stack.n_slices}",
+            speed=speed,
+            colorscale=figures.colorscale(cmap),
         )
     else:
         fig = figures.image_figure(
@@ -73,6 +67,8 @@ with image_col, widgets.guard("draw the image"):
             value_name=views.value_name(stack),
             height=560,
             title=f"{kind}{'' if tp == kind else ' · ' + tp} · slice {k + 1}/{stack.n_slices}",
+            colorscale=figures.colorscale(cmap),
+            colorbar=f"{views.value_name(stack)} (ms)" if is_map else None,
         )
     st.plotly_chart(fig, key="view_image", config={"displaylogo": False})
 

@@ -22,8 +22,10 @@ class ViewPanel:
 
     Attributes:
         title: panel title (includes the matching distance).
-        image: ``[R, C]`` grey image, or ``None`` (panel shows ``note``).
+        image: ``[R, C]`` image, or ``None`` (panel shows ``note``).
         window: display ``(lo, hi)``.
+        image_cmap: ``"gray"`` or a vendored colour map (``lipari``/``navia`` for T1/T2 maps).
+        units: colour-bar title for quantitative images (e.g. ``"T1 (ms)"``); ``""``: no colour bar.
         aspect: row spacing / column spacing (pixel aspect).
         overlay: ``[R, C]`` heatmap in [0, 1] drawn with ``cmap`` at ``opacity``.
         contour: ``[R, C]`` field whose ``level`` iso-line is drawn.
@@ -43,19 +45,34 @@ class ViewPanel:
     reference: NDArray[Any] | None = None
     note: str = ""
     crop: tuple[int, int, int, int] | None = None
+    image_cmap: str = "gray"
+    units: str = ""
 
 
-def view_png(panels: Sequence[ViewPanel], *, suptitle: str, footer: str = "") -> bytes:
-    """A side-by-side PNG of the panels (dark background, 150 dpi)."""
+def _cmap(name: str) -> Any:
+    """A matplotlib colour map: ``"gray"`` or a vendored table (:func:`deepoxymap.display.colormap_table`)."""
+    if name.lower() in ("gray", "grey"):
+        return "gray"
+    from matplotlib.colors import ListedColormap
+
+    from deepoxymap.display import colormap_table
+
+    return ListedColormap(colormap_table(name), name=name)
+
+
+def view_png(panels: Sequence[ViewPanel], *, suptitle: str, footer: str = "", ncols: int | None = None) -> bytes:
+    """A PNG of the panels, ``ncols`` per row (default: all in one row; dark background, 150 dpi)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
     n = max(1, len(panels))
-    fig = Figure(figsize=(3.6 * n, 4.2), dpi=150, facecolor="black")
+    cols = max(1, min(n, ncols or n))
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(3.6 * cols, 4.2 * rows), dpi=150, facecolor="black")
     for i, p in enumerate(panels):
-        ax = fig.add_subplot(1, n, i + 1)
+        ax = fig.add_subplot(rows, cols, i + 1)
         ax.set_facecolor("black")
         ax.set_axis_off()
         ax.set_title(p.title, color="white", fontsize=9)
@@ -72,7 +89,18 @@ def view_png(panels: Sequence[ViewPanel], *, suptitle: str, footer: str = "") ->
                 transform=ax.transAxes,
             )
             continue
-        ax.imshow(p.image, cmap="gray", vmin=p.window[0], vmax=p.window[1], aspect=p.aspect, interpolation="nearest")
+        im = ax.imshow(
+            p.image,
+            cmap=_cmap(p.image_cmap),
+            vmin=p.window[0],
+            vmax=p.window[1],
+            aspect=p.aspect,
+            interpolation="nearest",
+        )
+        if p.units:
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+            bar.set_label(p.units, color="white", fontsize=7)
+            bar.ax.tick_params(colors="white", labelsize=6)
         if p.overlay is not None:
             faded = np.ma.masked_less(np.asarray(p.overlay, dtype=np.float32), 0.05)
             ax.imshow(

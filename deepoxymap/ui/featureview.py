@@ -11,14 +11,19 @@ from numpy.typing import NDArray
 
 from deepoxymap.case import Role, Stack
 from deepoxymap.compare import Panel
+from deepoxymap.display import MAP_COLORMAPS, MAP_WINDOWS, DisplayWindow, display_window, field_class, series_field_t
 from deepoxymap.ui import figures
 from deepoxymap.ui.export import ViewPanel
-from deepoxymap.ui.views import default_window
 
 
 @dataclass(frozen=True)
 class Look:
-    """Display settings shared by all panels."""
+    """Display settings shared by all panels.
+
+    Attributes:
+        map_windows: ``((role value, lo, hi), ...)``: the user's T1/T2 windows in ms
+            (default: :func:`deepoxymap.display.display_window` at the case's field strength).
+    """
 
     opacity: float
     colormap: str
@@ -27,6 +32,16 @@ class Look:
     show_reference: bool
     height: int = 360
     box: tuple[float, float, float, float] | None = None
+    map_windows: tuple[tuple[str, float, float], ...] = ()
+
+
+def panel_window(stack: Stack, look: Look) -> DisplayWindow:
+    """The window and colour map of a panel: the user's T1/T2 window where set, else the stack's default."""
+    win = display_window(stack)
+    for role, lo, hi in look.map_windows:
+        if role == stack.role.value and win.units == "ms":
+            return DisplayWindow(lo, hi, win.colormap, "ms", "your window", win.field_t, win.assumed_field)
+    return win
 
 
 def _add_reference(fig: Any, reference: Any, geometry: Any, look: Any, crop: Any) -> None:
@@ -61,10 +76,11 @@ def oscmr_figure(
 ) -> tuple[go.Figure, ViewPanel]:
     """OS-CMR slice with the CAM overlay and its threshold contour."""
     img = stack.image(k, frame)
-    win = figures.window_range(default_window(stack), (0, 1))
+    grey = display_window(stack)  # robust greyscale window of the whole stack
+    win = (grey.lo, grey.hi)
     crop = figures.crop_of(stack.geometry, look.box)
     fig = figures.image_figure(
-        img, stack.geometry, window=default_window(stack), title=title, height=look.height, crop=crop
+        img, stack.geometry, window=grey.centre_width, title=title, height=look.height, crop=crop
     )
     if cam is not None:
         figures.add_overlay(
@@ -114,10 +130,19 @@ def other_figure(
         return None, ViewPanel(title, None, (0, 1), note=p.message or "")
     units = p.stack.units
     name = {Role.T1_MAP: "T1", Role.T2_MAP: "T2"}.get(p.role, "SI")
-    win = default_window(p.stack)
+    win = panel_window(p.stack, look)
     crop = figures.crop_of(ref.geometry, look.box)
     fig = figures.image_figure(
-        p.image, ref.geometry, window=win, title=title, units=units, value_name=name, height=look.height, crop=crop
+        p.image,
+        ref.geometry,
+        window=win.centre_width,
+        title=title,
+        units=units,
+        value_name=name,
+        height=look.height,
+        crop=crop,
+        colorscale=figures.colorscale(win.colormap),
+        colorbar=f"{name} (ms)" if win.units == "ms" else None,
     )
     contour = cam if (look.contour_on_others and cam is not None) else None
     if contour is not None:
@@ -127,7 +152,7 @@ def other_figure(
     vp = ViewPanel(
         title,
         p.image,
-        figures.window_range(win, (0, 1)),
+        (win.lo, win.hi),
         _aspect(ref),
         None,
         look.colormap,
@@ -136,6 +161,8 @@ def other_figure(
         look.threshold,
         reference if look.show_reference else None,
         crop=crop,
+        image_cmap=win.colormap,
+        units=f"{name} (ms)" if win.units == "ms" else "",
     )
     return fig, vp
 
@@ -235,7 +262,14 @@ def controls_ui(lc: Any, model: Any) -> Controls:
     else:
         c[0].caption("Method, layer and class need the classifier.")
     with c[3]:
-        cmap = widgets.sticky_select("Colour map", "dox_fm_cmap", list(figures.COLORMAPS), "Jet")
+        cmap = widgets.sticky_select(
+            "Colour map",
+            "dox_fm_cmap",
+            list(figures.COLORMAPS),
+            figures.DEFAULT_CAM_COLORMAP,
+            help="CAM overlay. Inferno, Magma, Viridis and Cividis are perceptually uniform; Turbo, Jet and Hot "
+            "are not (their bright bands look like edges that are not in the map).",
+        )
     with c[4]:
         opacity = widgets.sticky_float("Overlay opacity", "dox_fm_opacity", 0.0, 1.0, 0.45, step=0.05)
     with c[5]:
@@ -266,6 +300,88 @@ def controls_ui(lc: Any, model: Any) -> Controls:
     return Controls(method, layer, target, cmap, opacity, thr, contour_on, show_ref, zoomed)
 
 
+LAYOUTS = ("2 × 2", "1 × 4")
+"""Panel layouts: two rows of two, or one row of four."""
+NO_ENLARGE = "none"
+PANEL_NAMES = ("OS-CMR + CAM", "LGE", "T1 map", "T2 map")
+"""The four panels in drawing order (:func:`build_view`)."""
+HEIGHTS = {"2 × 2": 560, "1 × 4": 360, "large": 720, "small": 240}
+"""Panel heights in px: the image keeps its aspect inside (width follows the column)."""
+
+_MAP_RANGES = {"T1": (0.0, 3000.0, 10.0), "T2": (0.0, 300.0, 1.0)}
+
+
+@dataclass(frozen=True)
+class Arrangement:
+    """How the four panels are laid out, and the T1/T2 windows the user chose."""
+
+    layout: str
+    enlarged: str
+    map_windows: tuple[tuple[str, float, float], ...] = ()
+    captions: tuple[str, ...] = ()
+
+
+def arrangement_ui(lc: Any) -> Arrangement:
+    """Layout (2 x 2 or 1 x 4), one panel enlarged, and the T1/T2 windows in ms (sticky across pages).
+
+    The T1/T2 defaults come from the field strength of each map's series
+    (:data:`deepoxymap.display.MAP_WINDOWS`); each field has its own remembered window.
+    """
+    import streamlit as st
+
+    from deepoxymap.ui import widgets
+
+    c = st.columns([1, 1.2, 1.6, 1.6])
+    with c[0]:
+        layout = widgets.sticky_radio("Layout", "dox_fm_layout", list(LAYOUTS), LAYOUTS[0], horizontal=True)
+    with c[1]:
+        enlarged = widgets.sticky_select(
+            "Enlarge", "dox_fm_enlarge", [NO_ENLARGE, *PANEL_NAMES], NO_ENLARGE, help="Show one panel large."
+        )
+    windows: list[tuple[str, float, float]] = []
+    captions: list[str] = []
+    for col, role, kind in ((c[2], Role.T1_MAP, "T1"), (c[3], Role.T2_MAP, "T2")):
+        series = lc.case.first(role)
+        if series is None or series.stack.units != "ms":
+            continue
+        field = series_field_t(lc.case, series.uid)
+        fc = field_class(field)
+        use = fc if fc is not None else 3.0
+        lo, hi = MAP_WINDOWS[(kind, use)]
+        rmin, rmax, step = _MAP_RANGES[kind]
+        with col:
+            got = widgets.sticky_range(
+                f"{kind} window (ms)",
+                f"dox_fm_win_{kind.lower()}_{use:g}",
+                rmin,
+                rmax,
+                (lo, hi),
+                step=step,
+                format="%.0f",
+                help=f"Default for {use:g} T: normal myocardium in the lower middle, lesions brighter, blood saturated.",
+            )
+        windows.append((role.value, float(got[0]), float(got[1])))
+        where = f"{use:g} T" if fc is not None else "field strength unknown: 3 T window"
+        captions.append(f"{kind}: {MAP_COLORMAPS[kind]}, {got[0]:.0f}-{got[1]:.0f} ms ({where})")
+    return Arrangement(layout, enlarged, tuple(windows), tuple(captions))
+
+
+def panel_slots(arr: Arrangement) -> list[tuple[Any, int]]:
+    """One ``(container, height)`` per panel, in :data:`PANEL_NAMES` order, for the chosen arrangement."""
+    import streamlit as st
+
+    if arr.enlarged in PANEL_NAMES:
+        big, side = st.columns([3, 1])
+        slots: list[tuple[Any, int]] = []
+        for name in PANEL_NAMES:
+            slots.append((big, HEIGHTS["large"]) if name == arr.enlarged else (side, HEIGHTS["small"]))
+        return slots
+    if arr.layout == "1 × 4":
+        return [(col, HEIGHTS["1 × 4"]) for col in st.columns(4)]
+    top, bottom = st.columns(2), st.columns(2)
+    return [(col, HEIGHTS["2 × 2"]) for col in (*top, *bottom)]
+
+
 def slice_view_ui(
     lc: Any, model: Any, ref: Stack, rows: list[int], frames: list[int], ctl: Controls, tables: dict[str, Any]
 ) -> None:
@@ -285,11 +401,20 @@ def slice_view_ui(
         ref.n_slices // 2,
         one_based=True,
     )
+    arr = arrangement_ui(lc)
     box = None
     if ctl.zoomed:
         with widgets.guard("find the heart region"):
             box = analysis.view_box(lc, ref, k)
-    look = Look(ctl.opacity, ctl.colormap, ctl.threshold, ctl.contour_on_others, ctl.show_reference, box=box)
+    look = Look(
+        ctl.opacity,
+        ctl.colormap,
+        ctl.threshold,
+        ctl.contour_on_others,
+        ctl.show_reference,
+        box=box,
+        map_windows=arr.map_windows,
+    )
     row = rows.index(k) if k in rows else k
     frame = frames[row] if row < len(frames) else 0
     cam = None
@@ -311,15 +436,17 @@ def slice_view_ui(
             )
     view_panels: list[ViewPanel] = []
     distances: dict[str, Any] = {}
-    cols = st.columns(4)
+    slots = panel_slots(arr)
     with widgets.guard("draw the panels"):
         cam_key = (modelinfo.model_key(), *ctl.cam_key) if cam is not None else None
-        for col, pv in zip(cols, build_view(lc, ref, k, frame, cam, look, cam_key), strict=True):
+        for (col, height), pv in zip(slots, build_view(lc, ref, k, frame, cam, look, cam_key), strict=True):
             with col:
                 if pv.figure is None:
                     st.markdown(f"**{pv.role.label if pv.role else 'OS-CMR'}**")
                     st.info(pv.message or "Not available.")
                 else:
+                    # The cached figure is drawn at this slot's height (set on every render).
+                    pv.figure.update_layout(height=height)
                     st.plotly_chart(pv.figure, key=pv.key, config={"displaylogo": False})
             if pv.role is not None:
                 distances[pv.role.label] = (
@@ -328,7 +455,9 @@ def slice_view_ui(
             view_panels.append(pv.export)
     st.caption(
         "Each panel is the nearest slice of that series by patient position, resampled onto the OS-CMR pixel grid; "
-        "Δ is the distance between the two planes. Cyan: CAM threshold contour. Dashed yellow: reference lesion."
+        "Δ is the distance between the two planes. Cyan: CAM threshold contour. Dashed yellow: reference lesion. "
+        "OS-CMR and LGE: greyscale, robust window (1st-99th percentile)."
+        + (" Maps (Fuderer et al. 2024): " + "; ".join(arr.captions) + "." if arr.captions else "")
     )
     e0, e1, e2 = st.columns([2, 1, 1])
     if model is not None:
@@ -340,7 +469,7 @@ def slice_view_ui(
     suptitle = f"DeepOxyMap · case {case_id} · OS-CMR slice {k + 1} · {ctl.method or 'no CAM'} · research use only"
     e1.download_button(
         "This view (PNG)",
-        data=lambda: export.view_png(view_panels, suptitle=suptitle),
+        data=lambda: export.view_png(view_panels, suptitle=suptitle, ncols=2 if arr.layout == "2 × 2" else 4),
         file_name=f"deepoxymap_{case_id}_slice{k + 1}.png",
         mime="image/png",
         key="fm_png",

@@ -7,6 +7,8 @@ T1/T2 maps. Rows run down the screen (radiological display as stored).
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,8 +19,14 @@ from numpy.typing import NDArray
 from deepoxymap.cardiac.bullseye import segment_geometry
 from deepoxymap.case import Geometry
 
-COLORMAPS = ("Jet", "Turbo", "Inferno", "Hot", "Viridis")
+COLORMAPS = ("Inferno", "Magma", "Viridis", "Cividis", "Turbo", "Jet", "Hot")
 """CAM colour maps offered in the UI (plotly names; matplotlib uses the lower-case names)."""
+
+PERCEPTUAL = ("Inferno", "Magma", "Viridis", "Cividis")
+"""Perceptually uniform maps among :data:`COLORMAPS`; Turbo, Jet and Hot are kept for comparison only."""
+
+DEFAULT_CAM_COLORMAP = "Inferno"
+"""The CAM overlay's default: perceptually uniform (Jet's bright bands invent edges that are not in the map)."""
 
 DIVERGING = "RdBu_r"
 """Diverging scale for percent signal change (blue = decrease, red = increase, white = 0)."""
@@ -125,6 +133,29 @@ def window_range(window: tuple[float, float] | None, fallback: tuple[float, floa
     return float(c) - w / 2, float(c) + w / 2
 
 
+@functools.cache
+def _vendored_scale(name: str, stops: int) -> tuple[tuple[float, str], ...]:
+    from deepoxymap.display import colormap_table
+
+    table = colormap_table(name)
+    idx = np.linspace(0, len(table) - 1, stops).round().astype(int)
+    return tuple(
+        (i / (stops - 1), "rgb({},{},{})".format(*(round(float(v) * 255) for v in table[j]))) for i, j in enumerate(idx)
+    )
+
+
+def colorscale(name: str, stops: int = 64) -> str | list[list[Any]]:
+    """A plotly colour scale for ``name``: ``"gray"`` -> ``"Gray"``, a vendored map (``lipari``,
+    ``navia``: :func:`deepoxymap.display.colormap_table`) -> ``stops`` samples of its table, else ``name``."""
+    if name.lower() in ("gray", "grey"):
+        return "Gray"
+    from deepoxymap.display import COLORMAP_DIR
+
+    if name.isidentifier() and (COLORMAP_DIR / f"{name}.txt").is_file():
+        return [list(stop) for stop in _vendored_scale(name, stops)]
+    return name
+
+
 def image_figure(
     image: NDArray[Any],
     geometry: Geometry,
@@ -134,13 +165,19 @@ def image_figure(
     units: str = "",
     value_name: str = "SI",
     height: int = 380,
-    colorscale: str = "Gray",
+    colorscale: str | list[list[Any]] = "Gray",
     crop: Crop | None = None,
+    colorbar: str | None = None,
 ) -> go.Figure:
-    """A grey-scale image on mm axes with hover: position (mm), value (and ``ms`` on maps)."""
+    """An image on mm axes with hover: position (mm), value (and ``ms`` on maps).
+
+    ``colorscale`` is a plotly scale (see :func:`colorscale` for the relaxation maps); with
+    ``colorbar`` (its title, e.g. ``"T1 (ms)"``) a colour bar shows the window.
+    """
     x, y = axes_mm(geometry, crop)
     lo, hi = window_range(window, (float(np.nanmedian(image)), float(np.nanmax(image) - np.nanmin(image)) or 1.0))
     unit = f" {units}" if units and units not in ("label",) else ""
+    bar = {"thickness": 10, "len": 0.85, "title": {"text": colorbar, "side": "right"}} if colorbar else None
     fig = go.Figure(
         go.Heatmap(
             z=_cut(image, crop),
@@ -151,7 +188,8 @@ def image_figure(
             colorscale=colorscale,
             zmin=lo,
             zmax=hi,
-            showscale=False,
+            showscale=bar is not None,
+            colorbar=bar,
             hovertemplate=f"x %{{x:.1f}} mm<br>y %{{y:.1f}} mm<br>{value_name} %{{z:.0f}}{unit}<extra></extra>",
         )
     )
@@ -267,23 +305,32 @@ def cine_figure(
     trigger_times: Sequence[float] | None = None,
     title: str | None = None,
     height: int = 420,
-    frame_ms: int = 60,
+    speed: float = 1.0,
+    loop_s: float = 60.0,
+    colorscale: str | list[list[Any]] = "Gray",
 ) -> go.Figure:
-    """A client-side cine loop (plotly animation with play/pause and a frame slider)."""
+    """A client-side cine loop (plotly animation with play/pause and a frame slider) at the series' own timing.
+
+    Frame ``i`` stays on screen for its trigger-time step (:func:`deepoxymap.display.frame_durations_ms`),
+    divided by ``speed``. "Play" queues the frames for about ``loop_s`` seconds of loops, each with its
+    own duration (plotly.js takes one ``frame`` option per queued frame).
+    """
+    from deepoxymap.display import frame_durations_ms
+
     frames = np.asarray(frames, dtype=np.float32)
-    fig = image_figure(frames[0], geometry, window=window, title=title, height=height)
-    labels = [
-        f"{t:.0f} ms" if trigger_times is not None and np.isfinite(t) else f"frame {i}"
-        for i, t in enumerate(trigger_times if trigger_times is not None else [np.nan] * len(frames))
-    ]
+    n = len(frames)
+    fig = image_figure(frames[0], geometry, window=window, title=title, height=height, colorscale=colorscale)
+    times = np.asarray(trigger_times, dtype=np.float64) if trigger_times is not None else np.full(n, np.nan)
+    labels = [f"{t:.0f} ms" if np.isfinite(t) else f"frame {i}" for i, t in enumerate(times)]
+    durations = frame_durations_ms(times, n) / max(float(speed), 1e-3)
     fig.frames = [go.Frame(data=[go.Heatmap(z=f)], name=str(i)) for i, f in enumerate(frames)]
-    play = {
-        "frame": {"duration": frame_ms, "redraw": True},
-        "fromcurrent": True,
-        "transition": {"duration": 0},
-        "mode": "immediate",
-    }
+    cycle_ms = float(durations.sum())
+    loops = int(min(100, max(1, math.ceil(loop_s * 1000.0 / max(cycle_ms, 1.0)))))
+    names = [str(i) for i in range(n)] * loops
+    per_frame = [{"duration": round(float(d), 1), "redraw": True} for d in durations] * loops
+    play = {"frame": per_frame, "transition": {"duration": 0}, "mode": "immediate"}
     fig.update_layout(
+        meta={"frame_ms": [round(float(d), 1) for d in durations]},
         updatemenus=[
             {
                 "type": "buttons",
@@ -294,11 +341,14 @@ def cine_figure(
                 "yanchor": "top",
                 "showactive": False,
                 "buttons": [
-                    {"label": "▶ Play", "method": "animate", "args": [None, {**play, "loop": True}]},
+                    {"label": "▶ Play", "method": "animate", "args": [names, play]},
                     {
                         "label": "❚❚ Pause",
                         "method": "animate",
-                        "args": [[None], {"mode": "immediate", "frame": {"duration": 0}}],
+                        "args": [
+                            [None],
+                            {"mode": "immediate", "frame": {"duration": 0}, "transition": {"duration": 0}},
+                        ],
                     },
                 ],
             }
@@ -317,7 +367,7 @@ def cine_figure(
                         "label": labels[i],
                         "args": [[str(i)], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
                     }
-                    for i in range(len(frames))
+                    for i in range(n)
                 ],
             }
         ],

@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from deepoxymap.cardiac import os_response
-from deepoxymap.case import Case, Role, Stack
+from deepoxymap.case import Case, Role, Stack, robust_window
+from deepoxymap.display import MAP_WINDOWS, NORMAL_RANGES, display_window, map_kind, series_field_t
 from deepoxymap.ui import figures, state
 
 TIMEPOINT_ORDER = ("baseline", "hv-end", "bh-start", "bh-end")
@@ -42,12 +43,53 @@ def viewable_series(case: Case) -> dict[str, dict[str, Stack]]:
     return out
 
 
-def default_window(stack: Stack) -> tuple[float, float]:
-    """The stack's display window ``(centre, width)``, or its full range."""
-    if stack.window and stack.window[1] > 0:
-        return float(stack.window[0]), float(stack.window[1])
+def default_window(stack: Stack, field_t: float | None = None) -> tuple[float, float]:
+    """The stack's default display window ``(centre, width)`` (:func:`deepoxymap.display.display_window`).
+
+    T1/T2 maps: the field-strength window in ms; LGE, cine, OS-CMR: the robust greyscale window.
+    """
+    return display_window(stack, field_t).centre_width
+
+
+def window_presets(stack: Stack, field_t: float | None = None) -> dict[str, tuple[float, float]]:
+    """Named W/L presets ``{label: (centre, width)}`` for the Viewer; the first is the default.
+
+    Relaxation maps: the myocardial window at this field strength (and at the other one), then the
+    robust and full ranges. Signal images: the robust window, the full range, and the file's own
+    window where it has one.
+    """
+    win = display_window(stack, field_t)
+    out: dict[str, tuple[float, float]] = {}
+    kind = map_kind(stack)
+    if kind is not None and win.field_t is not None:
+        out[f"{kind} myocardium, {win.field_t:g} T" + (" (field assumed)" if win.assumed_field else "")] = (
+            win.centre_width
+        )
+        for other in (1.5, 3.0):
+            if other != win.field_t:
+                lo, hi = MAP_WINDOWS[(kind, other)]
+                out[f"{kind} myocardium, {other:g} T"] = ((lo + hi) / 2, hi - lo)
+    c, w = robust_window(stack.data)
+    out["Robust (1st-99th percentile)"] = (c, w)
     lo, hi = float(np.nanmin(stack.data)), float(np.nanmax(stack.data))
-    return (lo + hi) / 2, max(hi - lo, 1.0)
+    out["Full range"] = ((lo + hi) / 2, max(hi - lo, 1e-3))
+    if stack.window and stack.window[1] > 0:
+        out["File (WindowCenter/Width)"] = (float(stack.window[0]), float(stack.window[1]))
+    return out
+
+
+def field_caption(case: Case, stack: Stack) -> str:
+    """How a relaxation map is windowed and coloured (field strength, colour map, normal range); ``""`` otherwise."""
+    kind = map_kind(stack)
+    if kind is None:
+        return ""
+    win = display_window(stack, series_field_t(case, stack.series_uid))
+    lo, hi = NORMAL_RANGES[(kind, win.field_t or 3.0)]
+    field = "field strength unknown, 3 T assumed" if win.assumed_field else f"{win.field_t:g} T"
+    return (
+        f"{kind} in ms, colour map {win.colormap} (Fuderer et al. 2024) · {field} · typical normal myocardium "
+        f"{lo:.0f}-{hi:.0f} ms (protocol-specific: compare with your site's reference range)"
+    )
 
 
 def value_name(stack: Stack) -> str:
@@ -159,3 +201,55 @@ def os_response_ui(loaded: state.LoadedCase, ref: str, tgt: str, k: int) -> None
                 "No myocardium label map: the map covers every bright pixel, not just the myocardium, "
                 "and there are no global or per-segment values."
             )
+
+
+def window_ui(case: Case, stack: Stack) -> tuple[float, float]:
+    """W/L preset selector plus window level and width inputs; returns ``(centre, width)``.
+
+    Keys per series (``view_wl_<uid>_preset|_c|_w``): each series keeps its own window while the page is
+    open; choosing a preset writes its values into the two inputs (which the user can then fine-tune).
+    """
+    presets = window_presets(stack, series_field_t(case, stack.series_uid))
+    names = list(presets)
+    base = f"view_wl_{stack.series_uid}"
+    ck, wk, pk = f"{base}_c", f"{base}_w", f"{base}_preset"
+    if ck not in st.session_state or wk not in st.session_state:
+        c0, w0 = presets[names[0]]
+        st.session_state[ck], st.session_state[wk] = float(round(c0)), float(max(1.0, round(w0)))
+
+    def apply() -> None:
+        c, w = presets[st.session_state[pk]]
+        st.session_state[ck], st.session_state[wk] = float(round(c)), float(max(1.0, round(w)))
+
+    st.selectbox(
+        "W/L preset",
+        names,
+        key=pk,
+        on_change=apply,
+        help="Relaxation maps: myocardial windows for 1.5 T and 3 T (DOMAIN.md section 4). "
+        "Signal images: robust (1st-99th percentile), full range, or the file's own window.",
+    )
+    step = float(max(1.0, round(st.session_state[wk] / 50)))
+    c = st.number_input("Window level (centre)", format="%.0f", step=step, key=ck)
+    w = st.number_input("Window width", min_value=1.0, format="%.0f", step=step, key=wk)
+    return float(c), float(w)
+
+
+SPEEDS = {"1× (series timing)": 1.0, "½×": 0.5, "¼×": 0.25}
+"""Cine playback speeds offered (1 = the series' own trigger-time steps)."""
+
+
+def cine_caption(stack: Stack, k: int, speed: float) -> str:
+    """How the cine of slice ``k`` is timed (trigger times, or the assumed R-R interval)."""
+    from deepoxymap.display import frame_durations_ms
+
+    times = stack.trigger_times[k] if stack.trigger_times.size else None
+    dur = frame_durations_ms(times, stack.n_frames)
+    known = times is not None and bool(np.all(np.isfinite(times))) and bool(np.all(np.diff(times) > 0))
+    rate = "" if speed == 1.0 else f", played at {speed:g}×"
+    if known:
+        return (
+            f"{stack.n_frames} frames, {float(np.median(dur)):.0f} ms apart by the series' trigger times "
+            f"(one cycle {float(dur.sum()):.0f} ms){rate}"
+        )
+    return f"{stack.n_frames} frames; no usable trigger times: one beat of {float(dur.sum()):.0f} ms assumed{rate}"

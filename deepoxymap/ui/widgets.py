@@ -121,6 +121,25 @@ def sticky_float(label: str, key: str, lo: float, hi: float, default: float, **k
     return float(value)
 
 
+def sticky_range(
+    label: str, key: str, lo: float, hi: float, default: tuple[float, float], **kw: Any
+) -> tuple[float, float]:
+    """A two-handle float slider ``(low, high)`` whose value survives page switches."""
+
+    def valid(v: Any) -> bool:
+        return (
+            isinstance(v, tuple | list)
+            and len(v) == 2
+            and all(isinstance(x, int | float) for x in v)
+            and lo <= v[0] <= v[1] <= hi
+        )
+
+    wkey = _prime(key, (float(default[0]), float(default[1])), valid)
+    value = st.slider(label, float(lo), float(hi), key=wkey, **kw)
+    st.session_state[key] = (float(value[0]), float(value[1]))
+    return float(value[0]), float(value[1])
+
+
 def _sticky_choice(widget: Any, label: str, key: str, options: Sequence[T], default: T | None, **kw: Any) -> T:
     """A choice widget (selectbox, radio) whose value survives page switches."""
     opts = list(options)
