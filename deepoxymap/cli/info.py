@@ -1,4 +1,11 @@
-"""``deepoxymap info PATH...``: the series table and the load report (no patient identifiers)."""
+"""``deepoxymap info PATH...``: the series table and the load report (no patient identifiers).
+
+File names and descriptions come from the user's files and may hold newlines,
+ANSI escape sequences or bidirectional overrides (U+202E) that would spoof the
+terminal: the text output escapes every non-printable character
+(:func:`deepoxymap.io.printable_name`, applied by ``format_report``), and the
+``--json`` output is pure ASCII (``json.dumps`` escapes them as ``\\uXXXX``).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
             "issues": [{"file": i.file, "severity": i.severity, "message": i.message} for i in result.issues],
             "n_files": result.n_files,
         }
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(doc, indent=2, ensure_ascii=True))
     else:
         print(format_report(result))
     return 0 if result.series else 1

@@ -222,7 +222,7 @@ def read_volume(entry: Entry, settings: Settings, budget: Budget | None = None) 
         arr = np.asanyarray(proxy.get_unscaled())
         zooms = tuple(float(z) for z in img.header.get_zooms())
         t_unit = img.header.get_xyzt_units()[1]
-        slope, inter = img.header.get_slope_inter()
+        slope, inter = hdr.get_slope_inter()  # from the file's header: nibabel clears the loaded image's
     except Exception as exc:  # nibabel raises many kinds on bad input
         raise NiftiReadError(f"not a readable NIfTI image ({type(exc).__name__}: {exc})", source=name) from exc
     try:
@@ -239,7 +239,8 @@ def read_volume(entry: Entry, settings: Settings, budget: Budget | None = None) 
     scale = None if slope is None or (slope == 1.0 and not inter) else (float(slope), float(inter or 0.0))
     z3 = np.array([(zooms + (1.0, 1.0, 1.0))[i] for i in range(3)])
     spacing = (float(z3[0]), float(z3[1])) if np.all(np.isfinite(z3[:2])) and np.all(z3[:2] > 0) else (1.0, 1.0)
-    aff = RAS_TO_LPS @ affine
+    with np.errstate(invalid="ignore", over="ignore"):  # a non-finite affine is reported below, not warned about
+        aff = RAS_TO_LPS @ affine
     bad = _affine_ok(aff)
     if bad:
         warnings_.append((name, NiftiReadError(_no_geometry_message(bad), source=name), "warning"))

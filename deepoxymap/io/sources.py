@@ -280,6 +280,9 @@ class _Zip:
         if info.flag_bits & 0x1:
             self.problem(mname, "zip member is encrypted and cannot be read")
             return True
+        if is_zip_name(info.filename):
+            self.problem(mname, "zip archives inside a zip are not opened", hint="unpack it first")
+            return True
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > MIB and ratio > ratio_limit:
             self.problem(
@@ -287,9 +290,6 @@ class _Zip:
                 f"zip member rejected as a possible zip bomb: compression ratio {ratio:.0f}:1 exceeds "
                 f"the limit of {ratio_limit:.0f}:1 ({info.file_size} bytes unpacked)",
             )
-            return True
-        if is_zip_name(info.filename):
-            self.problem(mname, "zip archives inside a zip are not opened", hint="unpack it first")
             return True
         return False
 
