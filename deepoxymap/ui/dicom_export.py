@@ -135,6 +135,14 @@ def _push(lc: state.LoadedCase, a: CaseAnalysis, index: SourceIndex, keep: bool)
     st.success(f"Stored {len(res.stored)} object(s) on the PACS, {how}.", icon=":material/cloud_done:")
 
 
+def _why_not(a: CaseAnalysis, kind: str, have_sources: bool) -> str:
+    """Why a download button is disabled, in words."""
+    if not have_sources:
+        return NO_SOURCES
+    lesion = kind.removeprefix("seg_")
+    return next((n for n in a.notes if n.startswith(lesion)), f"no {lesion} mask for this case")
+
+
 def exports_ui(lc: state.LoadedCase, model: Any, ctl: Any, cams: Sequence[Any] | None) -> None:
     """The report and DICOM download buttons, the identifiers toggle and "Send to PACS"."""
     if model is None or cams is None or ctl.method is None:
@@ -178,6 +186,7 @@ def exports_ui(lc: state.LoadedCase, model: Any, ctl: Any, cams: Sequence[Any] |
             key=f"fm_dl_{kind}",
             on_click="ignore",
             disabled=not available,
+            help=None if available else _why_not(a, kind, index is not None),
             icon=":material/picture_as_pdf:" if kind == "report" else ":material/download:",
             width="stretch",
         )
