@@ -10,8 +10,8 @@ navigation.ensure_app()
 widgets.show_flash()
 st.title("Cohort audit")
 st.caption(
-    "Runs the classifier and the chosen feature-map methods over the test cases of a cohort manifest (the model "
-    "card's test split when the manifest holds it, else every case), then compares "
+    "Runs the classifier and the chosen feature-map methods over the cases of a cohort (on the cohort the model "
+    "was trained on, only its test split; validation subjects choose the map thresholds), then compares "
     "the calls with the reference classes and the maps with the reference lesions. Synthetic cohorts only carry "
     "ground truth; results on them say nothing about real patients."
 )
@@ -35,7 +35,8 @@ if st.session_state.pop(audit_view.RUNNING, False) and not run:
 if run and choice is not None:
     with widgets.guard("run the audit"):
         bar = st.progress(0.0, text="Starting…")
-        st.button("Cancel", key="audit_cancel", icon=":material/stop:", help="Stops the audit at the next case.")
+        cancel = st.empty()
+        cancel.button("Cancel", key="audit_cancel", icon=":material/stop:", help="Stops the audit at the next case.")
 
         def progress(done: int, total: int, label: str = "") -> None:
             bar.progress(min(1.0, done / max(total, 1)), text=f"{done}/{total} cases {label}".strip())
@@ -51,6 +52,7 @@ if run and choice is not None:
             st.session_state.pop(audit_view.RUNNING, None)
             raise
         st.session_state.pop(audit_view.RUNNING, None)
+        cancel.empty()
         st.session_state[state.AUDIT] = result
         bar.progress(1.0, text=f"Done: {result.n_cases} cases")
 

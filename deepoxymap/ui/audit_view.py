@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from deepoxymap import CLASSES
-from deepoxymap.audit import AuditConfig, audit_manifest
+from deepoxymap.audit import AuditConfig, audit_manifest, plan_subjects
 from deepoxymap.cohort import SubjectRecord, read_manifest
 from deepoxymap.config import Settings, settings
 from deepoxymap.errors import ArchiveError, CaseError, Unavailable
@@ -249,11 +249,13 @@ def extract_cohort_zip(
     return CohortUpload(name, key or (name, len(data)), root, manifest, len(records), notes)
 
 
-def _subjects(rows: Sequence[SubjectRecord], card: dict[str, Any], limit: int) -> list[str]:
-    """The card's test split if this manifest holds it, else every subject; at most ``limit``."""
-    test = set(((card.get("training") or {}).get("split") or {}).get("test") or [])
-    chosen = [r.subject for r in rows if r.subject in test] or [r.subject for r in rows]
-    return chosen[:limit] if limit else chosen
+def _subjects(manifest: Path, rows: Sequence[SubjectRecord], card: dict[str, Any], limit: int) -> str | list[str]:
+    """Who is scored: the core policy (``"all"``: every subject not held out for validation, and not in the
+    card's training split when this is the manifest it was trained on); at most ``limit`` of them."""
+    if not limit:
+        return "all"
+    plan = plan_subjects(rows, card, subjects="all", manifest=manifest)
+    return [r.subject for r in plan.test][:limit]
 
 
 def run_cohort_audit(
@@ -273,7 +275,7 @@ def run_cohort_audit(
         manifest,
         loaded,
         AuditConfig(methods=tuple(methods), sanity_cases=0, bullseyes=False),
-        subjects=_subjects(rows, card, limit),
+        subjects=_subjects(manifest, rows, card, limit),
         progress=lambda done, total, msg: progress(done, total, f"· {msg}"),
     )
     if not res.subjects:
