@@ -425,3 +425,15 @@ def test_code_reproduces_generated_study_cohort(tmp_path: Path) -> None:
         pytest.skip(f"data/study was written by another generator version (this code: {GENERATOR}); regenerate it")
     generate_subject(tmp_path, r["subject"], r["class"], r["subtype"], r["site"], 0, r["index"])
     assert _digest(tmp_path / r["subject"]) == _digest(study / r["subject"])
+
+
+def test_os_contrast_on_generated_truth(cohort: Path) -> None:
+    """The wrong-sign check reads generated truth: ischemic transmural scar is darker and stays darker."""
+    from deepoxymap.phantom.os_contrast import cohort_contrast, format_contrast, lesion_contrast
+
+    rep = cohort_contrast(cohort)
+    assert {k: v["n"] for k, v in rep.items()} == {"ischemic": 1, "non-ischemic": 1, "edema": 0, "edema-global": 1}
+    c = lesion_contrast(read_truth(cohort / "I"))
+    assert c is not None and c["native"] < -0.05 and not c["flipped"]
+    assert lesion_contrast(read_truth(cohort / "H")) is None
+    assert "flipped" in format_contrast(rep)

@@ -25,7 +25,10 @@ GENERATOR_MODULES = [
     "truth",
 ]
 LIBRARIES = [
-    *(ROOT / "deepoxymap" / "phantom" / f"{m}.py" for m in [*GENERATOR_MODULES, "realism", "difficulty"]),
+    *(
+        ROOT / "deepoxymap" / "phantom" / f"{m}.py"
+        for m in [*GENERATOR_MODULES, "realism", "difficulty", "os_contrast"]
+    ),
     ROOT / "deepoxymap" / "cardiac" / "emidec_check.py",
 ]
 
@@ -166,7 +169,7 @@ def test_difficulty_report_is_plain_json_types() -> None:
 
 
 def test_tools_run_as_modules(tmp_path: Path) -> None:
-    for name in ("difficulty", "realism_report", "emidec_check"):
+    for name in ("difficulty", "realism_report", "emidec_check", "os_contrast"):
         r = subprocess.run(
             [sys.executable, "-m", f"tools.{name}", "--help"],
             cwd=ROOT,
@@ -186,3 +189,12 @@ def test_tools_run_as_modules(tmp_path: Path) -> None:
         timeout=120,
     )
     assert r.returncode == 1 and r.stderr.startswith("error:") and "manifest not found" in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "tools.os_contrast", "--cohort", str(tmp_path)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 1 and r.stderr.startswith("error:") and "truth.json" in r.stderr
