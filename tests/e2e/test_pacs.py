@@ -27,6 +27,7 @@ import pytest
 
 from deepoxymap.dicomweb import PacsClient
 from deepoxymap.errors import PacsError
+from deepoxymap.export import export_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -222,3 +223,32 @@ def _pacs_journey(page: Any, url: str, orthanc: pacs_server.OrthancServer, scree
     page.screenshot(path=str(screenshots / "12_sent_to_pacs.png"), full_page=True)
     assert len(orthanc.get("/studies")) == before + 1  # type: ignore[arg-type]
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_browser_demo_case_downloads_every_export(app_url: str, browser: Any, demo_dir: Path) -> None:
+    """A demo case (read again from its folder) offers all seven downloads; scar and edema SEGs are valid SEGs."""
+    from deepoxymap.config import settings
+
+    if not settings().model_path.is_file():
+        pytest.skip("no model: run `make model`")
+    page = browser.new_page(viewport={"width": 1600, "height": 2600})
+    try:
+        page.goto(app_url, wait_until="domcontentloaded")
+        page.get_by_text("Open a demo case").first.wait_for(timeout=60_000)
+        journey.open_demo(page, "ischemic")
+        journey.goto_page(page, "Feature maps")
+        page.locator(".st-key-fm_dl_seg_scar button").wait_for(timeout=240_000)
+        journey.wait_idle(page)
+        for kind in ("seg_scar", "seg_edema", "sr"):
+            button = page.locator(f".st-key-fm_dl_{kind} button").first
+            assert button.is_enabled(), kind
+            with page.expect_download(timeout=180_000) as dl:
+                button.click()
+            ds = pydicom.dcmread(dl.value.path())
+            assert ds.Modality == ("SR" if kind == "sr" else "SEG"), kind
+            assert dl.value.suggested_filename == export_names("SUBJECT002")[kind]
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        page.close()
