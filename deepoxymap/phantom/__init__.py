@@ -2,20 +2,30 @@
 
 Public API::
 
-    from deepoxymap.phantom import generate_cohort, generate_subject, load_subject
+    from deepoxymap.phantom import generate_cohort, generate_subject, load_subject, simulate_subject
 
     generate_cohort("data/study", "study", seed=0, jobs=2)   # 190 subjects + manifest.csv
     case = load_subject("data/study/SUBJECT001")             # Case with label, truth, masks
+    sim = simulate_subject("S", "healthy", "normal", "A", seed=1, index=0)  # in memory only
 
 Every number lives in :mod:`deepoxymap.phantom.params` (frozen dataclasses);
-sampling/rendering in :mod:`.anatomy`, image formation and writing in
-:mod:`.generate` and :mod:`.dicom`; ``deepoxymap generate|realism|difficulty``
-in :mod:`.cli`, :mod:`.realism`, :mod:`.difficulty`.
+sampling in :mod:`.anatomy`, rendering and acquisition-like band limiting in
+:mod:`.render`, one module per sequence (:mod:`.seq_oscine`, :mod:`.seq_lge`,
+:mod:`.seq_maps`), orchestration in :mod:`.generate`, writing in :mod:`.dicom`;
+``deepoxymap generate|realism|difficulty`` in :mod:`deepoxymap.cli`, :mod:`.realism`,
+:mod:`.difficulty`; lesion-contrast check in :mod:`.os_contrast`.
 """
 
 from __future__ import annotations
 
-from deepoxymap.phantom.generate import cohort_plan, generate_cohort, generate_subject, write_manifest
+from deepoxymap.phantom.generate import (
+    SimulatedSubject,
+    cohort_plan,
+    generate_cohort,
+    generate_subject,
+    simulate_subject,
+    write_manifest,
+)
 from deepoxymap.phantom.load import load_subject, read_edema_masks, read_labels, read_truth, truth_of
 from deepoxymap.phantom.params import COHORTS, DEMO, STUDY, CohortSpec, PhantomParams
 
@@ -25,6 +35,7 @@ __all__ = [
     "STUDY",
     "CohortSpec",
     "PhantomParams",
+    "SimulatedSubject",
     "cohort_plan",
     "generate_cohort",
     "generate_subject",
@@ -32,6 +43,7 @@ __all__ = [
     "read_edema_masks",
     "read_labels",
     "read_truth",
+    "simulate_subject",
     "truth_of",
     "write_manifest",
 ]
