@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the paths and print what was found; exit code 1 when nothing loaded."""
-    from deepoxymap.io.loader import format_report, load, series_table
+    from deepoxymap.io.loader import format_report, series_table
+    from deepoxymap.io.seg import load  # DICOM SEG files listed as label maps on their series
 
     result = load(list(args.paths))
     if args.json:
