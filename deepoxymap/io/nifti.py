@@ -30,10 +30,14 @@ label/seg/mask/contour/gt in it *and* integer values.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import re
+import threading
 import zlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -197,6 +201,35 @@ def _affine_ok(affine: NDArray[np.float64]) -> str:
     return ""
 
 
+_nib_lock = threading.Lock()
+_nib_depth = 0
+_nib_level = 0
+
+
+@contextlib.contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """Mute nibabel's global logger while reading (re-entrant; process-global, like ``quiet_pydicom``).
+
+    nibabel prints the fixes it makes to odd headers ("pixdim[1,2,3] should be
+    positive") on stderr, without the file's name; what matters to the user is
+    in the load report instead.
+    """
+    global _nib_depth, _nib_level
+    logger = logging.getLogger("nibabel.global")
+    with _nib_lock:
+        if _nib_depth == 0:
+            _nib_level = logger.level
+            logger.setLevel(logging.CRITICAL + 1)
+        _nib_depth += 1
+    try:
+        yield
+    finally:
+        with _nib_lock:
+            _nib_depth -= 1
+            if _nib_depth == 0:
+                logger.setLevel(_nib_level)
+
+
 def read_volume(entry: Entry, settings: Settings, budget: Budget | None = None) -> tuple[Volume, list[Problem]]:
     """Read one NIfTI entry (see the module docstring for the bounds).
 
@@ -208,6 +241,11 @@ def read_volume(entry: Entry, settings: Settings, budget: Budget | None = None) 
     Raises:
         NiftiReadError: unreadable, truncated, corrupt, too large, or not 2D-4D.
     """
+    with _quiet_nibabel():
+        return _read_volume(entry, settings, budget)
+
+
+def _read_volume(entry: Entry, settings: Settings, budget: Budget | None) -> tuple[Volume, list[Problem]]:
     import nibabel as nib
 
     name = entry.name
@@ -251,20 +289,6 @@ def read_volume(entry: Entry, settings: Settings, budget: Budget | None = None) 
         frame_ms = {"sec": 1000.0, "msec": 1.0, "usec": 1e-3}.get(t_unit or "", None)
         frame_ms = None if frame_ms is None else zooms[3] * frame_ms
     is_label, reason = _label_heuristics(name, arr) if scale is None else (False, "")
-    if arr.dtype.kind == "f":
-        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if n_bad:
-            warnings_.append(
-                (
-                    name,
-                    NiftiReadError(
-                        f"{n_bad} voxel value(s) are not finite (NaN or infinity): kept as they are, so "
-                        "measurements over them are undefined",
-                        source=name,
-                    ),
-                    "warning",
-                )
-            )
     return Volume(name, arr, aff, frame_ms, is_label, reason, scale, not bad, spacing), warnings_
 
 
@@ -358,11 +382,12 @@ def _stack_from(
         order = list(range(n))
     n_f = vol_slices[0][1].shape[0]
     data = np.empty((n, n_f, *shape), dtype=np.float32)
-    for dst, src in enumerate(order):
-        data[dst] = vol_slices[src][1]
-        if scale is not None:
-            data[dst] *= scale[0]
-            data[dst] += scale[1]
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported by _non_finite
+        for dst, src in enumerate(order):
+            data[dst] = vol_slices[src][1]
+            if scale is not None:
+                data[dst] *= scale[0]
+                data[dst] += scale[1]
     trig = np.broadcast_to(np.arange(n_f) * frame_ms if frame_ms else np.full(n_f, np.nan), (n, n_f))
     return geom, data, np.array(trig, dtype=np.float64)
 
@@ -396,6 +421,18 @@ def _series(
     stack = Stack(fdata, geom, trig, role=role, units=units, series_uid=uid, description=description, window=window)
     meta = {"format": "NIfTI", "source_grid": tuple((f,) for f in files) if len(files) == data.shape[0] else ()}
     return Series(uid, stack, role, reason, files, meta)
+
+
+def _non_finite(data: NDArray[np.float32], name: str, more: str = "") -> list[Problem]:
+    """A warning when the stack holds NaN or infinity (stored, or from scl_slope/scl_inter), else nothing."""
+    n_bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if not n_bad:
+        return []
+    message = (
+        f"{n_bad} voxel value(s){more} are not finite (NaN or infinity): kept as they are, so "
+        "measurements over them are undefined"
+    )
+    return [(name, NiftiReadError(message, source=name), "warning")]
 
 
 def _group_of(v: Volume) -> tuple[tuple[str, str, str], int, int] | None:
@@ -441,6 +478,7 @@ def _single(v: Volume, budget: Budget | None, problems: list[Problem]) -> Series
             )
         )
         geom, data, trig = _stack_from(per_slice, v.frame_ms, has_geometry=False, **kw)  # type: ignore[arg-type]
+    problems.extend(_non_finite(data, v.name))
     stem = re.sub(r"\.nii(\.gz)?$", "", PurePosixPath(v.name).name, flags=re.IGNORECASE)
     return _series(f"nifti:{v.name}", stem, (v.name,), geom, data, trig, v.is_label, v.label_reason)
 
@@ -487,6 +525,7 @@ def _grouped(
         message = _no_geometry_message(f"cannot place the slices ({exc.message})")
         problems.append((names[0], NiftiReadError(message, source=names[0]), "warning"))
         geom, data, trig = _stack_from(per_slice, None, has_geometry=False, spacing=spacing)
+    problems.extend(_non_finite(data, names[0], f" of stack {gname}"))
     desc = stem + (" labels" if is_label else "")
     return _series(f"nifti:{gname}", desc, tuple(files), geom, data, trig, is_label, reason)
 

@@ -487,3 +487,27 @@ def test_zip_in_zip_is_rejected_by_name_before_reading():
     assert "zip archives inside a zip are not opened" in one_issue(res, "outer.zip:inner.zip").message
     good_loaded(res)
     assert not issues_for(res, "x.dcm")
+
+
+def test_decoder_that_aborts_the_process_is_isolated():
+    """A JPEG Lossless frame on which GDCM aborts the process (found by the fuzz test): the file is refused, we live.
+
+    GDCM throws a C++ exception through ``std::terminate`` on this stream (4 bytes of the Huffman table segment
+    set to 0xFF); it runs in a worker process, so the load reports the file and the good files beside it load.
+    """
+    from pydicom.data import get_testdata_file
+
+    from deepoxymap.io.dicom.isolated import ISOLATED_PLUGINS
+
+    path = get_testdata_file("JPGLosslessP14SV1_1s_1f_8b.dcm")
+    if path is None:
+        pytest.skip("pydicom-data is not installed")
+    seed = bytearray(open(path, "rb").read())  # noqa: SIM115
+    clean = load(("clean.dcm", bytes(seed)))
+    assert not clean.errors and "gdcm" in ISOLATED_PLUGINS  # the only JPEG Lossless decoder here, isolated
+    at = seed.rfind(b"\xe0\x7f\x10\x00") + 72
+    seed[at : at + 4] = b"\xff" * 4
+    res = load([("abort.dcm", bytes(seed)), *good_files().items()])
+    msg = one_issue(res, "abort.dcm").message
+    assert "pixel data could not be decoded" in msg
+    good_loaded(res)

@@ -70,6 +70,14 @@ class _DecodeFailed(Exception):
 # ---------------------------------------------------------------------------
 
 
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """``ds.get(keyword, default)``, or ``default`` when the element cannot be converted (a corrupt VR or value)."""
+    try:
+        return ds.get(keyword, default)
+    except Exception:  # noqa: BLE001 - pydicom converts raw elements lazily and raises many kinds
+        return default
+
+
 def _cluster(values: Sequence[float], tol: float) -> list[int]:
     """Cluster ids (in increasing value order) for 1D values, single linkage with ``tol``."""
     order = np.argsort(np.asarray(values, dtype=np.float64), kind="stable")
@@ -254,7 +262,7 @@ def _warn_frame_order(
             DicomProblem(
                 first_name,
                 CaseError(
-                    f"series '{ds.get('SeriesDescription', '') or uid}': slices have different frame counts {counts}; "
+                    f"series '{_get(ds, 'SeriesDescription', '') or uid}': slices have different frame counts {counts}; "
                     "missing frames repeat the slice's last frame (trigger time unknown)",
                     source=first_name,
                 ),
@@ -355,7 +363,10 @@ def _layout(by_slice: list[list[Frame]], n_frames: int, headers: list[DicomHeade
             grid[k].append(h.name if h.n_frames == 1 else f"{h.name}#{fr.frame}")
             inst[k].append(fr.instance if h.n_frames == 1 else fr.instance // 100000)
             if win is None and fr.window is not None:
-                win = monochrome1_window(h.ds, fr.window)
+                try:
+                    win = monochrome1_window(h.ds, fr.window)
+                except Exception:  # noqa: BLE001 - unreadable photometric attributes: no file window
+                    win = None
     return _Layout(trig, grid, inst, win, targets)
 
 
@@ -371,6 +382,19 @@ def _decode_into(
         _DecodeFailed: some files could not be decoded (all files are tried first).
     """
     failed: dict[int, DeepOxyMapError] = {}
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf: see _non_finite
+        _decode_each(data, targets, headers, failed)
+    if failed:
+        raise _DecodeFailed(failed)
+
+
+def _decode_each(
+    data: NDArray[np.float32],
+    targets: dict[int, list[tuple[int, int, int]]],
+    headers: list[DicomHeader],
+    failed: dict[int, DeepOxyMapError],
+) -> None:
+    """The loop of :func:`_decode_into`; files that fail go to ``failed``."""
     for f, where in targets.items():
         try:
             arr = decode_stored(headers[f])
@@ -388,8 +412,6 @@ def _decode_into(
             failed[f] = DicomReadError(
                 f"pixel values could not be read ({type(exc).__name__}: {exc})", source=headers[f].name
             )
-    if failed:
-        raise _DecodeFailed(failed)
 
 
 def _non_finite(
@@ -418,18 +440,18 @@ def _non_finite(
 
 
 def _units_of(ds: Dataset) -> str:
-    u = str(ds.get("Units", "") or "")
-    rwvm = ds.get("RealWorldValueMappingSequence")
+    u = str(_get(ds, "Units", "") or "")
+    rwvm = _get(ds, "RealWorldValueMappingSequence")
     if not u and rwvm:
-        mu = rwvm[0].get("MeasurementUnitsCodeSequence")
+        mu = _get(rwvm[0], "MeasurementUnitsCodeSequence")
         if mu:
-            u = str(mu[0].get("CodeValue", "") or "")
+            u = str(_get(mu[0], "CodeValue", "") or "")
     return "ms" if u.strip().lower() in ("ms", "msec", "millisecond", "milliseconds") else u
 
 
 def _infer_stack_role(ds: Dataset, description: str, data: NDArray[np.float32]) -> tuple[Role, str, str]:
     """``(role, reason, stack units)`` from the header and, for values in ms, the median positive value."""
-    protocol = str(ds.get("ProtocolName", "") or "")
+    protocol = str(_get(ds, "ProtocolName", "") or "")
     units = _units_of(ds)
     median = None
     if units == "ms":
@@ -438,9 +460,9 @@ def _infer_stack_role(ds: Dataset, description: str, data: NDArray[np.float32]) 
     ev = RoleEvidence(
         description=description,
         protocol=protocol,
-        image_type=tuple(str(x).upper() for x in (ds.get("ImageType") or [])),
-        inversion_time_ms=finite_float(ds.get("InversionTime")),
-        cardiac_number_of_images=int(finite_float(ds.get("CardiacNumberOfImages")) or 0) or None,
+        image_type=tuple(str(x).upper() for x in (_get(ds, "ImageType") or [])),
+        inversion_time_ms=finite_float(_get(ds, "InversionTime")),
+        cardiac_number_of_images=int(finite_float(_get(ds, "CardiacNumberOfImages")) or 0) or None,
         n_slices=data.shape[0],
         n_frames=data.shape[1],
         units=units,
@@ -474,7 +496,7 @@ _META_KEYS = (
 def _meta(ds: Dataset) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in _META_KEYS:
-        v = ds.get(k)
+        v = _get(ds, k)
         if v is None or v == "":
             continue
         if isinstance(v, pydicom.multival.MultiValue):
@@ -484,8 +506,8 @@ def _meta(ds: Dataset) -> dict[str, Any]:
         else:
             v = str(v)
         out[k] = v
-    out["ImageType"] = "\\".join(str(x) for x in (ds.get("ImageType") or []))
-    sop = str(ds.get("SOPClassUID", "") or "")
+    out["ImageType"] = "\\".join(str(x) for x in (_get(ds, "ImageType") or []))
+    sop = str(_get(ds, "SOPClassUID", "") or "")
     out["SOPClass"] = UID(sop).name if sop else ""
     out["TransferSyntax"] = UID(str(ds.file_meta.TransferSyntaxUID)).name
     return out
@@ -531,7 +553,7 @@ def _build_stack_series(
         budget.stack_bytes -= len(by_slice) * n_frames * rows * cols * 4  # not built: give the bytes back
         raise
     problems.extend(_non_finite(data, layout.targets, headers))
-    description = str(ds.get("SeriesDescription", "") or "")
+    description = str(_get(ds, "SeriesDescription", "") or "")
     role, reason, units = _infer_stack_role(ds, description, data)
     acq_times = [fr.acq_time for fr in frames if fr.acq_time is not None]
     stack = Stack(

@@ -355,6 +355,10 @@ def _check_pixel_data(ds: Dataset, name: str, pix: int, size: int, n_frames: int
             transfer syntax.
     """
     ts = UID(str(ds.file_meta.TransferSyntaxUID))
+    if not ts.is_transfer_syntax:
+        raise DicomReadError(
+            f"TransferSyntaxUID (0002,0010) '{str(ts)[:64]}' is not a known transfer syntax", source=name
+        )
     rows, cols, spp, nbytes, bits_text = _value_layout(ds, name, pix)
     n_values = rows * cols * spp * n_frames
     what = f"{rows} x {cols} pixels x {spp} sample(s) x {n_frames} frame(s) of {bits_text}"

@@ -20,8 +20,15 @@ from pydicom.uid import UID
 from deepoxymap.errors import DicomReadError
 from deepoxymap.io.dicom.frames import functional_group
 from deepoxymap.io.dicom.header import DicomHeader, quiet_pydicom
+from deepoxymap.io.dicom.isolated import ISOLATED_PLUGINS, decode_isolated
 
 __all__ = ["FrameValues", "decode", "decode_stored", "monochrome1_range", "monochrome1_window"]
+
+_PLUGIN_ORDER = ("pylibjpeg", "pyjpegls", "pillow", "pydicom", "gdcm")
+"""Decoding plugins in the order tried. GDCM comes last and is used only where it is the one plugin
+installed for a syntax (JPEG Lossless): on some corrupt JPEG streams it aborts the whole process
+(an uncaught C++ exception), which no ``except`` can stop, so it runs in a worker process
+(:mod:`~deepoxymap.io.dicom.isolated`)."""
 
 
 def monochrome1_range(ds: Dataset) -> tuple[float, float] | None:
@@ -60,14 +67,30 @@ def decode_stored(header: DicomHeader) -> NDArray[Any]:
             unexpected shape.
     """
     ds = header.ds
-    try:
-        with quiet_pydicom():
-            # the decoder directly: Dataset.pixel_array would also cache the array on the dataset
-            arr, _ = get_decoder(UID(str(ds.file_meta.TransferSyntaxUID))).as_array(ds)
-    except Exception as exc:  # decoders raise many kinds on corrupt data
+    decoder = get_decoder(UID(str(ds.file_meta.TransferSyntaxUID)))
+    plugins = [p for p in _PLUGIN_ORDER if p in decoder.available_plugins]
+    if len(plugins) > 1:
+        plugins = [p for p in plugins if p != "gdcm"]
+    failure: BaseException | None = None
+    for plugin in plugins or [""]:
+        try:
+            if plugin in ISOLATED_PLUGINS:
+                arr = decode_isolated(ds, plugin, header.name)
+            else:
+                with quiet_pydicom():
+                    # the decoder directly: Dataset.pixel_array would also cache the array on the dataset
+                    arr, _ = decoder.as_array(ds, decoding_plugin=plugin)
+            break
+        except BaseException as exc:  # decoders raise many kinds on corrupt data, Rust ones a BaseException panic
+            if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+                raise
+            failure = exc
+    else:
+        if isinstance(failure, DicomReadError):
+            raise failure
         raise DicomReadError(
-            f"pixel data could not be decoded ({type(exc).__name__}: {exc})", source=header.name
-        ) from exc
+            f"pixel data could not be decoded ({type(failure).__name__}: {failure})", source=header.name
+        ) from failure
     if header.n_frames == 1 and arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[0] != header.n_frames:
