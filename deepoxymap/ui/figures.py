@@ -386,7 +386,7 @@ def bullseye(
     values: Mapping[int, float],
     *,
     title: str,
-    colorscale: str = "Inferno",
+    colorscale: str | list[list[Any]] = "Inferno",
     zmin: float | None = None,
     zmax: float | None = None,
     units: str = "",

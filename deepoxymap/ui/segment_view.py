@@ -23,7 +23,7 @@ from deepoxymap.audit import CaseReference, case_metrics, prepare_reference
 from deepoxymap.case import Role, Stack
 from deepoxymap.compare import Panel, segment_means
 from deepoxymap.errors import Unavailable
-from deepoxymap.ui import analysis, modelinfo, state
+from deepoxymap.ui import analysis, figures, modelinfo, state
 from deepoxymap.ui.analysis import SliceCam
 
 NEEDS_MASK = (
@@ -64,7 +64,7 @@ class BullseyeSpec:
     """How to draw one bullseye."""
 
     values: dict[int, float]
-    colorscale: str = "Inferno"
+    colorscale: str | list[list[Any]] = "Inferno"
     zmin: float | None = None
     zmax: float | None = None
     units: str = ""
@@ -145,11 +145,11 @@ def segment_values(
         )
         lesion_title = "LGE transmurality (%)" if cm.lesion_kind != "edema" else "Edema transmural extent (%)"
         maps[lesion_title] = BullseyeSpec(_as_map(met["seg_lesion"], 100.0), "Hot", 0.0, 100.0, "%", ".0f")
-    for role, title in ((Role.T1_MAP, "T1 (ms)"), (Role.T2_MAP, "T2 (ms)")):
+    for role, title, cmap in ((Role.T1_MAP, "T1 (ms)", "lipari"), (Role.T2_MAP, "T2 (ms)", "navia")):
         if lc.case.first(role) is not None:
             vals = _map_means(lc, ref, cm, role)
-            if vals:
-                maps[title] = BullseyeSpec(vals, "Viridis", None, None, "ms", ".0f")
+            if vals:  # the relaxation maps' own colour maps (Fuderer et al. 2024), as on the panels
+                maps[title] = BullseyeSpec(vals, figures.colorscale(cmap), None, None, "ms", ".0f")
     rows: dict[int, dict[str, float]] = {}
     for title, spec in maps.items():
         for s, v in spec.values.items():
