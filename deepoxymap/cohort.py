@@ -109,11 +109,19 @@ class SubjectRecord:
 
     @property
     def kind(self) -> str:
-        """``"phantom"`` for a generated subject folder, else ``"images"``."""
+        """``"generated"`` (rendered on demand), ``"phantom"`` (a generated subject folder) or ``"images"``."""
+        if str(self.path).startswith(GENERATED_PREFIX):
+            return "generated"
         return "phantom" if is_phantom_subject(self.path) else "images"
 
 
+GENERATED_PREFIX = "generate:"
+"""``path = generate:<cohort seed>:<index>``: a subject rendered on demand by the phantom (:mod:`deepoxymap.model.synthetic`)."""
+
+
 def _resolve(root: Path, value: str) -> Path:
+    if value.startswith(GENERATED_PREFIX):
+        return Path(value)
     p = Path(value)
     return (p if p.is_absolute() else root / p).resolve()
 
@@ -289,6 +297,29 @@ def _load_images(record: SubjectRecord, where: str) -> Case:
     return case
 
 
+def _render(record: SubjectRecord, where: str) -> Case:
+    """Render a ``generate:<seed>:<index>`` row to a temporary folder and read it back with the app's loader."""
+    import shutil
+    import tempfile
+
+    from deepoxymap.phantom.generate import generate_subject
+    from deepoxymap.phantom.load import load_subject
+
+    try:
+        _, seed, index = str(record.path).split(":")
+        seed_i, index_i = int(seed), int(index)
+    except ValueError:
+        raise CaseError(f"generated path {record.path} is not generate:<seed>:<index>", source=where) from None
+    shm = Path("/dev/shm")
+    tmp = Path(tempfile.mkdtemp(prefix="deepoxymap-gen-", dir=shm if shm.is_dir() else None))
+    try:
+        generate_subject(tmp, record.subject, record.label, record.subtype, record.site or "A", seed_i, index_i)
+        case = load_subject(tmp / record.subject)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return case
+
+
 def load_case(record: SubjectRecord) -> Case:
     """The :class:`Case` of one manifest row, labelled with the row's class.
 
@@ -304,6 +335,8 @@ def load_case(record: SubjectRecord) -> Case:
             manifest line and the subject).
     """
     where = f"line {record.line}, subject {record.subject}" if record.line else record.subject
+    if record.kind == "generated":
+        return _render(record, where)
     if not record.path.exists():
         raise CaseError(f"path {record.path} does not exist", source=where)
     if record.kind == "phantom":

@@ -48,6 +48,12 @@ def _train() -> ModuleType:
     return train
 
 
+def _training_manifest() -> ModuleType:
+    from deepoxymap.cli import training_manifest
+
+    return training_manifest
+
+
 def _evaluate() -> ModuleType:
     from deepoxymap.cli import evaluate
 
@@ -95,6 +101,7 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "generate": (_generate, "write a synthetic OS-CMR cohort (DICOM + ground truth)"),
     "realism": (_realism, "compare phantom image statistics with a real cine"),
     "difficulty": (_difficulty, "trivial-baseline AUCs on a cohort (is the task too easy?)"),
+    "training-manifest": (_training_manifest, "a manifest of generated training subjects plus a test cohort"),
     "train": (_train, "train a classifier on a cohort manifest"),
     "evaluate": (_evaluate, "evaluate classifiers with subject-level splits"),
     "predict": (_predict, "classify a case: per-slice probabilities and the case call"),

@@ -94,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-site", default=None)
     parser.add_argument("--test-site", default=None)
     parser.add_argument("--cache-dir", type=Path, default=None, help="default <manifest dir>/.cache")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="worker processes preparing (rendering, for generated rows) the subjects"
+    )
     parser.add_argument("--n-boot", type=int, default=1000)
 
 
@@ -130,6 +133,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         "seed": args.seed,
         "max_minutes": args.max_minutes,
         "cache_dir": args.cache_dir,
+        "jobs": getattr(args, "jobs", 1),
         "n_boot": args.n_boot,
         "head_epochs": args.head_epochs,
         "head_lr": args.head_lr,

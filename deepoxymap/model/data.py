@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from deepoxymap import CLASSES
 from deepoxymap.case import Case
-from deepoxymap.cohort import SubjectRecord, load_case
+from deepoxymap.cohort import GENERATED_PREFIX, SubjectRecord, load_case
 from deepoxymap.model.augment import AugmentSpec, augment_batch
 from deepoxymap.model.preprocess import PreprocessSpec, preprocess_case
 
@@ -76,15 +76,109 @@ class SliceData:
 
 
 def subject_signature(path: str | os.PathLike[str]) -> str:
-    """sha1 of every file's relative path, size and mtime under a subject folder (cache validity)."""
-    root = Path(path)
+    """Cache validity of a subject: sha1 of every file's relative path, size and mtime under its folder.
+
+    A generated row (``generate:<seed>:<index>``) has no files: its signature is the
+    path plus the phantom generator's version, so a changed generator re-renders it.
+    """
     h = hashlib.sha1()
+    if str(path).startswith(GENERATED_PREFIX):
+        from deepoxymap.phantom.truth import GENERATOR
+
+        h.update(f"{path}|{GENERATOR}".encode())
+        return h.hexdigest()
+    root = Path(path)
     if root.is_dir():
         for f in sorted(root.rglob("*")):
             if f.is_file():
                 st = f.stat()
                 h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def _cache_dirs(root: Path | None, spec: PreprocessSpec, offsets: Sequence[int]) -> dict[int, Path | None]:
+    cdirs = {
+        o: (root / (spec.digest() if o == 0 else f"{spec.digest()}_frame{o:+d}")) if root is not None else None
+        for o in offsets
+    }
+    for d in cdirs.values():
+        if d is not None:
+            d.mkdir(parents=True, exist_ok=True)
+    return cdirs
+
+
+def _cached(cf: Path | None, sig: str) -> tuple[NDArray[np.float32], NDArray[np.int64]] | None:
+    if cf is None or not cf.is_file():
+        return None
+    with np.load(cf) as z:
+        if "signature" in z and str(z["signature"]) == sig:
+            return z["x"], z["slice_index"]
+    return None
+
+
+def _prepare(
+    rec: SubjectRecord,
+    spec: PreprocessSpec,
+    offsets: Sequence[int],
+    cdirs: dict[int, Path | None],
+    sig: str,
+    loader: Callable[[Path], Case] | None,
+) -> tuple[dict[int, NDArray[np.float32]], NDArray[np.int64]]:
+    """One subject's tensors at every frame offset, from the cache or by loading and preprocessing (then cached)."""
+    case: Case | None = None
+    si = np.zeros(0, np.int64)
+    xs: dict[int, NDArray[np.float32]] = {}
+    for o in offsets:
+        cdir = cdirs[o]
+        cf = cdir / f"{rec.subject}.npz" if cdir is not None else None
+        hit = _cached(cf, sig)
+        if hit is not None:
+            x, si = hit
+        else:
+            case = case if case is not None else (loader(rec.path) if loader else load_case(rec))
+            pre = preprocess_case(case, spec, frame_offset=o)
+            x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
+            if cf is not None:
+                tmp = cf.with_name(f"{cf.stem}.{os.getpid()}.tmp.npz")
+                np.savez(tmp, x=x, slice_index=si, signature=np.array(sig))
+                tmp.replace(cf)
+        xs[o] = x.astype(np.float32)
+    return xs, si.astype(np.int64)
+
+
+def _fill_one(args: tuple[SubjectRecord, PreprocessSpec, list[int], dict[int, Path | None]]) -> str:
+    """Worker: render or load one subject and write its cache entries (nothing returned but its id)."""
+    rec, spec, offsets, cdirs = args
+    _prepare(rec, spec, offsets, cdirs, subject_signature(rec.path), None)
+    return rec.subject
+
+
+def _fill_cache_parallel(
+    records: Sequence[SubjectRecord],
+    spec: PreprocessSpec,
+    offsets: list[int],
+    cdirs: dict[int, Path | None],
+    jobs: int,
+    verbose: bool,
+) -> None:
+    """Fill the cache of every record that misses it in ``jobs`` spawned worker processes."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    todo = []
+    for rec in records:
+        sig = subject_signature(rec.path)
+        if any(_cached(d / f"{rec.subject}.npz" if d else None, sig) is None for d in cdirs.values()):
+            todo.append((rec, spec, offsets, cdirs))
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
+        for i, _ in enumerate(ex.map(_fill_one, todo, chunksize=4)):
+            if verbose and ((i + 1) % 50 == 0 or i + 1 == len(todo)):
+                log.info(
+                    "  prepared %d/%d subjects in %d workers (%.0f s)", i + 1, len(todo), jobs, time.perf_counter() - t0
+                )
 
 
 def build_slices(
@@ -95,11 +189,13 @@ def build_slices(
     cache_dir: str | os.PathLike[str] | None = None,
     verbose: bool = True,
     frame_offsets: Sequence[int] = (0,),
+    jobs: int = 1,
 ) -> SliceData:
     """Preprocess every subject's slices with :func:`preprocess_case` (cached).
 
     Args:
-        records: manifest rows.
+        records: manifest rows (generated rows are rendered on demand, see
+            :mod:`deepoxymap.model.synthetic`).
         spec: the preprocessing spec.
         loader: ``path -> Case`` (default: :func:`deepoxymap.cohort.load_case` of the record).
         cache_dir: cache root; ``None`` disables caching.
@@ -107,18 +203,16 @@ def build_slices(
             well (``preprocess_case(..., frame_offset=o)``); when it holds more
             than ``0``, :attr:`SliceData.x_frames` stacks them in this order.
             ``x`` is always offset 0 (what inference sees).
+        jobs: worker processes that fill the cache first (spawned; needs
+            ``cache_dir`` and the default loader). The tensors are the same for any ``jobs``.
     """
     offsets = [int(o) for o in frame_offsets]
     if 0 not in offsets:
         offsets = [0, *offsets]
     root = Path(cache_dir) if cache_dir is not None else None
-    cdirs = {
-        o: (root / (spec.digest() if o == 0 else f"{spec.digest()}_frame{o:+d}")) if root is not None else None
-        for o in offsets
-    }
-    for d in cdirs.values():
-        if d is not None:
-            d.mkdir(parents=True, exist_ok=True)
+    cdirs = _cache_dirs(root, spec, offsets)
+    if jobs > 1 and root is not None and loader is None and len(records) > 1:
+        _fill_cache_parallel(records, spec, offsets, cdirs, jobs, verbose)
     per_offset: dict[int, list[NDArray[np.float32]]] = {o: [] for o in offsets}
     ys: list[NDArray[np.int64]] = []
     subs: list[str] = []
@@ -126,31 +220,13 @@ def build_slices(
     t0 = time.perf_counter()
     for i, rec in enumerate(records):
         sig = subject_signature(rec.path) if root is not None else ""
-        case: Case | None = None
-        si = np.zeros(0, np.int64)
+        xs, si = _prepare(rec, spec, offsets, cdirs, sig, loader)
         for o in offsets:
-            cdir = cdirs[o]
-            cf = cdir / f"{rec.subject}.npz" if cdir is not None else None
-            hit = None
-            if cf is not None and cf.is_file():
-                with np.load(cf) as z:
-                    if "signature" in z and str(z["signature"]) == sig:
-                        hit = (z["x"], z["slice_index"])
-            if hit is not None:
-                x, si = hit
-            else:
-                case = case if case is not None else (loader(rec.path) if loader else load_case(rec))
-                pre = preprocess_case(case, spec, frame_offset=o)
-                x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
-                if cf is not None:
-                    tmp = cf.with_name(f"{cf.stem}.{os.getpid()}.tmp.npz")
-                    np.savez(tmp, x=x, slice_index=si, signature=np.array(sig))
-                    tmp.replace(cf)
-            per_offset[o].append(x.astype(np.float32))
-        n = len(per_offset[0][-1])
+            per_offset[o].append(xs[o])
+        n = len(xs[0])
         ys.append(np.full(n, rec.y, dtype=np.int64))
         subs += [rec.subject] * n
-        idx.append(si.astype(np.int64))
+        idx.append(si)
         if verbose and ((i + 1) % 20 == 0 or i + 1 == len(records)):
             log.info("  preprocessed %d/%d subjects (%.0f s)", i + 1, len(records), time.perf_counter() - t0)
     s = spec.input_size

@@ -68,6 +68,7 @@ class TrainConfig:
         test_fraction / val_fraction: hold-out fractions (per class).
         max_minutes: stop after the epoch that would cross this wall-clock budget.
         cache_dir: preprocessed-slice cache; default ``<manifest dir>/.cache``.
+        jobs: worker processes preparing (or rendering, for generated rows) the subjects' slices.
         dense_units / dropout: head.
         n_boot: bootstrap resamples for CIs.
         command: the command line that launched the run (for the card).
@@ -112,6 +113,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     max_minutes: float | None = None
     cache_dir: Path | None = None
+    jobs: int = 1
     dense_units: int = 256
     dropout: float = 0.5
     n_boot: int = 1000
@@ -276,7 +278,7 @@ def train(
     used = [by_id[s] for s in (*split.train, *split.val, *split.test)]
     t0 = time.perf_counter()
     offsets = [0] + [o for k in range(1, cfg.frame_jitter + 1) for o in (-k, k)]
-    data = build_slices(used, cfg.spec, loader=loader, cache_dir=cache, frame_offsets=offsets)
+    data = build_slices(used, cfg.spec, loader=loader, cache_dir=cache, frame_offsets=offsets, jobs=cfg.jobs)
     t_pre = time.perf_counter() - t0
     tr, va, te = data.select(split.train), data.select(split.val), data.select(split.test)
     assert_disjoint(split, data.subjects)

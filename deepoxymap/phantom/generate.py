@@ -66,6 +66,7 @@ from deepoxymap.phantom.truth import subject_truth, write_truth
 
 __all__ = [
     "MAP_KEYS",
+    "MAX_COHORT_SEED",
     "OS_KEYS",
     "Acquisition",
     "Grid",
@@ -98,6 +99,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+MAX_COHORT_SEED = 1 << 32
+"""Cohort seeds (``deepoxymap generate --seed``) lie in ``[0, 2**32)``; larger seeds are reserved
+for generated training subjects (:mod:`deepoxymap.model.synthetic`), so those can never
+reproduce a cohort's subject."""
 
 
 # ---------------------------------------------------------------------------
@@ -311,6 +317,11 @@ def generate_cohort(
         the manifest rows.
     """
     p = params or PhantomParams()
+    if not 0 <= int(seed) < MAX_COHORT_SEED:
+        raise PhantomError(
+            f"cohort seed {seed} is outside [0, 2**32)",
+            hint="larger seeds are reserved for generated training subjects",
+        )
     if isinstance(cohort, str) and cohort not in COHORTS:
         raise PhantomError(f"unknown cohort {cohort!r}", hint=f"one of {sorted(COHORTS)}")
     spec = COHORTS[cohort] if isinstance(cohort, str) else cohort
