@@ -39,6 +39,8 @@ class Settings:
             4 (float32) and the stored bytes per value; also caps deflated DICOM inflation.
         max_frames: most 2D images the DICOM headers of one load declare in total, and most
             images (slices x frames) in one stack.
+        max_frames_per_file: most frames one DICOM file may declare (reading per-frame
+            functional groups costs ~0.1 ms a frame).
         max_stack_bytes: most float32 bytes of one assembled stack.
         max_load_bytes: most float32 bytes of all stacks of one load together.
         slice_match_tol_deg: planes whose normals differ by more are not matched.
@@ -66,6 +68,7 @@ class Settings:
     max_zip_ratio: float = 200.0
     max_image_bytes: int = 256 * 1024**2
     max_frames: int = 100_000
+    max_frames_per_file: int = 20_000
     max_stack_bytes: int = 512 * 1024**2
     max_load_bytes: int = 4 * 1024**3
     slice_match_tol_deg: float = 10.0

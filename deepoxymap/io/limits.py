@@ -10,7 +10,8 @@ The limits are fields of :class:`deepoxymap.config.Settings`:
 * ``max_image_bytes``: most bytes one image file may decode to, from its
   header, before any decoder or decompressor runs (:func:`decoded_bytes`);
 * ``max_frames``: most 2D images the headers of one load declare in total, and
-  most images (slices x frames) in one stack;
+  most images (slices x frames) in one stack; ``max_frames_per_file``: most
+  frames one DICOM file declares (per-frame functional groups are slow to read);
 * ``max_stack_bytes`` / ``max_load_bytes``: most float32 bytes of one stack /
   of all stacks of one load.
 

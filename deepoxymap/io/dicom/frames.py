@@ -8,10 +8,12 @@ FrameTimeVector / FrameTime in legacy multi-frame files.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from deepoxymap.io.dicom.header import DicomHeader
@@ -83,6 +85,46 @@ def functional_group(ds: Dataset, index: int, seq: str) -> Dataset | None:
             if item is not None and len(item):
                 return item[0]
     return None
+
+
+class _Groups:
+    """The functional groups of one enhanced file, looked up once (:func:`functional_group` for every frame).
+
+    The two sequences are fetched once per file and the shared macros once per
+    macro, so a file of N frames costs N item lookups per macro, not 2 N
+    data-set lookups.
+    """
+
+    def __init__(self, ds: Dataset) -> None:
+        self.per = ds.get("PerFrameFunctionalGroupsSequence")
+        shared = ds.get("SharedFunctionalGroupsSequence")
+        self.shared = shared[0] if shared is not None and len(shared) else None
+        self._shared_macros: dict[str, Dataset | None] = {}
+
+    def item(self, index: int) -> Dataset | None:
+        """The per-frame functional groups item of frame ``index``, or ``None``."""
+        return self.per[index] if self.per is not None and len(self.per) > index else None
+
+    def macro(self, item: Dataset | None, seq: str) -> Dataset | None:
+        """Macro ``seq`` of a per-frame ``item`` (see :meth:`item`), else of the shared groups."""
+        tag = _macro_tag(seq)
+        if item is not None and tag in item:  # a dict lookup: absent macros cost no keyword search
+            got = item[tag].value
+            if got is not None and len(got):
+                return got[0]
+        if seq not in self._shared_macros:
+            got = self.shared[tag].value if self.shared is not None and tag in self.shared else None
+            self._shared_macros[seq] = got[0] if got is not None and len(got) else None
+        return self._shared_macros[seq]
+
+
+@functools.lru_cache(maxsize=32)
+def _macro_tag(keyword: str) -> int:
+    """The tag of a functional-group macro keyword."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:  # pragma: no cover - programming error
+        raise KeyError(keyword)
+    return int(tag)
 
 
 def _spacing(sp: tuple[float, ...] | None) -> tuple[float, float] | None:
@@ -160,32 +202,33 @@ def _legacy_frame_times(ds: Dataset, n_frames: int) -> list[float] | None:
     return None
 
 
-def _enhanced_frame(ds: Dataset, i: int, base: Frame) -> Frame:
+def _enhanced_frame(groups: _Groups, i: int, base: Frame) -> Frame:
     """Frame ``i`` of an enhanced file: ``base`` (the file-level record) overridden by its functional groups."""
     ipp, iop, sp, thick, note = base.ipp, base.iop, base.spacing, base.thickness, base.note
     trig, acq, resc, win = base.trigger, base.acq_time, None, base.window
-    pos = functional_group(ds, i, "PlanePositionSequence")
+    item = groups.item(i)
+    pos = groups.macro(item, "PlanePositionSequence")
     if pos is not None:
-        ipp = float_vec(pos.get("ImagePositionPatient"), 3)
-    ori = functional_group(ds, i, "PlaneOrientationSequence")
+        ipp = float_vec(tag_numbers(pos, "ImagePositionPatient"), 3)
+    ori = groups.macro(item, "PlaneOrientationSequence")
     if ori is not None:
-        iop = float_vec(ori.get("ImageOrientationPatient"), 6)
-    meas = functional_group(ds, i, "PixelMeasuresSequence")
+        iop = float_vec(tag_numbers(ori, "ImageOrientationPatient"), 6)
+    meas = groups.macro(item, "PixelMeasuresSequence")
     if meas is not None:
-        raw_sp = float_vec(meas.get("PixelSpacing"), 2)
+        raw_sp = float_vec(tag_numbers(meas, "PixelSpacing"), 2)
         sp, note = _spacing(raw_sp), _spacing_note(raw_sp)
-        thick = finite_float(meas.get("SliceThickness")) or base.thickness
-    card = functional_group(ds, i, "CardiacSynchronizationSequence")
+        thick = tag_number(meas, "SliceThickness") or base.thickness
+    card = groups.macro(item, "CardiacSynchronizationSequence")
     if card is not None:
-        delay = finite_float(card.get("NominalCardiacTriggerDelayTime"))
+        delay = finite_float(card.get("NominalCardiacTriggerDelayTime"))  # FD: binary, not text
         trig = math.nan if delay is None else delay
-    content = functional_group(ds, i, "FrameContentSequence")
+    content = groups.macro(item, "FrameContentSequence")
     if content is not None:
-        acq = dt_time(content.get("FrameAcquisitionDateTime")) or base.acq_time
-    pvt = functional_group(ds, i, "PixelValueTransformationSequence")
+        acq = dt_time(tag_text(content, "FrameAcquisitionDateTime")) or base.acq_time
+    pvt = groups.macro(item, "PixelValueTransformationSequence")
     if pvt is not None and "RescaleSlope" in pvt:
         resc = (float(pvt.RescaleSlope), float(pvt.get("RescaleIntercept", 0.0)))
-    voi = functional_group(ds, i, "FrameVOILUTSequence")
+    voi = groups.macro(item, "FrameVOILUTSequence")
     if voi is not None:
         c, w = finite_float(first_value(voi.get("WindowCenter"))), finite_float(first_value(voi.get("WindowWidth")))
         win = (c, w) if c is not None and w is not None and w > 0 else base.window
@@ -216,7 +259,8 @@ def frames_of(header: DicomHeader, file_index: int) -> list[Frame]:
     if header.n_frames == 1:
         return [base]
     if header.enhanced:
-        return [_enhanced_frame(ds, i, base) for i in range(header.n_frames)]
+        groups = _Groups(ds)
+        return [_enhanced_frame(groups, i, base) for i in range(header.n_frames)]
     frame_times = _legacy_frame_times(ds, header.n_frames)
     return [
         dataclasses.replace(

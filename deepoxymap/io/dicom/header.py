@@ -6,7 +6,7 @@ later only for files that are used. The header is validated before anything is
 decoded or expanded:
 
 * image SOP class (a DICOMDIR is :class:`IgnoredFile`, reported as info);
-* NumberOfFrames a positive whole number;
+* NumberOfFrames a positive whole number, at most ``max_frames_per_file``;
 * the decoded size (rows x columns x samples x frames x bytes, at least float32)
   within ``max_image_bytes``, for every transfer syntax;
 * the frames fit the bytes present (native: Rows x Columns x BitsAllocated x
@@ -456,6 +456,13 @@ def read_header(entry: Entry, settings: Settings | None = None) -> DicomHeader:
     ds, size = _parse(entry, cfg)
     pix = _check_image(ds, name)
     n_frames = _frame_count(ds, name)
+    if n_frames > cfg.max_frames_per_file:
+        raise DicomReadError(
+            f"NumberOfFrames (0028,0008) = {n_frames} is more than the limit of {cfg.max_frames_per_file} "
+            "frames per file; not read",
+            source=name,
+            hint="raise max_frames_per_file if the file is genuine",
+        )
     _check_pixel_data(ds, name, pix, size, n_frames, cfg)
     enhanced = n_frames > 1 and "PerFrameFunctionalGroupsSequence" in ds
     return DicomHeader(name, ds, n_frames, enhanced)
