@@ -34,6 +34,8 @@ class Settings:
         max_upload_files: most files accepted from one upload or zip.
         max_upload_bytes: most uncompressed bytes accepted from one upload or zip.
         max_zip_ratio: largest compression ratio accepted for a zip member (bomb guard).
+        max_archive_ratio: largest expansion ratio of a whole zip archive, once it has
+            expanded past 64 MiB (many small members of zeros; real studies compress < 10:1).
         max_image_bytes: most bytes one image file (DICOM or NIfTI) may decode to, from its
             header before any decoder runs: rows x columns x samples x frames x the larger of
             4 (float32) and the stored bytes per value; also caps deflated DICOM inflation.
@@ -66,6 +68,7 @@ class Settings:
     max_upload_files: int = 5000
     max_upload_bytes: int = 2 * 1024**3
     max_zip_ratio: float = 200.0
+    max_archive_ratio: float = 20.0
     max_image_bytes: int = 256 * 1024**2
     max_frames: int = 100_000
     max_frames_per_file: int = 20_000

@@ -5,8 +5,8 @@ The limits are fields of :class:`deepoxymap.config.Settings`:
 * ``max_upload_files``: most files (or zip members) one load reads;
 * ``max_upload_bytes``: most bytes one load reads, counted after zip and gzip
   expansion, as the bytes stream in;
-* ``max_zip_ratio``: largest expansion ratio of one zip member (over 1 MiB)
-  and of a whole archive (over :data:`ZIP_FREE_BYTES`);
+* ``max_zip_ratio``: largest expansion ratio of one zip member (over 1 MiB);
+  ``max_archive_ratio``: of a whole archive (over :data:`ZIP_FREE_BYTES`);
 * ``max_image_bytes``: most bytes one image file may decode to, from its
   header, before any decoder or decompressor runs (:func:`decoded_bytes`);
 * ``max_frames``: most 2D images the headers of one load declare in total, and

@@ -91,7 +91,8 @@ def load(sources: Source | Iterable[Source], *, settings: Settings | None = None
             ``.nii``/``.nii.gz``), an upload ``(name, bytes)``, or an iterable
             of those.
         settings: the limits (``max_upload_files``, ``max_upload_bytes``,
-            ``max_zip_ratio``, ``max_image_bytes``, ``max_frames``,
+            ``max_zip_ratio``, ``max_archive_ratio``, ``max_image_bytes``, ``max_frames``,
+            ``max_frames_per_file``,
             ``max_stack_bytes``, ``max_load_bytes``); defaults to
             :func:`deepoxymap.config.settings`.
 

@@ -8,7 +8,7 @@ safely and enforces the upload limits of :class:`deepoxymap.config.Settings`
 * ``max_upload_bytes``: most bytes accepted in total, counted after expansion
   as the bytes stream in (a zip member is never read past the limit);
 * ``max_zip_ratio``: largest compression ratio accepted for one zip member over
-  1 MiB, and for a whole archive once it has expanded past
+  1 MiB; ``max_archive_ratio``: for a whole archive once it has expanded past
   :data:`~deepoxymap.io.limits.ZIP_FREE_BYTES` (many small members of zeros).
 
 Zip members are streamed into memory in 1 MiB chunks (never extracted to
@@ -249,7 +249,7 @@ class _Zip:
     def __init__(self, zname: str, size: int, budget: Budget, out: Expanded, names: _Names) -> None:
         self.zname, self.budget, self.out, self.names = zname, budget, out, names
         self.size = size
-        self.cap = max(ZIP_FREE_BYTES, int(budget.settings.max_zip_ratio * size))
+        self.cap = max(ZIP_FREE_BYTES, int(budget.settings.max_archive_ratio * size))
         self.expanded = 0
 
     def problem(self, name: str, message: str, severity: str = "error", hint: str | None = None) -> None:
@@ -348,9 +348,9 @@ class _Zip:
             self.problem(
                 mname,
                 f"zip archive rejected as a possible zip bomb: its members expand to more than "
-                f"{fmt_bytes(self.cap)} ({settings.max_zip_ratio:.0f} times its {fmt_bytes(self.size)}); "
-                "reading stopped at this member and the later ones were not read",
-                hint="raise max_zip_ratio if the archive is genuine",
+                f"{fmt_bytes(self.cap)} ({settings.max_archive_ratio:.0f} times its {fmt_bytes(self.size)}, "
+                f"or {fmt_bytes(ZIP_FREE_BYTES)}); reading stopped at this member and the later ones were not read",
+                hint="raise max_archive_ratio if the archive is genuine",
             )
             return False
         self.out.problems.append((mname, self.budget.too_many_bytes(mname, info.file_size), "error"))
@@ -439,7 +439,7 @@ def expand(sources: Source | Iterable[Source], settings: Settings, budget: Budge
         sources: one source or an iterable of them (paths as ``str``/``Path``,
             uploads as ``(name, bytes)``).
         settings: the limits (``max_upload_files``, ``max_upload_bytes``,
-            ``max_zip_ratio``).
+            ``max_zip_ratio``, ``max_archive_ratio``).
         budget: running totals to continue (a new one by default).
 
     Returns:
