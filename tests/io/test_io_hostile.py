@@ -547,3 +547,25 @@ def test_decoder_that_aborts_the_process_is_isolated():
     msg = one_issue(res, "abort.dcm").message
     assert "pixel data could not be decoded" in msg
     good_loaded(res)
+
+
+def test_inflater_streams_bounded_reads():
+    """Inflater: bounded reads of a gzip stream (concatenated members too), eof only at the real end."""
+    import gzip
+    import zlib
+
+    from deepoxymap.io.sources import Inflater, read_capped
+
+    data = gzip.compress(b"a" * 3000) + gzip.compress(b"b" * 5000)
+    inf = Inflater(data, 16 + zlib.MAX_WBITS)
+    assert inf.read(1000) == b"a" * 1000 and not inf.eof
+    rest = inf.read(10**6)
+    assert rest == b"a" * 2000 + b"b" * 5000 and inf.eof
+    noise = np.random.default_rng(0).bytes(100_000)
+    cut = Inflater(gzip.compress(noise)[:50_000], 16 + zlib.MAX_WBITS)
+    got = cut.read(10**7)
+    assert noise.startswith(got) and len(got) < len(noise) and not cut.eof  # truncated: no end of stream
+    with pytest.raises(zlib.error):
+        Inflater(b"\x1f\x8b\x08\x00" + b"\xff" * 64, 16 + zlib.MAX_WBITS).read(100)
+    assert read_capped(io.BytesIO(b"x" * 10), 10) == (b"x" * 10, False)
+    assert read_capped(io.BytesIO(b"x" * 11), 10) == (b"", True)

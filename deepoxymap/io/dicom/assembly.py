@@ -536,7 +536,6 @@ def _build_stack_series(
             retries without them).
         _StackRefused: the stack exceeds a limit (nothing was allocated).
     """
-    ds = headers[frames[0].file].ds
     by_slice = _group_slices(frames, _slice_ids(frames, has_geometry))
     n_frames = max(len(s) for s in by_slice)
     rows, cols = frames[0].rows, frames[0].cols
@@ -544,14 +543,28 @@ def _build_stack_series(
     if refused is not None:
         raise _StackRefused(refused)
     try:
-        problems.extend(_warn_frame_order(uid, ds, by_slice, n_frames, headers))
-        geom, by_slice = _stack_geometry(frames, by_slice, ds, has_geometry, headers, problems)
-        layout = _layout(by_slice, n_frames, headers)
-        data = np.empty((len(by_slice), n_frames, rows, cols), dtype=np.float32)
-        _decode_into(data, layout.targets, headers)
+        return _stack_series(uid, frames, by_slice, n_frames, headers, has_geometry, problems)
     except BaseException:
         budget.stack_bytes -= len(by_slice) * n_frames * rows * cols * 4  # not built: give the bytes back
         raise
+
+
+def _stack_series(
+    uid: str,
+    frames: list[Frame],
+    by_slice: list[list[Frame]],
+    n_frames: int,
+    headers: list[DicomHeader],
+    has_geometry: bool,
+    problems: list[DicomProblem],
+) -> Series:
+    """The body of :func:`_build_stack_series` once the stack's bytes are counted."""
+    ds = headers[frames[0].file].ds
+    problems.extend(_warn_frame_order(uid, ds, by_slice, n_frames, headers))
+    geom, by_slice = _stack_geometry(frames, by_slice, ds, has_geometry, headers, problems)
+    layout = _layout(by_slice, n_frames, headers)
+    data = np.empty((len(by_slice), n_frames, frames[0].rows, frames[0].cols), dtype=np.float32)
+    _decode_into(data, layout.targets, headers)
     problems.extend(_non_finite(data, layout.targets, headers))
     description = str(_get(ds, "SeriesDescription", "") or "")
     role, reason, units = _infer_stack_role(ds, description, data)
