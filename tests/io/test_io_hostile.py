@@ -353,15 +353,19 @@ def test_nonpositive_number_of_frames_is_reported(tmp_path, n):
         good_loaded(r)
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_nifti_non_finite_affine_degrades_to_no_geometry(tmp_path, bad):
-    """An sform holding NaN/inf: a warning, and a flagged no-geometry stack (no NaN origins or spacing)."""
-    raw = nifti_image(
-        np.ones((5, 6, 3), np.float32) * np.arange(3),
-        np.eye(4),
-        sform_code=1,
-        srow_x=[1.0, 0.0, 0.0, bad],
-    )
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"sform_code": 1, "srow_x": [1.0, 0.0, 0.0, np.nan]},
+        {"sform_code": 1, "srow_y": [0.0, np.inf, 0.0, 0.0]},
+        {"sform_code": 0, "qform_code": 1, "quatern_b": np.nan},
+        {"sform_code": 0, "qform_code": 1, "qoffset_z": -np.inf},
+    ],
+    ids=["sform-nan", "sform-inf", "qform-nan", "qform-inf"],
+)
+def test_nifti_non_finite_affine_degrades_to_no_geometry(tmp_path, fields):
+    """An sform or qform holding NaN/inf: a warning, and a flagged no-geometry stack (no NaN origins or spacing)."""
+    raw = nifti_image(np.ones((5, 6, 3), np.float32) * np.arange(3), np.eye(4), **fields)
     for route, r in three_ways(tmp_path, {"nan.nii": raw}).items():
         warn = one_issue(r, "nan.nii", severity="warning")
         assert "affine (sform/qform) holds NaN or infinity" in warn.message, route
