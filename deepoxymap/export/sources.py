@@ -20,21 +20,19 @@ exports); a multi-frame (enhanced) source raises :class:`ExportError`.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 
 from deepoxymap.case import Series
 from deepoxymap.config import Settings
 from deepoxymap.config import settings as current_settings
-from deepoxymap.errors import ExportError
-from deepoxymap.io.sources import Source, expand, is_nifti_name
+from deepoxymap.errors import DeepOxyMapError, ExportError
+from deepoxymap.io.sources import Entry, Source, expand, is_nifti_name
 
 __all__ = ["POSITION_TOL_MM", "SourceIndex"]
 
@@ -44,14 +42,17 @@ POSITION_TOL_MM = 0.5
 _SEG_SOP = "1.2.840.10008.5.1.4.1.1.66.4"
 
 
-def _read_header(name: str, data: bytes | None, path: str | None) -> Dataset | None:
-    """The header of one entry without its Pixel Data, or ``None`` when it is not a DICOM image."""
+def _read_header(entry: Entry, settings: Settings) -> Dataset | None:
+    """The header of one entry (Pixel Data deferred), or ``None`` when it is not a DICOM image.
+
+    Read by the app's loader (:func:`deepoxymap.io.dicom.read_header`), so every size limit
+    applies here too (deflated data sets inflate under ``max_image_bytes``).
+    """
+    from deepoxymap.io.dicom import read_header
+
     try:
-        src = io.BytesIO(data) if data is not None else path
-        if src is None:
-            return None
-        ds = pydicom.dcmread(src, stop_before_pixels=True, force=True)
-    except Exception:  # noqa: BLE001 - the loader already reported unreadable files
+        ds = read_header(entry, settings).ds
+    except DeepOxyMapError:  # the loader already reported unreadable files
         return None
     if "SOPInstanceUID" not in ds or "Rows" not in ds or str(ds.get("SOPClassUID", "")) == _SEG_SOP:
         return None
@@ -94,12 +95,13 @@ class SourceIndex:
         files that are not DICOM images (NIfTI, SEG, text) are skipped silently
         (the loader reports them).
         """
-        exp = expand(sources, settings or current_settings())
+        s = settings or current_settings()
+        exp = expand(sources, s)
         out: dict[str, Dataset] = {}
         for entry in exp.entries:
             if is_nifti_name(entry.name):
                 continue
-            ds = _read_header(entry.name, entry.data, str(entry.path) if entry.path is not None else None)
+            ds = _read_header(entry, s)
             if ds is not None:
                 out[entry.name] = ds
         return cls(out, origin)

@@ -184,6 +184,23 @@ def read_segmentation(ds: Dataset, name: str = "SEG") -> SegMask:
     """
     import highdicom as hd
 
+    from deepoxymap.config import settings as current_settings
+    from deepoxymap.io.limits import image_too_large
+
+    try:
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        n_values = n_frames * int(ds.get("Rows", 0) or 0) * int(ds.get("Columns", 0) or 0)
+    except (TypeError, ValueError):
+        raise DicomReadError("DICOM SEG has unreadable Rows, Columns or NumberOfFrames", source=name) from None
+    too_big = image_too_large(
+        n_values,
+        1,
+        current_settings(),
+        name=name,
+        what=f"{n_frames} frame(s) of {ds.get('Rows')} x {ds.get('Columns')}",
+    )
+    if too_big is not None:  # bounded before highdicom unpacks the frames
+        raise too_big
     try:
         seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
         pixels = np.asarray(seg.pixel_array)
