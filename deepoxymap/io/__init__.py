@@ -20,12 +20,22 @@ Every input is bounded before it is expanded (zip and gzip streams, deflated
 DICOM, decoded image sizes, frame counts, stacks): see
 :mod:`~deepoxymap.io.limits`.
 
-Modules: :mod:`~deepoxymap.io.sources` (paths, folders, zips, uploads, bounded gzip/deflate),
+Files sharing a SOPInstanceUID: an identical copy is dropped (info); a copy
+with different content is loaded as its own series ``<uid>#dupN`` (warning). A
+DICOMDIR is ignored with an info line. DICOM SEG files are not decoded as
+images: :func:`deepoxymap.io.seg.load` (``load`` plus the SEG step) maps them
+onto their series as label maps.
+
+Modules: :mod:`~deepoxymap.io.loader` (:func:`load`, :func:`build_case`, the report),
+:mod:`~deepoxymap.io.sources` (paths, folders, zips, uploads, bounded gzip/deflate),
 :mod:`~deepoxymap.io.limits` (the limits and the running totals of one load),
-:mod:`~deepoxymap.io.dicom` (DICOM), :mod:`~deepoxymap.io.nifti` (NIfTI),
+:mod:`~deepoxymap.io.dicom` (DICOM: ``header``, ``frames``, ``inventory``, ``values``,
+``pixels``, ``isolated`` (GDCM decodes in a worker process), ``assembly``),
+:mod:`~deepoxymap.io.nifti` (NIfTI), :mod:`~deepoxymap.io.seg` (DICOM SEG import),
 :mod:`~deepoxymap.io.roles` (the documented role rule table),
 :mod:`~deepoxymap.io.contours` (Sunnybrook manual contours ->
-``Stack(role=MASK)``; ``sunnybrook_case(real_data_dir)``), :mod:`~deepoxymap.cli.info`.
+``Stack(role=MASK)``; ``sunnybrook_case(real_data_dir)``); the ``deepoxymap info``
+command is :mod:`deepoxymap.cli.info`.
 """
 
 from __future__ import annotations

@@ -11,9 +11,12 @@ Public API::
 Every number lives in :mod:`deepoxymap.phantom.params` (frozen dataclasses);
 sampling in :mod:`.anatomy`, rendering and acquisition-like band limiting in
 :mod:`.render`, one module per sequence (:mod:`.seq_oscine`, :mod:`.seq_lge`,
-:mod:`.seq_maps`), orchestration in :mod:`.generate`, writing in :mod:`.dicom`;
-``deepoxymap generate|realism|difficulty`` in :mod:`deepoxymap.cli`, :mod:`.realism`,
-:mod:`.difficulty`; lesion-contrast check in :mod:`.os_contrast`.
+:mod:`.seq_maps`), orchestration in :mod:`.generate`, writing in :mod:`.dicom`.
+Validation is library code that never prints: :mod:`.realism`, :mod:`.difficulty`
+and the lesion-contrast check :mod:`.os_contrast`. The ``deepoxymap generate``,
+``realism`` and ``difficulty`` commands live in :mod:`deepoxymap.cli`
+(:mod:`deepoxymap.cli.generate`, :mod:`deepoxymap.cli.realism`,
+:mod:`deepoxymap.cli.difficulty`); ``tools/`` wraps them and ``os_contrast``.
 """
 
 from __future__ import annotations
