@@ -7,24 +7,19 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from deepoxymap.cli.difficulty import add_arguments, run
-from deepoxymap.errors import DeepOxyMapError
+if __package__ in (None, ""):  # run as `python tools/<name>.py`: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.command import run_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and print the table."""
-    parser = argparse.ArgumentParser(prog="python -m tools.difficulty", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except DeepOxyMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_command("difficulty", "python -m tools.difficulty", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

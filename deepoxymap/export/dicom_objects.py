@@ -56,6 +56,22 @@ SERIES_NUMBERS = {
 """SeriesNumber of each exported object (distinct from the scanner's series)."""
 
 
+def new_instance(analysis: CaseAnalysis, series_number: int) -> dict[str, Any]:
+    """The constructor arguments every exported object shares: fresh UIDs, series number, the device (model)."""
+    import highdicom as hd
+
+    return {
+        "series_instance_uid": hd.UID(),
+        "series_number": series_number,
+        "sop_instance_uid": hd.UID(),
+        "instance_number": 1,
+        "manufacturer": MANUFACTURER,
+        "manufacturer_model_name": f"{MANUFACTURER} {analysis.model_name}"[:64],
+        "software_versions": software_version(),
+        "device_serial_number": analysis.model_version[:64],
+    }
+
+
 def software_version() -> str:
     """The package version (``deepoxymap.__version__`` when set, else the project version)."""
     import deepoxymap
@@ -124,14 +140,7 @@ def parametric_map(analysis: CaseAnalysis, sources: Sequence[Dataset]) -> Datase
         pm = hd.pm.ParametricMap(
             source_images=list(sources),
             pixel_array=vol,
-            series_instance_uid=hd.UID(),
-            series_number=SERIES_NUMBERS["parametric_map"],
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer=MANUFACTURER,
-            manufacturer_model_name=f"{MANUFACTURER} {analysis.model_name}"[:64],
-            software_versions=software_version(),
-            device_serial_number=analysis.model_version[:64],
+            **new_instance(analysis, SERIES_NUMBERS["parametric_map"]),
             contains_recognizable_visual_features=False,
             real_world_value_mappings=[mapping],
             voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0)],
@@ -166,14 +175,7 @@ def _segmentation(
             pixel_array=pixels,
             segmentation_type=seg_type,
             segment_descriptions=[description],
-            series_instance_uid=hd.UID(),
-            series_number=series_number,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer=MANUFACTURER,
-            manufacturer_model_name=f"{MANUFACTURER} {analysis.model_name}"[:64],
-            software_versions=software_version(),
-            device_serial_number=analysis.model_version[:64],
+            **new_instance(analysis, series_number),
             omit_empty_frames=False,
             content_label=content_label,
             content_description=series_description[:64],

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,58 +23,7 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = ROOT / "tests" / "e2e" / "screenshots"
 
 
-def free_port() -> int:
-    """An unused localhost TCP port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_streamlit(script: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """``streamlit run script`` headless on ``127.0.0.1:port`` (stdout/stderr discarded: no patient data in logs)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
-    return subprocess.Popen(
-        cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-
-
-def wait_healthy(url: str, timeout: float = 60.0) -> float:
-    """Poll ``/_stcore/health`` until it answers ``ok``; returns the seconds waited."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return time.perf_counter() - t0
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"streamlit did not answer at {url} within {timeout} s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate a server we started (by its own pid)."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+from server import free_port, start_streamlit, stop, wait_healthy
 
 
 @pytest.fixture(scope="session")

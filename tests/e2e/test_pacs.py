@@ -8,12 +8,7 @@ The browser test drives the app's "From PACS" tab and the Feature-maps downloads
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +19,7 @@ import numpy as np
 import pacs_server
 import pydicom
 import pytest
+from server import free_port, start_streamlit, stop, wait_healthy
 
 from deepoxymap.dicomweb import PacsClient
 from deepoxymap.errors import PacsError
@@ -32,42 +28,17 @@ from deepoxymap.export import export_names
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    """An unused loopback TCP port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def app_with(env: dict[str, str]) -> Iterator[str]:
     """The app on a server process of its own, with extra environment (the PACS settings); stopped after."""
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = start_streamlit(ROOT / "app.py", port, env)
     url = f"http://127.0.0.1:{port}"
     try:
-        t0 = time.perf_counter()
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.perf_counter() - t0 > 60:
-                    raise TimeoutError(f"streamlit did not answer at {url}") from None
-                time.sleep(0.1)
+        wait_healthy(url)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 def _client(orthanc: pacs_server.OrthancServer, *, trusted: bool) -> PacsClient:
