@@ -364,7 +364,8 @@ def _class_name(i: int, n_classes: int, class_names: Sequence[str] | None) -> st
     return f"class {i}"
 
 
-def _softmax(z: NDArray[Any]) -> NDArray[np.float32]:
+def softmax(z: NDArray[Any]) -> NDArray[np.float32]:
+    """Softmax over the last axis of logits ``[..., C]`` (float64 inside, float32 out)."""
     z = np.asarray(z, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -497,7 +498,7 @@ def _scorecam(
         masked = x[i][None] * masks[..., None]
         probs = []
         for s in range(0, m, batch_size):
-            probs.append(_softmax(np.asarray(fwd(masked[s : s + batch_size]))))
+            probs.append(softmax(np.asarray(fwd(masked[s : s + batch_size]))))
         p = np.concatenate(probs)[:, targets[i]]  # [m]
         out[i] = np.maximum((a[..., sel] * p[None, None, :]).sum(axis=-1), 0.0)
     return out
@@ -666,7 +667,7 @@ def explain_methods(
     acts_t, grads_t, logits_t, tgt_t = _grad_fn(model, layers)(tf.constant(x), tf.constant(t))
     acts = [np.asarray(a, dtype=np.float32) for a in acts_t]
     grads = [np.nan_to_num(np.asarray(g, dtype=np.float32)) for g in grads_t]
-    probs = _softmax(np.asarray(logits_t))
+    probs = softmax(np.asarray(logits_t))
     tgt = np.asarray(tgt_t, dtype=np.int32)
     size = (int(x.shape[1]), int(x.shape[2]))
 

@@ -198,7 +198,7 @@ def deletion_curve(
     Returns:
         :class:`DeletionCurve`.
     """
-    from deepoxymap.explain.methods import _softmax, logits_model
+    from deepoxymap.explain.methods import logits_model, softmax
 
     xx = np.asarray(x, dtype=np.float32)
     h = np.asarray(heatmap.array if isinstance(heatmap, Heatmap) else heatmap, dtype=np.float32)
@@ -217,7 +217,7 @@ def deletion_curve(
         for i, f in enumerate(fr):
             k = round(f * n_pix)
             flat[i, order[:k]] = base
-        p = _softmax(np.asarray(fwd(batch)))
+        p = softmax(np.asarray(fwd(batch)))
         return p[:, tc].astype(np.float64)
 
     if target_class is None:
