@@ -27,7 +27,7 @@ from deepoxymap import CLASSES
 from deepoxymap.case import Case
 from deepoxymap.cohort import GENERATED_PREFIX, SubjectRecord, load_case
 from deepoxymap.model.augment import AugmentSpec, augment_batch
-from deepoxymap.model.preprocess import PreprocessSpec, preprocess_case
+from deepoxymap.model.preprocess import PreprocessSpec, preprocess_case_offsets
 
 log = logging.getLogger(__name__)
 
@@ -125,24 +125,29 @@ def _prepare(
     loader: Callable[[Path], Case] | None,
 ) -> tuple[dict[int, NDArray[np.float32]], NDArray[np.int64]]:
     """One subject's tensors at every frame offset, from the cache or by loading and preprocessing (then cached)."""
-    case: Case | None = None
     si = np.zeros(0, np.int64)
     xs: dict[int, NDArray[np.float32]] = {}
+    files: dict[int, Path | None] = {}
     for o in offsets:
-        cdir = cdirs[o]
-        cf = cdir / f"{rec.subject}.npz" if cdir is not None else None
-        hit = _cached(cf, sig)
-        if hit is not None:
-            x, si = hit
+        d = cdirs[o]
+        files[o] = d / f"{rec.subject}.npz" if d is not None else None
+    missing = []
+    for o in offsets:
+        hit = _cached(files[o], sig)
+        if hit is None:
+            missing.append(o)
         else:
-            case = case if case is not None else (loader(rec.path) if loader else load_case(rec))
-            pre = preprocess_case(case, spec, frame_offset=o)
+            xs[o], si = hit[0].astype(np.float32), hit[1]
+    if missing:  # one load, one LV localisation for every missing offset
+        case = loader(rec.path) if loader else load_case(rec)
+        for o, pre in preprocess_case_offsets(case, spec, missing).items():
             x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
+            cf = files[o]
             if cf is not None:
                 tmp = cf.with_name(f"{cf.stem}.{os.getpid()}.tmp.npz")
                 np.savez(tmp, x=x, slice_index=si, signature=np.array(sig))
                 tmp.replace(cf)
-        xs[o] = x.astype(np.float32)
+            xs[o] = x.astype(np.float32)
     return xs, si.astype(np.int64)
 
 

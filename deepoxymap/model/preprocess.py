@@ -63,6 +63,7 @@ __all__ = [
     "Preprocessed",
     "crop_slice",
     "preprocess_case",
+    "preprocess_case_offsets",
     "scale_unit",
     "select_frames",
     "select_stack",
@@ -345,6 +346,15 @@ def preprocess_case(case: Case, spec: PreprocessSpec, *, frame_offset: int = 0) 
     Raises:
         CaseError: no usable series, or ``"dynamics"`` without a matching baseline.
     """
+    return preprocess_case_offsets(case, spec, (int(frame_offset),))[int(frame_offset)]
+
+
+def preprocess_case_offsets(case: Case, spec: PreprocessSpec, frame_offsets: Sequence[int]) -> dict[int, Preprocessed]:
+    """:func:`preprocess_case` at several frame offsets, localising the LV and choosing end-systole once.
+
+    Returns:
+        ``{offset: Preprocessed}``, each equal to ``preprocess_case(case, spec, frame_offset=offset)``.
+    """
     stack, tp_used, notes = select_stack(case, spec.timepoint)
     base: Stack | None = None
     if spec.channels == "dynamics":
@@ -354,12 +364,27 @@ def preprocess_case(case: Case, spec: PreprocessSpec, *, frame_offset: int = 0) 
                 f"the 'dynamics' input needs a baseline OS-CMR series on the same grid as the {spec.timepoint} series",
                 source=case.case_id,
             )
+    centers = find_lv_centers(stack)
+    chosen = select_frames(stack, spec, centers)
+    return {int(o): _assemble(case, spec, stack, base, centers, chosen, int(o), tp_used, notes) for o in frame_offsets}
+
+
+def _assemble(
+    case: Case,
+    spec: PreprocessSpec,
+    stack: Stack,
+    base: Stack | None,
+    centers: Sequence[tuple[float, float]],
+    chosen: Sequence[int],
+    frame_offset: int,
+    tp_used: str | None,
+    notes: list[str],
+) -> Preprocessed:
+    """Crop, normalise and scale every slice at ``chosen[k] + frame_offset`` around ``centers[k]``."""
     ps = stack.geometry.pixel_spacing
     xs: list[NDArray[np.float32]] = []
     transforms: list[CropTransform] = []
     frames: list[int] = []
-    centers = find_lv_centers(stack)
-    chosen = select_frames(stack, spec, centers)
     for k in range(stack.n_slices):
         center, f = centers[k], (chosen[k] + int(frame_offset)) % stack.n_frames
         crop, t = crop_slice(stack.data[k, f], ps, center, spec, slice_index=k, frame=f)
@@ -368,7 +393,7 @@ def preprocess_case(case: Case, spec: PreprocessSpec, *, frame_offset: int = 0) 
             g = np.clip((crop - lo) / (hi - lo), 0.0, 1.0)
             x01 = np.repeat(g[..., None], 3, axis=-1)
         else:
-            if base is None:  # checked above for "dynamics"; kept explicit for the type checker
+            if base is None:  # checked by the caller for "dynamics"; kept explicit for the type checker
                 raise CaseError("the 'dynamics' input needs a baseline OS-CMR series", source=case.case_id)
             fb = min(f, base.n_frames - 1)
             bcrop, _ = crop_slice(base.data[k, fb], ps, center, spec, slice_index=k, frame=fb)
@@ -394,5 +419,5 @@ def preprocess_case(case: Case, spec: PreprocessSpec, *, frame_offset: int = 0) 
         frames=frames,
         spec=spec,
         timepoint=tp_used,
-        notes=notes,
+        notes=list(notes),
     )

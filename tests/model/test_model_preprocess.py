@@ -111,3 +111,19 @@ def test_same_case_same_tensor_regardless_of_spacing_units() -> None:
     fa = (a.x[0, ..., 0] > 1.0).mean()
     fb = (b.x[0, ..., 0] > 1.0).mean()
     assert abs(fa - fb) < 0.05
+
+
+def test_offsets_equal_single_calls_and_localise_once(synth_case, monkeypatch) -> None:
+    """``preprocess_case_offsets`` gives each offset's ``preprocess_case`` tensor, with one LV localisation."""
+    import deepoxymap.model.preprocess as pp
+
+    spec = pp.PreprocessSpec(input_size=32, crop_mm=80.0)
+    singles = {o: pp.preprocess_case(synth_case, spec, frame_offset=o) for o in (0, -1, 2)}
+    calls = []
+    real = pp.find_lv_centers
+    monkeypatch.setattr(pp, "find_lv_centers", lambda st: calls.append(1) or real(st))
+    many = pp.preprocess_case_offsets(synth_case, spec, (0, -1, 2))
+    assert len(calls) == 1
+    for o, pre in singles.items():
+        np.testing.assert_array_equal(many[o].x, pre.x)
+        assert many[o].frames == pre.frames
