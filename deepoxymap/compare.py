@@ -25,7 +25,7 @@ from deepoxymap.errors import GeometryError
 if TYPE_CHECKING:
     from deepoxymap.model.preprocess import CropTransform
 
-__all__ = ["PANEL_ROLES", "Panel", "crop_extent_mm", "match_panel", "reference_lesion", "segment_means"]
+__all__ = ["PANEL_ROLES", "Panel", "crop_box_px", "crop_extent_mm", "match_panel", "reference_lesion", "segment_means"]
 
 PANEL_ROLES = (Role.LGE, Role.T1_MAP, Role.T2_MAP)
 """The series shown beside the OS-CMR slice."""
@@ -108,6 +108,14 @@ def match_panel(case: Case, ref: Stack, k: int, role: Role, *, tol_deg: float, m
     return Panel(role, img, m.other_index, m.distance_mm, None, other, labels)
 
 
+def _crop_half_px(transform: CropTransform, margin: float) -> tuple[float, float]:
+    """Half side ``(rows, cols)`` in source pixels of a crop's region, enlarged by ``margin``."""
+    return (
+        transform.model_shape[0] * transform.scale[0] / 2 * margin,
+        transform.model_shape[1] * transform.scale[1] / 2 * margin,
+    )
+
+
 def crop_extent_mm(
     transform: CropTransform, pixel_spacing: tuple[float, float], margin: float = 1.15
 ) -> tuple[float, float, float, float]:
@@ -119,10 +127,17 @@ def crop_extent_mm(
         margin: the box is enlarged by this factor about its centre.
     """
     rs, cs = pixel_spacing
-    half_r = transform.model_shape[0] * transform.scale[0] * rs / 2 * margin
-    half_c = transform.model_shape[1] * transform.scale[1] * cs / 2 * margin
+    hr, hc = _crop_half_px(transform, margin)
     yc, xc = transform.center[0] * rs, transform.center[1] * cs
-    return (xc - half_c, xc + half_c, yc - half_r, yc + half_r)
+    return (xc - hc * cs, xc + hc * cs, yc - hr * rs, yc + hr * rs)
+
+
+def crop_box_px(transform: CropTransform, shape: tuple[int, int], margin: float = 1.15) -> tuple[int, int, int, int]:
+    """The same region as :func:`crop_extent_mm` as a pixel box ``(r0, r1, c0, c1)`` (end exclusive), clipped to ``shape``."""
+    hr, hc = _crop_half_px(transform, margin)
+    r0, r1 = max(0, int(np.floor(transform.center[0] - hr))), min(shape[0], int(np.ceil(transform.center[0] + hr)) + 1)
+    c0, c1 = max(0, int(np.floor(transform.center[1] - hc))), min(shape[1], int(np.ceil(transform.center[1] + hc)) + 1)
+    return (r0, max(r1, r0 + 1), c0, max(c1, c0 + 1))
 
 
 def segment_means(images: Sequence[NDArray[np.floating]], seg_maps: Sequence[NDArray[np.integer]]) -> dict[int, float]:

@@ -117,7 +117,7 @@ def prepare_reference(case: Case, pre: Preprocessed, *, subtype: str = "") -> Ca
     for i, k in enumerate(pre.slice_indices):
         lb = labs[i]
         m = masks_from_labels(lb)
-        lesion = lesion_mask(m, kind if kind != "any" else "any")
+        lesion = lesion_mask(m, kind)
         level = levels[k]
         try:
             seg = (

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deepoxymap.case import Case, Role, Series, Stack
+from deepoxymap.compare import crop_box_px
 from deepoxymap.errors import CaseError, ExportError
 
 if TYPE_CHECKING:
@@ -179,15 +180,6 @@ def _series_of(case: Case, stack: Stack) -> Series:
         if s.uid == stack.series_uid:
             return s
     raise ExportError("the OS-CMR stack the model read is not one of the case's series", source=case.case_id)
-
-
-def _crop_box(t: Any, shape: tuple[int, int], margin: float = 1.15) -> tuple[int, int, int, int]:
-    """Pixel box ``(r0, r1, c0, c1)`` (end exclusive) of a ``CropTransform``'s region, clipped to ``shape``."""
-    hr = t.model_shape[0] * t.scale[0] / 2.0 * margin
-    hc = t.model_shape[1] * t.scale[1] / 2.0 * margin
-    r0, r1 = max(0, int(np.floor(t.center[0] - hr))), min(shape[0], int(np.ceil(t.center[0] + hr)) + 1)
-    c0, c1 = max(0, int(np.floor(t.center[1] - hc))), min(shape[1], int(np.ceil(t.center[1] + hc)) + 1)
-    return (r0, max(r1, r0 + 1), c0, max(c1, c0 + 1))
 
 
 def _labels_3d(case: Case, series: Series) -> NDArray[np.int64] | None:
@@ -379,6 +371,6 @@ def analyse_case(
         scar=_scar(case, notes),
         edema=_edema(case, notes),
         levels=levels,
-        crop_boxes=[_crop_box(t, shape) for t in pre.transforms],
+        crop_boxes=[crop_box_px(t, shape) for t in pre.transforms],
         notes=notes,
     )

@@ -77,14 +77,20 @@ def test_training_and_inference_preprocessing_are_one_path(tiny_trained, monkeyp
     assert np.array_equal(fed[0], fresh_x)
     # and the code path is literally the same function: training calls preprocess_case_offsets,
     # inference calls preprocess_case, which is preprocess_case_offsets at offset 0
-    import inspect
-
     import deepoxymap.model.data as data_mod
     import deepoxymap.model.preprocess as pre_mod
 
     assert predict_mod.preprocess_case is preprocess_case is pre_mod.preprocess_case
     assert data_mod.preprocess_case_offsets is pre_mod.preprocess_case_offsets
-    assert "preprocess_case_offsets(case, spec, (int(frame_offset),))" in inspect.getsource(pre_mod.preprocess_case)
+    calls: list[tuple[int, ...]] = []
+    real_offsets = pre_mod.preprocess_case_offsets
+
+    def spy_offsets(c, spec, offsets):
+        calls.append(tuple(offsets))
+        return real_offsets(c, spec, offsets)
+
+    monkeypatch.setattr(pre_mod, "preprocess_case_offsets", spy_offsets)
+    assert np.array_equal(pre_mod.preprocess_case(case, loaded.spec).x, fresh_x) and calls == [(0,)]
     assert pred.slice_probs.shape == (2, 4) and pred.call in CLASSES
     assert np.allclose(pred.case_probs, pred.slice_probs.mean(axis=0))
     mc = predict_mod.predict_case(loaded, case, mc_samples=5)
