@@ -1,0 +1,30 @@
+"""Automatic segmentation of the LV blood pool, LV myocardium and RV on short-axis images.
+
+:func:`segment_image` (one image) and :func:`segment_stack` (a whole
+:class:`~deepoxymap.case.Stack`) return uint8 label maps in the phantom scheme:
+0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool. The method
+(:mod:`deepoxymap.segmentation.polar`) is classical: polar unwrapping around
+the LV centre and dynamic programming of the endo- and epicardial borders.
+"""
+
+from deepoxymap.segmentation.api import (
+    BACKGROUND,
+    KIND_OF_ROLE,
+    LV_BLOOD,
+    MYOCARDIUM,
+    RV_BLOOD,
+    segment_image,
+    segment_stack,
+)
+from deepoxymap.segmentation.polar import KINDS
+
+__all__ = [
+    "BACKGROUND",
+    "KINDS",
+    "KIND_OF_ROLE",
+    "LV_BLOOD",
+    "MYOCARDIUM",
+    "RV_BLOOD",
+    "segment_image",
+    "segment_stack",
+]

@@ -1,0 +1,355 @@
+"""Classical LV / RV segmentation of one short-axis image, seeded by the LV centre.
+
+Method (no training, CPU, ~tens of ms per image)
+------------------------------------------------
+1. **Polar unwrap** around the LV centre: ``N_THETA`` rays, radii ``0 .. R_MAX_MM``
+   in ``DR_MM`` steps, sampled (bilinear) from the image smoothed by a
+   ``SMOOTH_MM`` Gaussian and robustly scaled to [0, 1] within ``R_MAX_MM``.
+2. **Blood / myocardium levels:** the blood level is a high percentile of the
+   central ``CORE_MM`` disc; the blood/myocardium threshold is Otsu's level of
+   the disc of radius ``OTSU_MM`` (bright blood vs everything darker).
+3. **Endocardium** by dynamic programming over the rays (circular, with a
+   bounded radius change between neighbouring rays and a quadratic penalty on
+   it): the border of each ray minimises "dark pixels inside" plus "bright
+   pixels in a ``WALL_MM`` window just outside" minus an edge (bright-to-dark)
+   term. Dark papillary muscles inside a bright ring therefore stay in the
+   blood pool (the usual convention of manual contours), while RV blood beyond
+   the wall does not count.
+4. **Epicardium** by a second dynamic programme on the radius beyond the
+   endocardium: the wall should look like myocardium (intensity near the
+   myocardial level measured just outside the endocardium), the
+   ``OUT_MM`` beyond it should not, plus an edge term of either sign (fat and
+   blood are brighter, lung is darker), a weak prior on the wall thickness and
+   hard limits ``THICK_MIN_MM .. THICK_MAX_MM``.
+5. **Re-centre** once on the blood-pool centroid and repeat 1-4 (a centre
+   found on a papillary muscle or near the wall would bias the polar grid).
+6. **RV**: the bright (blood-like) connected region outside the LV that has
+   the longest contact with the epicardium, within ``RV_MAX_MM`` of the LV centre.
+
+Constants
+---------
+All sizes are millimetres, so the same numbers serve 1 mm and 1.5 mm pixels.
+They are physiological ranges (LV wall 6-12 mm at end-diastole in adults,
+thicker in hypertrophy; cavity radius up to ~35 mm in dilated hearts) and
+were chosen on generated phantoms (``deepoxymap.phantom``) and then left
+alone; the real labelled cases are validation only (``tools/segment_check.py``).
+
+Works on bright-blood images: bSSFP cine / OS-CMR, LGE (blood bright, normal
+myocardium nulled) and native T1 / T2 maps (blood longer than myocardium).
+Known limit: bright subendocardial scar on LGE looks like blood to step 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage as ndi
+
+__all__ = ["KINDS", "PolarResult", "segment_polar"]
+
+KINDS = ("cine", "os-cmr", "lge", "t1-map", "t2-map")
+"""Image kinds :func:`segment_polar` accepts (all bright-blood contrasts)."""
+
+N_THETA = 120
+"""Rays (3 degrees apart)."""
+DR_MM = 0.5
+"""Radial sampling step, mm."""
+R_MAX_MM = 60.0
+"""Longest ray, mm (beyond the epicardium of a dilated LV)."""
+SMOOTH_MM = 0.7
+"""Gaussian sigma of the smoothing before unwrapping, mm (noise only; keeps the edges)."""
+CORE_MM = 6.0
+"""Radius of the central disc whose bright pixels give the blood level, mm."""
+OTSU_MM = 30.0
+"""Radius of the disc whose Otsu level separates blood from darker tissue, mm."""
+ENDO_MIN_MM, ENDO_MAX_MM = 3.0, 40.0
+"""Endocardial radius limits, mm."""
+WALL_MM = 6.0
+"""Window beyond the endocardium in which bright pixels count against the border, mm."""
+THICK_MIN_MM, THICK_MAX_MM = 3.0, 22.0
+"""Wall thickness limits, mm."""
+THICK_PRIOR_MM, THICK_SD_MM = 9.0, 4.0
+"""Weak Gaussian prior on the wall thickness (mean, sd), mm."""
+OUT_MM = 3.0
+"""Window beyond the epicardium that should not look like myocardium, mm."""
+STEP_MM = 1.0
+"""Largest change of a border radius between neighbouring rays, mm."""
+SMOOTH_W = 0.5
+"""Quadratic penalty per (radial step)^2 between neighbouring rays (units of one pixel's cost)."""
+EDGE_W = 3.0
+"""Weight of the edge term (normalised gradient) against the region terms."""
+RV_MAX_MM = 70.0
+"""The RV is kept within this distance of the LV centre, mm."""
+RV_MIN_AREA_MM2 = 100.0
+"""Smallest RV region, mm^2."""
+RV_CONTACT_MM = 6.0
+"""RV pixels within this distance of the epicardium are "in contact", mm."""
+
+
+@dataclass(frozen=True)
+class PolarResult:
+    """One image's segmentation and the quantities it was built from.
+
+    Attributes:
+        labels: ``[rows, cols]`` uint8: 0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool.
+        center_rc: the (re-centred) LV centre ``(row, col)`` in pixels used for the final pass.
+        theta_deg: ``(N_THETA,)`` screen angles of the rays, degrees counter-clockwise from +col.
+        r_endo_mm: ``(N_THETA,)`` endocardial radius per ray, mm.
+        r_epi_mm: ``(N_THETA,)`` epicardial radius per ray, mm.
+        blood_level: blood intensity on the [0, 1] robust scale.
+        myo_level: myocardial intensity on that scale.
+    """
+
+    labels: NDArray[np.uint8]
+    center_rc: tuple[float, float]
+    theta_deg: NDArray[np.float64]
+    r_endo_mm: NDArray[np.float64]
+    r_epi_mm: NDArray[np.float64]
+    blood_level: float
+    myo_level: float
+
+
+def _otsu(values: NDArray[np.float64], bins: int = 128) -> float:
+    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    p = hist.astype(np.float64) / max(int(hist.sum()), 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(p)
+    m = np.cumsum(p * centres)
+    denom = w0 * (1.0 - w0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = np.where(denom > 0, (m[-1] * w0 - m) ** 2 / denom, 0.0)
+    return float(centres[int(np.argmax(between))])
+
+
+def _dp_circular(cost: NDArray[np.float64], max_step: int, smooth_w: float) -> NDArray[np.int64]:
+    """Minimum-cost closed path through ``cost[theta, r]``: one radius index per ray.
+
+    Neighbouring rays differ by at most ``max_step`` indices, each step ``d``
+    costing ``smooth_w * d**2``. Closure: the cost is tiled three times around
+    the circle and the middle copy of the optimal open path is returned.
+    """
+    n_t, n_r = cost.shape
+    tiled = np.concatenate([cost, cost, cost], axis=0)
+    acc = tiled[0].copy()
+    back = np.zeros((3 * n_t, n_r), dtype=np.int64)
+    idx = np.arange(n_r)
+    big = np.inf
+    for t in range(1, 3 * n_t):
+        best = np.full(n_r, big)
+        arg = np.zeros(n_r, dtype=np.int64)
+        for d in range(-max_step, max_step + 1):
+            src = idx - d
+            ok = (src >= 0) & (src < n_r)
+            cand = np.full(n_r, big)
+            cand[ok] = acc[src[ok]] + smooth_w * d * d
+            better = cand < best
+            best[better] = cand[better]
+            arg[better] = src[better]
+        acc = best + tiled[t]
+        back[t] = arg
+    path = np.zeros(3 * n_t, dtype=np.int64)
+    path[-1] = int(np.argmin(acc))
+    for t in range(3 * n_t - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path[n_t : 2 * n_t]
+
+
+def _robust01(img: NDArray[np.float64], region: NDArray[np.bool_]) -> NDArray[np.float64]:
+    vals = img[region] if region.any() else img.ravel()
+    lo, hi = np.percentile(vals, [1.0, 99.5])
+    if not hi > lo:
+        return np.zeros_like(img)
+    return np.clip((img - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _radius_map(
+    shape: tuple[int, int], center: tuple[float, float], ps: tuple[float, float]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    dy = -(rr - center[0]) * ps[0]
+    dx = (cc - center[1]) * ps[1]
+    return np.hypot(dy, dx), np.degrees(np.arctan2(dy, dx)) % 360.0
+
+
+def _interp_periodic(theta_deg: NDArray[np.float64], ray_theta: NDArray[np.float64], values: NDArray[Any]) -> Any:
+    t = np.concatenate([ray_theta - 360.0, ray_theta, ray_theta + 360.0])
+    v = np.concatenate([values, values, values])
+    return np.interp(theta_deg, t, v)
+
+
+def _one_pass(
+    norm: NDArray[np.float64], ps: tuple[float, float], center: tuple[float, float]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float, NDArray[np.float64]]:
+    """Endo and epi radii (mm) per ray, blood and myocardial levels, ray angles (deg)."""
+    theta = np.arange(N_THETA, dtype=np.float64) * (360.0 / N_THETA)
+    radii = np.arange(0.0, R_MAX_MM + 1e-9, DR_MM)
+    th = np.radians(theta)[:, None]
+    rows = center[0] - radii[None, :] * np.sin(th) / ps[0]
+    cols = center[1] + radii[None, :] * np.cos(th) / ps[1]
+    polar = ndi.map_coordinates(norm, [rows, cols], order=1, mode="nearest")
+    n_r = radii.size
+
+    core = polar[:, radii <= CORE_MM]
+    blood = float(np.percentile(core, 75))
+    t_blood = _otsu(polar[:, radii <= OTSU_MM].ravel())
+    if t_blood >= blood:  # the centre is not brighter than its surroundings: fall back to a fixed split
+        t_blood = 0.5 * blood
+    spread = max(blood - t_blood, 0.05)
+    # soft "bright" membership: 0 well below the threshold, 1 at blood level
+    bright = np.clip((polar - t_blood) / spread + 0.5, 0.0, 1.0)
+    dark = 1.0 - bright
+
+    # --- endocardium: border index i means rays [0, i) are blood
+    wall_n = max(round(WALL_MM / DR_MM), 1)
+    cum_dark = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(dark, axis=1)], axis=1)
+    cum_bright = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(bright, axis=1)], axis=1)
+    i = np.arange(n_r)
+    hi_idx = np.minimum(i + wall_n, n_r)
+    inside = cum_dark[:, i]
+    outside = cum_bright[:, hi_idx] - cum_bright[:, i]
+    grad = np.zeros_like(polar)
+    grad[:, 1:-1] = polar[:, :-2] - polar[:, 2:]  # > 0 where bright turns dark going outward
+    edge_down = np.clip(grad / (2.0 * spread), 0.0, 1.0)
+    cost_endo = inside + outside - EDGE_W * edge_down
+    cost_endo[:, radii < ENDO_MIN_MM] = np.inf
+    cost_endo[:, radii > ENDO_MAX_MM] = np.inf
+    step = max(round(STEP_MM / DR_MM), 1)
+    i_endo = _dp_circular(cost_endo, step, SMOOTH_W)
+    r_endo = radii[i_endo]
+
+    # --- myocardial level: just outside the endocardium
+    ring = (radii[None, :] >= r_endo[:, None] + 1.0) & (radii[None, :] <= r_endo[:, None] + 4.0)
+    myo = float(np.median(polar[ring])) if ring.any() else t_blood * 0.5
+    inside_blood = radii[None, :] < r_endo[:, None] - 1.0
+    if inside_blood.sum() > 10:
+        blood = float(np.median(polar[inside_blood]))
+    contrast = max(blood - myo, 0.05)
+    # myocardium-likeness: 1 at the myocardial level, 0 half-way to blood (or as far below)
+    like = np.clip(1.0 - np.abs(polar - myo) / (0.5 * contrast), 0.0, 1.0)
+    unlike = 1.0 - like
+
+    # --- epicardium: border index k (k > i_endo) means [i_endo, k) is wall
+    out_n = max(round(OUT_MM / DR_MM), 1)
+    cum_unlike = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(unlike, axis=1)], axis=1)
+    cum_like = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(like, axis=1)], axis=1)
+    k = np.arange(n_r)
+    in_wall = cum_unlike[:, k] - cum_unlike[np.arange(N_THETA), i_endo][:, None]
+    beyond = cum_like[:, np.minimum(k + out_n, n_r)] - cum_like[:, k]
+    edge_any = np.clip(np.abs(grad) / contrast, 0.0, 1.0)
+    thick = radii[None, :] - r_endo[:, None]
+    prior = 0.5 * ((thick - THICK_PRIOR_MM) / THICK_SD_MM) ** 2
+    cost_epi = in_wall + beyond - EDGE_W * edge_any + prior
+    cost_epi[(thick < THICK_MIN_MM) | (thick > THICK_MAX_MM)] = np.inf
+    i_epi = _dp_circular(cost_epi, step, SMOOTH_W)
+    r_epi = radii[i_epi]
+    return r_endo, r_epi, blood, myo, theta
+
+
+def _rv_mask(
+    norm: NDArray[np.float64],
+    ps: tuple[float, float],
+    radius: NDArray[np.float64],
+    theta_px: NDArray[np.float64],
+    theta: NDArray[np.float64],
+    r_epi: NDArray[np.float64],
+    lv: NDArray[np.bool_],
+    blood: float,
+    myo: float,
+) -> NDArray[np.bool_]:
+    """The RV blood pool: the bright region outside the LV with the longest epicardial contact."""
+    thr = myo + 0.5 * (blood - myo)
+    cand = (norm > thr) & ~lv & (radius <= RV_MAX_MM)
+    cand = ndi.binary_opening(cand, structure=np.ones((3, 3), dtype=bool))
+    labels, n = ndi.label(cand)
+    if n == 0:
+        return np.zeros(norm.shape, dtype=bool)
+    epi_at = _interp_periodic(theta_px, theta, r_epi)
+    near = (radius > epi_at) & (radius <= epi_at + RV_CONTACT_MM)
+    px_area = ps[0] * ps[1]
+    areas = np.bincount(labels.ravel(), minlength=n + 1) * px_area
+    best, best_arc = 0, 0.0
+    for lab in range(1, n + 1):
+        if areas[lab] < RV_MIN_AREA_MM2:
+            continue
+        contact = (labels == lab) & near
+        if not contact.any():
+            continue
+        # angular extent of the contact, in rays touched
+        bins = np.unique((theta_px[contact] // (360.0 / N_THETA)).astype(np.int64))
+        arc = bins.size * (360.0 / N_THETA)
+        if arc > best_arc:
+            best, best_arc = lab, arc
+    if best == 0:
+        return np.zeros(norm.shape, dtype=bool)
+    rv: NDArray[np.bool_] = ndi.binary_fill_holes(labels == best)
+    return rv & ~lv
+
+
+def segment_polar(
+    image: NDArray[Any],
+    pixel_spacing_mm: tuple[float, float],
+    center_rc: tuple[float, float],
+    *,
+    kind: str = "cine",
+    with_rv: bool = True,
+) -> PolarResult:
+    """Segment one bright-blood short-axis image around a given LV centre (see the module doc).
+
+    Args:
+        image: ``[rows, cols]`` intensities, any units (NaN/inf are treated as the minimum).
+        pixel_spacing_mm: ``(row_spacing, col_spacing)`` in mm (DICOM order).
+        center_rc: LV centre ``(row, col)`` in pixels (e.g. from
+            :func:`deepoxymap.cardiac.localize.find_lv`).
+        kind: one of :data:`KINDS`.
+        with_rv: also find the RV blood pool (label 3).
+
+    Returns:
+        :class:`PolarResult`; ``labels`` is uint8 on the image's own grid.
+
+    Raises:
+        ValueError: not a 2D image, a non-positive spacing or an unknown kind.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown image kind {kind!r} (expected one of {KINDS})")
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2 or min(img.shape) < 8:
+        raise ValueError(f"expected a 2D image of at least 8 x 8 pixels, got shape {img.shape}")
+    ps = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
+    if not (np.isfinite(ps).all() and min(ps) > 0):
+        raise ValueError(f"pixel spacing {ps} must be positive")
+    finite = np.isfinite(img)
+    if not finite.any():
+        return PolarResult(np.zeros(img.shape, np.uint8), tuple(center_rc), *_empty_rays(), 0.0, 0.0)  # type: ignore[arg-type]
+    img = np.where(finite, img, float(img[finite].min()))
+    smooth = ndi.gaussian_filter(img, sigma=(SMOOTH_MM / ps[0], SMOOTH_MM / ps[1]))
+
+    center = (float(center_rc[0]), float(center_rc[1]))
+    for attempt in range(2):
+        radius, theta_px = _radius_map(img.shape, center, ps)
+        norm = _robust01(smooth, radius <= R_MAX_MM)
+        r_endo, r_epi, blood, myo, theta = _one_pass(norm, ps, center)
+        endo_at = _interp_periodic(theta_px, theta, r_endo)
+        pool = radius <= endo_at
+        if attempt == 0 and pool.any():
+            rr, cc = np.nonzero(pool)
+            new = (float(rr.mean()), float(cc.mean()))
+            shift = np.hypot((new[0] - center[0]) * ps[0], (new[1] - center[1]) * ps[1])
+            if shift < 1.0 or shift > 15.0:
+                break
+            center = new
+    epi_at = _interp_periodic(theta_px, theta, r_epi)
+    labels = np.zeros(img.shape, dtype=np.uint8)
+    labels[radius <= epi_at] = 2
+    labels[radius <= endo_at] = 1
+    if with_rv:
+        rv = _rv_mask(norm, ps, radius, theta_px, theta, r_epi, labels > 0, blood, myo)
+        labels[rv] = 3
+    return PolarResult(labels, center, theta, r_endo, r_epi, blood, myo)
+
+
+def _empty_rays() -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    theta = np.arange(N_THETA, dtype=np.float64) * (360.0 / N_THETA)
+    return theta, np.zeros(N_THETA), np.zeros(N_THETA)
