@@ -46,7 +46,12 @@ if run and choice is not None:
         st.session_state[audit_view.RUNNING] = True
         try:
             result = audit_view.run_cohort_audit(
-                choice.manifest, list(chosen or ["gradcam"]), int(limit), progress, label=choice.label
+                choice.manifest,
+                list(chosen or ["gradcam"]),
+                int(limit),
+                progress,
+                label=choice.label,
+                lines=choice.lines,
             )
         except Exception:
             st.session_state.pop(audit_view.RUNNING, None)
@@ -62,7 +67,7 @@ if result is None:
     st.stop()
 
 st.caption(f"{result.manifest} · {result.n_cases} cases · model `{result.model_name}`")
-d1, d2, _ = st.columns([1, 1, 3])
+d1, d2, d3, _ = st.columns([1, 1, 1, 2])
 d1.download_button(
     "Results (CSV)",
     data=audit_view.results_csv(result),
@@ -80,6 +85,16 @@ d2.download_button(
     key="audit_json",
     on_click="ignore",
     icon=":material/data_object:",
+)
+d3.download_button(
+    "Summary figure (PNG)",
+    data=lambda: audit_view.results_png(result),  # drawn when clicked (matplotlib, server-side)
+    file_name="deepoxymap_audit_summary.png",
+    mime="image/png",
+    key="audit_png",
+    on_click="ignore",
+    icon=":material/image:",
+    help="Confusion matrix, ROC per class and agreement per method, as one image.",
 )
 if result.notes:
     st.caption("Notes: " + " · ".join(result.notes))

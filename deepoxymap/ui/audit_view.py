@@ -10,10 +10,18 @@ Which cohorts the page may audit: only those registered in the settings
 (:meth:`deepoxymap.config.Settings.cohort_manifests`: demo, study and the
 ``cohorts`` table) and cohort zips the user uploads (:func:`extract_cohort_zip`),
 never a free-form path on the server's disk.
+
+An uploaded manifest is screened row by row (:func:`extract_cohort_zip`): a row
+with an unknown class, a repeated subject, a path that leaves the upload (``..``,
+absolute) or names nothing in the zip is listed with its line and left out; the
+other rows are audited. The results download as CSV (:func:`results_csv`), JSON
+(:func:`results_json`) and one summary PNG (:func:`results_png`, drawn by
+:func:`deepoxymap.audit.figures.audit_summary_png`).
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import io
 import json
@@ -22,7 +30,7 @@ import shutil
 import tempfile
 import weakref
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +40,10 @@ import pandas as pd
 
 from deepoxymap import CLASSES
 from deepoxymap.audit import AuditConfig, audit_manifest, plan_subjects
-from deepoxymap.cohort import SubjectRecord, read_manifest
+from deepoxymap.cohort import GENERATED_PREFIX, SubjectRecord, read_manifest
 from deepoxymap.config import Settings, settings
-from deepoxymap.errors import ArchiveError, CaseError, Unavailable
+from deepoxymap.errors import ArchiveError, CaseError, DeepOxyMapError, Unavailable
+from deepoxymap.io.limits import fmt_bytes
 from deepoxymap.io.sources import expand
 from deepoxymap.model.metrics import compute_metrics, roc_points
 from deepoxymap.ui import modelinfo
@@ -112,9 +121,12 @@ class CohortUpload:
         name: the zip's file name (display only).
         key: identifies the upload (name, size, upload id) so a rerun does not extract it again.
         root: the temporary folder.
-        manifest: ``manifest.csv`` inside it.
-        n_subjects: rows of the manifest.
+        manifest: the manifest to audit: ``manifest.csv`` inside it, or, when rows were left out,
+            a screened copy beside it (:data:`SCREENED_NAME`) holding only the good rows.
+        n_subjects: rows of the manifest that will be audited.
         problems: info lines from the zip reader (auxiliary files ignored).
+        rejected: one line per manifest row left out (``"<zip>:manifest.csv, line N: <why>"``).
+        lines: line of each row of :attr:`manifest` -> its line in the uploaded ``manifest.csv``.
     """
 
     name: str
@@ -123,6 +135,8 @@ class CohortUpload:
     manifest: Path
     n_subjects: int
     problems: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    lines: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.root), True)
@@ -157,20 +171,94 @@ def _find_manifest(root: Path) -> Path:
     return found[0]
 
 
-def _check_records(records: Sequence[SubjectRecord], root: Path, shown: str) -> None:
-    """Every subject path and mask of an uploaded manifest lies inside the upload and exists."""
-    for r in records:
-        where = f"{shown}, line {r.line}"
-        for what, path in [("path", r.path), *((f"mask_{k}", v) for k, v in r.masks.items())]:
-            if not _inside(path, root):
-                raise CaseError(
-                    f"subject {r.subject}: {what} points outside the uploaded cohort",
-                    source=where,
-                    hint="use paths relative to manifest.csv inside the zip",
-                )
-            if not path.exists():
-                rel = path.relative_to(root).as_posix()
-                raise CaseError(f"subject {r.subject}: {what} {rel!r} is not in the zip", source=where)
+def _row_problem(r: SubjectRecord, root: Path) -> str | None:
+    """Why one row of an uploaded manifest cannot be audited (its paths leave the upload or are missing), or ``None``."""
+    for what, path in [("path", r.path), *((f"mask_{k}", v) for k, v in r.masks.items())]:
+        if str(path).startswith(GENERATED_PREFIX):
+            return (
+                f"subject {r.subject}: {what} {str(path)!r} renders a phantom on the server, which an uploaded "
+                "cohort may not ask for (put the generated subject folder in the zip)"
+            )
+        if not _inside(path, root):
+            return (
+                f"subject {r.subject}: {what} points outside the uploaded cohort "
+                "(use paths relative to manifest.csv inside the zip, without '..' or a leading '/')"
+            )
+        if not path.exists():
+            return f"subject {r.subject}: {what} {path.relative_to(root).as_posix()!r} is not in the zip"
+    return None
+
+
+SCREENED_NAME = ".deepoxymap-screened-manifest.csv"
+"""The screened copy of an uploaded manifest (only its good rows), written beside it."""
+MAX_REJECTED = 50
+"""More bad rows than this refuse the whole upload (the manifest is likely not a cohort manifest)."""
+_LINE = re.compile(r", line (\d+)$")
+
+
+def _write_rows(path: Path, header: list[str], rows: Sequence[list[str]]) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _screen_manifest(
+    manifest: Path, root: Path, shown: str
+) -> tuple[Path, list[SubjectRecord], list[str], dict[int, int]]:
+    """Parse an uploaded manifest row by row: bad rows are listed (naming their line) and left out.
+
+    Every row goes through :func:`deepoxymap.cohort.read_manifest` (the one manifest parser); a row
+    it refuses is dropped and the rest parsed again. Rows whose paths leave the upload or are missing
+    are dropped too. When rows were dropped, the good ones are written to :data:`SCREENED_NAME`
+    beside ``manifest`` (so relative paths resolve the same) and that file is returned.
+
+    Returns:
+        ``(manifest to audit, its records, rejected lines, its line -> line in the upload)``.
+
+    Raises:
+        CaseError: a problem with the whole file (no header, missing columns), no good row,
+            or more than :data:`MAX_REJECTED` bad rows; the message names the manifest in the zip.
+    """
+    with manifest.open(newline="") as fh:
+        table = [row for row in csv.reader(fh) if row]  # DictReader skips blank rows too: same line numbers
+    if not table:
+        raise CaseError("manifest is empty", source=shown)
+    header, kept = table[0], list(enumerate(table[1:], start=2))
+    rejected: dict[int, str] = {}
+    screened = manifest.with_name(SCREENED_NAME)
+
+    def refuse_all(why: str) -> CaseError:
+        listed = "; ".join(f"{shown}, line {n}: {m}" for n, m in sorted(rejected.items())[:3])
+        more = f" (and {len(rejected) - 3} more)" if len(rejected) > 3 else ""
+        return CaseError(f"{why} ({listed}{more})" if rejected else why)
+
+    while True:
+        if not kept:
+            raise refuse_all(f"no row of {shown} can be audited")
+        if len(rejected) > MAX_REJECTED:
+            raise refuse_all(f"more than {MAX_REJECTED} rows of {shown} are bad")
+        _write_rows(screened, header, [row for _, row in kept])
+        try:
+            records = read_manifest(screened)
+        except CaseError as exc:
+            m = _LINE.search(exc.source or "")
+            if m is None:  # the whole file (columns): nothing to leave out
+                raise CaseError(exc.message, source=shown, hint=exc.hint) from None
+            line, _ = kept.pop(int(m.group(1)) - 2)
+            rejected[line] = exc.message
+            continue
+        bad = [(i, why) for i, r in enumerate(records) if (why := _row_problem(r, root)) is not None]
+        if not bad:
+            break
+        for i, why in reversed(bad):
+            line, _ = kept.pop(i)
+            rejected[line] = why
+    lines = {i: line for i, (line, _) in enumerate(kept, start=2)}
+    if not rejected:
+        screened.unlink()
+        screened = manifest
+    return screened, records, [f"{shown}, line {n}: {m}" for n, m in sorted(rejected.items())], lines
 
 
 _NESTED = "inside a zip are not opened"
@@ -196,19 +284,29 @@ def extract_cohort_zip(
     upload limit and zip-safety check of the loader applies (file count, total bytes, compression
     ratio per member and per archive, unsafe or encrypted members, nested zips). Any member it
     rejects rejects the whole cohort: an audit must not run on a silently incomplete cohort.
-    The manifest's subject and mask paths must stay inside the upload.
+    The zip itself may be at most ``max_upload_bytes`` (as may its expanded members, together).
+
+    The manifest is screened row by row (:func:`_screen_manifest`): a row with an unknown class, a
+    repeated subject, a subject or mask path outside the upload (``..``, absolute) or missing from
+    it is listed in :attr:`CohortUpload.rejected` with its line, and the other rows are audited.
 
     Returns:
         The extracted cohort; its folder lives as long as the returned object.
 
     Raises:
-        ArchiveError: not a zip, a member rejected, a limit reached or a name repeated.
-        CaseError: no (or an ambiguous) ``manifest.csv``, a bad manifest, a path outside the upload
-            or missing from it.
+        ArchiveError: not a zip, too large, a member rejected, a limit reached or a name repeated.
+        CaseError: no (or an ambiguous) ``manifest.csv``, a manifest without the required columns,
+            or no row that can be audited (the message lists the first bad rows).
     """
     cfg = config or settings()
     if not data[:4] == b"PK\x03\x04":
         raise ArchiveError("not a zip archive", source=name, hint="upload the cohort as one .zip file")
+    if len(data) > cfg.max_upload_bytes:
+        raise ArchiveError(
+            f"the zip is {fmt_bytes(len(data))}, over the upload limit of {fmt_bytes(cfg.max_upload_bytes)}",
+            source=name,
+            hint="raise max_upload_bytes (DEEPOXYMAP_MAX_UPLOAD_BYTES) or audit a smaller cohort",
+        )
     found = expand([(name, data)], cfg)
     prefix = f"{name}:"
     # NumPy label archives (a generated subject's truth/labels.npz) are zip files themselves: the
@@ -234,19 +332,14 @@ def extract_cohort_zip(
                 raise ArchiveError(f"member {rel!r} points outside the archive", source=name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(read())
-        manifest = _find_manifest(root)
-        shown = f"{name}:{manifest.relative_to(root).as_posix()}"
-        try:
-            records = read_manifest(manifest)
-        except CaseError as exc:
-            where = (exc.source or "").replace(str(manifest), shown) or shown
-            raise CaseError(exc.message, source=where, hint=exc.hint) from None
-        _check_records(records, root, shown)
+        found_manifest = _find_manifest(root)
+        shown = f"{name}:{found_manifest.relative_to(root).as_posix()}"
+        manifest, records, rejected, line_map = _screen_manifest(found_manifest, root, shown)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
     notes = [str(e) for _, e, sev in found.problems if sev != "error"]
-    return CohortUpload(name, key or (name, len(data)), root, manifest, len(records), notes)
+    return CohortUpload(name, key or (name, len(data)), root, manifest, len(records), notes, rejected, line_map)
 
 
 def _subjects(manifest: Path, rows: Sequence[SubjectRecord], card: dict[str, Any], limit: int) -> str | list[str]:
@@ -258,26 +351,55 @@ def _subjects(manifest: Path, rows: Sequence[SubjectRecord], card: dict[str, Any
     return [r.subject for r in plan.test][:limit]
 
 
+def _renamed(exc: DeepOxyMapError, manifest: Path, label: str, lines: Mapping[int, int]) -> DeepOxyMapError:
+    """``exc`` with the temporary folder replaced by the cohort's name, and (in its source) the screened
+    manifest's line numbers by those of the user's file."""
+
+    def unpath(text: str) -> str:
+        return text.replace(str(manifest.parent) + "/", "").replace(str(manifest), label)
+
+    def reline(text: str) -> str:
+        return re.sub(r"\bline (\d+)", lambda m: f"line {lines.get(int(m.group(1)), int(m.group(1)))}", text)
+
+    if not lines and str(manifest.parent) not in f"{exc.source} {exc.message}":
+        return exc
+    source = reline(unpath(exc.source)) if exc.source else exc.source
+    return type(exc)(unpath(exc.message), source=source, hint=exc.hint)
+
+
 def run_cohort_audit(
-    manifest: Path, methods: Sequence[str], limit: int, progress: Progress, *, label: str | None = None
+    manifest: Path,
+    methods: Sequence[str],
+    limit: int,
+    progress: Progress,
+    *,
+    label: str | None = None,
+    lines: Mapping[int, int] | None = None,
 ) -> AuditView:
     """Agreement per method and classification figures over a manifest; ``progress(done, total, label)``.
 
     ``label`` names the cohort in the results (default: the manifest path), e.g. the uploaded zip's name
-    instead of its temporary folder.
+    instead of its temporary folder. ``lines`` maps the manifest's line numbers to those of the file the
+    user gave (a screened upload, :attr:`CohortUpload.lines`), so an error names the user's line.
+
+    ``progress`` runs in the script thread after every case: a Streamlit rerun raised there (the page's
+    Cancel button) stops the audit at that case.
     """
     loaded = modelinfo.loaded_model()
     rows = read_manifest(manifest)
     card = dict(loaded.card or {})
     by_subject = {r.subject: r for r in rows}
     classes = list(loaded.classes or CLASSES)
-    res = audit_manifest(
-        manifest,
-        loaded,
-        AuditConfig(methods=tuple(methods), sanity_cases=0, bullseyes=False),
-        subjects=_subjects(manifest, rows, card, limit),
-        progress=lambda done, total, msg: progress(done, total, f"· {msg}"),
-    )
+    try:
+        res = audit_manifest(
+            manifest,
+            loaded,
+            AuditConfig(methods=tuple(methods), sanity_cases=0, bullseyes=False),
+            subjects=_subjects(manifest, rows, card, limit),
+            progress=lambda done, total, msg: progress(done, total, f"· {msg}"),
+        )
+    except DeepOxyMapError as exc:
+        raise _renamed(exc, manifest, label or str(manifest), lines or {}) from None
     if not res.subjects:
         raise Unavailable("No case of this manifest could be audited.")
     agree = pd.DataFrame(res.per_case)
@@ -300,10 +422,10 @@ def run_cohort_audit(
     yy = np.asarray([classes.index(res.labels[i]) for i in known])
     met = compute_metrics(yy, p, classes)
     roc: dict[str, tuple[Any, Any, float]] = {}
-    for k, c in enumerate(classes):
+    for ci, c in enumerate(classes):
         auc = met["auc"].get(c, float("nan"))
         if np.isfinite(auc):
-            fpr, tpr = roc_points(yy, p, k)
+            fpr, tpr = roc_points(yy, p, ci)
             roc[c] = (fpr, tpr, float(auc))
     summary_df = pd.DataFrame(res.summary)
     if not summary_df.empty:
@@ -334,10 +456,11 @@ RUNNING = "dox_audit_running"
 
 @dataclass(frozen=True)
 class CohortChoice:
-    """The cohort the user picked: the manifest to audit and how to name it."""
+    """The cohort the user picked: the manifest to audit, how to name it, and (uploads) its line numbers."""
 
     manifest: Path
     label: str
+    lines: dict[int, int] = field(default_factory=dict)
 
 
 def cohort_source_ui() -> CohortChoice | None:
@@ -393,10 +516,17 @@ def cohort_source_ui() -> CohortChoice | None:
     if held is None or not held.present:
         return None
     st.caption(
-        f"`{held.name}`: {held.n_subjects} subject(s), unpacked for this session only"
+        f"`{held.name}`: {held.n_subjects} subject(s) to audit, unpacked for this session only"
         + (f" · {len(held.problems)} auxiliary file(s) ignored" if held.problems else "")
     )
-    return CohortChoice(held.manifest, f"uploaded cohort '{held.name}'")
+    if held.rejected:
+        with st.container(key="audit_rejected"):
+            st.warning(
+                f"{len(held.rejected)} row(s) of the manifest are left out; the other {held.n_subjects} are audited:\n"
+                + "\n".join(f"- {line}" for line in held.rejected[:20])
+                + (f"\n- … and {len(held.rejected) - 20} more" if len(held.rejected) > 20 else "")
+            )
+    return CohortChoice(held.manifest, f"uploaded cohort '{held.name}'", dict(held.lines))
 
 
 def _plain(value: Any) -> Any:
@@ -417,6 +547,14 @@ def _plain(value: Any) -> Any:
 def results_csv(view: AuditView) -> bytes:
     """The per-case table as CSV (one row per audited subject)."""
     return view.cases.to_csv(index=False).encode()
+
+
+def results_png(view: AuditView) -> bytes:
+    """The summary figure (confusion matrix, ROC per class, agreement per method) as one PNG, drawn server-side."""
+    from deepoxymap.audit.figures import audit_summary_png
+
+    title = f"Cohort audit: {view.manifest} · {view.n_cases} cases · model {view.model_name} · research use only"
+    return audit_summary_png(view.confusion, view.classes, view.roc, view.agreement, title=title)
 
 
 def results_json(view: AuditView) -> bytes:

@@ -28,6 +28,18 @@ def _zip_bytes(tmp_path: Path, manifest: str = MANIFEST, **kw: object) -> bytes:
     return make_cohort_zip(tmp_path / "c.zip", manifest, _subjects(tmp_path), **kw).read_bytes()  # type: ignore[arg-type]
 
 
+def _zip_tree(tmp_path: Path, manifest: str) -> bytes:
+    """manifest.csv plus every file of the subject tree once (rows may name a folder twice, or none)."""
+    src = _subjects(tmp_path)
+    path = tmp_path / "tree.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.csv", manifest)
+        for f in sorted(src.rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(src).as_posix())
+    return path.read_bytes()
+
+
 def test_extracts_a_cohort_zip_into_a_temporary_folder(tmp_path: Path) -> None:
     """manifest.csv one folder down is found; subject and mask paths resolve inside the temporary folder."""
     up = extract_cohort_zip("cohort.zip", _zip_bytes(tmp_path, top="cohort"))
@@ -100,12 +112,122 @@ def test_unsafe_or_incomplete_zips_are_refused(tmp_path: Path) -> None:
 
 
 def test_the_loaders_upload_limits_apply(tmp_path: Path) -> None:
-    """max_upload_files and max_upload_bytes of the settings bound the cohort zip."""
+    """max_upload_files and max_upload_bytes of the settings bound the cohort zip, compressed and expanded."""
     raw = _zip_bytes(tmp_path)
     with pytest.raises(ArchiveError, match="cannot be used"):
         extract_cohort_zip("c.zip", raw, config=Settings(max_upload_files=2))
-    with pytest.raises(ArchiveError, match="cannot be used"):
-        extract_cohort_zip("c.zip", raw, config=Settings(max_upload_bytes=40))
+    with pytest.raises(ArchiveError, match="over the upload limit") as err:
+        extract_cohort_zip("c.zip", raw, config=Settings(max_upload_bytes=len(raw) - 1))
+    assert "max_upload_bytes" in str(err.value)
+    zeros = _zip_bytes(tmp_path / "z", extra={"S1/zeros.bin": bytes(200_000)})
+    assert len(zeros) < 10_000, "the zeros compress"
+    with pytest.raises(ArchiveError, match="cannot be used"):  # small zip, too many bytes once expanded
+        extract_cohort_zip("c.zip", zeros, config=Settings(max_upload_bytes=10_000))
+
+
+BAD_ROWS = (
+    "subject,class,path,mask_lesion\n"
+    "E1,healthy,../../etc,\n"  # line 2
+    "S1,healthy,S1,S1/lesion.nii.gz\n"  # line 3
+    "E2,healthy,/etc,\n"  # line 4
+    "E3,sick,S1,\n"  # line 5
+    "S1,edema,S1,\n"  # line 6: S1 again
+    "E4,healthy,S9,\n"  # line 7
+    "E5,healthy,generate:1:2,\n"  # line 8
+    "E6,edema,sub/S2,/etc/passwd\n"  # line 9
+    "S2,edema,sub/S2,\n"  # line 10
+)
+
+
+def test_bad_rows_are_listed_and_the_good_rows_kept(tmp_path: Path) -> None:
+    """Each bad row is listed with its line and why; the good rows form the manifest that is audited."""
+    from deepoxymap.cohort import read_manifest
+
+    up = extract_cohort_zip("c.zip", _zip_tree(tmp_path, BAD_ROWS))
+    try:
+        assert up.n_subjects == 2
+        by_line = {int(r.split(", line ")[1].split(":")[0]): r for r in up.rejected}
+        assert sorted(by_line) == [2, 4, 5, 6, 7, 8, 9], up.rejected
+        assert all(r.startswith("c.zip:manifest.csv, line ") for r in up.rejected)
+        assert "E1: path points outside the uploaded cohort" in by_line[2]
+        assert "E2: path points outside the uploaded cohort" in by_line[4]
+        assert "unknown class 'sick' for subject E3" in by_line[5]
+        assert "duplicate subject S1" in by_line[6]
+        assert "E4: path 'S9' is not in the zip" in by_line[7]
+        assert "renders a phantom on the server" in by_line[8]
+        assert "E6: mask_lesion points outside" in by_line[9]
+        assert not any("deepoxymap-cohort-" in r for r in up.rejected), "a line names the temporary folder"
+        rows = read_manifest(up.manifest)
+        assert [r.subject for r in rows] == ["S1", "S2"]
+        assert up.manifest.parent == up.root and up.manifest.name != "manifest.csv"
+        assert all(r.path.is_relative_to(up.root) and r.path.is_dir() for r in rows)
+        assert rows[0].masks["lesion"] == up.root / "S1/lesion.nii.gz"
+        assert up.lines == {2: 3, 3: 10}, "screened line -> line of the uploaded manifest"
+    finally:
+        up.remove()
+
+
+def test_a_clean_manifest_is_audited_as_uploaded(tmp_path: Path) -> None:
+    """No bad row: the uploaded manifest.csv itself is audited and nothing is listed."""
+    up = extract_cohort_zip("c.zip", _zip_bytes(tmp_path))
+    try:
+        assert up.rejected == [] and up.manifest.name == "manifest.csv"
+        assert not (up.root / ".deepoxymap-screened-manifest.csv").exists()
+    finally:
+        up.remove()
+
+
+def test_too_many_bad_rows_refuse_the_upload(tmp_path: Path) -> None:
+    """Past MAX_REJECTED bad rows the file is likely no cohort manifest: refused, naming the first rows."""
+    from deepoxymap.ui.audit_view import MAX_REJECTED
+
+    manifest = "subject,class,path\nS1,healthy,S1\n" + "".join(f"X{i},nope,S1\n" for i in range(MAX_REJECTED + 1))
+    with pytest.raises(CaseError, match=f"more than {MAX_REJECTED} rows") as err:
+        extract_cohort_zip("c.zip", _zip_tree(tmp_path, manifest))
+    assert "c.zip:manifest.csv, line 3: unknown class 'nope'" in str(err.value)
+    with pytest.raises(CaseError, match="lacks columns"):
+        extract_cohort_zip("c.zip", _zip_bytes(tmp_path / "b", "subject,path\nS1,S1\n"))
+
+
+def test_run_errors_name_the_users_line_not_the_temporary_folder(tmp_path: Path) -> None:
+    """An error from the run (screened line 2) names the line of the uploaded manifest and no server path."""
+    from deepoxymap.ui.audit_view import _renamed
+
+    manifest = tmp_path / "deepoxymap-cohort-x" / ".deepoxymap-screened-manifest.csv"
+    exc = CaseError(f"no readable image series in {manifest.parent}/S2/dicom", source="line 2, subject S2")
+    out = _renamed(exc, manifest, "uploaded cohort 'c.zip'", {2: 10})
+    assert isinstance(out, CaseError)
+    assert str(out) == "line 10, subject S2: no readable image series in S2/dicom"
+    same = CaseError("model missing", source="model.keras")
+    assert _renamed(same, manifest, "x", {}) is same
+
+
+def test_results_png_of_a_view() -> None:
+    """The page's PNG download: the summary figure of the view, a 1300 x 1000 PNG."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from deepoxymap import CLASSES
+    from deepoxymap.ui.audit_view import AuditView, results_png
+
+    view = AuditView(
+        manifest="uploaded cohort 'c.zip'",
+        n_cases=4,
+        model_name="tiny.keras",
+        classes=list(CLASSES),
+        confusion=np.eye(4, dtype=int),
+        roc={"healthy": (np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0]), 1.0)},
+        summary={},
+        agreement=pd.DataFrame([{"class": "ischemic", "method": "gradcam", "pointing game": 1.0, "Dice (myo)": 0.4}]),
+        cases=pd.DataFrame([{"subject": "S1"}]),
+    )
+    png = results_png(view)
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.format == "PNG" and im.size == (1300, 1000)
+        assert len(set(im.convert("L").getdata())) > 20
 
 
 def test_no_or_two_manifests(tmp_path: Path) -> None:
