@@ -96,6 +96,12 @@ def _report() -> ModuleType:
     return report
 
 
+def _segment() -> ModuleType:
+    from deepoxymap.cli import segment
+
+    return segment
+
+
 COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "info": (_info, "list the series found in files, folders, zips or NIfTI, and the load report"),
     "generate": (_generate, "write a synthetic OS-CMR cohort (DICOM + ground truth)"),
@@ -110,6 +116,7 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "audit": (_audit, "agreement of feature maps with lesion masks over a manifest"),
     "export": (_export, "write a case's Parametric Map, SEGs, SR and PDF report (de-identified by default)"),
     "report": (_report, "write a case's one-page PDF report"),
+    "segment": (_segment, "automatic LV blood pool, myocardium and RV label maps as 8-bit PNGs"),
 }
 """Sub-command name -> (its module, imported on use; one-line help)."""
 

@@ -67,6 +67,16 @@ OTSU_MM = 30.0
 """Radius of the disc whose Otsu level separates blood from darker tissue, mm."""
 ENDO_MIN_MM, ENDO_MAX_MM = 3.0, 40.0
 """Endocardial radius limits, mm."""
+ENDO_ITERATIONS = 3
+"""Rounds of (endocardium, then blood and myocardial levels from it)."""
+ENDO_FRACTION = 0.25
+"""Where the endocardium sits between the myocardial (0) and blood (1) intensity levels."""
+LIKE_WIDTH = 0.3
+"""Intensities this fraction of the blood-myocardium contrast away from the myocardial level are not myocardium."""
+BRIGHT_WIDTH = 0.25
+"""Width of the soft blood/not-blood transition, as a fraction of the blood-myocardium contrast."""
+RING_MM = (1.5, 5.0)
+"""Ring outside the endocardium whose median gives the myocardial level, mm."""
 WALL_MM = 6.0
 """Window beyond the endocardium in which bright pixels count against the border, mm."""
 THICK_MIN_MM, THICK_MAX_MM = 3.0, 22.0
@@ -194,41 +204,45 @@ def _one_pass(
 
     core = polar[:, radii <= CORE_MM]
     blood = float(np.percentile(core, 75))
-    t_blood = _otsu(polar[:, radii <= OTSU_MM].ravel())
-    if t_blood >= blood:  # the centre is not brighter than its surroundings: fall back to a fixed split
-        t_blood = 0.5 * blood
-    spread = max(blood - t_blood, 0.05)
-    # soft "bright" membership: 0 well below the threshold, 1 at blood level
-    bright = np.clip((polar - t_blood) / spread + 0.5, 0.0, 1.0)
-    dark = 1.0 - bright
-
-    # --- endocardium: border index i means rays [0, i) are blood
+    thr = _otsu(polar[:, radii <= OTSU_MM].ravel())
+    if thr >= blood:  # the centre is not brighter than its surroundings: fall back to a fixed split
+        thr = 0.5 * blood
+    myo = max(2.0 * thr - blood, 0.0)
     wall_n = max(round(WALL_MM / DR_MM), 1)
-    cum_dark = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(dark, axis=1)], axis=1)
-    cum_bright = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(bright, axis=1)], axis=1)
+    step = max(round(STEP_MM / DR_MM), 1)
     i = np.arange(n_r)
     hi_idx = np.minimum(i + wall_n, n_r)
-    inside = cum_dark[:, i]
-    outside = cum_bright[:, hi_idx] - cum_bright[:, i]
     grad = np.zeros_like(polar)
     grad[:, 1:-1] = polar[:, :-2] - polar[:, 2:]  # > 0 where bright turns dark going outward
-    edge_down = np.clip(grad / (2.0 * spread), 0.0, 1.0)
-    cost_endo = inside + outside - EDGE_W * edge_down
-    cost_endo[:, radii < ENDO_MIN_MM] = np.inf
-    cost_endo[:, radii > ENDO_MAX_MM] = np.inf
-    step = max(round(STEP_MM / DR_MM), 1)
-    i_endo = _dp_circular(cost_endo, step, SMOOTH_W)
-    r_endo = radii[i_endo]
-
-    # --- myocardial level: just outside the endocardium
-    ring = (radii[None, :] >= r_endo[:, None] + 1.0) & (radii[None, :] <= r_endo[:, None] + 4.0)
-    myo = float(np.median(polar[ring])) if ring.any() else t_blood * 0.5
-    inside_blood = radii[None, :] < r_endo[:, None] - 1.0
-    if inside_blood.sum() > 10:
+    r_endo = np.full(N_THETA, ENDO_MIN_MM)
+    for _ in range(ENDO_ITERATIONS):
+        # the border sits where the intensity has fallen to near the myocardial level
+        contrast = max(blood - myo, 0.05)
+        bright = np.clip((polar - thr) / (BRIGHT_WIDTH * contrast) + 0.5, 0.0, 1.0)
+        dark = 1.0 - bright
+        # border index i means samples [0, i) of the ray are blood
+        cum_dark = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(dark, axis=1)], axis=1)
+        cum_bright = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(bright, axis=1)], axis=1)
+        inside = cum_dark[:, i]
+        outside = cum_bright[:, hi_idx] - cum_bright[:, i]
+        edge_down = np.clip(grad / contrast, 0.0, 1.0)
+        cost_endo = inside + outside - EDGE_W * edge_down
+        cost_endo[:, radii < ENDO_MIN_MM] = np.inf
+        cost_endo[:, radii > ENDO_MAX_MM] = np.inf
+        i_endo = _dp_circular(cost_endo, step, SMOOTH_W)
+        r_endo = radii[i_endo]
+        # levels: blood inside the border, myocardium in a ring just outside it
+        ring = (radii[None, :] >= r_endo[:, None] + RING_MM[0]) & (radii[None, :] <= r_endo[:, None] + RING_MM[1])
+        inside_blood = radii[None, :] < r_endo[:, None] - 1.0
+        if not ring.any() or inside_blood.sum() < 10:
+            break
         blood = float(np.median(polar[inside_blood]))
+        myo = float(np.median(polar[ring]))
+        thr = myo + ENDO_FRACTION * (blood - myo)
     contrast = max(blood - myo, 0.05)
-    # myocardium-likeness: 1 at the myocardial level, 0 half-way to blood (or as far below)
-    like = np.clip(1.0 - np.abs(polar - myo) / (0.5 * contrast), 0.0, 1.0)
+
+    # myocardium-likeness: 1 at the myocardial level, 0 at LIKE_WIDTH of the contrast above or below it
+    like = np.clip(1.0 - np.abs(polar - myo) / (LIKE_WIDTH * contrast), 0.0, 1.0)
     unlike = 1.0 - like
 
     # --- epicardium: border index k (k > i_endo) means [i_endo, k) is wall
