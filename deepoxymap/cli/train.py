@@ -5,6 +5,20 @@ The shipped model was made with (its card's ``training.command``; 27.5 min of fi
     deepoxymap train --manifest data/study/manifest.csv --arch vgg19 --weights none --conv-bn --frame-jitter 2 \
         --out assets/models --input-size 96 --crop-mm 120 \
         --epochs 45 --lr 3e-4 --lr-patience 4 --batch-size 16 --patience 12 --augment rot20 --seed 0 --max-minutes 42
+
+Progress: a line per epoch and one every ``--progress-every`` seconds within an epoch on stderr
+(slices/s, loss, accuracy, ETA), and ``OUT/NAME.progress.json`` for tools (status, epoch, step,
+fraction, best val loss, elapsed and ETA seconds).
+
+Stop and resume: Ctrl-C (SIGINT) or SIGTERM, or creating ``OUT/STOP`` (every run writing to OUT)
+or ``OUT/NAME.STOP``, stops after the current batch. The unfinished epoch is dropped, the best
+model so far is evaluated and saved with its card (``training.complete: false``), the exit code
+is 3, and ``OUT/NAME.resume/`` keeps the last completed epoch. Running the same command again
+(or with ``--resume``, which also fails when there is nothing to resume) continues from there
+with the same optimizer state, learning-rate schedule, early-stopping counters, best-model
+tracking and data order, and ends with the model the uninterrupted run would have made. A
+checkpoint from another config or other data is refused, naming what differs; ``--fresh``
+discards it. A second Ctrl-C aborts at once (the last checkpoint stays valid).
 """
 
 from __future__ import annotations
@@ -98,6 +112,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs", type=int, default=1, help="worker processes preparing (rendering, for generated rows) the subjects"
     )
     parser.add_argument("--n-boot", type=int, default=1000)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the stopped run from OUT/NAME.resume (an error when there is none); without this "
+        "flag a matching checkpoint is resumed too",
+    )
+    group.add_argument("--fresh", action="store_true", help="discard any checkpoint of this run and start again")
+    parser.add_argument(
+        "--progress-every", type=float, default=30.0, metavar="S", help="seconds between within-epoch progress lines"
+    )
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
@@ -160,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
         train_site=args.train_site,
         test_site=args.test_site,
     )
-    res = train(cfg)
+    mode = "require" if getattr(args, "resume", False) else "never" if getattr(args, "fresh", False) else "auto"
+    res = train(cfg, resume=mode, progress_every_s=getattr(args, "progress_every", 30.0))
     m = res.card["metrics"]["test"]
     print(f"model: {res.model_path}")
     print(f"card:  {res.model_path.with_suffix('.json')}")
@@ -171,4 +197,7 @@ def run(args: argparse.Namespace) -> int:
     for c, v in m["auc"].items():
         lo, hi = v["ci"]
         print(f"  AUC {c:12s} {v['value']:.3f}  [{lo:.3f}, {hi:.3f}]")
+    if not res.complete:
+        print(f"INCOMPLETE: {res.stop_reason}; the model above is the best so far. Run the same command to resume.")
+        return 3
     return 0

@@ -21,13 +21,13 @@ import logging
 import shlex
 import sys
 import time
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from deepoxymap import CLASSES, __version__
 from deepoxymap.case import Case
@@ -39,8 +39,32 @@ from deepoxymap.model.data import SliceData, build_slices, make_dataset
 from deepoxymap.model.metrics import aggregate_cases, bootstrap_metrics
 from deepoxymap.model.preprocess import PreprocessSpec
 from deepoxymap.model.splits import Split, assert_disjoint, holdout_split, kfold_splits, site_split
+from deepoxymap.model.train_control import (
+    Checkpoint,
+    ProgressFile,
+    ResumeError,
+    StopRequest,
+    TrainingStopped,
+    arrays_sha256,
+    config_fingerprint,
+    stop_requests,
+)
 
-__all__ = ["TrainConfig", "TrainResult", "default_model_name", "evaluate_split", "make_split", "train"]
+__all__ = [
+    "RESUME_MODES",
+    "ResumeError",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingStopped",
+    "checkpoint_dir",
+    "config_dict",
+    "default_model_name",
+    "evaluate_split",
+    "make_split",
+    "progress_path",
+    "stop_files",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -133,13 +157,18 @@ class TrainResult:
         model_path: the saved ``.keras`` file.
         card: the card written beside it.
         model: the trained Keras model (best weights).
-        history: per-epoch metrics.
+        history: per-epoch metrics (over every session of a resumed run).
+        complete: ``False`` when the run was stopped by request (the model is then the best
+            so far and the checkpoint is kept for ``resume``).
+        stop_reason: why fitting ended.
     """
 
     model_path: Path
     card: dict[str, Any]
     model: Any
     history: dict[str, list[float]]
+    complete: bool = True
+    stop_reason: str = ""
 
 
 def default_model_name(arch: str) -> str:
@@ -191,53 +220,308 @@ def evaluate_split(
     return bootstrap_metrics(y, case_probs, n_boot=n_boot, seed=seed), subjects, y, case_probs
 
 
-class _BestAndBudget:
-    """Keras callback factory: keep the best val-loss weights; stop on patience or wall-clock budget."""
+RESUME_MODES = ("auto", "require", "never")
+"""``train(resume=...)``: ``auto`` resumes a matching checkpoint (and refuses a mismatching one),
+``require`` (``--resume``) also fails when there is none, ``never`` (``--fresh``) discards it."""
 
-    @staticmethod
-    def make(patience: int, max_minutes: float | None, log: Callable[[str], None]) -> Any:
-        import keras
+RESUME_IGNORED = ("out", "name", "command", "n_boot", "jobs", "cache_dir", "max_minutes")
+"""Config fields that may change between a run and its resumption: where the files go, the
+command line, the bootstrap size of the final evaluation, the number of preprocessing workers,
+the cache location (the data are hashed themselves) and the wall-clock budget."""
 
-        class Cb(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.best = np.inf
-                self.best_epoch = -1
-                self.best_weights: list[Any] | None = None
-                self.wait = 0
-                self.t0 = time.perf_counter()
-                self.t_epoch = time.perf_counter()
-                self.stop_reason = "max epochs"
+ITERATORS_PER_EPOCH = 2
+"""Iterators Keras 3 (3.15) opens on the training dataset per completed epoch: one at the epoch's
+start and one after its last batch (``EpochIterator._enumerate_iterator``). Each advances the
+dataset's shuffle and augmentation seed streams, so a resumed run opens (and drops) this many per
+completed epoch before it fits; ``tests/model/test_train_resume.py`` fails if Keras changes it."""
 
-            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-                self.t_epoch = time.perf_counter()
 
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+def checkpoint_dir(cfg: TrainConfig) -> Path:
+    """``OUT/NAME.resume``: the resume checkpoint of the run ``cfg`` describes."""
+    return Path(cfg.out) / f"{cfg.name or default_model_name(cfg.arch)}.resume"
+
+
+def progress_path(cfg: TrainConfig) -> Path:
+    """``OUT/NAME.progress.json`` (see :class:`~deepoxymap.model.train_control.ProgressFile`)."""
+    return Path(cfg.out) / f"{cfg.name or default_model_name(cfg.arch)}.progress.json"
+
+
+def stop_files(cfg: TrainConfig) -> tuple[Path, Path]:
+    """``(OUT/STOP, OUT/NAME.STOP)``: creating either stops the run after the current batch."""
+    out = Path(cfg.out)
+    return out / "STOP", out / f"{cfg.name or default_model_name(cfg.arch)}.STOP"
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as a JSON-ready dict (recorded in the card and the checkpoint)."""
+    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+    d["spec"] = cfg.spec.to_dict()
+    d["augment"] = cfg.augment.to_dict()
+    return d
+
+
+class _StopNow(Exception):
+    """Raised inside ``fit`` to leave it at once when a stop was requested."""
+
+
+def _make_loop_callback(
+    cfg: TrainConfig,
+    *,
+    n_train: int,
+    steps: int,
+    say: Callable[[str], None],
+    progress: ProgressFile,
+    ckpt: Checkpoint,
+    stop: StopRequest,
+    snapshot: Callable[[Any], dict[str, Any]],
+    progress_every_s: float,
+) -> Any:
+    """The one Keras callback that runs the loop's bookkeeping (it must come last in ``callbacks``).
+
+    Per epoch: keeps the best val-loss weights, counts early-stopping patience, applies the
+    wall-clock budget, records the history, writes the checkpoint (``snapshot(model)`` gives
+    its extra state) and the progress file, and logs one line. Within an epoch: logs progress
+    every ``progress_every_s`` seconds and leaves ``fit`` (:class:`_StopNow`) at the first
+    batch end after a stop request, so only completed epochs are ever kept.
+    """
+    import keras
+
+    class Loop(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best = np.inf
+            self.best_epoch = -1
+            self.best_weights: list[Any] | None = None
+            self.wait = 0
+            self.stop_reason = "max epochs"
+            self.phase_over = False
+            self.phase = 0
+            self.phase_start = 0
+            self.phase_epochs: dict[int, int] = {}
+            self.history: dict[str, list[float]] = {}
+            self.epochs_done = 0
+            self.prior_elapsed = 0.0
+            self.epoch_times: list[float] = []
+            self.t0 = time.perf_counter()
+            self.t_epoch = self.t0
+            self.t_said = self.t0
+            self.step = 0
+
+        # ------------------------------------------------------------------ timing helpers
+        def elapsed(self) -> float:
+            return self.prior_elapsed + time.perf_counter() - self.t0
+
+        def eta(self, frac_in_epoch: float) -> float | None:
+            if self.epoch_times:
+                per = float(np.mean(self.epoch_times))
+            elif frac_in_epoch > 0:
+                per = (time.perf_counter() - self.t_epoch) / frac_in_epoch
+            else:
+                return None
+            left = max(0.0, (cfg.epochs - self.epochs_done - frac_in_epoch) * per)
+            if cfg.max_minutes is not None:
+                left = min(left, max(0.0, cfg.max_minutes * 60 - self.elapsed()) + per)
+            return left
+
+        def fraction(self, frac_in_epoch: float) -> float:
+            return min(1.0, (self.epochs_done + frac_in_epoch) / max(cfg.epochs, 1))
+
+        # ------------------------------------------------------------------ Keras hooks
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t_epoch = self.t_said = time.perf_counter()
+            self.step = 0
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.step = batch + 1
+            if stop.poll() is not None:
+                raise _StopNow(stop.reason)
+            now = time.perf_counter()
+            frac = self.step / steps
+            rate = min(self.step * cfg.batch_size, n_train) / max(now - self.t_epoch, 1e-9)
+            eta = self.eta(frac)
+            progress.update(
+                status="training",
+                phase=self.phase + 1,
+                epoch=self.epochs_done,
+                step=self.step,
+                steps=steps,
+                fraction=round(self.fraction(frac), 4),
+                percent=round(100 * self.fraction(frac), 1),
+                slices_per_s=round(rate, 2),
+                elapsed_s=round(self.elapsed(), 1),
+                eta_s=None if eta is None else round(eta, 1),
+            )
+            if now - self.t_said >= progress_every_s and self.step < steps:
+                self.t_said = now
                 logs = logs or {}
-                vl = float(logs.get("val_loss", np.inf))
-                dt = time.perf_counter() - self.t_epoch
-                el = time.perf_counter() - self.t0
-                log(
-                    f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f} acc {logs.get('accuracy', float('nan')):.3f} "
-                    f"val_loss {vl:.4f} val_acc {logs.get('val_accuracy', float('nan')):.3f} ({dt:.0f} s, total {el / 60:.1f} min)"
+                ep_left = (steps - self.step) / self.step * (now - self.t_epoch)
+                say(
+                    f"  epoch {self.epochs_done + 1}/{cfg.epochs} [{self.step}/{steps} batches, {100 * frac:.0f}%] "
+                    f"{rate:.1f} slices/s, loss {_f(logs.get('loss'))} acc {_f(logs.get('accuracy'), 3)}; "
+                    f"epoch ETA {ep_left:.0f} s, run ETA <= {_minutes(eta)}"
                 )
-                if vl < self.best - 1e-4:
-                    self.best, self.best_epoch, self.wait = vl, epoch, 0
-                    self.best_weights = self.model.get_weights()
-                else:
-                    self.wait += 1
-                    if self.wait >= patience:
-                        self.stop_reason = f"early stopping (no val-loss improvement for {patience} epochs)"
-                        self.model.stop_training = True
-                if max_minutes is not None and el + dt > max_minutes * 60:
-                    self.stop_reason = f"wall-clock budget of {max_minutes} min"
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = dict(logs or {})
+            now = time.perf_counter()
+            dt = now - self.t_epoch
+            self.epoch_times.append(dt)
+            vl = float(logs.get("val_loss", np.inf))
+            if vl < self.best - 1e-4:
+                self.best, self.best_epoch, self.wait = vl, epoch, 0
+                self.best_weights = self.model.get_weights()
+            else:
+                self.wait += 1
+                if self.wait >= cfg.patience:
+                    self.stop_reason = f"early stopping (no val-loss improvement for {cfg.patience} epochs)"
                     self.model.stop_training = True
+            el = self.elapsed()
+            if cfg.max_minutes is not None and el + dt > cfg.max_minutes * 60:
+                self.stop_reason = f"wall-clock budget of {cfg.max_minutes} min"
+                self.model.stop_training = True
+            self.phase_over = bool(self.model.stop_training)
+            for k, v in logs.items():
+                self.history.setdefault(k, []).append(float(v))
+            self.epochs_done = epoch + 1
+            self.phase_epochs[self.phase] = self.phase_epochs.get(self.phase, 0) + 1
+            t_save = time.perf_counter()
+            ckpt.save(self.state(), snapshot(self.model))
+            t_save = time.perf_counter() - t_save
+            eta = self.eta(0.0)
+            rate = n_train / max(dt, 1e-9)
+            progress.update(
+                force=True,
+                status="training",
+                phase=self.phase + 1,
+                epoch=self.epochs_done,
+                step=0,
+                steps=steps,
+                fraction=round(self.fraction(0.0), 4),
+                percent=round(100 * self.fraction(0.0), 1),
+                best_val_loss=None if not np.isfinite(self.best) else round(self.best, 6),
+                best_epoch=self.best_epoch + 1 if self.best_epoch >= 0 else None,
+                last={k: round(float(v), 6) for k, v in logs.items()},
+                slices_per_s=round(rate, 2),
+                elapsed_s=round(el, 1),
+                eta_s=None if eta is None else round(eta, 1),
+            )
+            say(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {_f(logs.get('loss'))} acc {_f(logs.get('accuracy'), 3)} "
+                f"val_loss {_f(vl)} val_acc {_f(logs.get('val_accuracy'), 3)} | {dt:.0f} s, {rate:.1f} slices/s | "
+                f"best val_loss {_f(self.best)} (epoch {self.best_epoch + 1}) | {el / 60:.1f} min, "
+                f"run ETA <= {_minutes(eta)} (checkpoint {t_save:.1f} s)"
+            )
+            if stop.poll() is not None:  # asked during validation: this epoch is saved, leave now
+                raise _StopNow(stop.reason)
 
-            def on_train_end(self, logs: Any = None) -> None:
-                if self.best_weights is not None:
-                    self.model.set_weights(self.best_weights)
+        # ------------------------------------------------------------------ checkpoint state
+        def state(self) -> dict[str, Any]:
+            return {
+                "epoch": self.epochs_done,
+                "phase": self.phase,
+                "phase_start": self.phase_start,
+                "phase_over": self.phase_over,
+                "phase_epochs": {str(k): v for k, v in self.phase_epochs.items()},
+                "best": None if not np.isfinite(self.best) else self.best,
+                "best_epoch": self.best_epoch,
+                "wait": self.wait,
+                "stop_reason": self.stop_reason,
+                "history": self.history,
+                "fit_elapsed_s": self.elapsed(),
+                "epoch_times_s": self.epoch_times,
+            }
 
-        return Cb()
+        def restore(self, st: dict[str, Any], best_weights: list[Any] | None) -> None:
+            self.epochs_done = int(st["epoch"])
+            self.phase, self.phase_start, self.phase_over = (
+                int(st["phase"]),
+                int(st["phase_start"]),
+                bool(st["phase_over"]),
+            )
+            self.phase_epochs = {int(k): int(v) for k, v in st["phase_epochs"].items()}
+            self.best = np.inf if st["best"] is None else float(st["best"])
+            self.best_epoch, self.wait = int(st["best_epoch"]), int(st["wait"])
+            self.stop_reason = str(st["stop_reason"])
+            self.history = {k: [float(x) for x in v] for k, v in st["history"].items()}
+            self.prior_elapsed = float(st["fit_elapsed_s"])
+            self.epoch_times = [float(x) for x in st["epoch_times_s"]]
+            self.best_weights = best_weights
+
+    return Loop()
+
+
+def _make_plateau(patience: int, lr: float, restore: dict[str, Any] | None) -> Any:
+    """``ReduceLROnPlateau`` on val loss (factor 0.3, floor lr/100), or ``None`` when ``patience`` is 0.
+
+    ``restore`` (``best``, ``wait``, ``cooldown_counter``) is applied after Keras' own reset at
+    the start of ``fit``, so a resumed run continues the schedule where it stopped.
+    """
+    if patience <= 0:
+        return None
+    import keras
+
+    class Plateau(keras.callbacks.ReduceLROnPlateau):
+        def __init__(self, pending: dict[str, Any] | None, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.pending = pending
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            super().on_train_begin(logs)
+            if self.pending is not None:
+                self.best = self.pending["best"]
+                self.wait = int(self.pending["wait"])
+                self.cooldown_counter = int(self.pending["cooldown_counter"])
+                self.pending = None
+
+        def state(self) -> dict[str, Any]:
+            best = None if self.best is None else float(self.best)
+            return {"best": best, "wait": int(self.wait), "cooldown_counter": int(self.cooldown_counter)}
+
+    return Plateau(restore, monitor="val_loss", factor=0.3, patience=patience, min_lr=lr / 100)
+
+
+def _f(v: Any, nd: int = 4) -> str:
+    try:
+        return f"{float(v):.{nd}f}"
+    except (TypeError, ValueError):
+        return "nan"
+
+
+def _minutes(s: float | None) -> str:
+    return "?" if s is None else f"{s / 60:.1f} min"
+
+
+def _assign(variables: Sequence[Any], arrays: Sequence[NDArray[Any]], what: str, source: Path) -> None:
+    """Assign checkpoint arrays to variables, checking count and shapes."""
+    if len(variables) != len(arrays):
+        raise ResumeError(
+            f"the checkpoint holds {len(arrays)} {what} arrays, this run has {len(variables)}",
+            source=str(source),
+            hint="pass --fresh to discard the checkpoint",
+        )
+    for v, a in zip(variables, arrays, strict=True):
+        if tuple(v.shape) != tuple(a.shape):
+            raise ResumeError(
+                f"{what} variable {v.path} has shape {tuple(v.shape)}, the checkpoint {tuple(a.shape)}",
+                source=str(source),
+                hint="pass --fresh to discard the checkpoint",
+            )
+        v.assign(a)
+
+
+def _mismatch(state: dict[str, Any], cfg_now: dict[str, Any], data_now: str, manifest_now: str) -> str:
+    """What differs between a checkpoint's run and this one, in words."""
+    was = state.get("config", {})
+    diffs = [
+        f"{k}: {was.get(k)!r} in the checkpoint, {cfg_now.get(k)!r} now"
+        for k in sorted(set(was) | set(cfg_now))
+        if was.get(k) != cfg_now.get(k)
+    ]
+    if state.get("manifest_sha256") != manifest_now:
+        diffs.append("the manifest file's contents differ")
+    if state.get("data_sha256") != data_now:
+        diffs.append("the training/validation slices differ (the data or their preprocessing changed)")
+    return "; ".join(diffs) or "the run fingerprint differs"
 
 
 def train(
@@ -245,15 +529,79 @@ def train(
     *,
     loader: Callable[[Path], Case] | None = None,
     log: Callable[[str], None] | None = None,
+    resume: str = "auto",
+    progress_every_s: float = 30.0,
 ) -> TrainResult:
     """Run one training (see module doc); returns the saved model and its card.
+
+    Progress goes to ``log`` (a line per epoch, and one every ``progress_every_s`` seconds
+    within an epoch: slices/s, loss, accuracy, ETA) and to ``OUT/NAME.progress.json``
+    (:func:`progress_path`). After every epoch the run's whole state is checkpointed in
+    ``OUT/NAME.resume/`` (:func:`checkpoint_dir`): the training graph's variables (weights,
+    BatchNorm statistics, dropout seed states), the optimizer's (Adam moments, step count,
+    learning rate), the learning-rate schedule's and early stopping's counters, the best
+    weights and the history. The first SIGINT/SIGTERM, or a STOP file (:func:`stop_files`),
+    stops the run after the current batch: the unfinished epoch is dropped, the best model so
+    far is evaluated and saved with its card (``training.complete: false``) and the checkpoint is
+    kept; the checkpoint is removed when a run completes.
 
     Args:
         cfg: the run's configuration.
         loader: ``path -> Case`` for the manifest's subject folders
             (default ``deepoxymap.phantom.load_subject``).
-        log: progress sink (default: stderr).
+        log: progress sink (default: the package logger at INFO, stderr in the CLI).
+        resume: one of :data:`RESUME_MODES`. A checkpoint is resumed only when the config
+            (but :data:`RESUME_IGNORED`), the manifest's bytes and the training and
+            validation slices hash as they did; otherwise :class:`ResumeError` says what
+            differs. The resumed run then continues exactly where the straight run would be.
+        progress_every_s: seconds between within-epoch progress lines.
+
+    Raises:
+        ResumeError: see ``resume``.
+        TrainingStopped: stopped before the first epoch completed (nothing to save).
     """
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume must be one of {RESUME_MODES}, got {resume!r}")
+    say = log or logger.info
+    ckpt = Checkpoint(checkpoint_dir(cfg))
+    progress = ProgressFile(progress_path(cfg))
+    name = cfg.name or default_model_name(cfg.arch)
+    if resume == "require" and not ckpt.exists():
+        raise ResumeError(
+            "nothing to resume: this run has no checkpoint",
+            source=str(ckpt.folder),
+            hint="run the command without --resume to start training",
+        )
+    progress.update(
+        force=True,
+        status="preparing",
+        epoch=0,
+        epochs=cfg.epochs,
+        fraction=0.0,
+        percent=0.0,
+        model=str(Path(cfg.out) / f"{name}.keras"),
+        checkpoint=str(ckpt.folder),
+    )
+    try:
+        return _train(cfg, loader=loader, say=say, resume=resume, ckpt=ckpt, progress=progress, every=progress_every_s)
+    except TrainingStopped as exc:
+        progress.update(force=True, status="stopped", stop_reason=str(exc))
+        raise
+    except BaseException as exc:
+        progress.update(force=True, status="failed", stop_reason=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _train(
+    cfg: TrainConfig,
+    *,
+    loader: Callable[[Path], Case] | None,
+    say: Callable[[str], None],
+    resume: str,
+    ckpt: Checkpoint,
+    progress: ProgressFile,
+    every: float,
+) -> TrainResult:
     import keras
 
     from deepoxymap.model.architectures import (
@@ -265,8 +613,8 @@ def train(
         fold_conv_bn,
     )
 
-    say = log or logger.info
     t_start = time.perf_counter()
+    wall_start = time.time()
     manifest = Path(cfg.manifest)
     records = read_manifest(manifest)
     split = make_split(cfg, records)
@@ -285,6 +633,33 @@ def train(
     if set(tr.subjects) & (set(va.subjects) | set(te.subjects)) or set(va.subjects) & set(te.subjects):
         raise AssertionError("a subject's slices straddle splits")
     say(f"slices: {len(tr)} train / {len(va)} val / {len(te)} test (preprocessing {t_pre:.0f} s)")
+
+    # ------------------------------------------------------------------ the run's fingerprint; resume?
+    cfg_d = config_dict(cfg)
+    cfg_fp = {k: v for k, v in cfg_d.items() if k not in RESUME_IGNORED}
+    data_sha = arrays_sha256([tr.x, tr.y, tr.x_frames, va.x, va.y])
+    manifest_sha = manifest_sha256(manifest)
+    fingerprint = config_fingerprint(cfg_fp, data_sha, manifest_sha)
+    resumed: tuple[dict[str, Any], dict[str, list[Any]]] | None = None
+    if ckpt.exists():
+        if resume == "never":
+            say(f"discarding the checkpoint {ckpt.folder} (--fresh)")
+            ckpt.remove()
+        else:
+            st = ckpt.read_state()
+            if st.get("fingerprint") != fingerprint:
+                raise ResumeError(
+                    "refusing to resume: the checkpoint was made by another config or data ("
+                    + _mismatch(st, cfg_fp, data_sha, manifest_sha)
+                    + ")",
+                    source=str(ckpt.folder),
+                    hint=f"resume with the original command ({st.get('command') or '?'}), "
+                    "or pass --fresh to discard the checkpoint and start again",
+                )
+            resumed = ckpt.load()
+    stop = StopRequest(files=stop_files(cfg), since=wall_start)
+    for f in stop.stale_files():
+        say(f"ignoring {f}: it is older than this run (delete it; touch it again to stop this run)")
 
     keras.utils.set_random_seed(cfg.seed)
     scratch = str(cfg.weights).lower() in ("none", "", "scratch")
@@ -322,48 +697,157 @@ def train(
         tr.x, tr.y, batch_size=cfg.batch_size, augment=cfg.augment, shuffle=True, seed=cfg.seed, x_frames=tr.x_frames
     )
     ds_va = make_dataset(va.x, va.y, batch_size=64)
-    cb = _BestAndBudget.make(cfg.patience, cfg.max_minutes, say)
-    t0 = time.perf_counter()
+    steps = max(1, -(-len(tr) // cfg.batch_size))
     head_names = {"head_gap", "head_bn", "head_drop1", "head_dense", "head_drop2", "logits", "probs"}
-    history: dict[str, list[float]] = {}
-    phases: list[dict[str, Any]] = []
-    done = 0
-    for phase, (n_ep, lr, head_only) in enumerate(
-        [(cfg.head_epochs, cfg.head_lr, True), (cfg.epochs - cfg.head_epochs, cfg.lr, False)]
-    ):
-        if n_ep <= 0:
-            continue
-        for layer in model.layers:
-            layer.trainable = (layer.name in head_names) if head_only else True
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=lr), loss="categorical_crossentropy", metrics=["accuracy"]
+    plan = [(cfg.head_epochs, cfg.head_lr, True), (cfg.epochs - cfg.head_epochs, cfg.lr, False)]
+    plateau: Any = None
+
+    def snapshot(m: Any) -> dict[str, Any]:
+        return {
+            "model": [v.numpy() for v in m.variables],
+            "optimizer": [v.numpy() for v in m.optimizer.variables],
+            "best": [] if loop.best_weights is None else list(loop.best_weights),
+        }
+
+    loop = _make_loop_callback(
+        cfg,
+        n_train=len(tr),
+        steps=steps,
+        say=say,
+        progress=progress,
+        ckpt=ckpt,
+        stop=stop,
+        snapshot=lambda m: snapshot(m),
+        progress_every_s=every,
+    )
+    ckpt_meta = {
+        "fingerprint": fingerprint,
+        "config": cfg_fp,
+        "data_sha256": data_sha,
+        "manifest_sha256": manifest_sha,
+        "command": cfg.command,
+        "keras": keras.__version__,
+        "iterators_per_epoch": ITERATORS_PER_EPOCH,
+        "variables": [list(v.shape) for v in model.variables],  # paths carry Keras' per-process name counters
+    }
+    sessions: list[dict[str, Any]] = []
+    start_phase = 0
+    rstate: dict[str, Any] = {}
+    if resumed is not None:
+        rstate, arrays = resumed
+        if rstate.get("variables") != ckpt_meta["variables"]:
+            raise ResumeError(
+                "the checkpoint's variables are not this model's",
+                source=str(ckpt.folder),
+                hint="pass --fresh to discard the checkpoint",
+            )
+        _assign(model.variables, arrays["model"], "model", ckpt.folder)
+        loop.restore(rstate, list(arrays["best"]) or None)
+        start_phase = loop.phase
+        sessions = list(rstate.get("sessions", []))
+        # advance the dataset's shuffle / jitter / augmentation streams past the completed epochs
+        for _ in range(ITERATORS_PER_EPOCH * loop.epochs_done):
+            iter(ds_tr)
+        say(
+            f"resuming from the checkpoint after epoch {loop.epochs_done} (phase {loop.phase + 1}; best val_loss "
+            f"{_f(loop.best)} at epoch {loop.best_epoch + 1}; {loop.prior_elapsed / 60:.1f} min of fitting so far)"
         )
-        cb.wait = 0
-        say(f"phase {phase + 1}: {'head only (base frozen)' if head_only else 'whole network'}, Adam lr {lr}")
-        h = model.fit(
-            ds_tr,
-            validation_data=ds_va,
-            epochs=done + n_ep,
-            initial_epoch=done,
-            class_weight=class_weight,
-            callbacks=[cb, *_plateau(cfg.lr_patience, lr)],
-            verbose=0,
-        )
-        ran = len(h.history.get("loss", []))
-        phases.append({"phase": phase + 1, "head_only": head_only, "lr": lr, "epochs_run": ran})
-        done += ran
-        for k, v in h.history.items():
-            history.setdefault(k, []).extend(float(x) for x in v)
-        if cb.stop_reason.startswith("wall"):
-            break
+    sessions.append({"from_epoch": loop.epochs_done, "command": cfg.command})
+    ckpt_meta["sessions"] = sessions
+    ckpt_meta["original_command"] = rstate.get("original_command", cfg.command)
+    base_state = loop.state
+
+    def full_state() -> dict[str, Any]:
+        st = {**ckpt_meta, **base_state()}
+        st["plateau"] = plateau.state() if plateau is not None else None
+        return st
+
+    loop.state = full_state
+    progress.update(
+        force=True,
+        status="training",
+        epoch=loop.epochs_done,
+        steps=steps,
+        resumed_from_epoch=(loop.epochs_done if resumed is not None else None),
+    )
+
+    stopped: str | None = None
+    loop.t0 = time.perf_counter()
+    with stop_requests(stop, say):
+        for phase, (n_ep, lr, head_only) in enumerate(plan):
+            if n_ep <= 0 or phase < start_phase:
+                continue
+            here = resumed is not None and phase == start_phase
+            if here and (loop.phase_over or loop.stop_reason.startswith("wall")):
+                if loop.stop_reason.startswith("wall"):
+                    break
+                continue  # this phase ended (early stopping) at the checkpoint's epoch
+            if not here:
+                loop.phase, loop.phase_start, loop.phase_over, loop.wait = phase, loop.epochs_done, False, 0
+            end = loop.phase_start + n_ep
+            if loop.epochs_done >= end:
+                continue
+            for layer in model.layers:
+                layer.trainable = (layer.name in head_names) if head_only else True
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=lr),
+                loss="categorical_crossentropy",
+                metrics=["accuracy"],
+            )
+            model.optimizer.build(model.trainable_variables)
+            if here:
+                _assign(model.optimizer.variables, resumed[1]["optimizer"], "optimizer", ckpt.folder)  # type: ignore[index]
+            plateau = _make_plateau(cfg.lr_patience, lr, rstate.get("plateau") if here else None)
+            say(
+                f"phase {phase + 1}: {'head only (base frozen)' if head_only else 'whole network'}, Adam lr "
+                f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.3g}, epochs "
+                f"{loop.epochs_done + 1}-{end} of {cfg.epochs}, {steps} batches of {cfg.batch_size} per epoch"
+            )
+            if stop.poll() is not None:
+                stopped = stop.reason
+                break
+            try:
+                model.fit(
+                    ds_tr,
+                    validation_data=ds_va,
+                    epochs=end,
+                    initial_epoch=loop.epochs_done,
+                    class_weight=class_weight,
+                    callbacks=[*([plateau] if plateau is not None else []), loop],
+                    verbose=0,
+                )
+            except _StopNow:
+                stopped = stop.reason or "stop requested"
+                break
+            if loop.stop_reason.startswith("wall"):
+                break
     for layer in model.layers:
         layer.trainable = True
 
-    hist = types.SimpleNamespace(history=history)
-    t_fit = time.perf_counter() - t0
+    history = loop.history
+    phases = [
+        {"phase": p + 1, "head_only": plan[p][2], "lr": plan[p][1], "epochs_run": n}
+        for p, n in sorted(loop.phase_epochs.items())
+    ]
+    t_fit = loop.elapsed()
+    if stopped is not None:
+        resume_cmd = cfg.command if "--resume" in cfg.command else f"{cfg.command} --resume"
+        if loop.best_weights is None and loop.epochs_done == 0:
+            raise TrainingStopped(
+                f"stopped ({stopped}) before the first epoch completed: nothing to save",
+                hint="start the command again",
+            )
+        stop_reason = f"stopped by request ({stopped}) after epoch {loop.epochs_done} of {cfg.epochs}; resumable"
+        say(f"{stop_reason}: the checkpoint stays in {ckpt.folder}; resume with: {resume_cmd}")
+    else:
+        stop_reason = loop.stop_reason
+    if loop.best_weights is not None:
+        model.set_weights(loop.best_weights)
     say(
-        f"training stopped: {cb.stop_reason}; best epoch {cb.best_epoch + 1} (val_loss {cb.best:.4f}); {t_fit / 60:.1f} min"
+        f"training {'stopped' if stopped else 'ended'}: {stop_reason}; best epoch {loop.best_epoch + 1} "
+        f"(val_loss {_f(loop.best)}); {t_fit / 60:.1f} min of fitting"
     )
+    progress.update(force=True, status="evaluating")
 
     # the saved graph has no optimizer state (and, for conv_bn, no BatchNorm in the base):
     # build it fresh, move the weights in, and evaluate THAT graph, which is what ships
@@ -400,9 +884,6 @@ def train(
         if str(cfg.weights).lower() in ("none", "", "scratch")
         else str(cfg.weights)
     )
-    cfg_d = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
-    cfg_d["spec"] = cfg.spec.to_dict()
-    cfg_d["augment"] = cfg.augment.to_dict()
     card: dict[str, Any] = {
         "name": name,
         "arch": cfg.arch.lower(),
@@ -424,8 +905,10 @@ def train(
             "(deepoxymap generate), never on patient data: its numbers say nothing about real patients."
         ),
         "training": {
-            "command": cfg.command,
+            "command": ckpt_meta["original_command"],
             "config": cfg_d,
+            "complete": stopped is None,
+            "sessions": sessions,
             "manifest": str(manifest),
             "manifest_sha256": manifest_sha256(manifest),
             "n_subjects": len(records),
@@ -453,10 +936,10 @@ def train(
             ),
             "batchnorm_folding": folding,
             "loss": "categorical cross-entropy",
-            "epochs_run": len(hist.history.get("loss", [])),
-            "best_epoch": cb.best_epoch + 1,
-            "stop_reason": cb.stop_reason,
-            "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
+            "epochs_run": len(history.get("loss", [])),
+            "best_epoch": loop.best_epoch + 1,
+            "stop_reason": stop_reason,
+            "history": {k: [float(v) for v in vs] for k, vs in history.items()},
             "wall_time_s": {"preprocessing": round(t_pre, 1), "fit": round(t_fit, 1)},
         },
         "metrics": {
@@ -475,16 +958,23 @@ def train(
     card["file"] = {"name": model_path.name, "sha256": sha256_file(model_path), "bytes": model_path.stat().st_size}
     write_card(model_path.with_suffix(".json"), card)
     say(f"saved {model_path} ({model_path.stat().st_size / 1e6:.1f} MB) and its card")
-    return TrainResult(model_path=model_path, card=card, model=model, history=dict(hist.history))
-
-
-def _plateau(patience: int, lr: float) -> list[Any]:
-    """``[ReduceLROnPlateau]`` on val loss (factor 0.3, floor lr/100), or ``[]`` when ``patience`` is 0."""
-    if patience <= 0:
-        return []
-    import keras
-
-    return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=patience, min_lr=lr / 100)]
+    if stopped is None:
+        ckpt.remove()
+        progress.update(
+            force=True, status="done", epoch=loop.epochs_done, step=0, fraction=1.0, percent=100.0, eta_s=0.0,
+            stop_reason=stop_reason,
+        )  # fmt: skip
+    else:
+        say(f"the model above is the best so far (epoch {loop.best_epoch + 1}); its card says complete: false")
+        progress.update(force=True, status="stopped", stop_reason=stop_reason, eta_s=None)
+    return TrainResult(
+        model_path=model_path,
+        card=card,
+        model=model,
+        history={k: list(v) for k, v in history.items()},
+        complete=stopped is None,
+        stop_reason=stop_reason,
+    )
 
 
 def _ci(m: dict[str, Any]) -> str:
