@@ -63,7 +63,24 @@ from numpy.typing import NDArray
 
 from deepoxymap.cardiac.segments import screen_angle, segment_sums
 
-__all__ = ["RemoteStats", "ScarResult", "quantify_scar", "remote_stats", "segment_transmurality", "transmurality_map"]
+DEFAULT_N_SD = 3.0
+"""Default detection n (module doc, "Defaults")."""
+DEFAULT_N_SD_EXTENT = 2.0
+"""Default n the detection is grown to (hysteresis)."""
+
+__all__ = [
+    "DEFAULT_N_SD",
+    "DEFAULT_N_SD_EXTENT",
+    "RemoteKind",
+    "RemoteStats",
+    "ScarResult",
+    "half_sample_mode",
+    "lower_mode_stats",
+    "quantify_scar",
+    "remote_stats",
+    "segment_transmurality",
+    "transmurality_map",
+]
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,9 @@ class ScarResult:
             (0-1; NaN where the segment is absent or no ``seg_map`` was given).
         extent: float64 ``[17]`` scar area fraction per segment (NaN where absent).
         n_sd: the n used (n-SD), else NaN.
+        slice_thresholds: the threshold of every slice (NaN where a slice was
+            skipped); all equal to ``threshold`` when pooled.
+        n_sd_extent: the n the detection was grown to (hysteresis), else NaN.
     """
 
     mask: NDArray[np.bool_]
@@ -114,12 +134,72 @@ class ScarResult:
     transmurality: NDArray[np.float64]
     extent: NDArray[np.float64]
     n_sd: float
+    slice_thresholds: tuple[float, ...] = ()
+    n_sd_extent: float = float("nan")
+
+    def describe(self) -> str:
+        """One line: method, remote and threshold (for notes, the CLI and the UI)."""
+        if self.method == "nsd":
+            grow = f", grown to {self.n_sd_extent:g} SD" if np.isfinite(self.n_sd_extent) else ""
+            m = f"n-SD {self.n_sd:g}{grow}"
+        else:
+            m = "FWHM"
+        return f"{m}; remote: {self.remote.how}; threshold {self.threshold:.1f}"
+
+
+RemoteKind = Literal["lower-mode", "robust", "myocardium", "darkest-segment"]
+"""Names of the automatic remote choices (see the module doc)."""
+
+
+def half_sample_mode(values: NDArray[Any]) -> float:
+    """Mode of a sample by the half-sample mode estimator (Bickel & Fruehwirth 2006).
+
+    Repeatedly keeps the shortest interval holding half of the (sorted)
+    values until two or three remain; robust (breakdown 50 %) and free of a
+    bandwidth. ``values``: 1-D, finite, at least one element.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if x.size == 0:
+        raise ValueError("half_sample_mode of an empty sample")
+    while x.size > 3:
+        h = (x.size + 1) // 2
+        w = x[h - 1 :] - x[: x.size - h + 1]
+        i = int(np.argmin(w))
+        x = x[i : i + h]
+    if x.size == 3:
+        d1, d2 = x[1] - x[0], x[2] - x[1]
+        return float((x[0] + x[1]) / 2 if d1 < d2 else (x[1] + x[2]) / 2 if d2 < d1 else x[1])
+    return float(x.mean())
+
+
+def lower_mode_stats(values: NDArray[Any]) -> tuple[float, float]:
+    """``(mode, sd)`` of the lower (remote) mode of myocardial SI.
+
+    mode: the half-sample mode of ``values`` smoothed over its own
+    neighbourhood (the median of the values within +-1 lower-half SD of the
+    raw mode, which steadies it on small samples). sd: ``1.4826 x`` the
+    median distance *below* the mode of the values under it (a half-normal
+    MAD): enhancement only ever adds SI above remote, so the lower half of
+    the remote peak is uncontaminated by scar, grey zone or the blood-pool
+    partial volume at the border while scar stays under half the wall.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size < 2:
+        raise ValueError("the myocardium has fewer than 2 pixels")
+    m0 = half_sample_mode(v)
+    lo = m0 - v[v <= m0]
+    sd0 = 1.4826 * float(np.median(lo)) if lo.size else 0.0
+    near = v[np.abs(v - m0) <= max(sd0, 1e-12)]
+    m = float(np.median(near)) if near.size >= 3 else m0
+    lo = m - v[v <= m]
+    sd = 1.4826 * float(np.median(lo)) if lo.size >= 2 else sd0
+    return m, sd
 
 
 def remote_stats(
     image: NDArray[Any],
     myocardium: NDArray[Any],
-    remote: Literal["robust", "myocardium", "darkest-segment"] | NDArray[Any] = "robust",
+    remote: RemoteKind | NDArray[Any] = "lower-mode",
     seg_map: NDArray[Any] | None = None,
 ) -> RemoteStats:
     """Mean and SD of the remote myocardium (see module doc).
@@ -127,7 +207,8 @@ def remote_stats(
     Args:
         image: SI, ``[rows, cols]`` or ``[slice, rows, cols]``.
         myocardium: bool mask, same shape.
-        remote: ``"robust"``, ``"myocardium"``, ``"darkest-segment"`` or a bool mask.
+        remote: ``"lower-mode"`` (default), ``"robust"``, ``"myocardium"``,
+            ``"darkest-segment"`` or a bool mask.
         seg_map: segment ids, same shape (needed for ``"darkest-segment"``).
 
     Raises:
@@ -136,6 +217,10 @@ def remote_stats(
     img = np.asarray(image, dtype=np.float64)
     myo = np.asarray(myocardium, dtype=bool)
     if isinstance(remote, str):
+        if remote == "lower-mode":
+            vals = img[myo]
+            m, sd = lower_mode_stats(vals)
+            return RemoteStats(m, sd, int(vals.size), "lower mode of myocardial SI (half-sample mode, lower-half MAD)")
         if remote == "robust":
             vals = img[myo]
             if vals.size < 2:
@@ -159,7 +244,9 @@ def remote_stats(
             s_best = min(means, key=means.__getitem__)
             sel, how = (seg == s_best) & myo, f"darkest segment ({s_best})"
         else:
-            raise ValueError(f"remote must be 'robust', 'myocardium', 'darkest-segment' or a mask, got {remote!r}")
+            raise ValueError(
+                f"remote must be 'lower-mode', 'robust', 'myocardium', 'darkest-segment' or a mask, got {remote!r}"
+            )
     else:
         sel, how = np.asarray(remote, dtype=bool) & myo, "user remote ROI"
     vals = img[sel]
@@ -220,116 +307,176 @@ def segment_transmurality(
     return tsum, ssum, cnt.astype(np.float64), cnt
 
 
+def _hysteresis(seed: NDArray[np.bool_], wide: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Components (8-connected, per slice) of ``wide`` that hold a ``seed`` pixel; ``[slice, rows, cols]``."""
+    from scipy import ndimage as ndi
+
+    out = np.zeros_like(wide)
+    for k in range(wide.shape[0]):
+        lab, n = ndi.label(wide[k] | seed[k], structure=np.ones((3, 3)))
+        if n:
+            keep = np.unique(lab[seed[k] & (lab > 0)])
+            out[k] = np.isin(lab, keep[keep > 0])
+    return out
+
+
+def _spatial_filters(
+    scar: NDArray[np.bool_], px_mm2: float, min_area_mm2: float, core_erosion: int
+) -> NDArray[np.bool_]:
+    """Drop components under ``min_area_mm2`` and those with no pixel surviving ``core_erosion`` 3x3 erosions."""
+    from scipy import ndimage as ndi
+
+    out = scar.copy()
+    for k in range(out.shape[0]):
+        if not out[k].any():
+            continue
+        lab, n = ndi.label(out[k], structure=np.ones((3, 3)))
+        keep = np.ones(n + 1, bool)
+        keep[0] = False
+        if min_area_mm2 > 0:
+            keep[1:] &= np.bincount(lab.ravel(), minlength=n + 1)[1:] * px_mm2 >= min_area_mm2
+        if core_erosion > 0:
+            core = ndi.binary_erosion(out[k], structure=np.ones((3, 3), bool), iterations=core_erosion)
+            has_core = np.zeros(n + 1, bool)
+            has_core[np.unique(lab[core])] = True
+            keep &= has_core
+        out[k] = keep[lab]
+    return out
+
+
 def quantify_scar(
     image: NDArray[Any],
     myocardium: NDArray[Any],
     *,
     method: Literal["nsd", "fwhm"] = "nsd",
-    n_sd: float = 5.0,
-    remote: Literal["robust", "myocardium", "darkest-segment"] | NDArray[Any] = "robust",
+    n_sd: float = DEFAULT_N_SD,
+    n_sd_extent: float | None = DEFAULT_N_SD_EXTENT,
+    remote: RemoteKind | NDArray[Any] = "lower-mode",
+    per_slice: bool = True,
+    core_erosion: int = 1,
     seg_map: NDArray[Any] | None = None,
     pixel_spacing: tuple[float, float] = (1.0, 1.0),
     centres: list[tuple[float, float]] | None = None,
-    fwhm_min_sd: float | None = 5.0,
+    fwhm_min_sd: float | None = DEFAULT_N_SD,
     fwhm_guard: Literal["nsd", "sd", "none"] = "nsd",
     fwhm_baseline: Literal["remote", "zero"] = "remote",
     peak_percentile: float = 99.5,
     min_area_mm2: float = 20.0,
     angle_step_deg: float = 5.0,
-    per_slice: bool = False,
 ) -> ScarResult:
     """Scar inside a myocardium mask by n-SD or FWHM, with transmurality per segment.
+
+    The defaults are the module's chosen method (module doc, "Defaults"):
+    ``quantify_scar(image, myo, pixel_spacing=ps)`` is n-SD 3 detection grown
+    to n-SD 2 (hysteresis) with the per-slice lower-mode remote, components
+    >= 20 mm^2 that are at least 3 pixels thick somewhere.
 
     Args:
         image: LGE SI, float ``[rows, cols]`` or ``[slice, rows, cols]``.
         myocardium: bool mask of the LV myocardium, same shape.
         method: ``"nsd"`` (SI > remote mean + ``n_sd`` SD) or ``"fwhm"``
-            (SI >= half the myocardial peak).
-        n_sd: n for n-SD.
-        remote: remote region (module doc).
+            (SI >= half-way from remote to the myocardial peak).
+        n_sd: n for n-SD (detection).
+        n_sd_extent: n-SD only: grow every detected component to the 8-connected
+            pixels above remote mean + ``n_sd_extent`` SD (hysteresis; ``None``:
+            no growth). Ignored when larger than ``n_sd``.
+        remote: remote region (module doc): ``"lower-mode"``, ``"robust"``,
+            ``"myocardium"``, ``"darkest-segment"`` or a bool mask.
+        per_slice: for a stack, remote statistics and threshold per slice (LGE
+            signal drifts between slices as TI drifts and coils differ);
+            ``threshold`` is then the mean of the slice thresholds (each in
+            ``slice_thresholds``) and ``remote`` the pooled statistics (for reference).
+        core_erosion: keep only components with a pixel that survives this many
+            3x3 erosions of the scar mask (1: at least 3 pixels thick somewhere;
+            0: off). Removes the 1-2 pixel rims of partial volume with the
+            blood pool and epicardial fat.
         seg_map: AHA segment ids, same shape (0 = none); enables per-segment output.
         pixel_spacing: ``(row, col)`` mm.
         centres: LV centre per slice ``(row, col)`` for the transmurality
             chords (default: myocardium centroid).
         fwhm_min_sd: n of the FWHM guard (``None`` disables the guard).
-        fwhm_guard: ``"nsd"``: keep FWHM components holding an n-SD scar pixel;
-            ``"sd"``: no scar unless the peak exceeds remote mean + n SD; ``"none"``.
+        fwhm_guard: ``"nsd"``: keep FWHM components holding a pixel of the
+            n-SD (``n = fwhm_min_sd``) detection with the same remote, per-slice
+            and spatial settings; ``"sd"``: no scar unless the peak exceeds
+            remote mean + n SD; ``"none"``.
         fwhm_baseline: ``"remote"``: threshold = remote mean + (peak - remote mean) / 2;
             ``"zero"``: threshold = peak / 2 (module doc).
         peak_percentile: FWHM peak as a percentile of myocardial SI (100 = max).
         min_area_mm2: scar components smaller than this (per slice, 8-connected)
-            are dropped (default 20 mm^2: removes the speckle of partial-volume
-            pixels along the blood-pool and epicardial borders).
+            are dropped.
         angle_step_deg: chord width for transmurality.
-        per_slice: for a stack, remote statistics and threshold per slice (LGE
-            signal drifts between slices as TI drifts and coils differ);
-            ``threshold`` is then the mean of the slice thresholds and
-            ``remote`` the pooled statistics (for reference).
 
     Returns:
         :class:`ScarResult`.
-    """
-    from scipy import ndimage as ndi
 
+    Raises:
+        ValueError: shapes differ, the mask is empty, or an unknown method / remote.
+    """
     img = np.asarray(image, dtype=np.float64)
     myo = np.asarray(myocardium, dtype=bool)
     if img.shape != myo.shape:
         raise ValueError(f"image {img.shape} and myocardium mask {myo.shape} differ in shape")
     if myo.sum() < 2:
         raise ValueError("the myocardium mask is empty")
+    if method not in ("nsd", "fwhm"):
+        raise ValueError(f"method must be 'nsd' or 'fwhm', got {method!r}")
     two_d = img.ndim == 2
     img3, myo3 = (img[None], myo[None]) if two_d else (img, myo)
     seg3 = None if seg_map is None else (np.asarray(seg_map)[None] if two_d else np.asarray(seg_map))
-    if method not in ("nsd", "fwhm"):
-        raise ValueError(f"method must be 'nsd' or 'fwhm', got {method!r}")
+    rem3 = (
+        remote
+        if isinstance(remote, str)
+        else (np.asarray(remote, dtype=bool)[None] if two_d else np.asarray(remote, dtype=bool))
+    )
+    px_mm2 = float(pixel_spacing[0] * pixel_spacing[1])
+    grow = method == "nsd" and n_sd_extent is not None and n_sd_extent < n_sd
 
     def segment(
         im: NDArray[np.float64], my: NDArray[np.bool_], sg: Any, rem: Any
-    ) -> tuple[float, float, RemoteStats, NDArray[np.bool_]]:
+    ) -> tuple[float, float, NDArray[np.bool_], NDArray[np.bool_]]:
+        """(threshold, peak, scar, extent mask) of one slice or the pooled stack."""
         rs_ = remote_stats(im, my, rem, sg)
         if method == "nsd":
             t_ = rs_.mean + n_sd * rs_.sd
-            return t_, float("nan"), rs_, my & (im > t_)
+            wide = my & (im > rs_.mean + n_sd_extent * rs_.sd) if grow and n_sd_extent is not None else my & (im > t_)
+            return t_, float("nan"), my & (im > t_), wide
         pk = float(np.percentile(im[my], peak_percentile))
         t_ = 0.5 * pk if fwhm_baseline == "zero" else rs_.mean + 0.5 * (pk - rs_.mean)
         sc = my & (im >= t_)
         if fwhm_guard == "sd" and fwhm_min_sd is not None and pk <= rs_.mean + fwhm_min_sd * rs_.sd:
             sc = np.zeros_like(my)
-        return t_, pk, rs_, sc
+        return t_, pk, sc, sc
 
-    rs = remote_stats(img3, myo3, remote, seg3)
+    rs = remote_stats(img3, myo3, rem3, seg3)
+    scar = np.zeros_like(myo3)
+    wide = np.zeros_like(myo3)
+    thrs: list[float] = []
     if per_slice and img3.shape[0] > 1:
-        scar = np.zeros_like(myo3)
-        thrs, peaks = [], []
+        peaks = []
         for k in range(img3.shape[0]):
-            rem_k = remote if isinstance(remote, str) else np.asarray(remote, dtype=bool)[k]
-            if myo3[k].sum() < 10 or (not isinstance(remote, str) and (rem_k & myo3[k]).sum() < 2):
+            rem_k = rem3 if isinstance(rem3, str) else rem3[k]
+            if myo3[k].sum() < 10 or (not isinstance(rem3, str) and (rem_k & myo3[k]).sum() < 2):
+                thrs.append(float("nan"))
                 continue
-            t_k, p_k, _, scar[k] = segment(img3[k], myo3[k], None if seg3 is None else seg3[k], rem_k)
+            t_k, p_k, scar[k], wide[k] = segment(img3[k], myo3[k], None if seg3 is None else seg3[k], rem_k)
             thrs.append(t_k)
             peaks.append(p_k)
-        thr = float(np.mean(thrs)) if thrs else float("nan")
+        finite = [t for t in thrs if np.isfinite(t)]
+        thr = float(np.mean(finite)) if finite else float("nan")
         peak = float(np.nanmax(peaks)) if peaks and np.isfinite(peaks).any() else float("nan")
         rs = RemoteStats(rs.mean, rs.sd, rs.n_pixels, rs.how + ", per slice")
     else:
-        thr, peak, _, scar = segment(img3, myo3, seg3, remote)
-    px_mm2 = float(pixel_spacing[0] * pixel_spacing[1])
-    if min_area_mm2 > 0 and scar.any():
-        for k in range(scar.shape[0]):
-            lab, n = ndi.label(scar[k], structure=np.ones((3, 3)))
-            if n:
-                sizes = np.bincount(lab.ravel())[1:] * px_mm2
-                small = np.isin(lab, np.nonzero(sizes < min_area_mm2)[0] + 1)
-                scar[k] &= ~small
+        thr, peak, scar, wide = segment(img3, myo3, seg3, rem3)
+        thrs = [thr] * img3.shape[0]
+    scar = _spatial_filters(scar, px_mm2, min_area_mm2, core_erosion)
+    if grow:
+        scar = _hysteresis(scar, wide)
     if method == "fwhm" and fwhm_guard == "nsd" and fwhm_min_sd is not None and scar.any():
         seed = quantify_scar(
-            img3, myo3, method="nsd", n_sd=fwhm_min_sd, remote=remote, seg_map=seg3,
-            pixel_spacing=pixel_spacing, min_area_mm2=min_area_mm2, per_slice=per_slice,
+            img3, myo3, method="nsd", n_sd=fwhm_min_sd, n_sd_extent=None, remote=rem3, seg_map=seg3,
+            pixel_spacing=pixel_spacing, min_area_mm2=min_area_mm2, per_slice=per_slice, core_erosion=core_erosion,
         ).mask  # fmt: skip
-        for k in range(scar.shape[0]):
-            lab, n = ndi.label(scar[k], structure=np.ones((3, 3)))
-            keep = np.unique(lab[seed[k] & (lab > 0)])
-            scar[k] = np.isin(lab, keep[keep > 0])
+        scar = _hysteresis(seed, scar) & scar
     trans = np.full(17, np.nan)
     extent = np.full(17, np.nan)
     if seg3 is not None:
@@ -340,9 +487,9 @@ def quantify_scar(
             if not myo3[k].any():
                 continue
             c = centres[k] if centres is not None else None
-            t, s, m, _ = segment_transmurality(scar[k], myo3[k], seg3[k], pixel_spacing, c, angle_step_deg)
+            t, s_, m, _ = segment_transmurality(scar[k], myo3[k], seg3[k], pixel_spacing, c, angle_step_deg)
             tsum += t
-            ssum += s
+            ssum += s_
             cnt += m
         present = cnt > 0
         trans[present] = tsum[present] / cnt[present]
@@ -361,4 +508,6 @@ def quantify_scar(
         transmurality=trans,
         extent=extent,
         n_sd=float(n_sd) if method == "nsd" else float("nan"),
+        slice_thresholds=tuple(float(t) for t in thrs),
+        n_sd_extent=float(n_sd_extent) if grow and n_sd_extent is not None else float("nan"),
     )

@@ -19,8 +19,8 @@ Numbers and where they come from:
   signal change, baseline -> the model's time point) from
   :func:`deepoxymap.cardiac.os_response`, averaged over the slices holding a segment;
 * agreement figures (:data:`AGREEMENT_FIGURES`) at the CAM threshold;
-* scar on the LGE grid (:func:`deepoxymap.cardiac.scar.quantify_scar`, seeded
-  FWHM) and edema on the T2 grid (:func:`deepoxymap.cardiac.edema.edema_mask`,
+* scar on the LGE grid (:func:`deepoxymap.cardiac.scar.quantify_scar` with its
+  defaults: n-SD 3 grown to 2 SD, per-slice lower-mode remote) and edema on the T2 grid (:func:`deepoxymap.cardiac.edema.edema_mask`,
   remote + 2 SD), both inside the myocardium of the case's label maps.
 """
 
@@ -205,8 +205,8 @@ def _scar(case: Case, notes: list[str]) -> LesionMask | None:
     if myo.sum() < 2:
         notes.append("scar: the LGE label map holds no myocardium")
         return None
-    r = quantify_scar(lge.stack.data[:, 0], myo, method="fwhm", pixel_spacing=lge.stack.geometry.pixel_spacing)
-    how = f"LGE FWHM seeded by n-SD 5 (threshold {r.threshold:.1f}), components >= 20 mm2"
+    r = quantify_scar(lge.stack.data[:, 0], myo, pixel_spacing=lge.stack.geometry.pixel_spacing)
+    how = f"LGE {r.describe()}, components >= 20 mm2 and >= 3 px thick"
     return LesionMask("scar", lge, r.mask, float(r.percent_of_myocardium), how)
 
 
