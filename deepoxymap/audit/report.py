@@ -4,7 +4,9 @@
 into ``per_case.csv``, ``summary.csv``, ``summary_subtype.csv``, ``summary.md``,
 ``summary.json`` (:func:`summary_json`), ``sanity.csv``, ``thresholds.json``,
 ``bullseye/*.png`` (CAM energy per segment beside LGE transmurality or edema
-extent) and ``bullseye_data.json`` (plotly ``Barpolar`` data per case).
+extent), ``bullseye_data.json`` (plotly ``Barpolar`` data per case) and
+``failed.csv`` (``subject,line,phase,error``: the manifest rows that could not be
+audited; a header only when none failed).
 """
 
 from __future__ import annotations
@@ -20,7 +22,18 @@ import numpy as np
 from deepoxymap import CLASSES
 from deepoxymap.audit.run import AUDIT_CLASSES, AuditConfig, AuditResult, mean_sd
 
-__all__ = ["FIGURE_KEYS", "SPREAD_FIGURES", "audit_markdown", "by_subtype", "summary_json", "write_audit"]
+__all__ = [
+    "FAILED_COLUMNS",
+    "FIGURE_KEYS",
+    "SPREAD_FIGURES",
+    "audit_markdown",
+    "by_subtype",
+    "summary_json",
+    "write_audit",
+]
+
+FAILED_COLUMNS = ("subject", "line", "phase", "error")
+"""Columns of ``failed.csv`` (``line``: the manifest line, 1 = header; 0 for an in-memory case)."""
 
 FIGURE_KEYS = {
     "pointing_myo": "pointing_myo",
@@ -140,6 +153,12 @@ def audit_markdown(res: AuditResult, cfg: AuditConfig | None = None) -> str:
             f"| {m} | {lyr} | {_fmt(t.get('tau'))} | {_fmt(t.get('val_dice'))} | {_fmt(t.get('tau_myo'))} | {_fmt(t.get('val_dice_myo'))} | "
             f"{_fmt(t.get('tau_segment'))} | {_fmt(t.get('val_kappa'))} | {_fmt(t.get('tau_myo_ideal'))} | {_fmt(t.get('val_dice_myo_ideal'))} |"
         )
+    if res.failed:
+        lines += ["", "## Failed rows (left out of every figure above)", "", "| subject | line | phase | error |",
+                  "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {f['subject']} | {f['line']} | {f['phase']} | {str(f['error']).replace('|', '/')} |" for f in res.failed
+        ]
     if res.sanity:
         lines += [
             "",
@@ -260,6 +279,11 @@ def write_audit(res: AuditResult, out_dir: Path) -> list[Path]:
     write_csv(out_dir / "summary.csv", res.summary)
     write_csv(out_dir / "summary_subtype.csv", by_subtype(res.per_case))
     write_csv(out_dir / "sanity.csv", res.sanity)
+    with (out_dir / "failed.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(FAILED_COLUMNS), extrasaction="ignore")
+        w.writeheader()
+        w.writerows(res.failed)
+    res.files.append(out_dir / "failed.csv")
     (out_dir / "summary.md").write_text(audit_markdown(res))
     (out_dir / "summary.json").write_text(json.dumps(summary_json(res), indent=1) + "\n")
     (out_dir / "thresholds.json").write_text(

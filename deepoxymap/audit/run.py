@@ -22,6 +22,7 @@ Fairness rules:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -152,6 +153,11 @@ class AuditResult:
         notes: caveats (e.g. how the validation subjects were chosen).
         seconds: wall time of the run.
         files: paths written by :func:`deepoxymap.audit.report.write_audit`.
+        failed: one dict per subject that could not be audited (``subject``, manifest
+            ``line`` (0: an in-memory case), ``phase`` (``validation``/``test``), ``error``);
+            the other subjects still ran. Written as ``failed.csv``.
+        cached: results read from the result cache instead of computed (subject ids,
+            ``ID.validation``, ``sanity``).
     """
 
     per_case: list[dict[str, Any]] = field(default_factory=list)
@@ -171,6 +177,8 @@ class AuditResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     files: list[Path] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
 
     @property
     def markdown(self) -> str:
@@ -289,36 +297,144 @@ def with_default(model: Any, config: AuditConfig) -> tuple[AuditConfig, tuple[st
     return cfg, (method, layer)
 
 
-def fit_thresholds(
-    items: Sequence[AuditItem],
-    loaded: Any,
-    config: AuditConfig,
-    *,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, dict[str, float]]:
-    """Thresholds per ``method|layer`` chosen on validation cases (maximal mean Dice / kappa), then frozen."""
-    layers = resolve_layers(loaded.model, config)
-    acc: dict[str, dict[str, list[Any]]] = {}
+# ---------------------------------------------------------------------------
+# per-subject tasks (run in this process, in spawned workers or on Dask: deepoxymap.parallel)
+# ---------------------------------------------------------------------------
+
+CACHE_VERSION = 1
+"""Bumped when a task's result changes for the same inputs (invalidates every cached audit entry)."""
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every task of one audit shares (picklable; see :class:`deepoxymap.parallel.ModelRef`)."""
+
+    model: Any
+    config: AuditConfig
+    layers: tuple[str, ...]
+    thresholds: dict[str, dict[str, float]] | None = None
+
+
+def item_fingerprint(item: AuditItem) -> str | None:
+    """:func:`deepoxymap.model.data.record_fingerprint` of a manifest record; ``None`` for an in-memory case."""
+    if not isinstance(item, SubjectRecord):
+        return None
+    from deepoxymap.model.data import record_fingerprint
+
+    return record_fingerprint(item)
+
+
+def _job_loaded(job: _Job) -> Any:
+    """The job's model in this process: the caller's in process, loaded once per worker elsewhere."""
+    return job.model.get()
+
+
+def _validation_arrays(job: _Job, item: AuditItem) -> dict[str, Any]:
+    """One validation case: its maps, ideal maps, lesion and myocardium per readout (inputs of the threshold choice)."""
+    loaded = _job_loaded(job)
+    config, layers = job.config, job.layers
+    cm = _reference(item, loaded)
+    allh = _all_heatmaps(loaded.model, cm, layers, config)
+    ideal = _ideal(loaded.model, cm, [lyr for m in config.methods for lyr in layers_for(m, layers)])
+    L = np.stack([x.lesion for x in cm.slices])
+    M = np.stack([x.myocardium for x in cm.slices])
+    per: dict[str, Any] = {}
+    for method in config.methods:
+        for layer in layers_for(method, layers):
+            hm, _, _ = allh[(method, layer)]
+            entry: dict[str, Any] = {"h": np.stack(hm), "i": np.stack(ideal[layer]), "sm": None, "se": None}
+            if L.any():
+                mh, le, pr = segment_calls(hm, [x.seg_map for x in cm.slices], list(L))
+                entry["sm"], entry["se"] = np.asarray(mh[pr]), np.asarray(le[pr])
+            per[_key(method, layer)] = entry
+    return {"subject": cm.subject, "l": L, "m": M, "per": per}
+
+
+def _case_result(job: _Job, item: AuditItem) -> dict[str, Any]:
+    """One scored case: its per-case rows, pooled segment calls, per-segment data and case probabilities."""
+    loaded = _job_loaded(job)
+    config, layers, model = job.config, job.layers, loaded.model
+    thresholds = job.thresholds or {}
+    cm = _reference(item, loaded)
+    allh = _all_heatmaps(model, cm, layers, config)
+    ideal = _ideal(model, cm, [lyr for m in config.methods for lyr in layers_for(m, layers)])
+    group = audit_group(cm.label, cm.subtype)
+    case_probs: NDArray[np.float32] | None = None
+    rows: list[dict[str, Any]] = []
+    pooled: list[list[Any]] = []
+    segments: dict[str, Any] = {}
+    for method in config.methods:
+        for layer in layers_for(method, layers):
+            th = {**FIXED_THRESHOLDS, **thresholds.get(_key(method, layer), {})}
+            if "tau_ideal" not in thresholds.get(_key(method, layer), {}):  # older thresholds.json
+                th["tau_ideal"], th["tau_myo_ideal"] = th["tau"], th["tau_myo"]
+            hm, targets, probs = allh[(method, layer)]
+            met = case_metrics(cm, hm, tau=th["tau"], tau_myo=th["tau_myo"], tau_segment=th["tau_segment"],
+                               tolerance_mm=config.tolerance_mm, lesion_extent_min=config.lesion_extent_min,
+                               ideal=ideal[layer], tau_ideal=th["tau_ideal"], tau_myo_ideal=th["tau_myo_ideal"])  # fmt: skip
+            case_probs = probs.mean(axis=0).astype(np.float32)
+            row = {
+                "subject": cm.subject, "class": cm.label, "group": group, "subtype": cm.subtype, "method": method,
+                "layer": layer,
+                "target": CLASSES[targets[0]] if targets else "", "predicted": CLASSES[int(np.argmax(case_probs))],
+                "p_true": float(case_probs[CLASSES.index(cm.label)]) if cm.label in CLASSES else float("nan"),
+            }  # fmt: skip
+            row.update({k: v for k, v in met.items() if not k.startswith("seg_")})
+            rows.append(row)
+            pooled.append([group, method, layer, list(met["seg_cam_pos"]), list(met["seg_lesion_pos"])])
+            segments[f"{cm.subject}|{method}|{layer}"] = {
+                "cam_energy": met["seg_cam_energy"], "lesion": met["seg_lesion"], "lesion_kind": cm.lesion_kind,
+                "label": cm.label, "subtype": cm.subtype,
+                "png": config.bullseyes and (config.bullseye_all_layers or layer == layers_for(method, layers)[0]),
+            }  # fmt: skip
+    return {
+        "subject": cm.subject, "label": cm.label, "subtype": cm.subtype, "group": group, "rows": rows,
+        "pooled": pooled, "segments": segments,
+        "probs": None if case_probs is None else [float(v) for v in case_probs],
+    }  # fmt: skip
+
+
+def _sanity_result(job: _Job, items: Sequence[AuditItem]) -> dict[str, Any]:
+    """The randomisation and deletion checks on a few cases (a case that fails to load is skipped and named)."""
+    loaded = _job_loaded(job)
+    cms: list[CaseReference] = []
+    skipped: list[str] = []
     for item in items:
-        cm = _reference(item, loaded)
-        allh = _all_heatmaps(loaded.model, cm, layers, config)
-        ideal = _ideal(loaded.model, cm, [lyr for m in config.methods for lyr in layers_for(m, layers)])
-        L = np.stack([x.lesion for x in cm.slices])
-        M = np.stack([x.myocardium for x in cm.slices])
-        for method in config.methods:
-            for layer in layers_for(method, layers):
-                hm, _, _ = allh[(method, layer)]
-                a = acc.setdefault(_key(method, layer), {"h": [], "l": [], "m": [], "sm": [], "se": [], "i": []})
-                a["h"].append(np.stack(hm))
-                a["i"].append(np.stack(ideal[layer]))
-                a["l"].append(L)
-                a["m"].append(M)
-                if L.any():
-                    mh, le, pr = segment_calls(hm, [x.seg_map for x in cm.slices], list(L))
-                    a["sm"].append(mh[pr])
-                    a["se"].append(le[pr])
-        if progress is not None:
-            progress(f"validation {_item_id(item)}")
+        try:
+            cms.append(_reference(item, loaded))
+        except DeepOxyMapError as exc:
+            skipped.append(f"{_item_id(item)}: {exc}")
+    return {"rows": _sanity(loaded.model, cms, job.config, job.layers), "skipped": skipped}
+
+
+def _audit_task(arg: tuple[str, _Job, Any]) -> dict[str, Any]:
+    """The one task function of the audit: ``("validation" | "case" | "sanity", job, item or items)``."""
+    kind, job, what = arg
+    if kind == "validation":
+        return _validation_arrays(job, what)
+    if kind == "case":
+        return _case_result(job, what)
+    if kind == "sanity":
+        return _sanity_result(job, what)
+    raise ValueError(f"unknown audit task {kind!r}")
+
+
+def _failure(item: AuditItem, phase: str, error: str) -> dict[str, Any]:
+    """A failed row for ``failed.csv``: subject, manifest line (0 for an in-memory case), phase and the error."""
+    return {"subject": _item_id(item), "line": item.line if isinstance(item, SubjectRecord) else 0,
+            "phase": phase, "error": error}  # fmt: skip
+
+
+def _cache_key(kind: str, job: _Job, item_fp: str | None) -> str | None:
+    from deepoxymap.parallel import fingerprint
+
+    if item_fp is None:
+        return None
+    return fingerprint(f"audit-{kind}", CACHE_VERSION, job.model.key, dataclasses.asdict(job.config),
+                       list(job.layers), job.thresholds if kind == "case" else None, item_fp)  # fmt: skip
+
+
+def _choose(acc: Mapping[str, Mapping[str, list[Any]]], config: AuditConfig, n_val: int) -> dict[str, dict[str, float]]:
     thr: dict[str, dict[str, float]] = {}
     for k, a in acc.items():
         tau, d = choose_threshold(a["h"], a["l"])
@@ -328,8 +444,108 @@ def fit_thresholds(
         tau_mi, dmi = choose_threshold(a["i"], a["l"], a["m"])
         thr[k] = {"tau": tau, "val_dice": d, "tau_myo": tau_m, "val_dice_myo": dm, "tau_segment": tau_s,
                   "val_kappa": ks, "tau_ideal": tau_i, "val_dice_ideal": di, "tau_myo_ideal": tau_mi,
-                  "val_dice_myo_ideal": dmi, "n_val": len(items)}  # fmt: skip
+                  "val_dice_myo_ideal": dmi, "n_val": n_val}  # fmt: skip
     return thr
+
+
+def _accumulate(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[Any]]]:
+    acc: dict[str, dict[str, list[Any]]] = {}
+    for r in results:
+        for k, e in r["per"].items():
+            a = acc.setdefault(k, {"h": [], "l": [], "m": [], "sm": [], "se": [], "i": []})
+            a["h"].append(e["h"])
+            a["i"].append(e["i"])
+            a["l"].append(r["l"])
+            a["m"].append(r["m"])
+            if e["sm"] is not None:
+                a["sm"].append(e["sm"])
+                a["se"].append(e["se"])
+    return acc
+
+
+class _Runner:
+    """The tasks of one audit on one :class:`~deepoxymap.parallel.Pool`, with the optional result cache."""
+
+    def __init__(self, loaded: Any, pool: Any, cache_dir: str | Path | None) -> None:
+        from deepoxymap.parallel import ResultCache
+
+        self.pool = pool
+        self.model = pool.provide_model(loaded)
+        self.cache = ResultCache(cache_dir) if cache_dir is not None else None
+        self.cached: list[str] = []
+
+    def job(self, config: AuditConfig, layers: tuple[str, ...], thresholds: Any = None) -> _Job:
+        th = None if thresholds is None else {k: dict(v) for k, v in thresholds.items()}
+        return _Job(self.model, config, layers, th)
+
+    def run(
+        self, kind: str, job: _Job, items: Sequence[Any], names: Sequence[str], fps: Sequence[str | None],
+        tick: Callable[[int, Any], None] | None,
+    ) -> list[Any]:  # fmt: skip
+        keys = [_cache_key(kind, job, fp) for fp in fps]
+        suffix = "" if kind == "case" else f".{kind}"
+        results, stats = self.pool.run(
+            _audit_task, [(kind, job, it) for it in items], names=[f"{n}{suffix}" for n in names], keys=keys,
+            cache=self.cache, on_result=tick,
+        )  # fmt: skip
+        self.cached += [f"{names[i]}{suffix}" for i in stats.cached]
+        return results
+
+
+def fit_thresholds(
+    items: Sequence[AuditItem],
+    loaded: Any,
+    config: AuditConfig,
+    *,
+    progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> dict[str, dict[str, float]]:
+    """Thresholds per ``method|layer`` chosen on validation cases (maximal mean Dice / kappa), then frozen.
+
+    ``jobs`` / ``scheduler`` / ``cache_dir`` as in :func:`run_audit`.
+
+    Raises:
+        DeepOxyMapError: a validation case could not be loaded (the message names it).
+    """
+    from deepoxymap.parallel import Pool
+
+    with Pool(jobs, scheduler) as pool:
+        thr, failed = _fit(_Runner(loaded, pool, cache_dir), items, config, resolve_layers(loaded.model, config),
+                           None if progress is None else (lambda i, r: progress(f"validation {_item_id(items[i])}")))  # fmt: skip
+    if failed:
+        raise DeepOxyMapError(f"validation case {failed[0]['subject']}: {failed[0]['error']}")
+    return thr
+
+
+def _fit(
+    runner: _Runner,
+    items: Sequence[AuditItem],
+    config: AuditConfig,
+    layers: tuple[str, ...],
+    tick: Callable[[int, Any], None] | None,
+) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+    from deepoxymap.parallel import TaskFailed
+
+    results = runner.run("validation", runner.job(config, layers), items, [_item_id(i) for i in items],
+                         [item_fingerprint(i) for i in items], tick)  # fmt: skip
+    ok = [r for r in results if not isinstance(r, TaskFailed)]
+    failed = [_failure(it, "validation", r.error) for it, r in zip(items, results, strict=True)
+              if isinstance(r, TaskFailed)]  # fmt: skip
+    return _choose(_accumulate(ok), config, len(ok)), failed
+
+
+def _sanity_items(items: Sequence[AuditItem], n: int) -> list[AuditItem]:
+    """The sanity-check cases: the first ``max(1, n)`` of each class, round robin over the classes, ``n`` at most."""
+    pools: dict[str, list[AuditItem]] = {}
+    for it in items:
+        label = it.label or ""
+        if len(pools.get(label, [])) < max(1, n):
+            pools.setdefault(label, []).append(it)
+    ordered = [pools.get(c, []) for c in CLASSES]
+    xs = [p[i] for i in range(max((len(p) for p in ordered), default=0)) for p in ordered if i < len(p)]
+    return xs[: max(1, n)]
 
 
 def run_audit(
@@ -340,22 +556,36 @@ def run_audit(
     validation: Sequence[AuditItem] = (),
     thresholds: Mapping[str, Mapping[str, float]] | None = None,
     progress: ProgressFn | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> AuditResult:
     """Agreement of feature maps with lesion masks, and the model's call, for every case.
 
     Args:
         cases: the scored cases: :class:`~deepoxymap.case.Case` objects, or manifest
-            records (loaded one at a time, so memory stays one case).
+            records (loaded one at a time, so memory stays one case per worker).
         loaded: a ``LoadedModel`` (``.model``, ``.spec``; never modified).
         config: methods, layers, tolerances, sanity options.
         validation: cases that choose the thresholds (ignored when ``thresholds`` is given).
         thresholds: frozen thresholds (``thresholds.json`` of an earlier run); without them
             and without validation cases, :data:`FIXED_THRESHOLDS` are used.
-        progress: ``progress(done, total, message)`` after each case.
+        progress: ``progress(done, total, message)`` after each case (in completion order).
+        jobs: worker processes (spawned; each loads the model from ``loaded.path`` once);
+            1 runs every case in this process with ``loaded`` itself.
+        scheduler: a ``dask.distributed`` scheduler address: run the cases on that cluster.
+        cache_dir: per-subject results are kept there (``<subject>-<key>.json|npz``, the key
+            a hash of the model file, the config, the thresholds and the subject's row and files),
+            so a rerun after an interruption computes only the missing subjects. In-memory
+            cases are never cached.
 
     Returns:
-        :class:`AuditResult`, in memory.
+        :class:`AuditResult`, in memory; the same numbers for any ``jobs`` or scheduler. A case
+        that fails (bad row, unreadable files, mask on no grid) is left out of the figures and
+        listed in :attr:`AuditResult.failed`; the others still run.
     """
+    from deepoxymap.parallel import Pool, TaskFailed
+
     t0 = time.perf_counter()
     model = loaded.model
     config, default = with_default(model, config)
@@ -371,67 +601,84 @@ def run_audit(
         if progress is not None:
             progress(done, total, msg)
 
-    if thresholds is None:
-        if validation:
-            thresholds = fit_thresholds(validation, loaded, config, progress=tick)
-        else:
-            thresholds = {_key(m, lyr): dict(FIXED_THRESHOLDS) for m in config.methods for lyr in layers_for(m, layers)}
-    res.thresholds = {k: dict(v) for k, v in thresholds.items()}
+    def ticker(items: Sequence[Any], what: str) -> Callable[[int, Any], None]:
+        def on(i: int, r: Any) -> None:
+            name = what if what == "sanity checks" else f"{what} {_item_id(items[i])}"
+            tick(f"{name}: FAILED ({r.error})" if isinstance(r, TaskFailed) else name)
+
+        return on
+
+    with Pool(jobs, scheduler) as pool:
+        runner = _Runner(loaded, pool, cache_dir)
+        if thresholds is None:
+            if validation:
+                thresholds, failed = _fit(runner, validation, config, layers, ticker(validation, "validation"))
+                res.failed += failed
+            else:
+                thresholds = {
+                    _key(m, lyr): dict(FIXED_THRESHOLDS) for m in config.methods for lyr in layers_for(m, layers)
+                }
+        res.thresholds = {k: dict(v) for k, v in thresholds.items()}
+        job = runner.job(config, layers, res.thresholds)
+        # the sanity task first: it is the longest, and it needs no threshold
+        kinds: list[tuple[str, Any, str, str | None]] = []
+        if config.sanity_cases:
+            chosen = _sanity_items(cases, config.sanity_cases)
+            fps = [item_fingerprint(i) for i in chosen]
+            joined = "|".join(f for f in fps if f is not None) if all(f is not None for f in fps) else None
+            kinds.append(("sanity", chosen, "sanity", joined))
+        kinds += [("case", it, _item_id(it), item_fingerprint(it)) for it in cases]
+        names = [n for _, _, n, _ in kinds]
+        from deepoxymap.parallel import fingerprint
+
+        keys = [_cache_key(k, job, None if fp is None else fingerprint(fp)) for k, _, _, fp in kinds]
+        labels = ["sanity checks" if k == "sanity" else f"test {n}" for k, _, n, _ in kinds]
+
+        def on(i: int, r: Any) -> None:
+            tick(f"{labels[i]}: FAILED ({r.error})" if isinstance(r, TaskFailed) else labels[i])
+
+        results, stats = pool.run(
+            _audit_task, [(k, job, what) for k, what, _, _ in kinds],
+            names=[n if k == "case" else "sanity" for k, _, n, _ in kinds], keys=keys, cache=runner.cache,
+            on_result=on,
+        )  # fmt: skip
+        runner.cached += [names[i] for i in stats.cached]
+    res.cached = runner.cached
 
     pooled: dict[tuple[str, str, str], tuple[list[bool], list[bool]]] = {}
-    sanity_pool: dict[str, list[CaseReference]] = {}
     probs_all: list[NDArray[np.float32]] = []
-    for item in cases:
-        cm = _reference(item, loaded)
-        if len(sanity_pool.get(cm.label, [])) < max(1, config.sanity_cases):
-            sanity_pool.setdefault(cm.label, []).append(cm)
-        allh = _all_heatmaps(model, cm, layers, config)
-        ideal = _ideal(model, cm, [lyr for m in config.methods for lyr in layers_for(m, layers)])
-        group = audit_group(cm.label, cm.subtype)
-        case_probs: NDArray[np.float32] | None = None
-        for method in config.methods:
-            for layer in layers_for(method, layers):
-                th = {**FIXED_THRESHOLDS, **res.thresholds.get(_key(method, layer), {})}
-                if "tau_ideal" not in res.thresholds.get(_key(method, layer), {}):  # older thresholds.json
-                    th["tau_ideal"], th["tau_myo_ideal"] = th["tau"], th["tau_myo"]
-                hm, targets, probs = allh[(method, layer)]
-                met = case_metrics(cm, hm, tau=th["tau"], tau_myo=th["tau_myo"], tau_segment=th["tau_segment"],
-                                   tolerance_mm=config.tolerance_mm, lesion_extent_min=config.lesion_extent_min,
-                                   ideal=ideal[layer], tau_ideal=th["tau_ideal"], tau_myo_ideal=th["tau_myo_ideal"])  # fmt: skip
-                case_probs = probs.mean(axis=0).astype(np.float32)
-                row = {
-                    "subject": cm.subject, "class": cm.label, "group": group, "subtype": cm.subtype, "method": method,
-                    "layer": layer,
-                    "target": CLASSES[targets[0]] if targets else "", "predicted": CLASSES[int(np.argmax(case_probs))],
-                    "p_true": float(case_probs[CLASSES.index(cm.label)]) if cm.label in CLASSES else float("nan"),
-                }  # fmt: skip
-                row.update({k: v for k, v in met.items() if not k.startswith("seg_")})
-                res.per_case.append(row)
-                pk = pooled.setdefault((group, method, layer), ([], []))
-                pk[0].extend(met["seg_cam_pos"])
-                pk[1].extend(met["seg_lesion_pos"])
-                res.segments[f"{cm.subject}|{method}|{layer}"] = {
-                    "cam_energy": met["seg_cam_energy"], "lesion": met["seg_lesion"], "lesion_kind": cm.lesion_kind,
-                    "label": cm.label, "subtype": cm.subtype,
-                    "png": config.bullseyes and (config.bullseye_all_layers or layer == layers_for(method, layers)[0]),
-                }  # fmt: skip
-        if case_probs is not None:
-            res.subjects.append(cm.subject)
-            res.labels.append(cm.label)
-            res.subtypes.append(cm.subtype)
-            res.groups.append(group)
-            probs_all.append(case_probs)
-            res.calls.append(CLASSES[int(np.argmax(case_probs))])
-        tick(f"test {cm.subject}")
+    for (kind, what, _, _), r in zip(kinds, results, strict=True):
+        if kind == "sanity":
+            if isinstance(r, TaskFailed):
+                res.notes.append(f"sanity checks failed: {r.error}")
+            else:
+                res.sanity = list(r["rows"])
+                res.notes += [f"sanity check case skipped: {s}" for s in r["skipped"]]
+            continue
+        if isinstance(r, TaskFailed):
+            res.failed.append(_failure(what, "test", r.error))
+            continue
+        res.per_case += r["rows"]
+        for group, method, layer, cam_pos, les_pos in r["pooled"]:
+            pk = pooled.setdefault((group, method, layer), ([], []))
+            pk[0].extend(cam_pos)
+            pk[1].extend(les_pos)
+        res.segments.update(r["segments"])
+        if r["probs"] is not None:
+            res.subjects.append(r["subject"])
+            res.labels.append(r["label"])
+            res.subtypes.append(r["subtype"])
+            res.groups.append(r["group"])
+            probs_all.append(np.asarray(r["probs"], dtype=np.float32))
+            res.calls.append(CLASSES[int(np.argmax(probs_all[-1]))])
     if probs_all:
         res.probabilities = np.stack(probs_all).astype(np.float32)
-
-    if config.sanity_cases:
-        pools = [sanity_pool.get(c, []) for c in CLASSES]
-        xs = [p[i] for i in range(max((len(p) for p in pools), default=0)) for p in pools if i < len(p)]
-        res.sanity = _sanity(model, xs[: max(1, config.sanity_cases)], config, layers)  # round robin over classes
-        tick("sanity checks")
-
+    if res.failed:
+        res.notes.append(
+            f"{len(res.failed)} subjects failed and are left out of the figures (failed.csv): "
+            + "; ".join(f"{f['subject']}: {f['error']}" for f in res.failed[:3])
+            + (" ..." if len(res.failed) > 3 else "")
+        )
     res.summary = _summarise(res.per_case, pooled, res.thresholds, config, layers)
     res.seconds = time.perf_counter() - t0
     return res
@@ -636,8 +883,14 @@ def audit_manifest(
     validation: Sequence[str] | None = None,
     thresholds: Mapping[str, Mapping[str, float]] | None = None,
     progress: ProgressFn | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> AuditResult:
-    """:func:`plan_subjects` on a manifest (default: :func:`default_manifest`), then :func:`run_audit`."""
+    """:func:`plan_subjects` on a manifest (default: :func:`default_manifest`), then :func:`run_audit`.
+
+    ``jobs``, ``scheduler`` and ``cache_dir`` go to :func:`run_audit` (the same numbers for any of them).
+    """
     manifest = Path(manifest) if manifest is not None else default_manifest(loaded.card)
     records = read_manifest(manifest)
     plan = plan_subjects(
@@ -649,7 +902,17 @@ def audit_manifest(
         small_cohort=config.small_cohort,
         manifest=manifest,
     )
-    res = run_audit(plan.test, loaded, config, validation=plan.validation, thresholds=thresholds, progress=progress)
+    res = run_audit(
+        plan.test,
+        loaded,
+        config,
+        validation=plan.validation,
+        thresholds=thresholds,
+        progress=progress,
+        jobs=jobs,
+        scheduler=scheduler,
+        cache_dir=cache_dir,
+    )
     res.notes[:0] = [
         f"manifest: {manifest}",
         *plan.notes,

@@ -5,9 +5,17 @@ on the card's validation split, then frozen); ``--subjects all``: every
 manifest subject not used for validation (nor in the card's training split).
 Writes ``per_case.csv``, ``summary.csv``, ``summary.md``, ``summary.json``
 (``{"default": {...}, "all": [...]}``, see :func:`deepoxymap.audit.summary_json`),
-``sanity.csv``, ``thresholds.json``, ``bullseye/*.png`` and
-``bullseye_data.json`` into ``--out`` and prints the markdown summary. See
+``sanity.csv``, ``thresholds.json``, ``bullseye/*.png``, ``bullseye_data.json``
+and ``failed.csv`` into ``--out`` and prints the markdown summary. See
 :mod:`deepoxymap.audit` for the metrics.
+
+The subjects run in ``--jobs`` spawned worker processes (one model each; default:
+the CPU count, at most 4; ``--jobs 1``: in this process) or on a Dask cluster
+(``--scheduler ADDRESS``); the numbers are the same. Per-subject results are kept
+under ``OUT/.cache``: a rerun (after an interruption) computes only the subjects
+that are missing, and a changed model, option or subject recomputes. A bad
+manifest row is reported (stderr, ``failed.csv``) and the others still run; the
+exit code is then 3.
 
 Example::
 
@@ -22,6 +30,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from deepoxymap.parallel import EXIT_SOME_FAILED, add_parallel_arguments, jobs_from_args
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -73,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-n", type=int, default=16, help="Score-CAM: most activation maps")
     parser.add_argument("--no-bullseyes", action="store_true", help="skip the PNG bullseyes")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_parallel_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,8 +118,18 @@ def run(args: argparse.Namespace) -> int:
         validation=args.validation,
         thresholds=thresholds,
         progress=progress,
+        jobs=jobs_from_args(args),
+        scheduler=args.scheduler,
+        cache_dir=None if args.no_cache else args.out / ".cache",
     )
     write_audit(res, args.out)
     print(res.markdown)
+    if res.cached and not args.quiet:
+        print(f"{len(res.cached)} results read from {args.out / '.cache'}", file=sys.stderr)
     print(f"wrote {len(res.files)} files to {args.out}", file=sys.stderr)
+    for f in res.failed:
+        print(f"error: manifest line {f['line']}, subject {f['subject']} ({f['phase']}): {f['error']}", file=sys.stderr)
+    if res.failed:
+        print(f"{len(res.failed)} subjects failed (listed in {args.out / 'failed.csv'})", file=sys.stderr)
+        return EXIT_SOME_FAILED
     return 0

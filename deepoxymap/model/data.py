@@ -35,6 +35,7 @@ __all__ = [
     "SliceData",
     "build_slices",
     "make_dataset",
+    "record_fingerprint",
     "subject_signature",
 ]
 
@@ -94,6 +95,27 @@ def subject_signature(path: str | os.PathLike[str]) -> str:
                 st = f.stat()
                 h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def record_fingerprint(record: SubjectRecord) -> str:
+    """What a subject's results depend on besides the model and the settings: its manifest row and files.
+
+    sha256 of the record's fields (not its line number nor the extra columns), the
+    :func:`subject_signature` of its path and the (path, size, mtime) of every mask file, so a
+    per-subject result cache (``deepoxymap.parallel.ResultCache``) is invalidated when any of them changes.
+    """
+    import dataclasses
+
+    from deepoxymap.parallel import fingerprint
+
+    def sig(p: Path) -> str:
+        if p.is_file():
+            st = p.stat()
+            return f"{p}|{st.st_size}|{st.st_mtime_ns}"
+        return subject_signature(p)
+
+    row = {k: v for k, v in dataclasses.asdict(record).items() if k not in ("line", "extra")}
+    return fingerprint(row, sig(record.path), {k: sig(Path(v)) for k, v in sorted(record.masks.items())})
 
 
 def _cache_dirs(root: Path | None, spec: PreprocessSpec, offsets: Sequence[int]) -> dict[int, Path | None]:
@@ -166,9 +188,8 @@ def _fill_cache_parallel(
     jobs: int,
     verbose: bool,
 ) -> None:
-    """Fill the cache of every record that misses it in ``jobs`` spawned worker processes."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    """Fill the cache of every record that misses it in ``jobs`` spawned worker processes (:class:`~deepoxymap.parallel.Pool`)."""
+    from deepoxymap.parallel import Pool, TaskFailed
 
     todo = []
     for rec in records:
@@ -178,12 +199,23 @@ def _fill_cache_parallel(
     if not todo:
         return
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
-        for i, _ in enumerate(ex.map(_fill_one, todo, chunksize=4)):
-            if verbose and ((i + 1) % 50 == 0 or i + 1 == len(todo)):
-                log.info(
-                    "  prepared %d/%d subjects in %d workers (%.0f s)", i + 1, len(todo), jobs, time.perf_counter() - t0
-                )
+    done = 0
+    failed: list[str] = []
+
+    def tick(i: int, res: object) -> None:
+        nonlocal done
+        done += 1
+        if isinstance(res, TaskFailed):
+            failed.append(f"{todo[i][0].subject}: {res.error}")
+        if verbose and (done % 50 == 0 or done == len(todo)):
+            log.info(
+                "  prepared %d/%d subjects in %d workers (%.0f s)", done, len(todo), jobs, time.perf_counter() - t0
+            )
+
+    with Pool(jobs) as pool:
+        pool.run(_fill_one, todo, on_result=tick)
+    if failed:  # the serial pass below raises the first one with its full message
+        log.warning("  %d subjects could not be prepared, e.g. %s", len(failed), failed[0])
 
 
 def build_slices(

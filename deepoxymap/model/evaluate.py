@@ -13,6 +13,14 @@
 * :func:`comparison_markdown` lays results out like the study's comparison
   (VGG19 vs ResNet50 vs EfficientNetB0 + the phantom's trivial baseline);
   :func:`plot_roc` draws one-vs-rest ROC curves.
+* :func:`predict_records` is the cohort ``predict``: every subject's slice and case
+  probabilities.
+
+Scoring and prediction run one task per subject on a :class:`deepoxymap.parallel.Pool`
+(in this process, in spawned workers with one model each, or on a Dask cluster; the
+same numbers for any of them), with an optional per-subject result cache (an
+interrupted run resumes) and a per-row error policy: a subject that fails is listed
+in ``failed`` (its manifest line and the error) and the others still count.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +38,8 @@ import numpy as np
 from deepoxymap import CLASSES
 from deepoxymap.case import Case
 from deepoxymap.cohort import SubjectRecord, read_manifest
-from deepoxymap.errors import DeepOxyMapError
-from deepoxymap.model.data import build_slices
+from deepoxymap.errors import CaseError, DeepOxyMapError
+from deepoxymap.model.data import build_slices, record_fingerprint
 from deepoxymap.model.metrics import aggregate_cases, bootstrap_metrics, headline, roc_points
 
 __all__ = [
@@ -40,6 +49,8 @@ __all__ = [
     "evaluate_model",
     "evaluation_json",
     "plot_roc",
+    "predict_records",
+    "score_records",
     "trivial_baseline",
 ]
 
@@ -54,21 +65,158 @@ STUDY_REPORTED = [
 log = logging.getLogger(__name__)
 
 
-def _score(
-    model: Any,
-    records: Sequence[SubjectRecord],
-    spec: Any,
-    *,
-    loader: Callable[[Path], Case] | None,
-    cache_dir: Path | None,
-) -> tuple[list[str], np.ndarray, np.ndarray]:
+CACHE_VERSION = 1
+"""Bumped when a per-subject result changes for the same inputs (invalidates the result caches)."""
+
+
+@dataclass(frozen=True)
+class _SubjectJob:
+    """What every per-subject task of one run shares (picklable).
+
+    ``model``: a :class:`deepoxymap.parallel.ModelRef`; ``slice_cache``: the preprocessed-slice
+    cache of :func:`build_slices`; ``loader``: ``path -> Case`` (a top-level function when workers
+    are used) or ``None`` for :func:`deepoxymap.cohort.load_case`.
+    """
+
+    model: Any
+    slice_cache: str | None = None
+    loader: Callable[[Path], Case] | None = None
+    mc_samples: int = 0
+    seed: int = 0
+
+
+def _score_one(arg: tuple[_SubjectJob, SubjectRecord]) -> dict[str, Any]:
+    """One subject's case probabilities (mean of its slices' softmax), through the shared slice cache."""
     from deepoxymap.model.predict import predict_array
 
-    data = build_slices(records, spec, loader=loader, cache_dir=cache_dir)
-    probs = predict_array(model, data.x)
-    subjects, case_probs = aggregate_cases(probs, data.subjects)
+    job, rec = arg
+    loaded = job.model.get()
+    data = build_slices([rec], loaded.spec, loader=job.loader, cache_dir=job.slice_cache, verbose=False)
+    if len(data) == 0:
+        where = f"line {rec.line}, subject {rec.subject}" if rec.line else rec.subject
+        raise CaseError("no slice to classify", source=where)
+    probs = predict_array(loaded.model, data.x)
+    _, case_probs = aggregate_cases(probs, data.subjects)
+    return {"subject": rec.subject, "probs": case_probs[0].tolist(), "n_slices": len(data)}
+
+
+def _predict_one(arg: tuple[_SubjectJob, SubjectRecord]) -> dict[str, Any]:
+    """One subject's :meth:`~deepoxymap.model.predict.CasePrediction.to_dict`, with its row's subject, line and class."""
+    from deepoxymap.cohort import load_case
+    from deepoxymap.model.predict import predict_case
+
+    job, rec = arg
+    loaded = job.model.get()
+    case = job.loader(rec.path) if job.loader is not None else load_case(rec)
+    pred = predict_case(loaded, case, mc_samples=job.mc_samples, seed=job.seed)
+    return {"subject": rec.subject, "line": rec.line, "class": rec.label, **pred.to_dict()}
+
+
+def _failed_row(rec: SubjectRecord, error: str) -> dict[str, Any]:
+    return {"subject": rec.subject, "line": rec.line, "error": error}
+
+
+def _run_subjects(
+    fn: Callable[[tuple[_SubjectJob, SubjectRecord]], dict[str, Any]],
+    kind: str,
+    loaded: Any,
+    records: Sequence[SubjectRecord],
+    *,
+    pool: Any,
+    result_cache: str | os.PathLike[str] | None,
+    job_args: dict[str, Any],
+    progress: Callable[[int, int, str], None] | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """``fn`` over the records on ``pool``: ``(results of the subjects that ran, failed rows, cached subject ids)``."""
+    from deepoxymap.parallel import Pool, ResultCache, TaskFailed, fingerprint
+
+    own = pool is None
+    pool = Pool(1) if pool is None else pool
+    try:
+        job = _SubjectJob(pool.provide_model(loaded), **job_args)
+        loader = job.loader
+        loader_id = None if loader is None else f"{loader.__module__}.{getattr(loader, '__qualname__', loader)}"
+        settings = {k: v for k, v in job_args.items() if k not in ("slice_cache", "loader")}
+        keys = [fingerprint(kind, CACHE_VERSION, job.model.key, settings, loader_id, record_fingerprint(r))
+                for r in records]  # fmt: skip
+        done = 0
+
+        def on(i: int, r: Any) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                msg = f"{records[i].subject}: FAILED ({r.error})" if isinstance(r, TaskFailed) else records[i].subject
+                progress(done, len(records), msg)
+
+        results, stats = pool.run(
+            fn, [(job, r) for r in records], names=[r.subject for r in records], keys=keys,
+            cache=ResultCache(result_cache) if result_cache is not None else None, on_result=on,
+        )  # fmt: skip
+    finally:
+        if own:
+            pool.close()
+    ok = [r for r in results if not isinstance(r, TaskFailed)]
+    failed = [_failed_row(rec, r.error) for rec, r in zip(records, results, strict=True) if isinstance(r, TaskFailed)]
+    return ok, failed, [records[i].subject for i in stats.cached]
+
+
+def score_records(
+    loaded: Any,
+    records: Sequence[SubjectRecord],
+    *,
+    loader: Callable[[Path], Case] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    pool: Any = None,
+    result_cache: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray, list[dict[str, Any]], list[str]]:
+    """Case probabilities of every record, one task per subject.
+
+    Args:
+        loaded: a ``LoadedModel`` (workers load it from ``loaded.path``).
+        records: the subjects, in order.
+        loader: ``path -> Case`` instead of :func:`deepoxymap.cohort.load_case` (picklable with workers).
+        cache_dir: preprocessed-slice cache (:func:`build_slices`).
+        pool: a :class:`deepoxymap.parallel.Pool` (default: in this process).
+        result_cache: per-subject result cache folder (``None``: off).
+        progress: ``progress(done, total, subject)`` as each subject finishes.
+
+    Returns:
+        ``(subjects, y [n] int, case_probs [n, C] float64, failed rows, cached subject ids)``: the subjects that
+        ran, in record order; ``failed``: ``{"subject", "line", "error"}`` per subject that did not.
+    """
+    ok, failed, cached = _run_subjects(
+        _score_one, "evaluate", loaded, records, pool=pool, result_cache=result_cache, progress=progress,
+        job_args={"slice_cache": None if cache_dir is None else str(cache_dir), "loader": loader},
+    )  # fmt: skip
     ymap = {r.subject: r.y for r in records}
-    return subjects, np.array([ymap[s] for s in subjects], dtype=int), case_probs
+    subjects = [r["subject"] for r in ok]
+    p = np.array([r["probs"] for r in ok], dtype=np.float64).reshape(len(ok), len(CLASSES))
+    return subjects, np.array([ymap[s] for s in subjects], dtype=int), p, failed, cached
+
+
+def predict_records(
+    loaded: Any,
+    records: Sequence[SubjectRecord],
+    *,
+    mc_samples: int = 0,
+    seed: int = 0,
+    loader: Callable[[Path], Case] | None = None,
+    pool: Any = None,
+    result_cache: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The cohort ``predict``: every record's ``CasePrediction.to_dict()`` plus ``subject``, ``line``, ``class``.
+
+    Arguments as :func:`score_records` (``mc_samples``/``seed``: MC dropout, as ``predict_case``).
+
+    Returns:
+        ``(predictions in record order, failed rows, cached subject ids)``.
+    """
+    return _run_subjects(
+        _predict_one, "predict", loaded, records, pool=pool, result_cache=result_cache, progress=progress,
+        job_args={"loader": loader, "mc_samples": int(mc_samples), "seed": int(seed)},
+    )  # fmt: skip
 
 
 def _per_site(
@@ -92,6 +240,9 @@ def evaluate_model(
     loader: Callable[[Path], Case] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     verify_hash: bool = True,
+    pool: Any = None,
+    result_cache: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Score a saved model on a manifest's subjects.
 
@@ -101,11 +252,20 @@ def evaluate_model(
         subjects: ``"test"`` (the card's test split), ``"all"`` (every manifest
             subject NOT in the card's train/val splits) or explicit ids.
         cache_dir: preprocessed-slice cache (default ``<manifest dir>/.cache``).
+        pool: a :class:`deepoxymap.parallel.Pool` (default: in this process); the same
+            numbers for any pool.
+        result_cache: per-subject result cache folder (``None``: off).
+        progress: ``progress(done, total, subject)``.
 
     Returns:
         dict: ``name``, ``arch``, ``split``, ``metrics`` (with CIs), ``per_site``,
-        ``subjects``, ``y``, ``probs``, ``card_test`` (the card's own numbers) and
-        ``max_abs_diff_vs_card`` (largest case-probability difference vs the card).
+        ``subjects``, ``y``, ``probs``, ``card_test`` (the card's own numbers),
+        ``max_abs_diff_vs_card`` (largest case-probability difference vs the card),
+        ``failed`` (``{"subject", "line", "error"}`` per subject that could not be scored;
+        left out of every figure) and ``cached`` (subjects read from ``result_cache``).
+
+    Raises:
+        DeepOxyMapError: no subject could be scored.
     """
     from deepoxymap.model.loading import load_model
 
@@ -127,7 +287,14 @@ def evaluate_model(
         raise ValueError(f"{len(missing)} subjects not in the manifest, e.g. {missing[:3]}")
     recs = [by_id[s] for s in ids]
     cdir = Path(cache_dir) if cache_dir is not None else Path(manifest).parent / ".cache"
-    subj, y, p = _score(loaded.model, recs, loaded.spec, loader=loader, cache_dir=cdir)
+    subj, y, p, failed, cached = score_records(
+        loaded, recs, loader=loader, cache_dir=cdir, pool=pool, result_cache=result_cache, progress=progress
+    )
+    if not subj:
+        raise DeepOxyMapError(
+            f"none of the {len(recs)} subjects could be scored"
+            + (f", e.g. {failed[0]['subject']}: {failed[0]['error']}" if failed else "")
+        )
     sites = {r.subject: r.site for r in recs}
     card_preds = loaded.card.get("metrics", {}).get("test_predictions", {})
     diffs = [
@@ -150,6 +317,8 @@ def evaluate_model(
         "probs": p.round(6).tolist(),
         "card_test": loaded.card.get("metrics", {}).get("test"),
         "max_abs_diff_vs_card": max(diffs) if diffs else None,
+        "failed": failed,
+        "cached": cached,
     }
 
 
