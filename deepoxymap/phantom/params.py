@@ -438,7 +438,10 @@ class LesionParams:
       [S]; global T2 +5-10 ms [A], T1 +40-110 ms [A]; LGE in 60 % (focal) [A: 50-70 %],
       80 % (AAR) [A]; wall +0-2 mm [A].
     * LGE intensities: myocardium 0.02-0.08, blood 0.6-0.9, ischaemic scar 0.75-1.0,
-      MVO 0.05-0.2, non-ischaemic 0.5-0.9, edema-type 0.5-0.8 [A, DOMAIN 7 row].
+      MVO 0.05-0.2, non-ischaemic 0.5-0.9, edema-type 0.5-0.8 [A, DOMAIN 7 row]. These
+      are drawn with the anatomy; :class:`LgeRealismParams` then moves the rendered
+      LGE towards real images (incomplete nulling, grey zone, heterogeneity, lower
+      CNR; MVO as dark as remote, replacing ``lge_mvo`` in the image).
     * edges: irregular edge noise (deg, depth fraction) [A, DOMAIN 7 "smoothed noise"].
     """
 
@@ -494,6 +497,46 @@ class LesionParams:
 
 
 @dataclass(frozen=True)
+class LgeRealismParams:
+    """What makes the phantom LGE as hard as real LGE (drawn per subject from its own stream).
+
+    All are drawn from a generator of their own
+    (``SeedSequence([seed, index, LGE_STREAM])``, :mod:`.seq_lge`), so the
+    OS-CMR, T1 and T2 series stay byte-identical whatever these are.
+
+    Attributes:
+        null_offset: incomplete nulling: added to the remote-myocardium LGE value,
+            as a fraction of the blood value (TI drifts up 10-15 ms every few minutes
+            after a TI scout [S: DOMAIN 3.1, cmr-guide], so remote is rarely exactly
+            null; the EMIDEC negative sample reads remote about 200 SI under blood on a
+            ~2300 offset [S: measured]; range [A]).
+        noise_factor: multiplies the LGE noise SD from ``lge_snr_blood``, so scar-to-remote
+            CNR lands near 5-20 (real scar reads 3-6 robust SD above remote in the
+            EMIDEC sample and the issue's real case: n-SD 5 found nothing [S: measured];
+            range [A]). Rician magnitude noise as before.
+        scar_het_sd: SD (of the log) of the smooth multiplicative heterogeneity of scar
+            enhancement (patchy, heterogeneous infarcts [S: Schmidt 2007 Circulation
+            115:2006, heterogeneous infarct tissue]; value [A]).
+        scar_het_mm: correlation length (Gaussian SD, mm) of that field [A].
+        grey_zone_mm: width of the peri-infarct grey zone at the scar border, mm (SI
+            intermediate between remote and core [S: Yan 2006 Circulation 114:32;
+            Schmidt 2007]; width [A]).
+        grey_zone_floor: enhancement at the scar border as a fraction of the core's; it
+            rises linearly to 1 over ``grey_zone_mm`` [A].
+        mvo_of_remote: MVO (no-reflow core) SI as a fraction of the remote-myocardium
+            value: as dark as remote or darker [S: MVO dark core DOMAIN 3.2; fraction A].
+    """
+
+    null_offset: Range = (0.0, 0.25)
+    noise_factor: Range = (1.5, 3.0)
+    scar_het_sd: Range = (0.15, 0.30)
+    scar_het_mm: Range = (2.0, 4.0)
+    grey_zone_mm: Range = (1.5, 3.5)
+    grey_zone_floor: Range = (0.3, 0.5)
+    mvo_of_remote: Range = (0.4, 1.0)
+
+
+@dataclass(frozen=True)
 class PhantomParams:
     """Top-level parameters of the generator (all configurable).
 
@@ -509,6 +552,7 @@ class PhantomParams:
             6.2 step 5 [S]; the fraction is [A]). 0 = sharp truncation (full Gibbs ringing).
         sites: site name -> :class:`SiteParams`.
         anatomy / lesions / classes: see their classes.
+        lge: LGE realism (grey zone, heterogeneity, nulling, noise, MVO): :class:`LgeRealismParams`.
         os_subject_clip_hv_pct / os_subject_clip_bh_pct: limits of the subject-level HV and
             breath-hold responses (DOMAIN 7: B-MORE clipped to [-5, 30] [S table]; HV limits [A]).
         regional_sd_pct: range of the per-subject SD of the lesion's regional deviation
@@ -543,6 +587,7 @@ class PhantomParams:
     sites: dict[str, SiteParams] = field(default_factory=lambda: {"A": SITE_A, "B": SITE_B})
     anatomy: AnatomyParams = field(default_factory=AnatomyParams)
     lesions: LesionParams = field(default_factory=LesionParams)
+    lge: LgeRealismParams = field(default_factory=LgeRealismParams)
     classes: dict[str, ClassParams] = field(default_factory=_default_classes)
     os_subject_clip_hv_pct: Range = (-30.0, 10.0)
     os_subject_clip_bh_pct: Range = (-5.0, 30.0)
