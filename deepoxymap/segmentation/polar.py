@@ -69,10 +69,17 @@ ENDO_MIN_MM, ENDO_MAX_MM = 3.0, 40.0
 """Endocardial radius limits, mm."""
 ENDO_ITERATIONS = 3
 """Rounds of (endocardium, then blood and myocardial levels from it)."""
-ENDO_FRACTION = 0.25
-"""Where the endocardium sits between the myocardial (0) and blood (1) intensity levels."""
-LIKE_WIDTH = 0.3
+ENDO_FRACTION: dict[str, float] = {"cine": 0.25, "os-cmr": 0.25, "lge": 0.5, "t1-map": 0.5, "t2-map": 0.5}
+"""Where the endocardium sits between the myocardial (0) and blood (1) intensity levels, per kind.
+On bSSFP cine the trabeculated zone is resolved as a grey ramp and the convention (SCMR post-processing
+guidance) counts trabeculae and papillary muscles as blood pool: the border is near the foot of the ramp.
+On LGE and maps (coarser, noisier) the border is the half-way point of the transition."""
+LIKE_WIDTH = 1.0
 """Intensities this fraction of the blood-myocardium contrast away from the myocardial level are not myocardium."""
+LIKE_BELOW = 1.0
+"""Intensities below the myocardial level by this fraction of it are not myocardium (lung, air)."""
+LOCAL_MYO_DEG = 30.0
+"""Angular window of the median filter that steadies the per-ray myocardial level, degrees."""
 BRIGHT_WIDTH = 0.25
 """Width of the soft blood/not-blood transition, as a fraction of the blood-myocardium contrast."""
 RING_MM = (1.5, 5.0)
@@ -167,12 +174,11 @@ def _dp_circular(cost: NDArray[np.float64], max_step: int, smooth_w: float) -> N
     return path[n_t : 2 * n_t]
 
 
-def _robust01(img: NDArray[np.float64], region: NDArray[np.bool_]) -> NDArray[np.float64]:
+def _robust_range(img: NDArray[np.float64], region: NDArray[np.bool_]) -> tuple[float, float]:
+    """The 1st and 99.5th percentiles of ``img`` within ``region`` (``hi > lo`` always)."""
     vals = img[region] if region.any() else img.ravel()
-    lo, hi = np.percentile(vals, [1.0, 99.5])
-    if not hi > lo:
-        return np.zeros_like(img)
-    return np.clip((img - lo) / (hi - lo), 0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(vals, [1.0, 99.5]))
+    return lo, (hi if hi > lo else lo + 1.0)
 
 
 def _radius_map(
@@ -191,7 +197,7 @@ def _interp_periodic(theta_deg: NDArray[np.float64], ray_theta: NDArray[np.float
 
 
 def _one_pass(
-    norm: NDArray[np.float64], ps: tuple[float, float], center: tuple[float, float]
+    norm: NDArray[np.float64], ps: tuple[float, float], center: tuple[float, float], endo_fraction: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float, NDArray[np.float64]]:
     """Endo and epi radii (mm) per ray, blood and myocardial levels, ray angles (deg)."""
     theta = np.arange(N_THETA, dtype=np.float64) * (360.0 / N_THETA)
@@ -238,11 +244,21 @@ def _one_pass(
             break
         blood = float(np.median(polar[inside_blood]))
         myo = float(np.median(polar[ring]))
-        thr = myo + ENDO_FRACTION * (blood - myo)
+        thr = myo + endo_fraction * (blood - myo)
     contrast = max(blood - myo, 0.05)
 
-    # myocardium-likeness: 1 at the myocardial level, 0 at LIKE_WIDTH of the contrast above or below it
-    like = np.clip(1.0 - np.abs(polar - myo) / (LIKE_WIDTH * contrast), 0.0, 1.0)
+    # the myocardial level of each ray (coil shading varies around the heart), steadied over neighbours
+    wall_ring = (radii[None, :] >= r_endo[:, None] + RING_MM[0]) & (
+        radii[None, :] <= r_endo[:, None] + RING_MM[0] + THICK_MIN_MM
+    )
+    per_ray = np.array([np.median(p[w]) if w.any() else myo for p, w in zip(polar, wall_ring, strict=True)])
+    half = max(round(LOCAL_MYO_DEG / (360.0 / N_THETA) / 2), 1)
+    m_ray = ndi.median_filter(per_ray, size=2 * half + 1, mode="wrap")[:, None]
+    # myocardium-likeness: 1 at the ray's myocardial level; 0 at LIKE_WIDTH of the blood contrast above it
+    # (fat, blood) or at LIKE_BELOW of the level below it (lung, air: the only darker things)
+    above = (polar - m_ray) / (LIKE_WIDTH * contrast)
+    below = (m_ray - polar) / np.maximum(LIKE_BELOW * m_ray, 0.02)
+    like = np.clip(1.0 - np.maximum(above, below), 0.0, 1.0)
     unlike = 1.0 - like
 
     # --- epicardium: border index k (k > i_endo) means [i_endo, k) is wall
@@ -343,8 +359,9 @@ def segment_polar(
     center = (float(center_rc[0]), float(center_rc[1]))
     for attempt in range(2):
         radius, theta_px = _radius_map(img.shape, center, ps)
-        norm = _robust01(smooth, radius <= R_MAX_MM)
-        r_endo, r_epi, blood, myo, theta = _one_pass(norm, ps, center)
+        lo, hi = _robust_range(smooth, radius <= R_MAX_MM)
+        norm = np.clip((smooth - lo) / (hi - lo), 0.0, 1.0)
+        r_endo, r_epi, blood, myo, theta = _one_pass(norm, ps, center, ENDO_FRACTION[kind])
         endo_at = _interp_periodic(theta_px, theta, r_endo)
         pool = radius <= endo_at
         if attempt == 0 and pool.any():
