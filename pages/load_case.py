@@ -32,6 +32,10 @@ with upload_tab:
                 st.session_state[state.LOAD_ISSUES] = list(result.issues)
             else:
                 case = io.build_case(series, loading.upload_case_id(series))
+                status.update(label="Segmenting the LV (automatic)…")
+                case, seg_notes = loading.with_automatic_masks(case)
+                for note in seg_notes:
+                    st.warning(note)
                 state.set_case(case, "upload", series=series, issues=list(result.issues))
                 dicom_export.remember_uploads(case.case_id, files)
                 status.update(
@@ -66,10 +70,39 @@ if loaded is not None:
         if st.button("Apply role changes", key="load_apply_roles", disabled=not changed, icon=":material/check:"):
             with widgets.guard("apply the role changes"):
                 case, new_series = loading.with_roles(loaded.case, series, changed)
+                case, _ = loading.with_automatic_masks(case)
                 state.replace_case(case, new_series)
                 for j in range(len(table)):
                     st.session_state.pop(f"load_role_{j}", None)
                 state.flash(f"Applied {len(changed)} role change(s).")
+                st.rerun()
+    with st.expander("Replace the segmentation with your own label map", expanded=False):
+        st.caption(
+            "Series without a label map are segmented automatically (LV blood pool, myocardium, RV); the outlines "
+            "show in the Viewer. Upload a label map (NIfTI or DICOM, on the grid of one of the series above) to "
+            "replace the automatic one on that series."
+        )
+        scheme = st.selectbox(
+            "Label values",
+            ["phantom", "emidec", "cinemyops"],
+            format_func={
+                "phantom": "1 LV blood, 2 myocardium, 3 RV, 4 scar, 5 edema, 6 MVO",
+                "emidec": "EMIDEC: 1 cavity, 2 myocardium, 3 infarct, 4 MVO",
+                "cinemyops": "MyoPS: 1 myocardium, 2 LV blood, 3 RV, 4 edema, 5 scar",
+            }.get,
+            key="load_mask_scheme",
+        )
+        mask_files = st.file_uploader("Label map files", accept_multiple_files=True, key="load_mask_files")
+        if mask_files and st.button("Use these label maps", key="load_mask_go", icon=":material/draw:"):
+            with widgets.guard("read the label maps"):
+                case, mask_notes = loading.replace_masks(
+                    loaded.case, [(f.name, f.getvalue()) for f in mask_files], scheme
+                )
+                state.replace_case(case)
+                state.flash(
+                    "Label maps attached." + (" " + " · ".join(mask_notes) if mask_notes else ""),
+                    "warning" if mask_notes else "success",
+                )
                 st.rerun()
     os_count = len(loaded.case.by_role(Role.OS_CMR))
     if os_count == 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from deepoxymap.ui import figures, navigation, views, widgets
+from deepoxymap.ui import figures, mask_view, navigation, views, widgets
 
 navigation.ensure_app()
 widgets.show_flash()
@@ -45,6 +45,12 @@ with controls:
         st.caption(views.cine_caption(stack, k, speed))
     if is_map:
         st.caption(views.field_caption(case, stack))
+    has_mask = case.mask_for(stack.series_uid) is not None
+    outlines = has_mask and widgets.sticky_toggle(
+        "Segmentation outlines", "dox_view_outlines", True, help="LV blood pool, epicardium and RV from the label map."
+    )
+    if has_mask:
+        st.caption(mask_view.mask_caption(case, stack))
 
 with image_col, widgets.guard("draw the image"):
     if cine:
@@ -70,6 +76,8 @@ with image_col, widgets.guard("draw the image"):
             colorscale=figures.colorscale(cmap),
             colorbar=f"{views.value_name(stack)} (ms)" if is_map else None,
         )
+        if outlines:
+            mask_view.add_outlines(fig, case, stack, k, f)
     st.plotly_chart(fig, key="view_image", config={"displaylogo": False})
 
 st.divider()

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from deepoxymap import cohort, io
+from deepoxymap import automasks, cohort, io
 from deepoxymap.case import Case, Role, Series
 from deepoxymap.cohort import SubjectRecord
 from deepoxymap.config import settings
@@ -24,8 +24,10 @@ __all__ = [
     "demo_manifest",
     "load_record",
     "load_sources",
+    "replace_masks",
     "series_rows",
     "upload_case_id",
+    "with_automatic_masks",
     "with_roles",
 ]
 
@@ -102,3 +104,47 @@ def demo_cases() -> list[SubjectRecord]:
 def load_record(record: SubjectRecord) -> Case:
     """The case of a cohort record (:func:`deepoxymap.cohort.load_case`)."""
     return cohort.load_case(record)
+
+
+def with_automatic_masks(case: Case) -> tuple[Case, list[str]]:
+    """The case with an automatic label map on every image series that has none (:mod:`deepoxymap.automasks`)."""
+    return automasks.with_automatic_masks(case)
+
+
+def replace_masks(case: Case, sources: Sequence[Any], scheme: str = "phantom") -> tuple[Case, list[str]]:
+    """Attach the user's own label maps (NIfTI or DICOM files, as paths or ``(name, bytes)``) to ``case``.
+
+    Each map is recoded from ``scheme`` (a :data:`deepoxymap.cardiac.masks.SCHEMES` name) to the
+    phantom scheme and attached to the image series whose grid it shares, replacing the
+    automatic (or any earlier) map there.
+
+    Returns:
+        ``(case, notes)``: the new case and one note per file that was skipped or lies on no image grid.
+    """
+    from deepoxymap.cardiac.masks import SCHEMES, to_phantom_labels
+
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown label scheme {scheme!r}: one of {sorted(SCHEMES)}")
+    res = load_sources(sources)
+    notes = [f"{i.file}: {i.message}" for i in res.issues]
+    images = [s for s in case.series if s.role != Role.MASK]
+    new: list[Series] = []
+    for s in res.series:
+        data = to_phantom_labels(s.stack.data, SCHEMES[scheme]).astype("float32")
+        stack = dataclasses.replace(s.stack, data=data, role=Role.MASK, units="label")
+        new.append(dataclasses.replace(s, stack=stack, role=Role.MASK, role_reason=f"label map ({scheme})"))
+    if not new and not notes:
+        notes.append("the uploaded files hold no label map")
+    attached = io.build_case([*images, *new]).masks
+    own = {m.uid for m in new}
+    masks = dict(case.masks)
+    for uid, stack in attached.items():
+        if uid in own:
+            rows, cols = stack.data.shape[2], stack.data.shape[3]
+            notes.append(
+                f"label map {stack.description or uid} ({stack.data.shape[0]} slices of {rows} x {cols}) "
+                "lies on none of the study's image grids"
+            )
+        else:
+            masks[uid] = stack
+    return dataclasses.replace(case, masks=masks), notes

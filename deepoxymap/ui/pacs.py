@@ -63,6 +63,10 @@ def _retrieve(client: dicomweb.PacsClient, hit: dicomweb.StudyHit) -> None:
             return
         case_id = "pacs-" + hashlib.sha256(hit.study_uid.encode()).hexdigest()[:10]
         case = io.build_case(series, case_id)
+        status.update(label="Segmenting the LV (automatic)…")
+        case, seg_notes = loading.with_automatic_masks(case)
+        for note in seg_notes:
+            st.warning(note)
         state.set_case(case, "pacs", series=series, issues=list(result.issues))
         dicom_export.remember_sources(case.case_id, files, "PACS")
         status.update(label=f"Loaded {len(series)} series from the PACS", state="complete")

@@ -20,6 +20,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from deepoxymap.audit import CaseReference, case_metrics, prepare_reference
+from deepoxymap.automasks import is_automatic
 from deepoxymap.case import Role, Stack
 from deepoxymap.compare import Panel, segment_means
 from deepoxymap.errors import Unavailable
@@ -156,7 +157,8 @@ def segment_values(
             rows.setdefault(s, {})[title] = round(v, 2)
     table = pd.DataFrame([{"segment": s, **rows[s]} for s in sorted(rows)])
     levels = ", ".join(f"slice {sd.slice_index + 1}: {sd.level}" for sd in cm.slices)
-    note = f"AHA levels: {levels}. Segments from the RV insertion points on the reference label map."
+    source = "automatic" if is_automatic(lc.case.mask_for(ref.series_uid)) else "reference"
+    note = f"AHA levels: {levels}. Segments from the RV insertion points on the {source} label map."
     if cams is None:
         note += " CAM energy and agreement need the classifier."
     return SegmentValues(maps, table, note)
@@ -177,4 +179,6 @@ def agreement(lc: state.LoadedCase, cams: Sequence[SliceCam], *, key: Any, tau: 
         if isinstance(met.get(k), (int, float)) and np.isfinite(met[k])
     }
     ref_name = {"scar": "LGE scar", "edema": "T2 edema"}.get(cm.lesion_kind, "no lesion (healthy)")
+    if cm.lesion_kind not in ("scar", "edema") and not lc.case.label:
+        ref_name = "no reference lesion (a study without a class: only the spread figures apply)"
     return Agreement(pd.DataFrame(rows), headline, ref_name, {"lesion_kind": cm.lesion_kind})
