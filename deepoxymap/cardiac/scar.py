@@ -55,6 +55,7 @@ fraction of the segment.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,13 +68,20 @@ DEFAULT_N_SD = 3.0
 """Default detection n (module doc, "Defaults")."""
 DEFAULT_N_SD_EXTENT = 2.0
 """Default n the detection is grown to (hysteresis)."""
+DEFAULT_THIN_N_SD = 6.0
+"""A component thinner than 3 pixels is kept when its median SI exceeds remote + this many SD."""
 
 __all__ = [
     "DEFAULT_N_SD",
     "DEFAULT_N_SD_EXTENT",
+    "DEFAULT_THIN_N_SD",
+    "SCAR_METHODS",
+    "MethodRow",
     "RemoteKind",
     "RemoteStats",
     "ScarResult",
+    "compare_methods",
+    "dice",
     "half_sample_mode",
     "lower_mode_stats",
     "quantify_scar",
@@ -321,9 +329,17 @@ def _hysteresis(seed: NDArray[np.bool_], wide: NDArray[np.bool_]) -> NDArray[np.
 
 
 def _spatial_filters(
-    scar: NDArray[np.bool_], px_mm2: float, min_area_mm2: float, core_erosion: int
+    scar: NDArray[np.bool_],
+    px_mm2: float,
+    min_area_mm2: float,
+    core_erosion: int,
+    image: NDArray[np.float64] | None = None,
+    bright: Sequence[float] | None = None,
+    myo: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.bool_]:
-    """Drop components under ``min_area_mm2`` and those with no pixel surviving ``core_erosion`` 3x3 erosions."""
+    """Drop components under ``min_area_mm2``, and those with no pixel surviving ``core_erosion``
+    3x3 erosions unless their median SI (``image``) exceeds the slice's ``bright`` level and
+    they stay off the epicardial border of ``myo`` (where fat partial volume makes bright rims)."""
     from scipy import ndimage as ndi
 
     out = scar.copy()
@@ -339,6 +355,13 @@ def _spatial_filters(
             core = ndi.binary_erosion(out[k], structure=np.ones((3, 3), bool), iterations=core_erosion)
             has_core = np.zeros(n + 1, bool)
             has_core[np.unique(lab[core])] = True
+            if image is not None and bright is not None and myo is not None and np.isfinite(bright[k]):
+                med = np.asarray(ndi.median(image[k], lab, index=np.arange(1, n + 1)), dtype=np.float64)
+                outside = ~ndi.binary_fill_holes(myo[k])
+                epi = myo[k] & ndi.binary_dilation(outside, structure=np.ones((3, 3), bool))
+                on_epi = np.zeros(n + 1, bool)
+                on_epi[np.unique(lab[epi])] = True
+                has_core[1:] |= (med > bright[k]) & ~on_epi[1:]
             keep &= has_core
         out[k] = keep[lab]
     return out
@@ -354,6 +377,7 @@ def quantify_scar(
     remote: RemoteKind | NDArray[Any] = "lower-mode",
     per_slice: bool = True,
     core_erosion: int = 1,
+    thin_n_sd: float | None = DEFAULT_THIN_N_SD,
     seg_map: NDArray[Any] | None = None,
     pixel_spacing: tuple[float, float] = (1.0, 1.0),
     centres: list[tuple[float, float]] | None = None,
@@ -390,6 +414,10 @@ def quantify_scar(
             3x3 erosions of the scar mask (1: at least 3 pixels thick somewhere;
             0: off). Removes the 1-2 pixel rims of partial volume with the
             blood pool and epicardial fat.
+        thin_n_sd: a thinner component is kept anyway when its median SI exceeds
+            remote mean + ``thin_n_sd`` SD and it does not touch the epicardial
+            border (a thin but unmistakably bright subendocardial scar; bright
+            thin rims along the epicardium are fat partial volume); ``None``: never.
         seg_map: AHA segment ids, same shape (0 = none); enables per-segment output.
         pixel_spacing: ``(row, col)`` mm.
         centres: LV centre per slice ``(row, col)`` for the transmurality
@@ -433,48 +461,54 @@ def quantify_scar(
 
     def segment(
         im: NDArray[np.float64], my: NDArray[np.bool_], sg: Any, rem: Any
-    ) -> tuple[float, float, NDArray[np.bool_], NDArray[np.bool_]]:
-        """(threshold, peak, scar, extent mask) of one slice or the pooled stack."""
+    ) -> tuple[float, float, NDArray[np.bool_], NDArray[np.bool_], float]:
+        """(threshold, peak, scar, extent mask, thin-component level) of one slice or the pooled stack."""
         rs_ = remote_stats(im, my, rem, sg)
+        b_ = rs_.mean + thin_n_sd * rs_.sd if thin_n_sd is not None else float("nan")
         if method == "nsd":
             t_ = rs_.mean + n_sd * rs_.sd
             wide = my & (im > rs_.mean + n_sd_extent * rs_.sd) if grow and n_sd_extent is not None else my & (im > t_)
-            return t_, float("nan"), my & (im > t_), wide
+            return t_, float("nan"), my & (im > t_), wide, b_
         pk = float(np.percentile(im[my], peak_percentile))
         t_ = 0.5 * pk if fwhm_baseline == "zero" else rs_.mean + 0.5 * (pk - rs_.mean)
         sc = my & (im >= t_)
         if fwhm_guard == "sd" and fwhm_min_sd is not None and pk <= rs_.mean + fwhm_min_sd * rs_.sd:
             sc = np.zeros_like(my)
-        return t_, pk, sc, sc
+        return t_, pk, sc, sc, b_
 
     rs = remote_stats(img3, myo3, rem3, seg3)
     scar = np.zeros_like(myo3)
     wide = np.zeros_like(myo3)
     thrs: list[float] = []
+    bright: list[float] = []
     if per_slice and img3.shape[0] > 1:
         peaks = []
         for k in range(img3.shape[0]):
             rem_k = rem3 if isinstance(rem3, str) else rem3[k]
             if myo3[k].sum() < 10 or (not isinstance(rem3, str) and (rem_k & myo3[k]).sum() < 2):
                 thrs.append(float("nan"))
+                bright.append(float("nan"))
                 continue
-            t_k, p_k, scar[k], wide[k] = segment(img3[k], myo3[k], None if seg3 is None else seg3[k], rem_k)
+            t_k, p_k, scar[k], wide[k], b_k = segment(img3[k], myo3[k], None if seg3 is None else seg3[k], rem_k)
             thrs.append(t_k)
+            bright.append(b_k)
             peaks.append(p_k)
         finite = [t for t in thrs if np.isfinite(t)]
         thr = float(np.mean(finite)) if finite else float("nan")
         peak = float(np.nanmax(peaks)) if peaks and np.isfinite(peaks).any() else float("nan")
         rs = RemoteStats(rs.mean, rs.sd, rs.n_pixels, rs.how + ", per slice")
     else:
-        thr, peak, scar, wide = segment(img3, myo3, seg3, rem3)
+        thr, peak, scar, wide, b0 = segment(img3, myo3, seg3, rem3)
         thrs = [thr] * img3.shape[0]
-    scar = _spatial_filters(scar, px_mm2, min_area_mm2, core_erosion)
+        bright = [b0] * img3.shape[0]
+    scar = _spatial_filters(scar, px_mm2, min_area_mm2, core_erosion, img3, bright, myo3)
     if grow:
         scar = _hysteresis(scar, wide)
     if method == "fwhm" and fwhm_guard == "nsd" and fwhm_min_sd is not None and scar.any():
         seed = quantify_scar(
             img3, myo3, method="nsd", n_sd=fwhm_min_sd, n_sd_extent=None, remote=rem3, seg_map=seg3,
             pixel_spacing=pixel_spacing, min_area_mm2=min_area_mm2, per_slice=per_slice, core_erosion=core_erosion,
+            thin_n_sd=thin_n_sd,
         ).mask  # fmt: skip
         scar = _hysteresis(seed, scar) & scar
     trans = np.full(17, np.nan)
@@ -511,3 +545,75 @@ def quantify_scar(
         slice_thresholds=tuple(float(t) for t in thrs),
         n_sd_extent=float(n_sd_extent) if grow and n_sd_extent is not None else float("nan"),
     )
+
+
+SCAR_METHODS: dict[str, dict[str, Any]] = {
+    "default: n-SD 3 grown to 2, lower-mode remote per slice": {},
+    "n-SD 2, lower-mode remote per slice": {"n_sd": 2.0, "n_sd_extent": None},
+    "n-SD 3, lower-mode remote per slice": {"n_sd": 3.0, "n_sd_extent": None},
+    "n-SD 5, lower-mode remote per slice": {"n_sd": 5.0, "n_sd_extent": None},
+    "FWHM seeded by the default detection": {"method": "fwhm", "fwhm_min_sd": DEFAULT_N_SD},
+    "FWHM, no guard": {"method": "fwhm", "fwhm_guard": "none"},
+    "n-SD 2, robust whole-myocardium remote (pooled)": {
+        "n_sd": 2.0, "n_sd_extent": None, "remote": "robust", "per_slice": False, "core_erosion": 0,
+    },
+    "old default: n-SD 5, robust remote (pooled)": {
+        "n_sd": 5.0, "n_sd_extent": None, "remote": "robust", "per_slice": False, "core_erosion": 0,
+    },
+    "old default: FWHM seeded by n-SD 5, robust remote": {
+        "method": "fwhm", "fwhm_min_sd": 5.0, "remote": "robust", "per_slice": False, "core_erosion": 0,
+    },
+}  # fmt: skip
+"""The methods :func:`compare_methods` runs: label -> :func:`quantify_scar` keyword arguments."""
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    """One method's result on one image (:func:`compare_methods`).
+
+    Attributes:
+        method: label (a key of :data:`SCAR_METHODS`).
+        percent_of_myocardium: scar, % of the myocardium.
+        threshold: SI threshold (mean over slices when per slice).
+        dice: Dice against the reference scar (NaN without a reference, or both empty).
+        reference_percent: reference scar, % of the myocardium (NaN without one).
+    """
+
+    method: str
+    percent_of_myocardium: float
+    threshold: float
+    dice: float
+    reference_percent: float
+
+
+def dice(a: NDArray[Any], b: NDArray[Any]) -> float:
+    """Dice of two bool masks (NaN when both are empty)."""
+    aa, bb = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    s = int(aa.sum()) + int(bb.sum())
+    return float("nan") if s == 0 else 2.0 * int((aa & bb).sum()) / s
+
+
+def compare_methods(
+    image: NDArray[Any],
+    myocardium: NDArray[Any],
+    pixel_spacing: tuple[float, float] = (1.0, 1.0),
+    reference: NDArray[Any] | None = None,
+    methods: dict[str, dict[str, Any]] | None = None,
+) -> list[MethodRow]:
+    """Run every method of ``methods`` (default :data:`SCAR_METHODS`) on one image.
+
+    Args:
+        image / myocardium: as :func:`quantify_scar` (2-D or 3-D, same shape).
+        reference: bool reference scar (expert or implanted), same shape, or None.
+    """
+    myo = np.asarray(myocardium, dtype=bool)
+    ref = None if reference is None else np.asarray(reference, dtype=bool)
+    if ref is not None and ref.shape != myo.shape:
+        raise ValueError(f"reference scar {ref.shape} and myocardium {myo.shape} differ in shape")
+    ref_pct = float("nan") if ref is None else 100.0 * int((ref & myo).sum()) / max(int(myo.sum()), 1)
+    rows = []
+    for name, kw in (methods or SCAR_METHODS).items():
+        r = quantify_scar(image, myo, pixel_spacing=pixel_spacing, **kw)
+        d = float("nan") if ref is None else dice(r.mask, ref & myo)
+        rows.append(MethodRow(name, r.percent_of_myocardium, r.threshold, d, ref_pct))
+    return rows

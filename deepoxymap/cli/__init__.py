@@ -102,6 +102,12 @@ def _segment() -> ModuleType:
     return segment
 
 
+def _scar() -> ModuleType:
+    from deepoxymap.cli import scar
+
+    return scar
+
+
 COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "info": (_info, "list the series found in files, folders, zips or NIfTI, and the load report"),
     "generate": (_generate, "write a synthetic OS-CMR cohort (DICOM + ground truth)"),
@@ -117,6 +123,7 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "export": (_export, "write a case's Parametric Map, SEGs, SR and PDF report (de-identified by default)"),
     "report": (_report, "write a case's one-page PDF report"),
     "segment": (_segment, "automatic LV blood pool, myocardium and RV label maps as 8-bit PNGs"),
+    "scar": (_scar, "LGE scar inside a labelled myocardium: scar.nii.gz and one JSON line"),
 }
 """Sub-command name -> (its module, imported on use; one-line help)."""
 
