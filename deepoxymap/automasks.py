@@ -5,7 +5,8 @@ the OS response per segment and the map/myocardium agreement cannot be
 computed. :func:`with_automatic_masks` runs the automatic segmentation
 (:mod:`deepoxymap.segmentation`) on each OS-CMR, cine, LGE and T1/T2 series that
 has no label map yet and attaches the result to ``Case.masks`` under that
-series' uid, in the phantom label scheme (0 background, 1 LV blood pool,
+series' uid (cine and OS-CMR at end-diastole and end-systole, the frames the
+classifier and the OS response read: :func:`frames_in_use`), in the phantom label scheme (0 background, 1 LV blood pool,
 2 LV myocardium, 3 RV blood pool), so every downstream part reads it like a
 reference map. A label map the user supplied always wins: it is never replaced.
 
@@ -25,7 +26,7 @@ import numpy as np
 from deepoxymap.case import Case, Role, Series, Stack
 from deepoxymap.errors import DeepOxyMapError
 
-__all__ = ["AUTOMATIC", "SEGMENTABLE", "automatic_mask", "is_automatic", "with_automatic_masks"]
+__all__ = ["AUTOMATIC", "SEGMENTABLE", "automatic_mask", "frames_in_use", "is_automatic", "with_automatic_masks"]
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,37 @@ def is_automatic(mask: Stack | None) -> bool:
     return mask is not None and mask.description.startswith(AUTOMATIC)
 
 
-def automatic_mask(series: Series) -> Stack:
+CINE_ROLES = (Role.OS_CMR, Role.CINE)
+
+
+def frames_in_use(case: Case, series: Series) -> list[int] | None:
+    """The cine frames that downstream parts read: end-diastole (frame 0) and end-systole.
+
+    End-systole is the consensus frame of :func:`deepoxymap.cardiac.phase.end_systolic_frames`
+    of every cine/OS-CMR stack with the same frame count (the OS response reads the reference
+    stack's end-systolic frame in the target stack too; the classifier reads each stack's own).
+    ``None`` (every frame) for stacks of three frames or fewer and for LGE and maps.
+    """
+    from deepoxymap.cardiac.localize import find_lv_centers
+    from deepoxymap.cardiac.phase import end_systolic_frames
+
+    n = series.stack.n_frames
+    if series.role not in CINE_ROLES or n <= 3:
+        return None
+    es = {
+        int(end_systolic_frames(s.stack, find_lv_centers(s.stack))[0])
+        for s in case.series
+        if s.role in CINE_ROLES and s.stack.n_frames == n
+    }
+    return sorted({0, *es})
+
+
+def automatic_mask(series: Series, frames: list[int] | None = None) -> Stack:
     """The automatic label-map stack of one image series.
+
+    Args:
+        series: an image series of a role in :data:`SEGMENTABLE`.
+        frames: the frames to segment (default every frame); the others hold 0.
 
     Returns:
         a :class:`~deepoxymap.case.Stack` on the series' own grid (same geometry
@@ -63,14 +93,15 @@ def automatic_mask(series: Series) -> Stack:
     from deepoxymap.segmentation import segment_stack
 
     kind = SEGMENTABLE[series.role]
-    labels = np.asarray(segment_stack(series.stack, kind=kind))
+    labels = np.asarray(segment_stack(series.stack, kind=kind, frames=frames))
     data = labels.reshape(series.stack.data.shape).astype(np.float32)
+    which = "" if frames is None else f", frames {', '.join(str(f + 1) for f in frames)}"
     return dataclasses.replace(
         series.stack,
         data=data,
         role=Role.MASK,
         units="label",
-        description=f"{AUTOMATIC} ({kind}) of {series.stack.description or series.role.label}",
+        description=f"{AUTOMATIC} ({kind}{which}) of {series.stack.description or series.role.label}",
         window=(1.5, 3.0),
     )
 
@@ -90,11 +121,15 @@ def with_automatic_masks(case: Case, roles: Iterable[Role] | None = None) -> tup
     wanted = set(SEGMENTABLE if roles is None else roles) & set(SEGMENTABLE)
     masks = dict(case.masks)
     notes: list[str] = []
+    in_use: dict[int, list[int] | None] = {}  # by frame count: one end-systole search per cine shape
     for s in case.series:
         if s.role not in wanted or s.uid in masks:
             continue
         try:
-            masks[s.uid] = automatic_mask(s)
+            n = s.stack.n_frames if s.role in CINE_ROLES else -1
+            if n not in in_use:
+                in_use[n] = frames_in_use(case, s)
+            masks[s.uid] = automatic_mask(s, in_use[n])
         except (DeepOxyMapError, ValueError, IndexError) as exc:  # one series failing must not lose the others
             name = s.stack.description or s.role.label
             notes.append(f"{name}: no automatic segmentation ({exc})")

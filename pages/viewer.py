@@ -50,7 +50,7 @@ with controls:
         "Segmentation outlines", "dox_view_outlines", True, help="LV blood pool, epicardium and RV from the label map."
     )
     if has_mask:
-        st.caption(mask_view.mask_caption(case, stack))
+        st.caption(mask_view.mask_caption(case, stack, k, f))
 
 with image_col, widgets.guard("draw the image"):
     if cine:

@@ -46,11 +46,13 @@ def add_outlines(fig: Any, case: Case, stack: Stack, k: int, f: int) -> bool:
     return True
 
 
-def mask_caption(case: Case, stack: Stack) -> str:
-    """One line saying whether the stack's label map is automatic, supplied, or absent."""
+def mask_caption(case: Case, stack: Stack, k: int = 0, f: int = 0) -> str:
+    """One line saying whether the stack's label map is automatic, supplied, or absent (at slice ``k``, frame ``f``)."""
     mask = case.mask_for(stack.series_uid)
     if mask is None:
         return "No label map on this series."
+    if is_automatic(mask) and not _labels(mask, k, f).any():
+        return f"No outline on this frame: the {mask.description.split(' of ')[0]} covers other frames."
     legend = " · ".join(f"{said} {name}" for name, (_, _, said) in OUTLINES.items())
     if is_automatic(mask):
         return (

@@ -14,7 +14,7 @@ import pytest
 from app_helpers import PAGES, new_app
 
 from deepoxymap import io
-from deepoxymap.automasks import is_automatic
+from deepoxymap.automasks import frames_in_use, is_automatic
 from deepoxymap.case import Case, Role, Series
 from deepoxymap.ui import loading, segment_view
 
@@ -67,8 +67,12 @@ def test_upload_gets_automatic_masks_on_every_slice(real_upload: tuple[Case, lis
     assert mask is not None and is_automatic(mask)
     assert mask.data.shape == os_series.stack.data.shape
     assert set(np.unique(mask.data)) <= {0.0, 1.0, 2.0, 3.0}
+    frames = frames_in_use(case, os_series)
+    assert frames is not None and frames[0] == 0 and len(frames) == 2  # end-diastole and end-systole
     mid = os_series.stack.n_slices // 2
-    assert (mask.data[mid] == 2).sum(axis=(1, 2)).min() > 50  # a myocardium in every frame of a mid slice
+    assert (mask.data[mid, frames] == 2).sum(axis=(1, 2)).min() > 50  # a myocardium in both frames of a mid slice
+    others = [f for f in range(os_series.stack.n_frames) if f not in frames]
+    assert not mask.data[:, others].any()
 
 
 def test_feature_maps_show_segments_and_agreement(real_upload: tuple[Case, list[Series]], tiny_model: Path) -> None:
