@@ -121,7 +121,8 @@ with widgets.guard("show the agreement table"):
     if result.agreement is None or result.agreement.empty:
         st.info("No agreement figures: no case in this cohort has a reference lesion mask.")
     else:
-        st.dataframe(result.agreement, hide_index=True, key="audit_agreement")
+        with st.container(key="audit_agreement_table"):
+            st.dataframe(result.agreement, hide_index=True, key="audit_agreement")
 
 st.subheader("Cases")
 st.caption("Select a row, then open that case in Feature maps.")
