@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from deepoxymap.cardiac.localize import find_lv, find_lv_centers
 from deepoxymap.case import Role, Stack
+from deepoxymap.segmentation.locate import choose_lv
 from deepoxymap.segmentation.polar import KINDS, segment_polar
 
 __all__ = ["BACKGROUND", "KIND_OF_ROLE", "LV_BLOOD", "MYOCARDIUM", "RV_BLOOD", "segment_image", "segment_stack"]
@@ -47,8 +48,9 @@ def segment_image(
             cine / OS-CMR, LGE, native T1 or T2 map).
         pixel_spacing_mm: ``(row_spacing, col_spacing)`` in mm (DICOM order).
         kind: one of ``"cine"``, ``"os-cmr"``, ``"lge"``, ``"t1-map"``, ``"t2-map"``.
-        center_rc: LV centre ``(row, col)`` in pixels; found with
-            :func:`deepoxymap.cardiac.localize.find_lv` when ``None``.
+        center_rc: LV centre ``(row, col)`` in pixels, used as given; when ``None``,
+            :func:`deepoxymap.cardiac.localize.find_lv`'s centre is checked against
+            ring-filter candidates (:func:`deepoxymap.segmentation.locate.choose_lv`).
 
     Returns:
         uint8 ``[rows, cols]`` on the image's own grid: 0 background, 1 LV blood
@@ -64,7 +66,7 @@ def segment_image(
         raise ValueError(f"unknown image kind {kind!r} (expected one of {KINDS})")
     if center_rc is None:
         loc = find_lv(np.nan_to_num(img.astype(np.float64)), pixel_spacing_mm)
-        center_rc = (loc.row, loc.col)
+        center_rc = choose_lv(img, pixel_spacing_mm, (loc.row, loc.col), kind=kind).center_rc
     return segment_polar(img, pixel_spacing_mm, center_rc, kind=kind).labels
 
 
@@ -77,8 +79,10 @@ def segment_stack(
     """Label maps of every slice and (chosen) frame of a stack.
 
     The LV is localised once per slice (:func:`deepoxymap.cardiac.localize.find_lv_centers`,
-    the median over frames), and every frame of that slice is segmented around
-    that one centre, so the LV found is the same structure in all frames.
+    the median over frames, checked against ring-filter candidates on the slice's
+    first segmented frame by :func:`deepoxymap.segmentation.locate.choose_lv`), and
+    every frame of that slice is segmented around that one centre, so the LV found
+    is the same structure in all frames.
 
     Args:
         stack: ``Stack.data`` float32 ``[slice, frame, row, col]``.
@@ -104,6 +108,9 @@ def segment_stack(
     centres = find_lv_centers(stack)
     out = np.zeros(data.shape, dtype=np.uint8)
     for k in range(n_s):
+        if not chosen:
+            break
+        centre = choose_lv(data[k, chosen[0]], ps, centres[k], kind=kind).center_rc
         for j in chosen:
-            out[k, j] = segment_polar(data[k, j], ps, centres[k], kind=kind).labels
+            out[k, j] = segment_polar(data[k, j], ps, centre, kind=kind).labels
     return out
