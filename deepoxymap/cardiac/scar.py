@@ -55,7 +55,6 @@ fraction of the segment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,15 +65,15 @@ from deepoxymap.cardiac.segments import screen_angle, segment_sums
 
 DEFAULT_N_SD = 3.0
 """Default detection n (module doc, "Defaults")."""
-DEFAULT_N_SD_EXTENT = 2.0
+DEFAULT_N_SD_EXTENT = 1.5
 """Default n the detection is grown to (hysteresis)."""
-DEFAULT_THIN_N_SD = 6.0
-"""A component thinner than 3 pixels is kept when its median SI exceeds remote + this many SD."""
+LOWER_MODE_WINDOW = 2.5
+"""Window (lower-half SDs about the mode) of the symmetric MAD floor in :func:`lower_mode_stats`."""
 
 __all__ = [
     "DEFAULT_N_SD",
     "DEFAULT_N_SD_EXTENT",
-    "DEFAULT_THIN_N_SD",
+    "LOWER_MODE_WINDOW",
     "SCAR_METHODS",
     "MethodRow",
     "RemoteKind",
@@ -82,7 +81,7 @@ __all__ = [
     "ScarResult",
     "compare_methods",
     "dice",
-    "half_sample_mode",
+    "kde_mode",
     "lower_mode_stats",
     "quantify_scar",
     "remote_stats",
@@ -159,48 +158,55 @@ RemoteKind = Literal["lower-mode", "robust", "myocardium", "darkest-segment"]
 """Names of the automatic remote choices (see the module doc)."""
 
 
-def half_sample_mode(values: NDArray[Any]) -> float:
-    """Mode of a sample by the half-sample mode estimator (Bickel & Fruehwirth 2006).
+def kde_mode(values: NDArray[Any]) -> float:
+    """Mode of a sample: the peak of its Gaussian kernel density estimate.
 
-    Repeatedly keeps the shortest interval holding half of the (sorted)
-    values until two or three remain; robust (breakdown 50 %) and free of a
-    bandwidth. ``values``: 1-D, finite, at least one element.
+    Bandwidth by Silverman's rule of thumb, ``0.9 min(SD, IQR / 1.34) n^(-1/5)``
+    (Silverman 1986, *Density Estimation*, eq. 3.31), evaluated on a fine
+    histogram (bin = bandwidth / 8) smoothed by the kernel. ``values``: 1-D,
+    finite, at least one element.
     """
-    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    from scipy.ndimage import gaussian_filter1d
+
+    x = np.asarray(values, dtype=np.float64).ravel()
     if x.size == 0:
-        raise ValueError("half_sample_mode of an empty sample")
-    while x.size > 3:
-        h = (x.size + 1) // 2
-        w = x[h - 1 :] - x[: x.size - h + 1]
-        i = int(np.argmin(w))
-        x = x[i : i + h]
-    if x.size == 3:
-        d1, d2 = x[1] - x[0], x[2] - x[1]
-        return float((x[0] + x[1]) / 2 if d1 < d2 else (x[1] + x[2]) / 2 if d2 < d1 else x[1])
-    return float(x.mean())
+        raise ValueError("kde_mode of an empty sample")
+    q25, q75 = np.percentile(x, [25, 75])
+    spread = min(float(x.std()), float(q75 - q25) / 1.34)
+    if x.size < 3 or spread <= 0:
+        return float(np.median(x))
+    h = 0.9 * spread * x.size ** (-0.2)
+    lo, hi = float(x.min()), float(x.max())
+    nb = int(min(max((hi - lo) / (h / 8.0), 16), 20000))
+    hist, edges = np.histogram(x, bins=nb, range=(lo, hi))
+    dens = gaussian_filter1d(hist.astype(np.float64), h / ((hi - lo) / nb), mode="constant")
+    i = int(np.argmax(dens))
+    return float(0.5 * (edges[i] + edges[i + 1]))
 
 
-def lower_mode_stats(values: NDArray[Any]) -> tuple[float, float]:
+def lower_mode_stats(values: NDArray[Any], symmetric_window: float = LOWER_MODE_WINDOW) -> tuple[float, float]:
     """``(mode, sd)`` of the lower (remote) mode of myocardial SI.
 
-    mode: the half-sample mode of ``values`` smoothed over its own
-    neighbourhood (the median of the values within +-1 lower-half SD of the
-    raw mode, which steadies it on small samples). sd: ``1.4826 x`` the
-    median distance *below* the mode of the values under it (a half-normal
-    MAD): enhancement only ever adds SI above remote, so the lower half of
-    the remote peak is uncontaminated by scar, grey zone or the blood-pool
-    partial volume at the border while scar stays under half the wall.
+    mode: :func:`kde_mode` (the densest SI: remote myocardium while scar stays
+    under about half the wall). sd: ``1.4826 x`` the median distance *below*
+    the mode of the values under it (a half-normal MAD): enhancement only ever
+    adds SI above remote, so the lower half of the remote peak is
+    uncontaminated by scar, grey zone or the blood-pool partial volume at the
+    border. Magnitude images of nulled myocardium are Rician (right-skewed at
+    low SNR), which makes the lower half too narrow; so the SD is at least the
+    MAD about the mode of the values within ``symmetric_window`` lower-half SDs
+    of it (scar lies beyond; ``0`` turns this off).
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size < 2:
         raise ValueError("the myocardium has fewer than 2 pixels")
-    m0 = half_sample_mode(v)
-    lo = m0 - v[v <= m0]
-    sd0 = 1.4826 * float(np.median(lo)) if lo.size else 0.0
-    near = v[np.abs(v - m0) <= max(sd0, 1e-12)]
-    m = float(np.median(near)) if near.size >= 3 else m0
+    m = kde_mode(v)
     lo = m - v[v <= m]
-    sd = 1.4826 * float(np.median(lo)) if lo.size >= 2 else sd0
+    sd = 1.4826 * float(np.median(lo)) if lo.size >= 2 else 1.4826 * float(np.median(np.abs(v - m)))
+    if symmetric_window > 0 and sd > 0:
+        win = v[np.abs(v - m) <= symmetric_window * sd]
+        if win.size >= 2:
+            sd = max(sd, 1.4826 * float(np.median(np.abs(win - m))))
     return m, sd
 
 
@@ -228,7 +234,7 @@ def remote_stats(
         if remote == "lower-mode":
             vals = img[myo]
             m, sd = lower_mode_stats(vals)
-            return RemoteStats(m, sd, int(vals.size), "lower mode of myocardial SI (half-sample mode, lower-half MAD)")
+            return RemoteStats(m, sd, int(vals.size), "lower mode of myocardial SI (KDE mode, lower-half MAD)")
         if remote == "robust":
             vals = img[myo]
             if vals.size < 2:
@@ -333,13 +339,11 @@ def _spatial_filters(
     px_mm2: float,
     min_area_mm2: float,
     core_erosion: int,
-    image: NDArray[np.float64] | None = None,
-    bright: Sequence[float] | None = None,
     myo: NDArray[np.bool_] | None = None,
+    endocardial: bool = True,
 ) -> NDArray[np.bool_]:
     """Drop components under ``min_area_mm2``, and those with no pixel surviving ``core_erosion``
-    3x3 erosions unless their median SI (``image``) exceeds the slice's ``bright`` level and
-    they stay off the epicardial border of ``myo`` (where fat partial volume makes bright rims)."""
+    3x3 erosions unless (``endocardial``) they touch the endocardial border of ``myo``."""
     from scipy import ndimage as ndi
 
     out = scar.copy()
@@ -355,13 +359,10 @@ def _spatial_filters(
             core = ndi.binary_erosion(out[k], structure=np.ones((3, 3), bool), iterations=core_erosion)
             has_core = np.zeros(n + 1, bool)
             has_core[np.unique(lab[core])] = True
-            if image is not None and bright is not None and myo is not None and np.isfinite(bright[k]):
-                med = np.asarray(ndi.median(image[k], lab, index=np.arange(1, n + 1)), dtype=np.float64)
-                outside = ~ndi.binary_fill_holes(myo[k])
-                epi = myo[k] & ndi.binary_dilation(outside, structure=np.ones((3, 3), bool))
-                on_epi = np.zeros(n + 1, bool)
-                on_epi[np.unique(lab[epi])] = True
-                has_core[1:] |= (med > bright[k]) & ~on_epi[1:]
+            if endocardial and myo is not None:
+                cavity = ndi.binary_fill_holes(myo[k]) & ~myo[k]
+                endo = myo[k] & ndi.binary_dilation(cavity, structure=np.ones((3, 3), bool))
+                has_core[np.unique(lab[endo])] = True
             keep &= has_core
         out[k] = keep[lab]
     return out
@@ -376,8 +377,9 @@ def quantify_scar(
     n_sd_extent: float | None = DEFAULT_N_SD_EXTENT,
     remote: RemoteKind | NDArray[Any] = "lower-mode",
     per_slice: bool = True,
+    pool_sd: bool = False,
     core_erosion: int = 1,
-    thin_n_sd: float | None = DEFAULT_THIN_N_SD,
+    thin_endocardial: bool = True,
     seg_map: NDArray[Any] | None = None,
     pixel_spacing: tuple[float, float] = (1.0, 1.0),
     centres: list[tuple[float, float]] | None = None,
@@ -392,7 +394,7 @@ def quantify_scar(
 
     The defaults are the module's chosen method (module doc, "Defaults"):
     ``quantify_scar(image, myo, pixel_spacing=ps)`` is n-SD 3 detection grown
-    to n-SD 2 (hysteresis) with the per-slice lower-mode remote, components
+    to n-SD 1.5 (hysteresis) with the per-slice lower-mode remote, components
     >= 20 mm^2 that are at least 3 pixels thick somewhere.
 
     Args:
@@ -410,14 +412,18 @@ def quantify_scar(
             signal drifts between slices as TI drifts and coils differ);
             ``threshold`` is then the mean of the slice thresholds (each in
             ``slice_thresholds``) and ``remote`` the pooled statistics (for reference).
+        pool_sd: with ``per_slice``, each slice keeps its own remote mean (the
+            signal drifts) but the SD is the median of the slices' SDs (the
+            noise does not; one slice's SD is noisy).
         core_erosion: keep only components with a pixel that survives this many
             3x3 erosions of the scar mask (1: at least 3 pixels thick somewhere;
             0: off). Removes the 1-2 pixel rims of partial volume with the
             blood pool and epicardial fat.
-        thin_n_sd: a thinner component is kept anyway when its median SI exceeds
-            remote mean + ``thin_n_sd`` SD and it does not touch the epicardial
-            border (a thin but unmistakably bright subendocardial scar; bright
-            thin rims along the epicardium are fat partial volume); ``None``: never.
+        thin_endocardial: a component thinner than the core test is kept when it
+            touches the endocardial border (ischaemic scar grows from the
+            endocardium, and a transmural scar in a thinned 3-5 mm wall is only
+            2-3 pixels thick); thin rims elsewhere (epicardial fat partial
+            volume) are dropped.
         seg_map: AHA segment ids, same shape (0 = none); enables per-segment output.
         pixel_spacing: ``(row, col)`` mm.
         centres: LV centre per slice ``(row, col)`` for the transmurality
@@ -460,55 +466,62 @@ def quantify_scar(
     grow = method == "nsd" and n_sd_extent is not None and n_sd_extent < n_sd
 
     def segment(
-        im: NDArray[np.float64], my: NDArray[np.bool_], sg: Any, rem: Any
-    ) -> tuple[float, float, NDArray[np.bool_], NDArray[np.bool_], float]:
-        """(threshold, peak, scar, extent mask, thin-component level) of one slice or the pooled stack."""
+        im: NDArray[np.float64], my: NDArray[np.bool_], sg: Any, rem: Any, sd_override: float | None = None
+    ) -> tuple[float, float, NDArray[np.bool_], NDArray[np.bool_]]:
+        """(threshold, peak, scar, extent mask) of one slice or the pooled stack."""
         rs_ = remote_stats(im, my, rem, sg)
-        b_ = rs_.mean + thin_n_sd * rs_.sd if thin_n_sd is not None else float("nan")
+        if sd_override is not None:
+            rs_ = RemoteStats(rs_.mean, sd_override, rs_.n_pixels, rs_.how)
         if method == "nsd":
             t_ = rs_.mean + n_sd * rs_.sd
             wide = my & (im > rs_.mean + n_sd_extent * rs_.sd) if grow and n_sd_extent is not None else my & (im > t_)
-            return t_, float("nan"), my & (im > t_), wide, b_
+            return t_, float("nan"), my & (im > t_), wide
         pk = float(np.percentile(im[my], peak_percentile))
         t_ = 0.5 * pk if fwhm_baseline == "zero" else rs_.mean + 0.5 * (pk - rs_.mean)
         sc = my & (im >= t_)
         if fwhm_guard == "sd" and fwhm_min_sd is not None and pk <= rs_.mean + fwhm_min_sd * rs_.sd:
             sc = np.zeros_like(my)
-        return t_, pk, sc, sc, b_
+        return t_, pk, sc, sc
 
     rs = remote_stats(img3, myo3, rem3, seg3)
     scar = np.zeros_like(myo3)
     wide = np.zeros_like(myo3)
     thrs: list[float] = []
-    bright: list[float] = []
     if per_slice and img3.shape[0] > 1:
         peaks = []
+        sd_pool: float | None = None
+        if pool_sd:
+            sds = [
+                remote_stats(img3[k], myo3[k], rem3 if isinstance(rem3, str) else rem3[k],
+                             None if seg3 is None else seg3[k]).sd
+                for k in range(img3.shape[0])
+                if myo3[k].sum() >= 10 and (isinstance(rem3, str) or (rem3[k] & myo3[k]).sum() >= 2)
+            ]  # fmt: skip
+            sd_pool = float(np.median(sds)) if sds else None
         for k in range(img3.shape[0]):
             rem_k = rem3 if isinstance(rem3, str) else rem3[k]
             if myo3[k].sum() < 10 or (not isinstance(rem3, str) and (rem_k & myo3[k]).sum() < 2):
                 thrs.append(float("nan"))
-                bright.append(float("nan"))
                 continue
-            t_k, p_k, scar[k], wide[k], b_k = segment(img3[k], myo3[k], None if seg3 is None else seg3[k], rem_k)
+            t_k, p_k, scar[k], wide[k] = segment(img3[k], myo3[k], None if seg3 is None else seg3[k], rem_k, sd_pool)
             thrs.append(t_k)
-            bright.append(b_k)
             peaks.append(p_k)
         finite = [t for t in thrs if np.isfinite(t)]
         thr = float(np.mean(finite)) if finite else float("nan")
         peak = float(np.nanmax(peaks)) if peaks and np.isfinite(peaks).any() else float("nan")
-        rs = RemoteStats(rs.mean, rs.sd, rs.n_pixels, rs.how + ", per slice")
+        how = ", per slice" + (" (SD: median over slices)" if sd_pool is not None else "")
+        rs = RemoteStats(rs.mean, rs.sd, rs.n_pixels, rs.how + how)
     else:
-        thr, peak, scar, wide, b0 = segment(img3, myo3, seg3, rem3)
+        thr, peak, scar, wide = segment(img3, myo3, seg3, rem3)
         thrs = [thr] * img3.shape[0]
-        bright = [b0] * img3.shape[0]
-    scar = _spatial_filters(scar, px_mm2, min_area_mm2, core_erosion, img3, bright, myo3)
+    scar = _spatial_filters(scar, px_mm2, min_area_mm2, core_erosion, myo3, thin_endocardial)
     if grow:
         scar = _hysteresis(scar, wide)
     if method == "fwhm" and fwhm_guard == "nsd" and fwhm_min_sd is not None and scar.any():
         seed = quantify_scar(
             img3, myo3, method="nsd", n_sd=fwhm_min_sd, n_sd_extent=None, remote=rem3, seg_map=seg3,
             pixel_spacing=pixel_spacing, min_area_mm2=min_area_mm2, per_slice=per_slice, core_erosion=core_erosion,
-            thin_n_sd=thin_n_sd,
+            thin_endocardial=thin_endocardial, pool_sd=pool_sd,
         ).mask  # fmt: skip
         scar = _hysteresis(seed, scar) & scar
     trans = np.full(17, np.nan)
@@ -548,7 +561,7 @@ def quantify_scar(
 
 
 SCAR_METHODS: dict[str, dict[str, Any]] = {
-    "default: n-SD 3 grown to 2, lower-mode remote per slice": {},
+    "default: n-SD 3 grown to 1.5, lower-mode remote per slice": {},
     "n-SD 2, lower-mode remote per slice": {"n_sd": 2.0, "n_sd_extent": None},
     "n-SD 3, lower-mode remote per slice": {"n_sd": 3.0, "n_sd_extent": None},
     "n-SD 5, lower-mode remote per slice": {"n_sd": 5.0, "n_sd_extent": None},

@@ -20,8 +20,9 @@ Numbers and where they come from:
   :func:`deepoxymap.cardiac.os_response`, averaged over the slices holding a segment;
 * agreement figures (:data:`AGREEMENT_FIGURES`) at the CAM threshold;
 * scar on the LGE grid (:func:`deepoxymap.cardiac.scar.quantify_scar` with its
-  defaults: n-SD 3 grown to 2 SD, per-slice lower-mode remote) and edema on the T2 grid (:func:`deepoxymap.cardiac.edema.edema_mask`,
-  remote + 2 SD), both inside the myocardium of the case's label maps.
+  defaults: n-SD 3 grown to 1.5 SD, per-slice lower-mode remote) and edema on
+  the T2 grid (:func:`deepoxymap.cardiac.edema.edema_mask`, remote + 2 SD), both
+  inside the myocardium of the case's label maps.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def _scar(case: Case, notes: list[str]) -> LesionMask | None:
         notes.append("scar: the LGE label map holds no myocardium")
         return None
     r = quantify_scar(lge.stack.data[:, 0], myo, pixel_spacing=lge.stack.geometry.pixel_spacing)
-    how = f"LGE {r.describe()}, components >= 20 mm2 and >= 3 px thick"
+    how = f"LGE {r.describe()}, components >= 20 mm2, >= 3 px thick or on the endocardium"
     return LesionMask("scar", lge, r.mask, float(r.percent_of_myocardium), how)
 
 

@@ -118,8 +118,8 @@ def render_scar_methods(
         use_container_width=True,
     )
     st.caption(
-        "Default: n-SD 3 detection grown to 2 SD over the lower mode of each slice's myocardial SI, "
-        "components >= 20 mm2 and >= 3 pixels thick. "
+        "Default: n-SD 3 detection grown to 1.5 SD over the lower mode of each slice's myocardial SI, "
+        "components >= 20 mm2, >= 3 pixels thick or on the endocardium. "
         + ("Dice against the case's reference scar." if has_ref else "No reference scar on this case.")
     )
     return table
