@@ -96,6 +96,13 @@ d3.download_button(
     icon=":material/image:",
     help="Confusion matrix, ROC per class and agreement per method, as one image.",
 )
+if result.failed:
+    with st.container(key="audit_failed"):
+        st.warning(
+            f"{len(result.failed)} subject(s) could not be audited and are left out of the figures:\n"
+            + "\n".join(f"- {line}" for line in result.failed[:20])
+            + (f"\n- … and {len(result.failed) - 20} more" if len(result.failed) > 20 else "")
+        )
 if result.notes:
     st.caption("Notes: " + " · ".join(result.notes))
 left, right = st.columns(2)

@@ -85,6 +85,8 @@ class AuditView:
     cases: pd.DataFrame
     rows: list[SubjectRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    """One line per subject the run could not audit (``"<cohort>, line N: subject S (phase): why"``)."""
 
 
 def registered_cohorts(config: Settings | None = None) -> dict[str, Path]:
@@ -367,6 +369,24 @@ def _renamed(exc: DeepOxyMapError, manifest: Path, label: str, lines: Mapping[in
     return type(exc)(unpath(exc.message), source=source, hint=exc.hint)
 
 
+_FAILED_NOTE = "subjects failed and are left out of the figures"
+_ROW_LEAD = re.compile(r"^(line \d+, )?subject [^:]+: ")
+
+
+def _failed_lines(
+    failed: Sequence[Mapping[str, Any]], manifest: Path, label: str, lines: Mapping[int, int]
+) -> list[str]:
+    """The run's failed subjects (:attr:`deepoxymap.audit.AuditResult.failed`) as lines naming the user's row."""
+    out = []
+    for f in failed:
+        line = int(f.get("line") or 0)
+        error = _ROW_LEAD.sub("", str(f.get("error", "")))
+        error = error.replace(str(manifest.parent) + "/", "").replace(str(manifest), label)
+        where = f"{label}, line {lines.get(line, line)}" if line else label
+        out.append(f"{where}: subject {f.get('subject')} ({f.get('phase', 'test')}): {error}")
+    return out
+
+
 def run_cohort_audit(
     manifest: Path,
     methods: Sequence[str],
@@ -400,8 +420,11 @@ def run_cohort_audit(
         )
     except DeepOxyMapError as exc:
         raise _renamed(exc, manifest, label or str(manifest), lines or {}) from None
+    shown = label or str(manifest)
+    failed = _failed_lines(res.failed, manifest, shown, lines or {})
     if not res.subjects:
-        raise Unavailable("No case of this manifest could be audited.")
+        why = ("; ".join(failed[:3]) + (f" (and {len(failed) - 3} more)" if len(failed) > 3 else "")) or "no case"
+        raise Unavailable(f"No case of this manifest could be audited: {why}")
     agree = pd.DataFrame(res.per_case)
     table: list[dict[str, Any]] = []
     for i, s in enumerate(res.subjects):
@@ -431,8 +454,11 @@ def run_cohort_audit(
     if not summary_df.empty:
         keep = [c for c in SUMMARY_COLUMNS if c in summary_df.columns]
         summary_df = summary_df[keep].rename(columns=SUMMARY_COLUMNS).round(3)
-    shown = label or str(manifest)
-    notes = [n if not n.startswith("manifest: ") else f"manifest: {shown}" for n in res.notes]
+    notes = [
+        n if not n.startswith("manifest: ") else f"manifest: {shown}"
+        for n in res.notes
+        if not (res.failed and _FAILED_NOTE in n)  # listed as `failed` instead, with the user's lines
+    ]
     return AuditView(
         manifest=shown,
         n_cases=len(known),
@@ -445,6 +471,7 @@ def run_cohort_audit(
         cases=pd.DataFrame(table),
         rows=[by_subject[s] for s in res.subjects],
         notes=notes,
+        failed=failed,
     )
 
 
@@ -570,6 +597,7 @@ def results_json(view: AuditView) -> bytes:
         "agreement": view.agreement.to_dict("records") if view.agreement is not None else [],
         "cases": view.cases.to_dict("records"),
         "notes": list(view.notes),
+        "failed": list(view.failed),
         "research_use_only": True,
     }
     return json.dumps(_plain(doc), indent=2, allow_nan=False).encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import zipfile
 from pathlib import Path
 
@@ -260,3 +261,50 @@ def test_registered_cohorts_from_the_settings(tmp_path: Path) -> None:
     assert s.cohorts["b"] == site and "gone" not in s.cohort_manifests()
     rel = load_settings(tmp_path / "absent.toml", env={"DEEPOXYMAP_COHORTS": '{"r": "data/x.csv"}'})
     assert rel.cohorts["r"] == ROOT / "data" / "x.csv"
+
+
+def test_a_subject_that_fails_in_the_run_is_listed_and_the_others_audited(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two generated subjects and one folder with no image (passes the upload's checks, fails when loaded):
+    the two are audited; the third is listed with the line of the uploaded manifest, not of the screened copy."""
+    from deepoxymap.phantom.generate import generate_subject
+    from deepoxymap.ui import audit_view, modelinfo
+
+    src = tmp_path / "src"
+    for i, (sid, cls, sub) in enumerate([("G1", "healthy", "normal"), ("G2", "ischemic", "LAD-transmural")]):
+        generate_subject(src, sid, cls, sub, "A", 5, i, n_frames=2)
+    (src / "BROKEN").mkdir()
+    (src / "BROKEN" / "notes.txt").write_text("no images here")
+    manifest = (
+        "subject,class,path\n"
+        "E1,healthy,../../x\n"  # line 2: refused at upload
+        "G1,healthy,G1\n"  # line 3
+        "BROKEN,edema,BROKEN\n"  # line 4: fails in the run
+        "G2,ischemic,G2\n"  # line 5
+    )
+    path = tmp_path / "c.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.csv", manifest)
+        for f in sorted(src.rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(src).as_posix())
+    up = extract_cohort_zip("c.zip", path.read_bytes())
+    try:
+        assert up.n_subjects == 3 and len(up.rejected) == 1
+        loaded = modelinfo.loaded_model(tiny_model)
+        monkeypatch.setattr(audit_view.modelinfo, "loaded_model", lambda: loaded)
+        ticks: list[tuple[int, int]] = []
+        view = audit_view.run_cohort_audit(
+            up.manifest, ["gradcam"], 0, lambda d, n, _m: ticks.append((d, n)), label="c.zip", lines=up.lines
+        )
+    finally:
+        up.remove()
+    assert view.n_cases == 2 and sorted(view.cases["subject"]) == ["G1", "G2"]
+    assert len(view.failed) == 1, view.failed
+    assert view.failed[0].startswith("c.zip, line 4: subject BROKEN (test): "), view.failed
+    assert "deepoxymap-cohort-" not in view.failed[0]
+    assert ticks and ticks[-1][0] == ticks[-1][1] == 3, "progress counts every case, the failed one too"
+    doc = json.loads(audit_view.results_json(view))
+    assert doc["failed"] == view.failed
+    assert not any("failed.csv" in n for n in view.notes)
