@@ -2,7 +2,8 @@
 
 The cohort is built here in a few seconds: generated phantom subjects (their truth is the
 reference) and one image subject (its OS-CMR DICOM series and a NIfTI label map, no truth
-folder), with relative paths, plus two rows whose paths leave the zip (listed, not audited).
+folder), with relative paths; one subject folder holding no image (it fails when loaded: listed, the
+others still run); and two rows whose paths leave the zip (listed at upload, never run).
 The app runs on a server of its own with a tiny random model (``DEEPOXYMAP_MODEL_PATH``), so
 a case takes well under a second: the test checks the plumbing, not the model.
 """
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.e2e
 
 PHANTOMS = [("G1", "healthy", "normal"), ("G3", "non-ischemic", "HCM"), ("G4", "edema", "AAR")]
 IMAGE_SUBJECT = ("P2", "ischemic", "LAD-transmural")
+BROKEN_ROW = "B1,edema,,broken/B1,"  # a folder with no image in it
 BAD_ROWS = ["E1,healthy,,../../outside,", "E2,edema,,/etc,"]  # both leave the zip
 N_GOOD = len(PHANTOMS) + 1
 
@@ -89,7 +91,9 @@ def _cohort_zip(tmp: Path, gen: Path, copies: int = 1) -> Path:
         tag = f"-{k}" if copies > 1 else ""
         rows += [f"{sid}{tag},{cls},{sub},phantoms/{sid}," for sid, cls, sub in PHANTOMS]
         rows.append(f"{IMAGE_SUBJECT[0]}{tag},{IMAGE_SUBJECT[1]},,images/{IMAGE_SUBJECT[0]},images/{labels.name}")
-    rows += BAD_ROWS
+    (src / "broken" / "B1").mkdir(parents=True)
+    (src / "broken" / "B1" / "readme.txt").write_text("the images were not exported")
+    rows += [BROKEN_ROW, *BAD_ROWS]
     (src / "manifest.csv").write_text("\n".join(rows) + "\n")
     path = tmp / ("cohort.zip" if copies == 1 else "long-cohort.zip")
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -167,10 +171,11 @@ def test_cohort_audit_from_an_uploaded_zip(audit_app: str, browser: Any, cohort:
     t0 = time.perf_counter()
     page = _open_upload(browser, audit_app, cohort)
     try:
-        page.get_by_text(f"{N_GOOD} subject(s) to audit").first.wait_for(timeout=10_000)
+        page.get_by_text(f"{N_GOOD + 1} subject(s) to audit").first.wait_for(timeout=10_000)
         listed = page.locator(".st-key-audit_rejected").inner_text()
         assert "2 row(s) of the manifest are left out" in listed, listed
-        n_rows = N_GOOD + 2  # header is line 1
+        broken_line = N_GOOD + 2  # header is line 1
+        n_rows = broken_line + 1
         assert f"cohort.zip:my-cohort/manifest.csv, line {n_rows}: subject E1: path points outside" in listed
         assert f"line {n_rows + 1}: subject E2: path points outside" in listed
         assert "deepoxymap-cohort-" not in listed, "the server's temporary folder is shown"
@@ -182,6 +187,9 @@ def test_cohort_audit_from_an_uploaded_zip(audit_app: str, browser: Any, cohort:
         page.screenshot(path=str(screenshots / "10_cohort_audit_upload.png"), full_page=True)
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.get_by_text(f"uploaded cohort 'cohort.zip' · {N_GOOD} cases").count() >= 1
+        failed = page.locator(".st-key-audit_failed").inner_text()
+        assert "1 subject(s) could not be audited" in failed, failed
+        assert f"uploaded cohort 'cohort.zip', line {broken_line}: subject B1 (test): " in failed, failed
 
         counted = page.evaluate(  # plotly's decoded heatmap (the spec ships z as typed-array bytes)
             "() => { const el = document.querySelector('.st-key-audit_confusion .js-plotly-plot');"
@@ -201,7 +209,7 @@ def test_cohort_audit_from_an_uploaded_zip(audit_app: str, browser: Any, cohort:
 
         doc = json.loads(_download(page, "audit_json"))
         assert doc["n_cases"] == N_GOOD and len(doc["cases"]) == N_GOOD
-        assert doc["cohort"] == "uploaded cohort 'cohort.zip'"
+        assert doc["cohort"] == "uploaded cohort 'cohort.zip'" and len(doc["failed"]) == 1
         assert int(np.asarray(doc["confusion"]["matrix"]).sum()) == N_GOOD
         gradcam = [r for r in doc["agreement"] if r["method"] == "gradcam"]
         assert sum(r["cases"] for r in gradcam) == N_GOOD, doc["agreement"]
@@ -227,7 +235,7 @@ def test_a_long_audit_shows_progress_and_cancel_stops_it(
     zip_path = _cohort_zip(tmp_path, generated, copies=copies)
     page = _open_upload(browser, audit_app, zip_path)
     try:
-        page.get_by_text(f"{total_rows} subject(s) to audit").first.wait_for(timeout=10_000)
+        page.get_by_text(f"{total_rows + 1} subject(s) to audit").first.wait_for(timeout=10_000)
         page.locator(".st-key-audit_run button").click()
         progress = page.locator('[data-testid="stProgress"]').first
         progress.wait_for(timeout=60_000)
