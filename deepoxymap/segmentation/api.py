@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from deepoxymap.cardiac.localize import find_lv, find_lv_centers
 from deepoxymap.case import Role, Stack
-from deepoxymap.segmentation.locate import choose_lv
+from deepoxymap.segmentation.locate import choose_lv, consistent_centres, rank_lv
 from deepoxymap.segmentation.polar import KINDS, segment_polar
 
 __all__ = ["BACKGROUND", "KIND_OF_ROLE", "LV_BLOOD", "MYOCARDIUM", "RV_BLOOD", "segment_image", "segment_stack"]
@@ -79,10 +79,11 @@ def segment_stack(
     """Label maps of every slice and (chosen) frame of a stack.
 
     The LV is localised once per slice (:func:`deepoxymap.cardiac.localize.find_lv_centers`,
-    the median over frames, checked against ring-filter candidates on the slice's
-    first segmented frame by :func:`deepoxymap.segmentation.locate.choose_lv`), and
-    every frame of that slice is segmented around that one centre, so the LV found
-    is the same structure in all frames.
+    the median over frames, checked against other candidates on the slice's first
+    segmented frame by :func:`deepoxymap.segmentation.locate.rank_lv`, and kept
+    consistent through the slices by :func:`~deepoxymap.segmentation.locate.consistent_centres`),
+    and every frame of that slice is segmented around that one centre, so the LV
+    found is the same structure in all frames.
 
     Args:
         stack: ``Stack.data`` float32 ``[slice, frame, row, col]``.
@@ -107,10 +108,11 @@ def segment_stack(
     ps = stack.geometry.pixel_spacing
     centres = find_lv_centers(stack)
     out = np.zeros(data.shape, dtype=np.uint8)
+    if not chosen:
+        return out
+    ranked = [rank_lv(data[k, chosen[0]], ps, centres[k], kind=kind) for k in range(n_s)]
+    final = consistent_centres(ranked, stack.geometry)
     for k in range(n_s):
-        if not chosen:
-            break
-        centre = choose_lv(data[k, chosen[0]], ps, centres[k], kind=kind).center_rc
         for j in chosen:
-            out[k, j] = segment_polar(data[k, j], ps, centre, kind=kind).labels
+            out[k, j] = segment_polar(data[k, j], ps, final[k], kind=kind).labels
     return out

@@ -18,7 +18,9 @@ among others:
   blood-myocardium contrast times the roundness of its endocardium
   (``exp(-0.5 (cv / ROUND_CV)^2)``, ``cv`` the coefficient of variation of the
   endocardial radius: an LV cavity is round, a fat pad or a vessel bundle is not)
-  times a broad centrality prior (a Gaussian of the distance from the image
+  times the size prior of :func:`deepoxymap.cardiac.localize.find_lv` (log-normal
+  around a cavity of ``EXPECTED_AREA_MM2``: the descending aorta is round and
+  bright too, but a fraction of that size) times a broad centrality prior (a Gaussian of the distance from the image
   centre with sd ``CENTRAL_SD`` x the half-diagonal of the field of view, so a
   structure at the edge of the image must be much more LV-like to win).
 
@@ -38,7 +40,7 @@ from scipy.signal import fftconvolve
 
 from deepoxymap.segmentation.polar import PolarResult, segment_polar
 
-__all__ = ["Candidate", "choose_lv", "lv_score", "ring_candidates"]
+__all__ = ["Candidate", "choose_lv", "consistent_centres", "lv_score", "rank_lv", "ring_candidates"]
 
 RING_RADII_MM = (8.0, 13.0, 18.0, 24.0)
 """Disc radii of the ring filter, mm."""
@@ -50,10 +52,14 @@ N_RING_CANDIDATES = 4
 """Ring-filter maxima tried besides the localiser's centre."""
 ROUND_CV = 0.12
 """Endocardial-radius coefficient of variation at which the roundness factor is exp(-0.5)."""
+EXPECTED_AREA_MM2, AREA_LOG_SD = 1500.0, 1.1
+"""Cavity-size prior (the same as :func:`deepoxymap.cardiac.localize.find_lv`'s), mm^2 and natural-log sd."""
 CENTRAL_SD = 0.3
 """Sd of the centrality prior, as a fraction of the half-diagonal of the image (mm)."""
 EDGE_MARGIN_MM = 15.0
 """Candidates closer than this to the image border are not tried, mm."""
+CONSISTENT_MM = 20.0
+"""A slice's LV centre lies within this in-plane distance of the stack's reference, mm."""
 
 
 @dataclass(frozen=True)
@@ -131,13 +137,15 @@ def ring_candidates(
 
 
 def lv_score(result: PolarResult) -> float:
-    """How LV-like a segmentation is: blood-myocardium contrast x roundness of the endocardium (0 = not at all)."""
+    """How LV-like a segmentation is: blood-myocardium contrast x roundness x cavity-size prior (0 = not at all)."""
     r = np.asarray(result.r_endo_mm, dtype=np.float64)
     if r.size == 0 or float(r.mean()) <= 0:
         return 0.0
     cv = float(r.std() / r.mean())
     contrast = max(result.blood_level - result.myo_level, 0.0)
-    return float(contrast * np.exp(-0.5 * (cv / ROUND_CV) ** 2))
+    area = float(np.mean(np.pi * r**2))
+    size = float(np.exp(-0.5 * (np.log(max(area, 1e-6) / EXPECTED_AREA_MM2) / AREA_LOG_SD) ** 2))
+    return float(contrast * np.exp(-0.5 * (cv / ROUND_CV) ** 2) * size)
 
 
 def choose_lv(
@@ -147,7 +155,7 @@ def choose_lv(
     *,
     kind: str = "cine",
 ) -> Candidate:
-    """The most LV-like of ``first`` (the localiser's centre) and the ring-filter candidates.
+    """The most LV-like of ``first`` (the localiser's centre), the image centre and the ring-filter candidates.
 
     Args:
         image: ``[rows, cols]`` one image (a representative frame of a slice).
@@ -156,8 +164,19 @@ def choose_lv(
         kind: image kind (see :data:`~deepoxymap.segmentation.polar.KINDS`).
 
     Returns:
-        the chosen :class:`Candidate`.
+        the chosen :class:`Candidate` (the first of :func:`rank_lv`).
     """
+    return rank_lv(image, pixel_spacing_mm, first, kind=kind)[0]
+
+
+def rank_lv(
+    image: NDArray[Any],
+    pixel_spacing_mm: tuple[float, float],
+    first: tuple[float, float],
+    *,
+    kind: str = "cine",
+) -> list[Candidate]:
+    """Every candidate of :func:`choose_lv`, verified, best first (the localiser's first among equals)."""
     ps = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
     shape = np.asarray(image).shape
     mid = ((shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0)
@@ -171,13 +190,71 @@ def choose_lv(
         res = segment_polar(image, ps, c, kind=kind, with_rv=False)
         return Candidate((float(c[0]), float(c[1])), source, lv_score(res) * central(res.center_rc), res)
 
-    best = verify(first, "localizer")
-    tried = [best.center_rc]
+    out = [verify(first, "localizer")]
+    tried = [out[0].center_rc]
     for c, source in [(mid, "image centre"), *((c, "ring filter") for c in ring_candidates(image, ps))]:
         if any(np.hypot((c[0] - t[0]) * ps[0], (c[1] - t[1]) * ps[1]) < PEAK_SEPARATION_MM / 2 for t in tried):
             continue
         tried.append(c)
-        cand = verify(c, source)
-        if cand.score > best.score:
-            best = cand
-    return best
+        out.append(verify(c, source))
+    return sorted(out, key=lambda c: -c.score)  # stable: the localiser stays first among equals
+
+
+def consistent_centres(
+    ranked: list[list[Candidate]],
+    geometry: Any,
+) -> list[tuple[float, float]]:
+    """One LV centre per slice of a stack, consistent through the slices.
+
+    The LV runs through every short-axis slice at nearly the same place, while
+    a fat pad or vessel that outscores it on one slice sits elsewhere. The
+    reference is the score-weighted median (in patient millimetres) of each
+    slice's best candidate; a slice whose best lies more than
+    ``CONSISTENT_MM`` from it (in plane) takes its best candidate within that
+    distance, or the reference point itself when it has none.
+
+    Args:
+        ranked: per slice, the candidates of :func:`rank_lv` (best first, non-empty).
+        geometry: the stack's :class:`~deepoxymap.case.Geometry` (pixel <-> patient mm;
+            without geometry the slices' pixel grids are taken as aligned).
+
+    Returns:
+        ``(row, col)`` per slice, pixels.
+    """
+    n = len(ranked)
+    ps = tuple(float(v) for v in geometry.pixel_spacing)
+    best = [r[0] for r in ranked]
+    if n < 3:
+        return [b.center_rc for b in best]
+    use_geom = bool(getattr(geometry, "has_geometry", False))
+
+    def to_mm(k: int, c: tuple[float, float]) -> NDArray[np.float64]:
+        if use_geom:
+            return np.asarray(geometry.pixel_to_patient(k, c[0], c[1]), dtype=np.float64).reshape(3)
+        return np.array([c[0] * ps[0], c[1] * ps[1], 0.0])
+
+    def to_px(k: int, p: NDArray[np.float64]) -> tuple[float, float]:
+        if use_geom:
+            q = geometry.patient_to_pixel(k, p)
+            return (float(q[0]), float(q[1]))
+        return (float(p[0] / ps[0]), float(p[1] / ps[1]))
+
+    pts = np.array([to_mm(k, b.center_rc) for k, b in enumerate(best)])
+    w = np.array([max(b.score, 1e-6) for b in best])
+    ref = np.array([_weighted_median(pts[:, i], w) for i in range(3)])
+    out: list[tuple[float, float]] = []
+    for k, cands in enumerate(ranked):
+        ref_px = to_px(k, ref)
+
+        def dist(c: Candidate, ref_px: tuple[float, float] = ref_px) -> float:
+            return float(np.hypot((c.center_rc[0] - ref_px[0]) * ps[0], (c.center_rc[1] - ref_px[1]) * ps[1]))
+
+        near = [c for c in cands if dist(c) <= CONSISTENT_MM]
+        out.append(near[0].center_rc if near else ref_px)
+    return out
+
+
+def _weighted_median(values: NDArray[np.float64], weights: NDArray[np.float64]) -> float:
+    order = np.argsort(values)
+    cw = np.cumsum(weights[order])
+    return float(values[order][int(np.searchsorted(cw, 0.5 * cw[-1]))])

@@ -63,7 +63,7 @@ SMOOTH_MM = 0.7
 """Gaussian sigma of the smoothing before unwrapping, mm (noise only; keeps the edges)."""
 CORE_MM = 6.0
 """Radius of the central disc whose bright pixels give the blood level, mm."""
-OTSU_MM = 30.0
+OTSU_MM = 45.0
 """Radius of the disc whose Otsu level separates blood from darker tissue, mm."""
 ENDO_MIN_MM, ENDO_MAX_MM = 3.0, 40.0
 """Endocardial radius limits, mm."""
