@@ -150,23 +150,19 @@ def _dp_circular(cost: NDArray[np.float64], max_step: int, smooth_w: float) -> N
     """
     n_t, n_r = cost.shape
     tiled = np.concatenate([cost, cost, cost], axis=0)
+    d = np.arange(-max_step, max_step + 1)
+    penalty = smooth_w * d.astype(np.float64) ** 2
     acc = tiled[0].copy()
     back = np.zeros((3 * n_t, n_r), dtype=np.int64)
     idx = np.arange(n_r)
-    big = np.inf
+    padded = np.full(n_r + 2 * max_step, np.inf)
     for t in range(1, 3 * n_t):
-        best = np.full(n_r, big)
-        arg = np.zeros(n_r, dtype=np.int64)
-        for d in range(-max_step, max_step + 1):
-            src = idx - d
-            ok = (src >= 0) & (src < n_r)
-            cand = np.full(n_r, big)
-            cand[ok] = acc[src[ok]] + smooth_w * d * d
-            better = cand < best
-            best[better] = cand[better]
-            arg[better] = src[better]
-        acc = best + tiled[t]
-        back[t] = arg
+        padded[max_step : max_step + n_r] = acc
+        # windows[i, m] = acc[i + m - max_step], i.e. the predecessor at radius index i - d[::-1][m]
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * max_step + 1) + penalty[::-1]
+        m = np.argmin(windows, axis=1)
+        acc = windows[idx, m] + tiled[t]
+        back[t] = idx + m - max_step
     path = np.zeros(3 * n_t, dtype=np.int64)
     path[-1] = int(np.argmin(acc))
     for t in range(3 * n_t - 1, 0, -1):
