@@ -12,7 +12,8 @@ The infarct (:func:`implant_infarct`):
 * **Territory.** A contiguous run of 4-7 slices (of those with myocardium and
   blood pool), one centre angle (random), an arc per slice whose width is
   solved so the infarct covers ``fraction`` (default U(0.15, 0.30)) of the
-  myocardium of the whole volume. Ischaemic scar always touches the
+  myocardium of the whole volume (when even the widest arcs, 150 deg each side,
+  fall short, the infarct is made transmural instead). Ischaemic scar always touches the
   endocardium and is subendocardial to transmural [S: DOMAIN 3.2; Kim/
   Senthilkumar 2009]: the transmural depth at the arc centre is U(0.5, 1.0) of
   the wall, tapering to 30-60 % of it at the arc ends; arc edges and depth
@@ -202,7 +203,9 @@ def implant_infarct(
             tot += int(((f >= 0.5) & myo[k]).sum())
         return tot / n_myo
 
-    lo, hi = 5.0, 150.0
+    lo, hi = 5.0, 150.0 / float(prof.min())
+    if ref_fraction(lesions(hi)) < target:  # widest arcs too thin for the target: deepen (no extra draws)
+        t_centre, t_edge = 1.0, max(t_edge, 0.7)
     for _ in range(16):  # arc scale to ~0.002 deg
         mid = 0.5 * (lo + hi)
         if ref_fraction(lesions(mid)) < target:
