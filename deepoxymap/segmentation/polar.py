@@ -6,8 +6,9 @@ Method (no training, CPU, ~tens of ms per image)
    in ``DR_MM`` steps, sampled (bilinear) from the image smoothed by a
    ``SMOOTH_MM`` Gaussian and robustly scaled to [0, 1] within ``R_MAX_MM``.
 2. **Blood / myocardium levels:** the blood level is a high percentile of the
-   central ``CORE_MM`` disc; the blood/myocardium threshold is Otsu's level of
-   the disc of radius ``OTSU_MM`` (bright blood vs everything darker).
+   central ``CORE_MM`` disc; the first blood/myocardium threshold is the upper
+   level of a three-class Otsu split (dark lung, grey tissue, bright blood) of
+   the disc of radius ``OTSU_MM``; both are then re-measured from the borders found.
 3. **Endocardium** by dynamic programming over the rays (circular, with a
    bounded radius change between neighbouring rays and a quadratic penalty on
    it): the border of each ray minimises "dark pixels inside" plus "bright
@@ -100,6 +101,9 @@ EDGE_W = 3.0
 """Weight of the edge term (normalised gradient) against the region terms."""
 RV_MAX_MM = 70.0
 """The RV is kept within this distance of the LV centre, mm."""
+RV_FRACTION = 0.5
+"""RV blood is brighter than the myocardial level by this fraction of the LV blood-myocardium contrast
+(below 1: surface-coil shading can leave the RV darker than the LV)."""
 RV_MIN_AREA_MM2 = 100.0
 """Smallest RV region, mm^2."""
 RV_CONTACT_MM = 6.0
@@ -139,6 +143,27 @@ def _otsu(values: NDArray[np.float64], bins: int = 128) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         between = np.where(denom > 0, (m[-1] * w0 - m) ** 2 / denom, 0.0)
     return float(centres[int(np.argmax(between))])
+
+
+def _otsu3_upper(values: NDArray[np.float64], bins: int = 64) -> float:
+    """Upper threshold of a three-class Otsu split of values in [0, 1] (dark / grey tissue / bright blood)."""
+    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    p = hist.astype(np.float64) / max(int(hist.sum()), 1)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    w = np.concatenate([[0.0], np.cumsum(p)])
+    m = np.concatenate([[0.0], np.cumsum(p * centres)])
+    # classes [0, i), [i, j), [j, bins): between-class variance sum_k w_k mu_k^2 (the total mean is fixed)
+    i, j = np.meshgrid(np.arange(1, bins), np.arange(1, bins), indexing="ij")
+    valid = j > i
+    w0, w1, w2 = w[i], w[j] - w[i], 1.0 - w[j]
+    m0, m1, m2 = m[i], m[j] - m[i], m[-1] - m[j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = (
+            np.where(w0 > 0, m0**2 / w0, 0.0) + np.where(w1 > 0, m1**2 / w1, 0.0) + np.where(w2 > 0, m2**2 / w2, 0.0)
+        )
+    score = np.where(valid, score, -np.inf)
+    _, jj = np.unravel_index(int(np.argmax(score)), score.shape)
+    return float(edges[int(j[0, jj])])
 
 
 def _dp_circular(cost: NDArray[np.float64], max_step: int, smooth_w: float) -> NDArray[np.int64]:
@@ -192,39 +217,36 @@ def _interp_periodic(theta_deg: NDArray[np.float64], ray_theta: NDArray[np.float
     return np.interp(theta_deg, t, v)
 
 
-def _one_pass(
-    norm: NDArray[np.float64], ps: tuple[float, float], center: tuple[float, float], endo_fraction: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float, NDArray[np.float64]]:
-    """Endo and epi radii (mm) per ray, blood and myocardial levels, ray angles (deg)."""
-    theta = np.arange(N_THETA, dtype=np.float64) * (360.0 / N_THETA)
-    radii = np.arange(0.0, R_MAX_MM + 1e-9, DR_MM)
-    th = np.radians(theta)[:, None]
-    rows = center[0] - radii[None, :] * np.sin(th) / ps[0]
-    cols = center[1] + radii[None, :] * np.cos(th) / ps[1]
-    polar = ndi.map_coordinates(norm, [rows, cols], order=1, mode="nearest")
-    n_r = radii.size
+def _endocardium(
+    polar: NDArray[np.float64],
+    radii: NDArray[np.float64],
+    grad: NDArray[np.float64],
+    blood: float,
+    thr: float,
+    endo_fraction: float,
+    step: int,
+) -> tuple[NDArray[np.int64], float, float]:
+    """Endocardial radius index per ray, and the blood and myocardial levels measured from it.
 
-    core = polar[:, radii <= CORE_MM]
-    blood = float(np.percentile(core, 75))
-    thr = _otsu(polar[:, radii <= OTSU_MM].ravel())
+    Starts from the threshold ``thr`` and alternates ``ENDO_ITERATIONS`` times between the
+    border (dynamic programming) and the levels (median inside; median of a ring outside).
+    """
+    n_r = radii.size
     if thr >= blood:  # the centre is not brighter than its surroundings: fall back to a fixed split
         thr = 0.5 * blood
     myo = max(2.0 * thr - blood, 0.0)
     wall_n = max(round(WALL_MM / DR_MM), 1)
-    step = max(round(STEP_MM / DR_MM), 1)
     i = np.arange(n_r)
     hi_idx = np.minimum(i + wall_n, n_r)
-    grad = np.zeros_like(polar)
-    grad[:, 1:-1] = polar[:, :-2] - polar[:, 2:]  # > 0 where bright turns dark going outward
-    r_endo = np.full(N_THETA, ENDO_MIN_MM)
+    i_endo = np.full(polar.shape[0], int(np.searchsorted(radii, ENDO_MIN_MM)))
     for _ in range(ENDO_ITERATIONS):
-        # the border sits where the intensity has fallen to near the myocardial level
+        # the border sits where the intensity has fallen from blood towards the myocardial level
         contrast = max(blood - myo, 0.05)
         bright = np.clip((polar - thr) / (BRIGHT_WIDTH * contrast) + 0.5, 0.0, 1.0)
         dark = 1.0 - bright
         # border index i means samples [0, i) of the ray are blood
-        cum_dark = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(dark, axis=1)], axis=1)
-        cum_bright = np.concatenate([np.zeros((N_THETA, 1)), np.cumsum(bright, axis=1)], axis=1)
+        cum_dark = np.concatenate([np.zeros((polar.shape[0], 1)), np.cumsum(dark, axis=1)], axis=1)
+        cum_bright = np.concatenate([np.zeros((polar.shape[0], 1)), np.cumsum(bright, axis=1)], axis=1)
         inside = cum_dark[:, i]
         outside = cum_bright[:, hi_idx] - cum_bright[:, i]
         edge_down = np.clip(grad / contrast, 0.0, 1.0)
@@ -241,6 +263,41 @@ def _one_pass(
         blood = float(np.median(polar[inside_blood]))
         myo = float(np.median(polar[ring]))
         thr = myo + endo_fraction * (blood - myo)
+    return i_endo, blood, myo
+
+
+def _one_pass(
+    norm: NDArray[np.float64], ps: tuple[float, float], center: tuple[float, float], endo_fraction: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float, float, NDArray[np.float64]]:
+    """Endo and epi radii (mm) per ray, blood and myocardial levels, ray angles (deg)."""
+    theta = np.arange(N_THETA, dtype=np.float64) * (360.0 / N_THETA)
+    radii = np.arange(0.0, R_MAX_MM + 1e-9, DR_MM)
+    th = np.radians(theta)[:, None]
+    rows = center[0] - radii[None, :] * np.sin(th) / ps[0]
+    cols = center[1] + radii[None, :] * np.cos(th) / ps[1]
+    polar = ndi.map_coordinates(norm, [rows, cols], order=1, mode="nearest")
+    n_r = radii.size
+
+    core = polar[:, radii <= CORE_MM]
+    blood0 = float(np.percentile(core, 75))
+    disc = polar[:, radii <= OTSU_MM].ravel()
+    step = max(round(STEP_MM / DR_MM), 1)
+    grad = np.zeros_like(polar)
+    grad[:, 1:-1] = polar[:, :-2] - polar[:, 2:]  # > 0 where bright turns dark going outward
+    # two starting thresholds: two-class Otsu (blood vs the rest) and the upper level of a
+    # three-class split (dark, grey tissue, blood); the endocardium that looks more like an
+    # LV (contrast x roundness) wins
+    best: tuple[float, NDArray[np.int64], float, float] | None = None
+    for thr0 in (_otsu(disc), _otsu3_upper(disc)):
+        i_endo, blood, myo = _endocardium(polar, radii, grad, blood0, thr0, endo_fraction, step)
+        r = radii[i_endo]
+        cv = float(r.std() / max(float(r.mean()), 1e-6))
+        score = max(blood - myo, 0.0) * float(np.exp(-0.5 * (cv / 0.12) ** 2))
+        if best is None or score > best[0]:
+            best = (score, i_endo, blood, myo)
+    assert best is not None
+    _, i_endo, blood, myo = best
+    r_endo = radii[i_endo]
     contrast = max(blood - myo, 0.05)
 
     # the myocardial level of each ray (coil shading varies around the heart), steadied over neighbours
@@ -286,7 +343,7 @@ def _rv_mask(
     myo: float,
 ) -> NDArray[np.bool_]:
     """The RV blood pool: the bright region outside the LV with the longest epicardial contact."""
-    thr = myo + 0.5 * (blood - myo)
+    thr = myo + RV_FRACTION * (blood - myo)
     cand = (norm > thr) & ~lv & (radius <= RV_MAX_MM)
     cand = ndi.binary_opening(cand, structure=np.ones((3, 3), dtype=bool))
     labels, n = ndi.label(cand)
