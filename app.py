@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from deepoxymap.ui import navigation, sidebar
+from deepoxymap.ui import analysis, navigation, sidebar
 
 st.set_page_config(page_title="DeepOxyMap", page_icon=":anatomical_heart:", layout="wide")
+analysis.warm_model()  # load and trace the shipped model in the background, once per server process
 
 nav = st.navigation(navigation.pages(), position="hidden")
 with navigation.app_run():

@@ -2,13 +2,22 @@
 
 1. **Cold start**: from launching ``streamlit run`` to the first page shown in
    the browser, for DeepOxyMap and for a trivial one-line Streamlit page.
-2. **Warm Feature-maps slice change**: key press on the slice slider to the
-   OS-CMR panel showing the new slice (every slice visited once before, so
-   CAMs and resampled panels are cached in the session), against a trivial
-   page whose slider redraws one plotly heatmap of the same size.
+2. **First Feature-maps render**: after opening the ischemic demo case, the
+   click on Feature maps to the OS-CMR panel drawn and the script run over
+   (model load, every slice's maps, bullseyes, agreement). The server is
+   started for this measurement, so the model's background warm-up
+   (:func:`deepoxymap.ui.analysis.warm_model`) and the case's prefetch
+   (:func:`deepoxymap.ui.analysis.prefetch`) have only the time a user takes
+   to open the case and click.
+3. **Warm Feature-maps slice change**: key press on the slice slider to the
+   OS-CMR panel showing the new slice, its image loaded (every slice visited
+   once before, so CAMs, resampled panels and panel images are cached),
+   against a trivial page whose slider redraws one plotly heatmap of the same
+   size.
 
-Both anchors run in the same process on the same machine; the ratios are
-printed. Target: warm slice change under 1 s.
+The anchors run in the same process on the same machine; the ratios are
+printed. Targets (issue 15): warm slice change <= 0.3 s median, first
+Feature-maps render <= 3 s.
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ fig.update_layout(title=dict(text=f"slice {k}"), height=360)
 st.plotly_chart(fig, key="trivial_plot")
 """
 
-TARGET_WARM_S = 1.0
+TARGET_WARM_S = 0.3
+TARGET_FIRST_S = 3.0
 
 
 def _cold_start(script: Path, text: str, browser: object) -> float:
@@ -66,7 +76,7 @@ def _warm_changes(page: object, slider_key: str, panel_key: str, n_slices: int, 
 
 
 def main() -> int:
-    """Run both measurements; print figures and ratios; 0 if the warm slice change is under 1 s."""
+    """Run the measurements; print figures and ratios; 0 if both Feature-maps targets are met."""
     import conftest as e2e
     import journey
     from playwright.sync_api import sync_playwright
@@ -113,7 +123,7 @@ def main() -> int:
                 journey.open_demo(page, "ischemic")
                 t_fm = time.perf_counter()
                 journey.goto_page(page, "Feature maps")
-                page.locator(".st-key-fm_panel_os .js-plotly-plot").first.wait_for(timeout=180_000)
+                page.locator(".st-key-fm_panel_os img").first.wait_for(timeout=180_000)
                 journey.wait_idle(page)
                 fm_first = time.perf_counter() - t_fm
                 n = journey.slider_state(page, "_w_dox_fm_slice")[1]
@@ -135,9 +145,10 @@ def main() -> int:
         f"warm slice change (median of {len(warm_app)}): app {wa:6.3f} s   trivial {wt:6.3f} s   ratio {wa / wt:5.2f}"
         f"   (app max {max(warm_app):.3f} s)"
     )
-    ok = wa < TARGET_WARM_S
-    print(f"target: warm slice change < {TARGET_WARM_S:.1f} s -> {'met' if ok else 'MISSED'}")
-    return 0 if ok else 1
+    ok_warm, ok_first = wa <= TARGET_WARM_S, fm_first <= TARGET_FIRST_S
+    print(f"target: warm slice change <= {TARGET_WARM_S:.1f} s median -> {'met' if ok_warm else 'MISSED'}")
+    print(f"target: first Feature-maps render <= {TARGET_FIRST_S:.0f} s -> {'met' if ok_first else 'MISSED'}")
+    return 0 if ok_warm and ok_first else 1
 
 
 if __name__ == "__main__":

@@ -1,13 +1,21 @@
-"""Per-case model work for the pages, cached in *this session* only.
+"""Per-case model work for the pages.
 
 Every result is memoised with :func:`deepoxymap.ui.state.cached` under the
 case's load token, so a slice change re-uses the preprocessed input, the
-predictions and any CAM already computed. Nothing here is shared between
-users (no ``st.cache_data``): patient images never leave the session.
+predictions and any CAM already computed; the same results are kept once per
+process under the case's content hash (:mod:`deepoxymap.ui.inference`), so a
+second session opening the same case re-uses them. Only a session holding the
+same case content can reach them (no ``st.cache_data``). Every model call runs
+on the one inference worker (:func:`deepoxymap.ui.inference.run_model`).
+
+:func:`prefetch` computes what the Feature-maps page needs first (input,
+prediction, the CAMs at this session's settings, the matched panels) in the
+background as soon as a case is loaded, through the same keys.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +30,10 @@ from deepoxymap.config import settings
 from deepoxymap.errors import Unavailable
 from deepoxymap.explain.methods import METHODS, conv_layer_names, default_layer, explain_batch, feature_maps
 from deepoxymap.model.loading import LoadedModel
-from deepoxymap.model.predict import CasePrediction
+from deepoxymap.model.predict import CasePrediction, predict_array
 from deepoxymap.model.predict import predict as predict_pre
-from deepoxymap.model.preprocess import Preprocessed, preprocess_case
-from deepoxymap.ui import modelinfo, state
+from deepoxymap.model.preprocess import Preprocessed, PreprocessSpec, preprocess_case
+from deepoxymap.ui import inference, modelinfo, state
 
 __all__ = [
     "PANEL_ROLES",
@@ -59,9 +67,21 @@ def class_names(loaded: LoadedModel) -> list[str]:
     return [str(c) for c in names] if names else list(CLASSES)
 
 
+Memo = Callable[[Hashable, Callable[[], Any]], Any]
+"""``memo(key, compute)``: :func:`deepoxymap.ui.state.cached` in a session, :func:`deepoxymap.ui.inference.shared` in the background."""
+
+
+def _session_memo(lc: state.LoadedCase) -> Memo:
+    return lambda key, compute: state.cached(lc.token, key, compute)
+
+
+def _pre(case: Case, spec: PreprocessSpec, mk: str, memo: Memo) -> Preprocessed:
+    return memo(("pre", mk), lambda: preprocess_case(case, spec))
+
+
 def preprocessed(lc: state.LoadedCase, loaded: LoadedModel) -> Preprocessed:
     """``preprocess_case(case, loaded.spec)`` once per case and model: prediction, CAMs and reference masks share it."""
-    return state.cached(lc.token, ("pre", modelinfo.model_key()), lambda: preprocess_case(lc.case, loaded.spec))
+    return _pre(lc.case, loaded.spec, modelinfo.model_key(), _session_memo(lc))
 
 
 @dataclass(frozen=True)
@@ -128,16 +148,18 @@ def _view(pred: CasePrediction, classes: list[str]) -> PredictionView:
     )
 
 
-def predict(lc: state.LoadedCase, *, mc_samples: int = 0) -> PredictionView:
-    """The model's call on the case (``mc_samples`` > 0: MC-dropout), once per case/model/setting."""
-    loaded = modelinfo.loaded_model()
-
+def _predict(case: Case, loaded: LoadedModel, mk: str, memo: Memo, mc_samples: int) -> PredictionView:
     def run() -> PredictionView:
-        pre = preprocessed(lc, loaded)
-        pred = predict_pre(loaded, pre, case_id=lc.case.case_id, mc_samples=int(mc_samples))
+        pre = _pre(case, loaded.spec, mk, memo)
+        pred = inference.run_model(predict_pre, loaded, pre, case_id=case.case_id, mc_samples=int(mc_samples))
         return _view(pred, class_names(loaded))
 
-    return state.cached(lc.token, ("pred", modelinfo.model_key(), int(mc_samples)), run)
+    return memo(("pred", mk, int(mc_samples)), run)
+
+
+def predict(lc: state.LoadedCase, *, mc_samples: int = 0) -> PredictionView:
+    """The model's call on the case (``mc_samples`` > 0: MC-dropout), once per case/model/setting."""
+    return _predict(lc.case, modelinfo.loaded_model(), modelinfo.model_key(), _session_memo(lc), mc_samples)
 
 
 def last_prediction(lc: state.LoadedCase) -> PredictionView | None:
@@ -190,21 +212,26 @@ class SliceCam:
     raw: NDArray[np.float32] | None
 
 
-def all_cams(lc: state.LoadedCase, method: str, layer: str | None, target: int | None) -> list[SliceCam]:
-    """CAMs of every slice, mapped onto the OS-CMR grid: one batched call per (method, layer, target), cached."""
-    loaded = modelinfo.loaded_model()
+def _cams(
+    case: Case, loaded: LoadedModel, mk: str, memo: Memo, method: str, layer: str | None, target: int | None
+) -> list[SliceCam]:
     layer_key = layer if method_uses_layer(method) else None
 
     def run() -> list[SliceCam]:
-        pre = preprocessed(lc, loaded)
-        hms = explain_batch(loaded.model, pre.x, method, target, layer_key)
+        pre = _pre(case, loaded.spec, mk, memo)
+        hms = inference.run_model(explain_batch, loaded.model, pre.x, method, target, layer_key)
         out = []
         for h, t in zip(hms, pre.transforms, strict=True):
             src = h.to_source(t)
             out.append(SliceCam(src.array, h.array, h.class_name, h.probabilities, h.raw))
         return out
 
-    return state.cached(lc.token, ("cams", modelinfo.model_key(), method, layer_key, target), run)
+    return memo(("cams", mk, method, layer_key, target), run)
+
+
+def all_cams(lc: state.LoadedCase, method: str, layer: str | None, target: int | None) -> list[SliceCam]:
+    """CAMs of every slice, mapped onto the OS-CMR grid: one batched call per (method, layer, target), cached."""
+    return _cams(lc.case, modelinfo.loaded_model(), modelinfo.model_key(), _session_memo(lc), method, layer, target)
 
 
 def cam(lc: state.LoadedCase, row: int, method: str, layer: str | None, target: int | None) -> SliceCam:
@@ -219,7 +246,7 @@ def raw_feature_maps(lc: state.LoadedCase, row: int, layer: str | None, top_k: i
     return state.cached(
         lc.token,
         ("fmaps", modelinfo.model_key(), layer, top_k, row),
-        lambda: feature_maps(loaded.model, pre.x[row], layer=layer, top_k=top_k),
+        lambda: inference.run_model(feature_maps, loaded.model, pre.x[row], layer=layer, top_k=top_k),
     )
 
 
@@ -228,14 +255,17 @@ def raw_feature_maps(lc: state.LoadedCase, row: int, layer: str | None, top_k: i
 # ---------------------------------------------------------------------------
 
 
-def panel(lc: state.LoadedCase, ref: Stack, k: int, role: Role) -> Panel:
-    """The ``role`` series' slice nearest to OS-CMR slice ``k``, resampled onto its grid (cached)."""
-
+def _panel(case: Case, ref: Stack, k: int, role: Role, memo: Memo) -> Panel:
     def run() -> Panel:
         s = settings()
-        return compare.match_panel(lc.case, ref, k, role, tol_deg=s.slice_match_tol_deg, max_mm=s.slice_match_max_mm)
+        return compare.match_panel(case, ref, k, role, tol_deg=s.slice_match_tol_deg, max_mm=s.slice_match_max_mm)
 
-    return state.cached(lc.token, ("panel", ref.series_uid, k, role.value), run)
+    return memo(("panel", ref.series_uid, k, role.value), run)
+
+
+def panel(lc: state.LoadedCase, ref: Stack, k: int, role: Role) -> Panel:
+    """The ``role`` series' slice nearest to OS-CMR slice ``k``, resampled onto its grid (cached)."""
+    return _panel(lc.case, ref, k, role, _session_memo(lc))
 
 
 def reference_stack(lc: state.LoadedCase) -> tuple[Stack, list[int], list[int]]:
@@ -281,3 +311,73 @@ def view_box(
 def case_has_lesion_masks(case: Case) -> bool:
     """Whether the case carries reference label maps (ground truth or drawn)."""
     return bool(case.masks)
+
+
+# ---------------------------------------------------------------------------
+# background: warm the shipped model, prefetch a new case
+# ---------------------------------------------------------------------------
+
+
+def _warm_job(path: Any) -> None:
+    """Load the model (the pages' process-wide copy) and trace its forward pass and default Grad-CAM."""
+    loaded = modelinfo.loaded_model(path)
+    size = int(loaded.spec.input_size)
+    x = np.zeros((1, size, size, 3), np.float32)
+    layer = default_layer(loaded.model)
+
+    def trace() -> None:  # one worker turn: a session's first call waits for all of it, not part of it
+        predict_array(loaded.model, x)
+        explain_batch(loaded.model, x, "gradcam", None, layer)
+
+    inference.run_model(trace)
+    inference.settle_heap()
+
+
+def warm_model() -> None:
+    """Start loading and tracing the shipped model in the background (once per server process)."""
+    inference.warm(settings().model_path, _warm_job)
+
+
+def prefetch(lc: state.LoadedCase) -> None:
+    """Compute this case's Feature-maps work in the background, at this session's settings.
+
+    The preprocessed input, the prediction, the CAMs of every slice (this session's method,
+    layer and target, else the page's defaults) and every matched LGE/T1/T2 panel go into the
+    process-wide store under the same keys the page asks for, so the page finds them ready
+    or waits for the computation already running. Does nothing without a model file.
+    """
+    import streamlit as st
+
+    from deepoxymap.ui import featureview
+
+    path = modelinfo.current_path()
+    if not path.is_file():
+        return
+    mk = modelinfo.model_key(path)
+    method = st.session_state.get(featureview.METHOD_KEY, featureview.DEFAULT_METHOD)
+    layer = st.session_state.get(featureview.LAYER_KEY)
+    choice = st.session_state.get(featureview.TARGET_KEY, "predicted")
+    case = lc.case
+
+    def job() -> None:
+        h = inference.case_key(case)
+
+        def memo(key: Hashable, compute: Callable[[], Any]) -> Any:
+            return inference.shared(h, key, compute)
+
+        # the input and the matched panels need only the card: they run while the model loads
+        card = modelinfo.read_card(path) or {}
+        pre = _pre(case, PreprocessSpec.from_dict(card["preprocessing"]), mk, memo)
+        for k in sorted(set(pre.slice_indices)):
+            for role in PANEL_ROLES:
+                _panel(case, pre.stack, k, role, memo)
+        loaded = modelinfo.loaded_model(path)
+        _predict(case, loaded, mk, memo, 0)
+        if method in METHODS:
+            names = conv_layer_names(loaded.model)
+            lay = layer if layer in names else default_layer(loaded.model)
+            classes = class_names(loaded)
+            target = classes.index(choice) if choice in classes else None
+            _cams(case, loaded, mk, memo, method, lay, target)
+
+    inference.prefetch(job)

@@ -64,6 +64,34 @@ def _aspect(stack: Stack) -> float:
     return stack.geometry.pixel_spacing[0] / stack.geometry.pixel_spacing[1]
 
 
+def oscmr_view(
+    stack: Stack,
+    k: int,
+    frame: int,
+    cam: NDArray[Any] | None,
+    look: Look,
+    *,
+    title: str,
+    reference: NDArray[Any] | None = None,
+) -> ViewPanel:
+    """OS-CMR slice with the CAM overlay and its threshold contour, as drawn (screen image and export)."""
+    img = stack.image(k, frame)
+    grey = display_window(stack)  # robust greyscale window of the whole stack
+    return ViewPanel(
+        title,
+        img,
+        (grey.lo, grey.hi),
+        _aspect(stack),
+        cam,
+        look.colormap,
+        look.opacity,
+        cam,
+        look.threshold,
+        reference if look.show_reference else None,
+        crop=figures.crop_of(stack.geometry, look.box),
+    )
+
+
 def oscmr_figure(
     stack: Stack,
     k: int,
@@ -74,13 +102,13 @@ def oscmr_figure(
     title: str,
     reference: NDArray[Any] | None = None,
 ) -> tuple[go.Figure, ViewPanel]:
-    """OS-CMR slice with the CAM overlay and its threshold contour."""
-    img = stack.image(k, frame)
-    grey = display_window(stack)  # robust greyscale window of the whole stack
-    win = (grey.lo, grey.hi)
-    crop = figures.crop_of(stack.geometry, look.box)
+    """:func:`oscmr_view` as an interactive plotly figure (hover values; the Teaching page)."""
+    vp = oscmr_view(stack, k, frame, cam, look, title=title, reference=reference)
+    assert vp.image is not None
+    grey = display_window(stack)
+    crop = vp.crop
     fig = figures.image_figure(
-        img, stack.geometry, window=grey.centre_width, title=title, height=look.height, crop=crop
+        vp.image, stack.geometry, window=grey.centre_width, title=title, height=look.height, crop=crop
     )
     if cam is not None:
         figures.add_overlay(
@@ -89,7 +117,7 @@ def oscmr_figure(
             stack.geometry,
             opacity=look.opacity,
             colorscale=look.colormap,
-            base=img,
+            base=vp.image,
             name="CAM",
             colorbar=False,
             fade=True,
@@ -98,19 +126,6 @@ def oscmr_figure(
         figures.add_contour(fig, cam, stack.geometry, level=look.threshold, crop=crop)
     _add_reference(fig, reference, stack.geometry, look, crop)
     figures.zoom(fig, look.box)
-    vp = ViewPanel(
-        title,
-        img,
-        win,
-        _aspect(stack),
-        cam,
-        look.colormap,
-        look.opacity,
-        cam,
-        look.threshold,
-        reference if look.show_reference else None,
-        crop=crop,
-    )
     return fig, vp
 
 
@@ -121,35 +136,17 @@ def panel_title(p: Panel) -> str:
     return f"{p.role.label} · slice {p.other_index + 1} · Δ {p.distance_mm:.1f} mm"
 
 
-def other_figure(
+def other_view(
     p: Panel, ref: Stack, cam: NDArray[Any] | None, look: Look, reference: NDArray[Any] | None = None
-) -> tuple[go.Figure | None, ViewPanel]:
-    """LGE / T1 / T2 resampled onto the OS-CMR grid, with the CAM threshold contour."""
+) -> ViewPanel:
+    """LGE / T1 / T2 resampled onto the OS-CMR grid, with the CAM threshold contour, as drawn."""
     title = panel_title(p)
     if p.image is None or p.stack is None:
-        return None, ViewPanel(title, None, (0, 1), note=p.message or "")
-    units = p.stack.units
+        return ViewPanel(title, None, (0, 1), note=p.message or "")
     name = {Role.T1_MAP: "T1", Role.T2_MAP: "T2"}.get(p.role, "SI")
     win = panel_window(p.stack, look)
-    crop = figures.crop_of(ref.geometry, look.box)
-    fig = figures.image_figure(
-        p.image,
-        ref.geometry,
-        window=win.centre_width,
-        title=title,
-        units=units,
-        value_name=name,
-        height=look.height,
-        crop=crop,
-        colorscale=figures.colorscale(win.colormap),
-        colorbar=f"{name} (ms)" if win.units == "ms" else None,
-    )
     contour = cam if (look.contour_on_others and cam is not None) else None
-    if contour is not None:
-        figures.add_contour(fig, contour, ref.geometry, level=look.threshold, crop=crop)
-    _add_reference(fig, reference, ref.geometry, look, crop)
-    figures.zoom(fig, look.box)
-    vp = ViewPanel(
+    return ViewPanel(
         title,
         p.image,
         (win.lo, win.hi),
@@ -160,49 +157,126 @@ def other_figure(
         contour,
         look.threshold,
         reference if look.show_reference else None,
-        crop=crop,
+        crop=figures.crop_of(ref.geometry, look.box),
         image_cmap=win.colormap,
         units=f"{name} (ms)" if win.units == "ms" else "",
     )
+
+
+def other_figure(
+    p: Panel, ref: Stack, cam: NDArray[Any] | None, look: Look, reference: NDArray[Any] | None = None
+) -> tuple[go.Figure | None, ViewPanel]:
+    """:func:`other_view` as an interactive plotly figure (hover values in ms; the Teaching page)."""
+    vp = other_view(p, ref, cam, look, reference)
+    if vp.image is None or p.stack is None:
+        return None, vp
+    name = {Role.T1_MAP: "T1", Role.T2_MAP: "T2"}.get(p.role, "SI")
+    win = panel_window(p.stack, look)
+    fig = figures.image_figure(
+        vp.image,
+        ref.geometry,
+        window=win.centre_width,
+        title=vp.title,
+        units=p.stack.units,
+        value_name=name,
+        height=look.height,
+        crop=vp.crop,
+        colorscale=figures.colorscale(win.colormap),
+        colorbar=vp.units or None,
+    )
+    if vp.contour is not None:
+        figures.add_contour(fig, vp.contour, ref.geometry, level=look.threshold, crop=vp.crop)
+    _add_reference(fig, reference, ref.geometry, look, vp.crop)
+    figures.zoom(fig, look.box)
     return fig, vp
 
 
 @dataclass(frozen=True)
 class PanelView:
-    """One rendered panel: a figure (or a message), its export twin, the matching distance."""
+    """One panel of the slice view: what is drawn (also the export's panel), or why nothing is.
+
+    Attributes:
+        key: Streamlit key of the panel's container (CSS class ``st-key-<key>``).
+        role: the panel's series role (``None``: the OS-CMR panel).
+        export: the panel as drawn (:func:`deepoxymap.ui.panels.compose` draws it on screen,
+            :func:`deepoxymap.ui.export.view_png` in the PNG export).
+        message: why a panel has no image.
+        distance_mm: distance between the OS-CMR plane and the matched slice.
+    """
 
     key: str
     role: Role | None
-    figure: go.Figure | None
     export: ViewPanel
     message: str | None = None
     distance_mm: float | None = None
+
+    @property
+    def title(self) -> str:
+        """The panel title (matched slice and plane distance on LGE/T1/T2)."""
+        return self.export.title
 
 
 def build_view(
     lc: Any, ref: Stack, k: int, frame: int, cam: NDArray[Any] | None, look: Look, cam_key: Any
 ) -> list[PanelView]:
-    """The four panels of slice ``k``, built once per (slice, look, CAM) and cached in the session."""
+    """The four panels of slice ``k``, built once per (slice, look, CAM) and cached."""
     from deepoxymap.ui import analysis, state
 
     def run() -> list[PanelView]:
         out: list[PanelView] = []
         ref_mask = analysis.reference_lesion(lc.case, ref.series_uid, k, frame) if look.show_reference else None
-        fig, vp = oscmr_figure(ref, k, frame, cam, look, title=f"OS-CMR + CAM · slice {k + 1}", reference=ref_mask)
-        out.append(PanelView("fm_panel_os", None, fig, vp))
+        vp = oscmr_view(ref, k, frame, cam, look, title=f"OS-CMR + CAM · slice {k + 1}", reference=ref_mask)
+        out.append(PanelView("fm_panel_os", None, vp))
         for role in analysis.PANEL_ROLES:
             p = analysis.panel(lc, ref, k, role)
             ref_other = p.labels if (look.show_reference and p.labels is not None and p.labels.max() > 0.5) else None
-            fig, vp = other_figure(p, ref, cam, look, reference=ref_other)
-            out.append(PanelView(f"fm_panel_{role.value}", role, fig, vp, p.message, p.distance_mm))
+            out.append(
+                PanelView(
+                    f"fm_panel_{role.value}", role, other_view(p, ref, cam, look, ref_other), p.message, p.distance_mm
+                )
+            )
         return out
 
     return state.cached(lc.token, ("view", ref.series_uid, k, frame, look, cam_key), run, limit=64)
 
 
+def panel_image(lc: Any, view_key: Any, pv: PanelView, height: int) -> str:
+    """One panel at ``height`` px as a ``data:image/png;base64`` URI (cached per view and height).
+
+    A data URI travels inside the page's own message: no second request for the image, and
+    nothing left in Streamlit's media store (:func:`deepoxymap.ui.panels.panel_png` draws it).
+    """
+    import base64
+
+    from deepoxymap.ui import panels, state
+
+    def run() -> str:
+        return "data:image/png;base64," + base64.b64encode(panels.panel_png(pv.export, height)).decode("ascii")
+
+    return state.cached(lc.token, ("png", view_key, pv.key, int(height)), run)
+
+
+def draw_panel(lc: Any, view_key: Any, pv: PanelView, height: int) -> None:
+    """One panel in a container keyed ``pv.key``: its title, then its composed image (or why there is none)."""
+    import streamlit as st
+
+    with st.container(key=pv.key):
+        if pv.export.image is None:
+            st.markdown(f"**{pv.role.label if pv.role else 'OS-CMR'}**")
+            st.info(pv.message or pv.export.note or "Not available.")
+            return
+        st.markdown(f"**{pv.title}**")
+        st.image(panel_image(lc, view_key, pv, height), width="content")
+
+
 # ---------------------------------------------------------------------------
 # page sections
 # ---------------------------------------------------------------------------
+
+
+METHOD_KEY, LAYER_KEY, TARGET_KEY = "dox_fm_method", "dox_fm_layer", "dox_fm_target"
+"""Sticky session keys of the method, layer and target class (read by :func:`deepoxymap.ui.analysis.prefetch`)."""
+DEFAULT_METHOD = "gradcam"
 
 
 @dataclass(frozen=True)
@@ -238,12 +312,12 @@ def controls_ui(lc: Any, model: Any) -> Controls:
         with widgets.guard("list the feature-map methods"):
             meths = analysis.methods()
             with c[0]:
-                method = widgets.sticky_select("Method", "dox_fm_method", list(meths), "gradcam", format_func=meths.get)
+                method = widgets.sticky_select("Method", METHOD_KEY, list(meths), DEFAULT_METHOD, format_func=meths.get)
             names, default_layer = analysis.layers(model)
             with c[1]:
                 layer = widgets.sticky_select(
                     "Layer",
-                    "dox_fm_layer",
+                    LAYER_KEY,
                     names[::-1],
                     default_layer,
                     disabled=not analysis.method_uses_layer(method),
@@ -253,7 +327,7 @@ def controls_ui(lc: Any, model: Any) -> Controls:
             with c[2]:
                 choice = widgets.sticky_select(
                     "Target class",
-                    "dox_fm_target",
+                    TARGET_KEY,
                     ["predicted", *classes],
                     "predicted",
                     help="Which class the map explains.",
@@ -306,7 +380,7 @@ NO_ENLARGE = "none"
 PANEL_NAMES = ("OS-CMR + CAM", "LGE", "T1 map", "T2 map")
 """The four panels in drawing order (:func:`build_view`)."""
 HEIGHTS = {"2 × 2": 560, "1 × 4": 360, "large": 720, "small": 240}
-"""Panel heights in px: the image keeps its aspect inside (width follows the column)."""
+"""Panel image heights in px; the width follows the image's aspect (narrower columns shrink it to fit)."""
 
 _MAP_RANGES = {"T1": (0.0, 3000.0, 10.0), "T2": (0.0, 300.0, 1.0)}
 
@@ -439,15 +513,10 @@ def slice_view_ui(
     slots = panel_slots(arr)
     with widgets.guard("draw the panels"):
         cam_key = (modelinfo.model_key(), *ctl.cam_key) if cam is not None else None
+        view_key = ("view", ref.series_uid, k, frame, look, cam_key)
         for (col, height), pv in zip(slots, build_view(lc, ref, k, frame, cam, look, cam_key), strict=True):
             with col:
-                if pv.figure is None:
-                    st.markdown(f"**{pv.role.label if pv.role else 'OS-CMR'}**")
-                    st.info(pv.message or "Not available.")
-                else:
-                    # The cached figure is drawn at this slot's height (set on every render).
-                    pv.figure.update_layout(height=height)
-                    st.plotly_chart(pv.figure, key=pv.key, config={"displaylogo": False})
+                draw_panel(lc, view_key, pv, height)
             if pv.role is not None:
                 distances[pv.role.label] = (
                     round(pv.distance_mm, 2) if pv.distance_mm is not None else (pv.message or "")

@@ -1,7 +1,10 @@
 """Session-state keys and typed accessors.
 
-Everything patient-related lives in *this session's* ``st.session_state`` only:
-never in ``st.cache_data`` (shared between users), never in logs.
+Everything patient-related lives in *this session's* ``st.session_state``: never in
+``st.cache_data``, never in logs. Results computed *from* a case are also kept in the
+process-wide :mod:`deepoxymap.ui.inference` store, under the blake2b hash of the case's
+whole content: only a session that holds the very same case can reach them, and a second
+session opening it re-uses the first one's work (:func:`cached`).
 
 Widget keys are deleted by Streamlit when the user switches pages, so values
 that must survive a page switch are kept in plain (non-widget) keys; the
@@ -29,6 +32,7 @@ SERIES = "dox_series"
 LOAD_ISSUES = "dox_load_issues"
 MODEL_PATH = "dox_model_path"
 RESULTS = "dox_results"  # per-case cache of predictions, CAMs, panels
+CASE_HASH = "dox_case_hash"  # (token, content hash) of the case
 AUDIT = "dox_audit"
 QUIZ = "dox_quiz"
 FLASH = "dox_flash"
@@ -60,7 +64,16 @@ def set_case(case: Case, source: str, *, series: list[Any] | None = None, issues
     st.session_state[SERIES] = list(series) if series is not None else list(case.series)
     st.session_state[LOAD_ISSUES] = list(issues or [])
     st.session_state[RESULTS] = {}
+    st.session_state.pop(CASE_HASH, None)
+    _prefetch(LoadedCase(case, token, source))
     return token
+
+
+def _prefetch(lc: LoadedCase) -> None:
+    """Start the new case's Feature-maps work in the background (:func:`deepoxymap.ui.analysis.prefetch`)."""
+    from deepoxymap.ui import analysis
+
+    analysis.prefetch(lc)
 
 
 def replace_case(case: Case, series: list[Any] | None = None) -> None:
@@ -73,7 +86,7 @@ def replace_case(case: Case, series: list[Any] | None = None) -> None:
 
 def clear_case() -> None:
     """Forget this session's case and everything computed from it."""
-    for k in (CASE, CASE_TOKEN, CASE_SOURCE, SERIES, LOAD_ISSUES, RESULTS):
+    for k in (CASE, CASE_TOKEN, CASE_SOURCE, SERIES, LOAD_ISSUES, RESULTS, CASE_HASH):
         st.session_state.pop(k, None)
 
 
@@ -85,17 +98,41 @@ def current() -> LoadedCase | None:
     return LoadedCase(case, st.session_state.get(CASE_TOKEN, case.case_id), st.session_state.get(CASE_SOURCE, ""))
 
 
-def cached(token: str, key: Hashable, compute: Callable[[], T], *, limit: int = 256) -> T:
-    """Per-case, per-session memo: ``compute()`` once per ``(token, key)``.
+def case_hash(token: str) -> str | None:
+    """The content hash of this session's case if ``token`` is its token (:func:`deepoxymap.ui.inference.case_key`)."""
+    case = st.session_state.get(CASE)
+    if case is None or st.session_state.get(CASE_TOKEN, case.case_id) != token:
+        return None
+    got = st.session_state.get(CASE_HASH)
+    if got is not None and got[0] == token:
+        return str(got[1])
+    from deepoxymap.ui import inference
 
-    Stored in ``st.session_state`` (never a cross-user cache). The store is
-    cleared whenever a new case is loaded; ``limit`` bounds its size.
+    h = inference.case_key(case)
+    st.session_state[CASE_HASH] = (token, h)
+    return h
+
+
+def cached(token: str, key: Hashable, compute: Callable[[], T], *, limit: int = 256) -> T:
+    """Per-case memo: ``compute()`` once per ``(token, key)`` in this session, once per case content in the process.
+
+    The session keeps its own references in ``st.session_state`` (cleared when a new case is
+    loaded; ``limit`` bounds it). A miss looks in the process-wide store under the case's
+    content hash (:func:`case_hash`), where another session of the same case may already
+    have computed it or be computing it (then this one waits for that result). Values are
+    shared: never mutate one.
     """
     store: dict[Any, Any] = st.session_state.setdefault(RESULTS, {})
     full = (token, key)
     if full in store:
         return store[full]  # type: ignore[no-any-return]
-    value = compute()
+    h = case_hash(token)
+    if h is None:
+        value = compute()
+    else:
+        from deepoxymap.ui import inference
+
+        value = inference.shared(h, key, compute)
     if len(store) >= limit:
         store.pop(next(iter(store)))
     store[full] = value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -180,3 +181,30 @@ def make_cohort_zip(
         for name, data in (extra or {}).items():
             zf.writestr(name, data)
     return path
+
+
+def feature_panels(at: Any) -> dict[str, tuple[str, np.ndarray]]:
+    """The Feature-maps panels drawn by an AppTest run: ``{panel name: (title, RGB picture)}``.
+
+    Each panel is a heading (``**<title>**``) followed by its composed PNG (a data URI),
+    both in drawing order; the name is the title's first part (``"T1 map"``, ...).
+    """
+    import base64
+    import io
+
+    from PIL import Image
+
+    from deepoxymap.ui import featureview
+
+    titles = [
+        m.value.strip("*")
+        for m in at.markdown
+        if m.value.startswith("**") and m.value.strip("*").split(" ·")[0] in featureview.PANEL_NAMES
+    ]
+    srcs = [u for img in at.image for u in img.value if u.startswith("data:image/png;base64,")]
+    assert len(titles) == len(srcs), (titles, len(srcs))
+    out: dict[str, tuple[str, np.ndarray]] = {}
+    for title, src in zip(titles, srcs, strict=True):
+        rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+        out.setdefault(title.split(" ·")[0], (title, rgb))
+    return out

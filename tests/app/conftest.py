@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from app_helpers import make_tiny_case, write_tiny_model
 
 from deepoxymap.case import Case
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_results() -> Iterator[None]:
+    """Each test starts with an empty process-wide result store (and leaves no background work running)."""
+    from deepoxymap.ui import inference
+
+    inference.wait_idle(120)
+    inference.results().clear()
+    yield
+    inference.wait_idle(120)
+    inference.results().clear()
 
 
 @pytest.fixture

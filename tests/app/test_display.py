@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from app_helpers import PAGES, make_tiny_case, new_app
+from app_helpers import PAGES, feature_panels, make_tiny_case, new_app
 
 from deepoxymap import display
 from deepoxymap.case import Case, Role
-from deepoxymap.ui import featureview, figures, views
+from deepoxymap.ui import featureview, figures, panels, views
 
 
 def _rgb(table_row: Any) -> str:
@@ -165,37 +165,44 @@ def _features(case: Case, model: Path) -> Any:
     return at
 
 
-def _panels(at: Any) -> dict[str, dict[str, Any]]:
-    out = {}
-    for el in at.get("plotly_chart"):
-        spec = json.loads(el.proto.spec)
-        title = ((spec.get("layout") or {}).get("title") or {}).get("text", "")
-        name = title.split(" ·")[0]
-        if name in featureview.PANEL_NAMES:
-            out.setdefault(name, spec)
-    return out
+def _bar(rgb: np.ndarray) -> int:
+    """Width of the image part of a composed map panel (its colour bar is the last columns)."""
+    return rgb.shape[1] - panels.BAR_WIDTH
 
 
 def test_feature_maps_windows_colours_and_layout(tiny_model: Path) -> None:
-    """T1/T2 panels in lipari/navia at the field's window in ms (user-adjustable); 2 x 2, 1 x 4 and one enlarged."""
+    """T1/T2 panels in lipari/navia at the field's window in ms (user-adjustable); 2 x 2, 1 x 4 and one enlarged.
+
+    Checked on the pictures the page sends: every pixel of a map panel's image part is a
+    colour of its map (or the cyan CAM contour / yellow reference outline drawn over it).
+    """
     case = make_tiny_case()
     at = _features(case, tiny_model)
-    p = _panels(at)
-    t1, t2 = p["T1 map"]["data"][0], p["T2 map"]["data"][0]
-    assert (t1["zmin"], t1["zmax"]) == (800.0, 1800.0) and (t2["zmin"], t2["zmax"]) == (25.0, 85.0)
-    assert t1["colorscale"][0][1] == _rgb(display.colormap_table("lipari")[0])
-    assert t2["colorscale"][-1][1] == _rgb(display.colormap_table("navia")[-1])
-    assert t1["colorbar"]["title"]["text"] == "T1 (ms)"
-    assert p["LGE"]["data"][0]["colorscale"][0][1] in ("#000000", "rgb(0,0,0)", "rgb(0, 0, 0)")
-    cam = p["OS-CMR + CAM"]["data"][1]["colorscale"]  # the overlay: Inferno, fading in from transparent
-    assert cam[-1][1].startswith("rgba(252,255,164")
-    assert len(p) == 4 and {v["layout"]["height"] for v in p.values()} == {featureview.HEIGHTS["2 × 2"]}
+    p = feature_panels(at)
+    assert set(p) == set(featureview.PANEL_NAMES)
+    t1, t2, lge, os_ = (p[k][1] for k in ("T1 map", "T2 map", "LGE", "OS-CMR + CAM"))
+    for rgb, cmap in ((t1, "lipari"), (t2, "navia")):
+        f = panels.colour_fractions(rgb, colormap=cmap, image_width=_bar(rgb))
+        assert f["other"] == 0.0 and f["colormap"] > 0.8, (cmap, f)
+    assert panels.colour_fractions(lge, colormap="gray")["other"] < 0.01  # greyscale, no colour bar
+    f_os = panels.colour_fractions(os_, colormap="gray")
+    assert f_os["other"] > 0.01 and f_os["contour"] > 0.0  # the CAM overlay (Inferno) and its contour
+    # the T1 map's values in the default 3 T window (800-1800 ms): blood 1400 ms, myocardium 1000 ms
+    table = panels.lut("lipari")
+    colours = {tuple(c) for c in t1[:, : _bar(t1)].reshape(-1, 3)}
+    assert tuple(table[int((1400 - 800) / 1000 * 255)]) in colours
+    assert tuple(table[int((1000 - 800) / 1000 * 255)]) in colours
+    assert any("T1: lipari, 800-1800 ms" in c.value for c in at.caption)
+    assert {v[1].shape[0] for v in p.values()} == {featureview.HEIGHTS["2 × 2"]}
     at.slider(key="_w_dox_fm_win_t1_3").set_value((900.0, 1500.0)).run()
-    assert (_panels(at)["T1 map"]["data"][0]["zmin"], _panels(at)["T1 map"]["data"][0]["zmax"]) == (900.0, 1500.0)
+    t1b = feature_panels(at)["T1 map"][1]
+    colours = {tuple(c) for c in t1b[:, : _bar(t1b)].reshape(-1, 3)}
+    assert tuple(table[int((1400 - 900) / 600 * 255)]) in colours  # the user's window moves the colours
+    assert any("T1: lipari, 900-1500 ms" in c.value for c in at.caption)
     at.radio(key="_w_dox_fm_layout").set_value("1 × 4").run()
-    assert {v["layout"]["height"] for v in _panels(at).values()} == {featureview.HEIGHTS["1 × 4"]}
+    assert {v[1].shape[0] for v in feature_panels(at).values()} == {featureview.HEIGHTS["1 × 4"]}
     at.selectbox(key="_w_dox_fm_enlarge").set_value("T2 map").run()
-    heights = {k: v["layout"]["height"] for k, v in _panels(at).items()}
+    heights = {k: v[1].shape[0] for k, v in feature_panels(at).items()}
     assert heights["T2 map"] == featureview.HEIGHTS["large"]
     assert {heights[k] for k in ("OS-CMR + CAM", "LGE", "T1 map")} == {featureview.HEIGHTS["small"]}
     assert not at.exception

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_helpers import PAGES, make_cohort_zip, new_app
+from app_helpers import PAGES, feature_panels, make_cohort_zip, new_app
 
 from deepoxymap import io
 from deepoxymap.case import Case
@@ -83,11 +83,11 @@ def test_page_with_demo_case(page: str, label: str, demo_cases: dict[str, Case])
     at = _run(_with_case(demo_cases[label]), page)
     _ok(at)
     if page == "features":
-        titles = _titles(at)
-        assert any(t.startswith("OS-CMR") for t in titles), titles
-        assert any(t.startswith("LGE") and "mm" in t for t in titles), titles
+        drawn = feature_panels(at)
+        assert "OS-CMR + CAM" in drawn, list(drawn)
+        assert "LGE" in drawn and "mm" in drawn["LGE"][0], list(drawn)
         if settings().model_path.is_file():
-            assert any("CAM" in t or "energy" in t for t in titles)
+            assert any("energy" in t for t in _titles(at))  # the per-segment CAM bullseye
             note = (json.loads(settings().model_card_path.read_text()).get("training") or {}).get("note")
             if note:  # the card's caveat (e.g. an untrained conv base) is shown beside the maps
                 assert note[:60] in _texts(at)
@@ -112,11 +112,12 @@ def test_feature_maps_slice_method_class(tiny_case: Case, tiny_model: Path) -> N
     """Changing the slice, the method and the target class re-renders the panels."""
     at = _run(_with_case(tiny_case, tiny_model), "features")
     _ok(at)
-    first = next(t for t in _titles(at) if t.startswith("OS-CMR"))
+    first_title, first_png = feature_panels(at)["OS-CMR + CAM"]
     at.slider(key="_w_dox_fm_slice").set_value(3).run()
     _ok(at)
-    second = next(t for t in _titles(at) if t.startswith("OS-CMR"))
-    assert first != second and "slice 3" in second
+    second_title, second_png = feature_panels(at)["OS-CMR + CAM"]
+    assert first_title != second_title and "slice 3" in second_title
+    assert first_png.shape != second_png.shape or (first_png != second_png).any()
     at.selectbox(key="_w_dox_fm_method").set_value("gradcam++").run()
     _ok(at)
     assert "gradcam++" in _texts(at)
@@ -130,14 +131,24 @@ def test_feature_maps_slice_method_class(tiny_case: Case, tiny_model: Path) -> N
 
 
 def test_feature_maps_overlay_and_contours(tiny_case: Case, tiny_model: Path) -> None:
-    """The OS-CMR panel carries the CAM overlay and its contour; LGE/T1/T2 show their distance."""
+    """The OS-CMR panel carries the CAM overlay and its contour; LGE/T1/T2 show their distance and the contour.
+
+    Read from the pictures sent to the browser: with opacity 0 the OS-CMR panel is greyscale
+    plus the cyan contour; at the default opacity the overlay tints it.
+    """
+    from deepoxymap.ui import panels
+
     at = _run(_with_case(tiny_case, tiny_model), "features")
-    plots = _plots(at)
-    os_panel = next(p for p in plots if ((p["layout"].get("title") or {}).get("text", "")).startswith("OS-CMR"))
-    kinds = [t["type"] for t in os_panel["data"]]
-    assert kinds.count("heatmap") >= 2
+    p = feature_panels(at)
+    f = panels.colour_fractions(p["OS-CMR + CAM"][1], colormap="gray")
+    assert f["other"] > 0.01, f  # the CAM overlay blends colour into the greyscale slice
+    assert f["contour"] > 0.0, f
+    assert panels.colour_fractions(p["LGE"][1], colormap="gray")["contour"] > 0.0  # CAM contour on LGE too
     for name in ("LGE", "T1 map", "T2 map"):
-        assert any(t.startswith(name) and "Δ" in t and "mm" in t for t in _titles(at)), name
+        assert "Δ" in p[name][0] and "mm" in p[name][0], p[name][0]
+    at.slider(key="_w_dox_fm_opacity").set_value(0.0).run()
+    f0 = panels.colour_fractions(feature_panels(at)["OS-CMR + CAM"][1], colormap="gray")
+    assert f0["other"] == 0.0 and f0["contour"] > 0.0, f0
 
 
 def test_viewer_controls(tiny_case: Case) -> None:

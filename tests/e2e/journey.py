@@ -62,6 +62,39 @@ def plot_title(page: Any, key: str) -> str:
     return loc.first.text_content() if loc.count() else ""
 
 
+_PANEL_JS = """(k) => {
+  const el = document.querySelector('.st-key-' + k);
+  if (!el) return null;
+  const t = el.querySelector('.gtitle') || el.querySelector('[data-testid="stMarkdownContainer"]');
+  const imgs = Array.from(el.querySelectorAll('img'));
+  return {
+    title: t ? t.textContent : '',
+    src: imgs.map(i => i.src.length + ':' + i.src.slice(-64)).join(','),
+    ready: imgs.every(i => i.complete && i.naturalWidth > 0),
+  };
+}"""
+
+
+def panel_title(page: Any, key: str) -> str:
+    """The title of the panel keyed ``key``: a Feature-maps panel's heading, or a plotly chart's title."""
+    got = page.evaluate(_PANEL_JS, key)
+    return str(got["title"]) if got else ""
+
+
+def panel_png(page: Any, key: str) -> Any:
+    """The picture of the Feature-maps panel keyed ``key`` as drawn, uint8 ``[H, W, 3]`` (its ``img`` data URI)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    src = page.locator(f".st-key-{key} img").first.get_attribute("src")
+    if not src or not src.startswith("data:image/png;base64,"):
+        raise AssertionError(f"{key}: no PNG image drawn (src {str(src)[:40]!r})")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+
+
 def trace_count(page: Any, key: str) -> int:
     """Number of plotly traces in the chart with Streamlit key ``key``."""
     return int(
@@ -93,15 +126,22 @@ def press_slider(page: Any, key: str, times: int = 1, arrow: str = "ArrowRight")
 
 
 def slice_change_seconds(page: Any, panel_key: str = "fm_panel_os", slider_key: str = "_w_dox_fm_slice") -> float:
-    """Seconds from a slice-slider key press to the OS-CMR panel showing the new slice."""
-    before = plot_title(page, panel_key)
+    """Seconds from a slice-slider key press to the panel showing the new slice.
+
+    Done when the panel's title (a plotly title or the panel heading) or its image changed and
+    every image in it is loaded and decoded (``complete``, ``naturalWidth > 0``), and the
+    script run is over.
+    """
+    before = page.evaluate(_PANEL_JS, panel_key)
+    mark = (before["title"] + "|" + before["src"]) if before else ""
     value, vmax = slider_state(page, slider_key)
     arrow = "ArrowLeft" if value == vmax else "ArrowRight"
+    page.evaluate(f"() => {{ window.__doxPanel = {_PANEL_JS}; }}")
     t0 = time.perf_counter()
     press_slider(page, slider_key, 1, arrow)
     page.wait_for_function(
-        "([k, b]) => { const t = document.querySelector('.st-key-' + k + ' .gtitle'); return t && t.textContent !== b; }",
-        arg=[panel_key, before],
+        "([k, b]) => { const s = window.__doxPanel(k); return s && s.ready && (s.title + '|' + s.src) !== b; }",
+        arg=[panel_key, mark],
         timeout=60_000,
     )
     wait_idle(page, settle=0.05)

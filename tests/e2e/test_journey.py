@@ -8,6 +8,7 @@ import journey
 import pytest
 
 from deepoxymap.config import settings
+from deepoxymap.ui import panels
 
 pytestmark = pytest.mark.e2e
 
@@ -45,20 +46,31 @@ def test_main_journey(app_url: str, browser: object, screenshots: Path) -> None:
 
         journey.goto_page(page, "Feature maps")
         for key in ("fm_panel_os", "fm_panel_lge", "fm_panel_t1-map", "fm_panel_t2-map"):
-            page.locator(f".st-key-{key} .js-plotly-plot").first.wait_for(timeout=120_000)
+            page.locator(f".st-key-{key} img").first.wait_for(timeout=120_000)
         journey.wait_idle(page)
-        assert journey.trace_count(page, "fm_panel_os") >= 3, "OS-CMR panel lacks the CAM overlay and contour"
+        # what the browser shows: the composed pictures, decoded from the page itself
+        os_png = journey.panel_png(page, "fm_panel_os")
+        f_os = panels.colour_fractions(os_png, colormap="gray")
+        assert f_os["other"] > 0.01, f"OS-CMR panel lacks the CAM overlay: {f_os}"
+        assert f_os["contour"] > 0.0, f"OS-CMR panel lacks the CAM contour: {f_os}"
+        for key, cmap in (("fm_panel_t1-map", "lipari"), ("fm_panel_t2-map", "navia")):
+            rgb = journey.panel_png(page, key)
+            f = panels.colour_fractions(rgb, colormap=cmap, image_width=rgb.shape[1] - panels.BAR_WIDTH)
+            assert f["other"] == 0.0 and f["colormap"] > 0.8, (key, f)
+        assert panels.colour_fractions(journey.panel_png(page, "fm_panel_lge"), colormap="gray")["other"] < 0.01
+        shown = page.locator(".st-key-fm_panel_os img").first.bounding_box()
+        assert shown and shown["width"] > 300 and shown["height"] > 300, f"OS-CMR panel drawn too small: {shown}"
         for key in ("fm_panel_lge", "fm_panel_t1-map", "fm_panel_t2-map"):
-            assert "mm" in journey.plot_title(page, key), f"{key}: no matching distance shown"
+            assert "mm" in journey.panel_title(page, key), f"{key}: no matching distance shown"
         page.locator(".st-key-fm_agree_bars .js-plotly-plot").first.wait_for(timeout=120_000)
         assert page.locator("[class*='st-key-fm_bull_'] .js-plotly-plot").count() >= 2, "bullseyes missing"
         _shot(page, screenshots, "05a_feature_maps_first_slice")
-        before = journey.plot_title(page, "fm_panel_os")
+        before = journey.panel_title(page, "fm_panel_os")
         seconds = journey.slice_change_seconds(page)
-        after = journey.plot_title(page, "fm_panel_os")
+        after = journey.panel_title(page, "fm_panel_os")
         assert before != after
         print(f"\nfeature-maps slice change (cold for that slice): {seconds:.2f} s")
-        assert journey.trace_count(page, "fm_panel_os") >= 3
+        assert panels.colour_fractions(journey.panel_png(page, "fm_panel_os"), colormap="gray")["contour"] > 0.0
         _shot(page, screenshots, "05b_feature_maps_after_slice_change")
         for key, magic in (("fm_png", b"\x89PNG"), ("fm_csv", b"section,item")):
             with page.expect_download(timeout=60_000) as dl:
