@@ -61,6 +61,7 @@ __all__ = [
     "fingerprint",
     "jobs_from_args",
     "model_fingerprint",
+    "name_row",
     "normalise",
     "process_local",
 ]
@@ -144,6 +145,19 @@ def _call(fn: Callable[[Any], Any], arg: Any) -> Any:
     except Exception as exc:  # noqa: BLE001 - one bad row must not stop the others; reported per row
         text = str(exc) if isinstance(exc, DeepOxyMapError) else f"{type(exc).__name__}: {exc}"
         return TaskFailed(text, traceback.format_exc())
+
+
+def name_row(line: int, subject: str, error: str) -> str:
+    """``error`` led by the manifest row it belongs to: ``"line N, subject S: ..."`` (once, whatever the source said).
+
+    ``line`` 0 (an in-memory case, no manifest): ``"subject S: ..."``.
+    """
+    where = f"line {line}, subject {subject}" if line else f"subject {subject}"
+    for lead in (f"{where}: ", f"{subject}: "):
+        if error.startswith(lead):
+            error = error[len(lead) :]
+            break
+    return f"{where}: {error}"
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -215,3 +216,33 @@ def test_train_evaluate_predict_on_a_real_manifest(real_data_dir: Path, tmp_path
     ev = evaluate_model(res.model_path, manifest, subjects="test", n_boot=20, cache_dir=tmp_path / "cache")
     assert ev["subjects"] == ["SCD0000101-b"] and np.asarray(ev["probs"]).shape == (1, 4)
     assert main(["predict", str(cines[1].path), "--model", str(res.model_path), "--json"]) == 0
+
+    # the cohort commands on the whole real manifest plus a row whose folder is gone: the LGE-only
+    # subject (nothing to classify) and the missing folder fail with their line, the others still run
+    rows = [{"subject": r.subject, "class": r.label, "path": str(r.path), "split": r.split, "role": r.role,
+             "labels": r.labels, **{f"mask_{k}": str(v) for k, v in r.masks.items()}} for r in full]  # fmt: skip
+    rows.append({"subject": "gone", "class": "healthy", "path": str(tmp_path / "no_such_study")})
+    bad = _write(tmp_path / "with_bad_rows.csv", rows)
+    out = tmp_path / "predict"
+    rc = main(["predict", "--manifest", str(bad), "--model", str(res.model_path), "--out", str(out), "--jobs", "2",
+               "--quiet"])  # fmt: skip
+    assert rc == 3
+    doc = json.loads((out / "predictions.json").read_text())
+    assert [p["subject"] for p in doc["predictions"]] == ["SCD0000101", "Case0101", "SCD0000101-b"]
+    assert {(f["subject"], f["line"]) for f in doc["failed"]} == {("emidec-neg", 5), ("gone", 6)}
+    assert all("line" in f["error"] for f in doc["failed"])
+    rc = main(["evaluate", "--manifest", str(bad), "--model", str(res.model_path), "--subjects", "all",
+               "--out", str(tmp_path / "eval"), "--no-baseline", "--n-boot", "20", "--jobs", "1", "--quiet",
+               "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    ev = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert rc == 3 and ev["results"][0]["subjects"] == ["SCD0000101-b"]  # the card's train/val subjects are not scored
+    assert {f["subject"] for f in ev["failed"]} == {"emidec-neg", "gone"}
+    rc = main(["audit", "--manifest", str(bad), "--model", str(res.model_path), "--subjects", "all",
+               "--out", str(tmp_path / "audit"), "--methods", "gradcam", "--sanity-cases", "0", "--no-bullseyes",
+               "--jobs", "1", "--quiet"])  # fmt: skip
+    assert rc == 3
+    with (tmp_path / "audit" / "failed.csv").open() as fh:
+        assert {(r["subject"], r["line"]) for r in csv.DictReader(fh)} == {("emidec-neg", "5"), ("gone", "6")}
+    with (tmp_path / "audit" / "per_case.csv").open() as fh:
+        audited = {r["subject"] for r in csv.DictReader(fh)}
+    assert audited == {"SCD0000101", "SCD0000101-b"}  # Case0101 chose the thresholds (the card's val split)

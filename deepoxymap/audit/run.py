@@ -421,8 +421,10 @@ def _audit_task(arg: tuple[str, _Job, Any]) -> dict[str, Any]:
 
 def _failure(item: AuditItem, phase: str, error: str) -> dict[str, Any]:
     """A failed row for ``failed.csv``: subject, manifest line (0 for an in-memory case), phase and the error."""
-    return {"subject": _item_id(item), "line": item.line if isinstance(item, SubjectRecord) else 0,
-            "phase": phase, "error": error}  # fmt: skip
+    from deepoxymap.parallel import name_row
+
+    line = item.line if isinstance(item, SubjectRecord) else 0
+    return {"subject": _item_id(item), "line": line, "phase": phase, "error": name_row(line, _item_id(item), error)}
 
 
 def _cache_key(kind: str, job: _Job, item_fp: str | None) -> str | None:

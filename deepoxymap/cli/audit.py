@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(res.cached)} results read from {args.out / '.cache'}", file=sys.stderr)
     print(f"wrote {len(res.files)} files to {args.out}", file=sys.stderr)
     for f in res.failed:
-        print(f"error: manifest line {f['line']}, subject {f['subject']} ({f['phase']}): {f['error']}", file=sys.stderr)
+        print(f"error ({f['phase']}): manifest {f['error']}", file=sys.stderr)
     if res.failed:
         print(f"{len(res.failed)} subjects failed (listed in {args.out / 'failed.csv'})", file=sys.stderr)
         return EXIT_SOME_FAILED

@@ -118,5 +118,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r['name']} site {site}: n={m['n']} acc {a['value']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}]")
     print(f"wrote {args.out / 'evaluation.json'}, {args.out / 'comparison.md'}, {args.out / 'roc.png'}")
     for f in failed:
-        print(f"error: {f['model']}: manifest line {f['line']}, subject {f['subject']}: {f['error']}", file=sys.stderr)
+        print(f"error: {f['model']}: manifest {f['error']}", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else 0

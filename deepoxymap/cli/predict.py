@@ -101,7 +101,7 @@ def run_manifest(args: argparse.Namespace) -> int:
         print(f"{len(cached)} subjects read from {args.out / '.cache'}", file=sys.stderr)
     print(f"wrote {args.out / 'predictions.json'}, {args.out / 'predictions.csv'}", file=sys.stderr)
     for f in failed:
-        print(f"error: manifest line {f['line']}, subject {f['subject']}: {f['error']}", file=sys.stderr)
+        print(f"error: manifest {f['error']}", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else 0
 
 

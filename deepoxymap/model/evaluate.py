@@ -113,7 +113,9 @@ def _predict_one(arg: tuple[_SubjectJob, SubjectRecord]) -> dict[str, Any]:
 
 
 def _failed_row(rec: SubjectRecord, error: str) -> dict[str, Any]:
-    return {"subject": rec.subject, "line": rec.line, "error": error}
+    from deepoxymap.parallel import name_row
+
+    return {"subject": rec.subject, "line": rec.line, "error": name_row(rec.line, rec.subject, error)}
 
 
 def _run_subjects(
