@@ -653,8 +653,8 @@ def _train(
                     + _mismatch(st, cfg_fp, data_sha, manifest_sha)
                     + ")",
                     source=str(ckpt.folder),
-                    hint=f"resume with the original command ({st.get('command') or '?'}), "
-                    "or pass --fresh to discard the checkpoint and start again",
+                    hint=f"resume with the original command ({st.get('original_command') or '?'}), or start again: "
+                    f"deepoxymap train --fresh, or delete {ckpt.folder}",
                 )
             resumed = ckpt.load()
     stop = StopRequest(files=stop_files(cfg), since=wall_start)
@@ -740,6 +740,11 @@ def _train(
                 "the checkpoint's variables are not this model's",
                 source=str(ckpt.folder),
                 hint="pass --fresh to discard the checkpoint",
+            )
+        if rstate.get("keras") != keras.__version__ or rstate.get("iterators_per_epoch") != ITERATORS_PER_EPOCH:
+            say(
+                f"warning: the checkpoint was written under Keras {rstate.get('keras')} (now {keras.__version__}): "
+                "the resumed run's data order may differ from an uninterrupted run's"
             )
         _assign(model.variables, arrays["model"], "model", ckpt.folder)
         loop.restore(rstate, list(arrays["best"]) or None)

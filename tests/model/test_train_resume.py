@@ -34,7 +34,10 @@ from deepoxymap.model.train import (
     train,
 )
 
-EPOCHS = 4
+EPOCHS = 6
+# With this config the straight run (measured) lowers the learning rate after epoch 4 (val loss
+# rose) and stops early after epoch 5 (patience 2); the resumed run is stopped inside epochs 4
+# and 5, so it must carry the LR schedule's and early stopping's counters to match.
 
 
 def _cfg(root: Path, manifest: Path, out: str) -> TrainConfig:
@@ -46,11 +49,11 @@ def _cfg(root: Path, manifest: Path, out: str) -> TrainConfig:
         augment=AugmentSpec("rot20"),
         epochs=EPOCHS,
         batch_size=4,
-        lr=3e-3,
-        patience=10,
+        lr=3e-2,
+        patience=2,
         lr_patience=1,
         head_epochs=1,
-        head_lr=3e-3,
+        head_lr=3e-2,
         conv_bn=True,
         frame_jitter=1,
         n_boot=20,
@@ -87,7 +90,7 @@ def _weights(res: TrainResult) -> list[np.ndarray]:
 
 
 def test_stopped_and_resumed_run_equals_the_straight_run(cohort, straight) -> None:
-    """SIGINT after epoch 1 (the phase boundary), a STOP file inside epoch 3, then a resume to the end.
+    """SIGINT after epoch 1 (the phase boundary), a STOP file inside epochs 4 and 5, then a resume to the end.
 
     The stopped runs leave a usable best-so-far model whose card says ``complete: false``;
     the final model's weights, history (learning rate included), best epoch and test metrics
@@ -111,26 +114,29 @@ def test_stopped_and_resumed_run_equals_the_straight_run(cohort, straight) -> No
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
     stop_file = stop_files(cfg)[0]
+    for inside, resumed_after in ((4, 1), (5, 3)):
+        lines: list[str] = []
 
-    def stop_inside_epoch_3(s: str) -> None:
-        if s.startswith("  epoch 3/") and not stop_file.exists():
-            stop_file.touch()
+        def stop_inside(s: str, inside: int = inside, lines: list[str] = lines) -> None:
+            if s.startswith(f"  epoch {inside}/") and not any(x.startswith(f"  epoch {inside}/") for x in lines):
+                stop_file.touch()  # a fresh mtime: the stale file of the session before is ignored
+            lines.append(s)
 
-    lines: list[str] = []
-    second = train(
-        cfg, loader=fake_loader, log=lambda s: (lines.append(s), stop_inside_epoch_3(s)), progress_every_s=0.0
-    )
-    assert any(s.startswith("resuming from the checkpoint after epoch 1") for s in lines)
-    assert not second.complete and "STOP file" in second.stop_reason
-    assert second.card["training"]["epochs_run"] == 2  # the unfinished epoch 3 was dropped
-    assert any(s.startswith("  epoch 3/") for s in lines)
+        res = train(cfg, loader=fake_loader, log=stop_inside, progress_every_s=0.0)
+        assert any(s.startswith(f"resuming from the checkpoint after epoch {resumed_after}") for s in lines)
+        assert not res.complete and "STOP file" in res.stop_reason
+        assert any(s.startswith(f"  epoch {inside}/") for s in lines)
+        assert res.card["training"]["epochs_run"] == inside - 1  # the unfinished epoch was dropped
 
     third = train(cfg, loader=fake_loader, log=lambda s: None, resume="require")  # stale STOP file ignored
     assert third.complete and not checkpoint_dir(cfg).exists()
     assert third.card["training"]["complete"] is True
-    assert [s["from_epoch"] for s in third.card["training"]["sessions"]] == [0, 1, 2]
+    assert [s["from_epoch"] for s in third.card["training"]["sessions"]] == [0, 1, 3, 4]
 
-    assert len(ref.history["loss"]) == len(third.history["loss"]) == EPOCHS
+    # the reference really exercises the LR schedule and early stopping across the stop points
+    assert ref.history["learning_rate"][4] < ref.history["learning_rate"][3]
+    assert ref.card["training"]["stop_reason"].startswith("early stopping") and len(ref.history["loss"]) == 5
+    assert len(third.history["loss"]) == 5
     assert third.history == ref.history  # losses, accuracies and learning rates, epoch by epoch
     assert "learning_rate" in ref.history
     for key in ("best_epoch", "epochs_run", "phases", "stop_reason"):
@@ -160,7 +166,7 @@ def test_changed_config_or_data_refuses_to_resume(cohort, tmp_path) -> None:
             os.kill(os.getpid(), signal.SIGINT)
 
     assert not train(cfg, loader=fake_loader, log=sigint_after_epoch_1).complete
-    with pytest.raises(ResumeError, match=r"refusing to resume.*lr: 0\.003 in the checkpoint, 0\.001 now"):
+    with pytest.raises(ResumeError, match=r"refusing to resume.*lr: 0\.03 in the checkpoint, 0\.001 now"):
         train(dataclasses.replace(cfg, lr=1e-3), loader=fake_loader, log=lambda s: None)
     with pytest.raises(ResumeError, match="augment"):
         train(dataclasses.replace(cfg, augment=AugmentSpec("rot40")), loader=fake_loader, log=lambda s: None)
@@ -183,19 +189,22 @@ def test_changed_config_or_data_refuses_to_resume(cohort, tmp_path) -> None:
 def test_progress_lines_and_file(straight) -> None:
     """Within-epoch and per-epoch lines carry speed and ETA; the progress file climbs to 100% and says done."""
     res, lines, seen = straight
+    n = len(res.history["loss"])
     inner = [s for s in lines if s.startswith("  epoch ")]
     per_epoch = [s for s in lines if s.startswith("epoch ")]
-    assert len(per_epoch) == EPOCHS and inner
+    assert len(per_epoch) == n and inner
     assert all("slices/s" in s and "ETA" in s for s in inner + per_epoch)
     assert all("val_loss" in s and "acc" in s for s in per_epoch)
-    assert [p["epoch"] for p in seen] == list(range(1, EPOCHS + 1))
+    assert [p["epoch"] for p in seen] == list(range(1, n + 1))
     fractions = [p["fraction"] for p in seen]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert fractions == [round(e / EPOCHS, 4) for e in range(1, n + 1)]
     assert all(p["status"] == "training" and p["eta_s"] is not None and p["elapsed_s"] > 0 for p in seen)
     final = json.loads(progress_path(_cfg_of(res)).read_text())
-    assert final["status"] == "done" and final["percent"] == 100.0 and final["epoch"] == EPOCHS
+    assert final["status"] == "done" and final["percent"] == 100.0 and final["fraction"] == 1.0
+    assert final["epoch"] == n and final["eta_s"] == 0.0
     assert final["best_epoch"] == res.card["training"]["best_epoch"]
     assert final["model"] == str(res.model_path)
+    assert final["stop_reason"] == res.card["training"]["stop_reason"]
 
 
 def _cfg_of(res: TrainResult) -> TrainConfig:
