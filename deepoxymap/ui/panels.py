@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from deepoxymap.ui.export import ViewPanel
 
-__all__ = ["BAR_WIDTH", "compose", "lut", "panel_png", "to_png"]
+__all__ = ["BAR_WIDTH", "colour_fractions", "compose", "lut", "panel_png", "to_png"]
 
 BAR_WIDTH = 74
 """Width in px of the colour-bar strip beside a quantitative map."""
@@ -171,11 +171,15 @@ def _font(size: int) -> Any:
 
 def _colour_bar(vp: ViewPanel, height: int) -> NDArray[np.uint8]:
     """A :data:`BAR_WIDTH` px strip: the window's colour ramp (top = high) with its ends and units."""
+    return _colour_bar_lut(vp, height, lut(vp.image_cmap))
+
+
+def _colour_bar_lut(vp: ViewPanel, height: int, table: NDArray[np.uint8]) -> NDArray[np.uint8]:
     from PIL import Image, ImageDraw
 
     strip = np.zeros((height, BAR_WIDTH, 3), np.uint8)
     top, bottom = max(22, height // 12), height - max(10, height // 24)
-    ramp = lut(vp.image_cmap)[np.linspace(255, 0, max(1, bottom - top)).round().astype(np.intp)]
+    ramp = table[np.linspace(255, 0, max(1, bottom - top)).round().astype(np.intp)]
     strip[top:bottom, 8:20] = ramp[:, None, :]
     pic = Image.fromarray(strip)
     draw = ImageDraw.Draw(pic)
@@ -184,8 +188,12 @@ def _colour_bar(vp: ViewPanel, height: int) -> NDArray[np.uint8]:
     draw.text((4, 4), vp.units, fill=(235, 235, 235), font=font)
     for value, y in ((hi, top), ((lo + hi) / 2, (top + bottom) // 2), (lo, bottom - 1)):
         draw.line([(20, y), (24, y)], fill=(235, 235, 235))
-        draw.text((27, y - 7), f"{value:.0f}", fill=(235, 235, 235), font=font)
+        draw.text((27, y - 7), _tick(value, hi - lo), fill=(235, 235, 235), font=font)
     return np.asarray(pic, dtype=np.uint8)
+
+
+def _tick(value: float, span: float) -> str:
+    return f"{value:.0f}" if span >= 20 else f"{value:.2g}" if abs(value) < 1 else f"{value:.1f}"
 
 
 def to_png(rgb: NDArray[np.uint8]) -> bytes:
