@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,12 @@ def test_stopped_and_resumed_run_equals_the_straight_run(cohort, straight) -> No
     the final model's weights, history (learning rate included), best epoch and test metrics
     equal the straight run's exactly.
     """
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
     root, manifest = cohort
     ref = straight[0]
     cfg = _cfg(root, manifest, "resumed")
+    handler_before = signal.getsignal(signal.SIGINT)
 
     def sigint_after_epoch_1(s: str) -> None:
         if s.startswith("epoch 1/"):
@@ -111,7 +115,7 @@ def test_stopped_and_resumed_run_equals_the_straight_run(cohort, straight) -> No
     usable = load_model(first.model_path)  # the best model so far loads (sha256 of its card verified)
     assert usable.model.predict(np.zeros((1, 24, 24, 3), np.float32), verbose=0).shape == (1, 4)
     assert json.loads(progress_path(cfg).read_text())["status"] == "stopped"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the run's handler is gone
 
     stop_file = stop_files(cfg)[0]
     for inside, resumed_after in ((4, 1), (5, 3)):
@@ -150,6 +154,8 @@ def test_stopped_and_resumed_run_equals_the_straight_run(cohort, straight) -> No
 
 def test_changed_config_or_data_refuses_to_resume(cohort, tmp_path) -> None:
     """A checkpoint resumes only the run that made it; ``--fresh`` discards it; ``--resume`` needs one."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
     root, manifest0 = cohort
     manifest = tmp_path / "cohort" / "manifest.csv"
     manifest.parent.mkdir()
