@@ -99,6 +99,8 @@ SMOOTH_W = 0.5
 """Quadratic penalty per (radial step)^2 between neighbouring rays (units of one pixel's cost)."""
 EDGE_W = 3.0
 """Weight of the edge term (normalised gradient) against the region terms."""
+MIN_CONTRAST = 0.05
+"""Below this blood-myocardium contrast (on the [0, 1] robust scale) no LV is labelled (blank or flat images)."""
 RV_MAX_MM = 70.0
 """The RV is kept within this distance of the LV centre, mm."""
 RV_FRACTION = 0.5
@@ -426,6 +428,8 @@ def segment_polar(
             center = new
     epi_at = _interp_periodic(theta_px, theta, r_epi)
     labels = np.zeros(img.shape, dtype=np.uint8)
+    if blood - myo < MIN_CONTRAST:  # no bright pool in a darker ring here: nothing to label
+        return PolarResult(labels, center, theta, r_endo, r_epi, blood, myo)
     labels[radius <= epi_at] = 2
     labels[radius <= endo_at] = 1
     if with_rv:

@@ -134,3 +134,10 @@ def test_generated_phantom_subject(tmp_path: Path) -> None:
         assert np.mean(myo) >= 0.75, (s.role, myo)
         assert np.mean(blood) >= 0.85, (s.role, blood)
     assert {Role.OS_CMR, Role.LGE} <= seen
+
+
+def test_blank_images_get_no_lv() -> None:
+    """An all-zero or flat image has no LV: the label map is all background."""
+    for img in (np.zeros((64, 64)), np.full((64, 64), 7.0), np.full((64, 64), np.nan)):
+        out = segment_image(img, PS)
+        assert out.shape == (64, 64) and not out.any()
