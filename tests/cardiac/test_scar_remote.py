@@ -138,3 +138,11 @@ def test_implant_geometry_and_grey_zone(rng):
             assert np.median(enh[border]) < np.median(enh[inner])
     with pytest.raises(ValueError):
         implant_infarct(img[:2], myo[:2], blood[:2], (1.4, 1.4), seed=0)
+
+
+def test_lowest_peak_when_scar_covers_most_of_a_slice(rng):
+    """60 % of a slice enhanced (a compact bright peak): the lowest substantial KDE peak is still remote."""
+    v = np.concatenate([rng.normal(REMOTE, SD, 4000), rng.normal(REMOTE + 6 * SD, SD, 6000)])
+    m, s = lower_mode_stats(v)
+    assert abs(m - REMOTE) < 0.3 * SD and s < 1.5 * SD
+    assert kde_mode(v) > REMOTE + 4 * SD  # the plain (highest) mode is the scar
