@@ -63,15 +63,7 @@ with widgets.guard("compute the per-segment values"):
     bcols = st.columns(max(1, len(seg.maps)))
     for i, (bc, (name, spec)) in enumerate(zip(bcols, seg.maps.items(), strict=False)):
         bc.plotly_chart(
-            figures.bullseye(
-                spec.values,
-                title=name,
-                colorscale=spec.colorscale,
-                zmin=spec.zmin,
-                zmax=spec.zmax,
-                units=spec.units,
-                fmt=spec.fmt,
-            ),
+            featureview.bullseye_figure(lc, name, spec),
             key=f"fm_bull_{i}",
             config={"displaylogo": False},
         )

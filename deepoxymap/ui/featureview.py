@@ -568,3 +568,28 @@ def slice_view_ui(
                 "slice, on the layer's own grid (each scaled to its own range). These are the raw activations, not a CAM."
             )
             st.plotly_chart(figures.channel_grid(fmaps), key="fm_raw_grid", config={"displaylogo": False})
+
+
+def bullseye_figure(lc: Any, title: str, spec: Any) -> go.Figure:
+    """The plotly bullseye of a :class:`~deepoxymap.ui.segment_view.BullseyeSpec`, built once per case and values.
+
+    Shared read-only (``st.plotly_chart`` copies a figure before sending it).
+    """
+    from deepoxymap.ui import state
+
+    values = tuple(sorted((int(k), float(v)) for k, v in spec.values.items()))
+    scale = spec.colorscale if isinstance(spec.colorscale, str) else tuple(map(tuple, spec.colorscale))
+    key = ("bullseye", title, values, scale, spec.zmin, spec.zmax, spec.units, spec.fmt)
+    return state.cached(
+        lc.token,
+        key,
+        lambda: figures.bullseye(
+            spec.values,
+            title=title,
+            colorscale=spec.colorscale,
+            zmin=spec.zmin,
+            zmax=spec.zmax,
+            units=spec.units,
+            fmt=spec.fmt,
+        ),
+    )

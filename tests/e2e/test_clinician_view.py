@@ -85,7 +85,7 @@ def test_cohort_audit_from_an_uploaded_zip(app_url: str, browser: object, screen
         assert page.locator(".st-key-audit_manifest").count() == 0, "a free-form manifest path is still offered"
         page.locator(".st-key-audit_source").get_by_text("Upload a cohort (zip)").click()
         page.locator(".st-key-audit_zip input[type='file']").set_input_files(str(archive))
-        page.get_by_text("2 subject(s), unpacked for this session only").first.wait_for(timeout=120_000)
+        page.get_by_text("2 subject(s) to audit, unpacked for this session only").first.wait_for(timeout=120_000)
         journey.wait_idle(page)
         page.locator(".st-key-audit_run button").first.click()
         page.get_by_role("heading", name="Confusion matrix").first.wait_for(timeout=300_000)
