@@ -53,6 +53,7 @@ from deepoxymap.errors import CaseError, DeepOxyMapError
 
 __all__ = [
     "REQUIRED_COLUMNS",
+    "RowError",
     "SubjectRecord",
     "is_phantom_subject",
     "load_case",
@@ -60,6 +61,7 @@ __all__ = [
     "manifest_sha256",
     "ordered_by_class",
     "read_manifest",
+    "read_manifest_rows",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,12 +128,37 @@ def _resolve(root: Path, value: str) -> Path:
     return (p if p.is_absolute() else root / p).resolve()
 
 
+@dataclass(frozen=True)
+class RowError:
+    """A manifest row that could not be parsed: its ``line`` (1 = header), ``subject`` (may be ``""``) and ``message``."""
+
+    line: int
+    subject: str
+    message: str
+
+
 def read_manifest(path: str | os.PathLike[str]) -> list[SubjectRecord]:
-    """Parse a cohort manifest (see the module doc).
+    """Parse a cohort manifest (see the module doc); the first bad row stops it.
 
     Raises:
         CaseError: missing file or columns, unknown class, duplicate subject or an
             unreadable field; the message names the manifest and the line.
+    """
+    records, errors = read_manifest_rows(path)
+    if errors:
+        raise CaseError(errors[0].message, source=f"{Path(path)}, line {errors[0].line}")
+    return records
+
+
+def read_manifest_rows(path: str | os.PathLike[str]) -> tuple[list[SubjectRecord], list[RowError]]:
+    """Parse a cohort manifest row by row: the good rows, and one :class:`RowError` per bad row.
+
+    The cohort commands use it so that one bad row (unknown class, empty id or path,
+    duplicate subject, unknown role or label scheme, unreadable field) is reported while
+    the other rows still run.
+
+    Raises:
+        CaseError: the file is missing, empty or lacks a required column (nothing can run).
     """
     p = Path(path)
     if not p.is_file():
@@ -144,50 +171,57 @@ def read_manifest(path: str | os.PathLike[str]) -> list[SubjectRecord]:
     if missing:
         raise CaseError(f"manifest lacks columns {missing}", source=str(p))
     out: list[SubjectRecord] = []
+    errors: list[RowError] = []
     seen: set[str] = set()
     for line, r in enumerate(rows, start=2):
-        where = f"{p}, line {line}"
         subject = (r.get("subject") or "").strip()
-        if not subject:
-            raise CaseError("empty subject id", source=where)
-        if r["class"] not in CLASSES:
-            raise CaseError(
-                f"unknown class {r['class']!r} for subject {subject} (expected one of {CLASSES})", source=where
-            )
-        if subject in seen:
-            raise CaseError(f"duplicate subject {subject}", source=where)
-        if not (r.get("path") or "").strip():
-            raise CaseError(f"empty path for subject {subject}", source=where)
-        seen.add(subject)
         try:
-            fs = float(r.get("field_strength") or "nan")
-        except ValueError:
-            raise CaseError(f"field_strength {r.get('field_strength')!r} is not a number", source=where) from None
-        masks = {k.removeprefix("mask_"): _resolve(p.parent, v) for k, v in r.items() if k.startswith("mask_") and v}
-        role = (r.get("role") or "").strip()
-        if role and role not in {x.value for x in Role}:
-            raise CaseError(f"unknown role {role!r} (expected one of {[x.value for x in Role]})", source=where)
-        labels = (r.get("labels") or "phantom").strip()
-        if labels not in SCHEMES:
-            raise CaseError(f"unknown label scheme {labels!r} (expected one of {sorted(SCHEMES)})", source=where)
-        extra = {k: v for k, v in r.items() if k not in _KNOWN and not k.startswith("mask_") and k is not None}
-        out.append(
-            SubjectRecord(
-                subject=subject,
-                label=r["class"],
-                path=_resolve(p.parent, r["path"]),
-                site=r.get("site", "") or "",
-                subtype=r.get("subtype", "") or "",
-                field_strength=fs,
-                split=(r.get("split") or "").strip(),
-                role=role,
-                labels=labels,
-                masks=masks,
-                extra=extra,
-                line=line,
-            )
-        )
-    return out
+            out.append(_parse_row(p, line, r, subject, seen))
+            seen.add(subject)
+        except _RowProblem as exc:
+            errors.append(RowError(line, subject, str(exc)))
+    return out, errors
+
+
+class _RowProblem(ValueError):
+    pass
+
+
+def _parse_row(p: Path, line: int, r: Mapping[str, str], subject: str, seen: set[str]) -> SubjectRecord:
+    if not subject:
+        raise _RowProblem("empty subject id")
+    if r["class"] not in CLASSES:
+        raise _RowProblem(f"unknown class {r['class']!r} for subject {subject} (expected one of {CLASSES})")
+    if subject in seen:
+        raise _RowProblem(f"duplicate subject {subject}")
+    if not (r.get("path") or "").strip():
+        raise _RowProblem(f"empty path for subject {subject}")
+    try:
+        fs = float(r.get("field_strength") or "nan")
+    except ValueError:
+        raise _RowProblem(f"field_strength {r.get('field_strength')!r} is not a number") from None
+    masks = {k.removeprefix("mask_"): _resolve(p.parent, v) for k, v in r.items() if k.startswith("mask_") and v}
+    role = (r.get("role") or "").strip()
+    if role and role not in {x.value for x in Role}:
+        raise _RowProblem(f"unknown role {role!r} (expected one of {[x.value for x in Role]})")
+    labels = (r.get("labels") or "phantom").strip()
+    if labels not in SCHEMES:
+        raise _RowProblem(f"unknown label scheme {labels!r} (expected one of {sorted(SCHEMES)})")
+    extra = {k: v for k, v in r.items() if k not in _KNOWN and not k.startswith("mask_") and k is not None}
+    return SubjectRecord(
+        subject=subject,
+        label=r["class"],
+        path=_resolve(p.parent, r["path"]),
+        site=r.get("site", "") or "",
+        subtype=r.get("subtype", "") or "",
+        field_strength=fs,
+        split=(r.get("split") or "").strip(),
+        role=role,
+        labels=labels,
+        masks=masks,
+        extra=extra,
+        line=line,
+    )
 
 
 def manifest_sha256(path: str | os.PathLike[str]) -> str:

@@ -147,6 +147,15 @@ def _call(fn: Callable[[Any], Any], arg: Any) -> Any:
         return TaskFailed(text, traceback.format_exc())
 
 
+def row_failures(errors: Sequence[Any], **extra: Any) -> list[dict[str, Any]]:
+    """The :class:`deepoxymap.cohort.RowError` s of ``read_manifest_rows`` as failed rows
+    (``subject``, ``line``, ``error`` and ``extra``), like the rows that failed while running."""
+    return [
+        {"subject": e.subject, "line": e.line, **extra, "error": name_row(e.line, e.subject or "?", e.message)}
+        for e in errors
+    ]
+
+
 def name_row(line: int, subject: str, error: str) -> str:
     """``error`` led by the manifest row it belongs to: ``"line N, subject S: ..."`` (once, whatever the source said).
 

@@ -104,7 +104,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "classes": list(CLASSES), "preprocessing": spec.to_dict(), "file": {"sha256": sha256_file(path)},
         "training": {"split": split, "manifest": str(demo / "manifest.csv")},
     })  # fmt: skip
-    # bad rows: a folder that does not exist, and a label map on none of the subject's grids
+    # bad rows: a folder that does not exist, a label map on none of the subject's grids, an unknown class
     wrong = root / "wrong_mask.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((30, 30, 3), np.int16), np.eye(4)), str(wrong))
     with (demo / "manifest.csv").open() as fh:
@@ -126,6 +126,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             w.writerow({**r, "path": str(demo / r["path"]), "mask_lge": ""})
         w.writerow({**bad[0], "mask_lge": ""})
         w.writerow({**bad[1], "mask_lge": str(wrong)})
+        w.writerow({**rows[0], "subject": "ODDCLASS", "class": "myocarditis", "path": str(demo / rows[0]["path"])})
     return {"root": root, "manifest": demo / "manifest.csv", "model": path, "bad": root / "with_bad_rows.csv"}
 
 
@@ -333,23 +334,29 @@ def test_bad_rows_are_reported_and_the_others_still_run(
     doc = json.loads((tmp_path / "p" / "predictions.json").read_text())
     assert [p["subject"] for p in doc["predictions"]] == ["SUBJECT001", "SUBJECT002", "SUBJECT003", "SUBJECT004"]
     failed = {f["subject"]: f for f in doc["failed"]}
-    assert set(failed) == {"GONE", "BADMASK"} and failed["GONE"]["line"] == 6 and failed["BADMASK"]["line"] == 7
+    assert set(failed) == {"GONE", "BADMASK", "ODDCLASS"}
+    assert (failed["GONE"]["line"], failed["BADMASK"]["line"], failed["ODDCLASS"]["line"]) == (6, 7, 8)
+    assert "unknown class 'myocarditis'" in failed["ODDCLASS"]["error"]
     assert "does not exist" in failed["GONE"]["error"] and "line 6, subject GONE" in failed["GONE"]["error"]
     assert "lies on none of the subject's image grids" in failed["BADMASK"]["error"]
     assert "manifest line 6, subject GONE" in err and "manifest line 7, subject BADMASK" in err
-    assert {r["subject"] for r in _read_csv(tmp_path / "p" / "failed.csv")} == {"GONE", "BADMASK"}
+    assert {r["subject"] for r in _read_csv(tmp_path / "p" / "failed.csv")} == {"GONE", "BADMASK", "ODDCLASS"}
 
     rc = main(["evaluate", "--manifest", str(manifest), "--subjects", "all", "--model", str(cohort["model"]),
                "--out", str(tmp_path / "e"), "--no-baseline", "--n-boot", "20", "--cache-dir", str(tmp_path / "sc"),
                "--jobs", "1", "--quiet"])  # fmt: skip
     assert rc == 3
     ev = json.loads((tmp_path / "e" / "evaluation.json").read_text())
-    assert ev["n"] == 3 and {f["subject"] for f in ev["failed"]} == {"GONE", "BADMASK"}
+    assert ev["n"] == 3 and {f["subject"] for f in ev["failed"]} == {"GONE", "BADMASK", "ODDCLASS"}
 
     out = tmp_path / "a"
     assert _audit(cohort, out, "--subjects", "all", "--jobs", "1", manifest=manifest) == 3
     rows = _read_csv(out / "failed.csv")
-    assert {(r["subject"], r["line"], r["phase"]) for r in rows} == {("GONE", "6", "test"), ("BADMASK", "7", "test")}
+    assert {(r["subject"], r["line"], r["phase"]) for r in rows} == {
+        ("GONE", "6", "test"),
+        ("BADMASK", "7", "test"),
+        ("ODDCLASS", "8", "manifest"),
+    }
     assert sum(f["n"] for f in json.loads((out / "summary.json").read_text())["default"]["classes"].values()) == 3
     assert "Failed rows" in (out / "summary.md").read_text()
     shutil.rmtree(tmp_path / "sc", ignore_errors=True)

@@ -43,7 +43,7 @@ from deepoxymap.audit.metrics import (
 )
 from deepoxymap.audit.reference import CaseReference, ideal_heatmaps, prepare_reference
 from deepoxymap.case import Case
-from deepoxymap.cohort import SubjectRecord, load_case, read_manifest
+from deepoxymap.cohort import SubjectRecord, load_case, read_manifest_rows
 from deepoxymap.errors import DeepOxyMapError
 
 __all__ = [
@@ -893,8 +893,10 @@ def audit_manifest(
 
     ``jobs``, ``scheduler`` and ``cache_dir`` go to :func:`run_audit` (the same numbers for any of them).
     """
+    from deepoxymap.parallel import row_failures
+
     manifest = Path(manifest) if manifest is not None else default_manifest(loaded.card)
-    records = read_manifest(manifest)
+    records, row_errors = read_manifest_rows(manifest)
     plan = plan_subjects(
         records,
         loaded.card,
@@ -915,8 +917,10 @@ def audit_manifest(
         scheduler=scheduler,
         cache_dir=cache_dir,
     )
+    res.failed[:0] = row_failures(row_errors, phase="manifest")
     res.notes[:0] = [
         f"manifest: {manifest}",
+        *([f"{len(row_errors)} manifest rows could not be read (failed.csv)"] if row_errors else []),
         *plan.notes,
         f"{len(plan.test)} test subjects; target class: {config.target}; pointing tolerance {config.tolerance_mm} mm",
     ]

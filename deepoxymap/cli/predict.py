@@ -73,13 +73,13 @@ def run_manifest(args: argparse.Namespace) -> int:
     """Classify every row of ``--manifest`` and write the cohort files."""
     import time
 
-    from deepoxymap.cohort import read_manifest
+    from deepoxymap.cohort import read_manifest_rows
     from deepoxymap.model.evaluate import predict_records
     from deepoxymap.model.loading import load_model
-    from deepoxymap.parallel import Pool
+    from deepoxymap.parallel import Pool, row_failures
 
     loaded = load_model(args.model)
-    records = read_manifest(args.manifest)
+    records, row_errors = read_manifest_rows(args.manifest)
     t0 = time.perf_counter()
 
     def progress(done: int, total: int, message: str) -> None:
@@ -91,6 +91,7 @@ def run_manifest(args: argparse.Namespace) -> int:
             loaded, records, mc_samples=args.mc, pool=pool, progress=progress,
             result_cache=None if args.no_cache else args.out / ".cache",
         )  # fmt: skip
+    failed[:0] = row_failures(row_errors)
     _write_cohort(args.out, loaded.path.name, preds, failed)
     if args.json:
         print(json.dumps({"predictions": preds, "failed": failed}, indent=1))

@@ -37,7 +37,7 @@ import numpy as np
 
 from deepoxymap import CLASSES
 from deepoxymap.case import Case
-from deepoxymap.cohort import SubjectRecord, read_manifest
+from deepoxymap.cohort import SubjectRecord, read_manifest_rows
 from deepoxymap.errors import CaseError, DeepOxyMapError
 from deepoxymap.model.data import build_slices, record_fingerprint
 from deepoxymap.model.metrics import aggregate_cases, bootstrap_metrics, headline, roc_points
@@ -270,9 +270,10 @@ def evaluate_model(
         DeepOxyMapError: no subject could be scored.
     """
     from deepoxymap.model.loading import load_model
+    from deepoxymap.parallel import row_failures
 
     loaded = load_model(model_path, verify_hash=verify_hash)
-    records = read_manifest(manifest)
+    records, row_errors = read_manifest_rows(manifest)
     split = loaded.card.get("training", {}).get("split", {})
     if subjects == "test":
         ids = list(split.get("test", []))
@@ -292,6 +293,7 @@ def evaluate_model(
     subj, y, p, failed, cached = score_records(
         loaded, recs, loader=loader, cache_dir=cdir, pool=pool, result_cache=result_cache, progress=progress
     )
+    failed[:0] = row_failures(row_errors)
     if not subj:
         raise DeepOxyMapError(
             f"none of the {len(recs)} subjects could be scored"
