@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from deepoxymap.ui import figures, mask_view, navigation, views, widgets
+from deepoxymap.case import Role
+from deepoxymap.ui import figures, mask_view, navigation, scar_view, views, widgets
 
 navigation.ensure_app()
 widgets.show_flash()
@@ -79,6 +80,13 @@ with image_col, widgets.guard("draw the image"):
         if outlines:
             mask_view.add_outlines(fig, case, stack, k, f)
     st.plotly_chart(fig, key="view_image", config={"displaylogo": False})
+    if stack.role == Role.LGE:
+        with st.expander("Scar by method (LGE)", expanded=False):
+            st.caption(
+                "What each LGE threshold method finds in the myocardium of the label map (automatic or yours), "
+                "with the remote myocardium each one uses; Dice only where the label map marks a scar."
+            )
+            scar_view.render_scar_methods(case, key="view_scar_methods")
 
 st.divider()
 st.subheader("OS response (percent signal change in the myocardium)")

@@ -18,8 +18,6 @@ from deepoxymap.automasks import frames_in_use, is_automatic
 from deepoxymap.case import Case, Role, Series
 from deepoxymap.ui import loading, segment_view
 
-pytestmark = pytest.mark.realdata
-
 
 @pytest.fixture(scope="module")
 def real_upload(real_data_dir: Path) -> tuple[Case, list[Series]]:
@@ -60,6 +58,7 @@ def _titles(at: Any) -> list[str]:
     return [((s.get("layout") or {}).get("title") or {}).get("text", "") for s in specs]
 
 
+@pytest.mark.realdata
 def test_upload_gets_automatic_masks_on_every_slice(real_upload: tuple[Case, list[Series]]) -> None:
     case, _ = real_upload
     (os_series,) = case.by_role(Role.OS_CMR)
@@ -75,6 +74,7 @@ def test_upload_gets_automatic_masks_on_every_slice(real_upload: tuple[Case, lis
     assert not mask.data[:, others].any()
 
 
+@pytest.mark.realdata
 def test_feature_maps_show_segments_and_agreement(real_upload: tuple[Case, list[Series]], tiny_model: Path) -> None:
     case, _ = real_upload
     at = _app(case, tiny_model, "features")
@@ -85,6 +85,7 @@ def test_feature_maps_show_segments_and_agreement(real_upload: tuple[Case, list[
     assert any("Energy in the myocardium" in str(df.value.to_dict()) for df in at.dataframe)
 
 
+@pytest.mark.realdata
 def test_viewer_outlines_and_os_response_per_segment(
     real_upload: tuple[Case, list[Series]],
 ) -> None:
@@ -109,3 +110,18 @@ def test_viewer_outlines_and_os_response_per_segment(
     assert "automatic segmentation" in _texts(at)
     image = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert {t.get("name") for t in image["data"]} >= {"LV blood pool (endocardium)", "LV epicardium"}
+
+
+def test_viewer_shows_scar_by_method_on_the_lge(tiny_case: Case) -> None:
+    """Viewer -> LGE: the per-method scar table, with Dice against the label map's scar (tiny case, no real data)."""
+    at = new_app()
+    at.session_state["dox_case"] = tiny_case
+    at.session_state["dox_case_token"] = f"{tiny_case.case_id}#scar"
+    at.session_state["dox_case_source"] = "demo:test"
+    at.switch_page(PAGES["viewer"])
+    at.run()
+    at.radio(key="_w_dox_view_kind").set_value("LGE").run()
+    assert not at.exception, [e.value for e in at.exception]
+    (table,) = [df.value for df in at.dataframe if "Dice vs reference" in df.value.columns]
+    assert len(table) >= 3
+    assert table["Dice vs reference"].max() > 0.8, table  # the tiny case's scar is bright and plain
