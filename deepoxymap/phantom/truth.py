@@ -15,7 +15,7 @@ from deepoxymap.phantom.exam import Exam, SeriesResult
 
 __all__ = ["GENERATOR", "LABEL_VALUES", "jsonable", "segment_truth", "subject_truth", "write_truth"]
 
-GENERATOR = "deepoxymap.phantom 0.2"
+GENERATOR = "deepoxymap.phantom 0.3"
 LABEL_VALUES = {
     "0": "background",
     "1": "LV blood",
