@@ -6,12 +6,17 @@ listing is switched off in ``.streamlit/config.toml`` (``client.showSidebarNavig
 
 from __future__ import annotations
 
+from deepoxymap.ui import warmup
+
+# First thing of the first script run: load and trace the shipped model in the background
+# (once per server process), before the app's own imports and pages run.
+warmup.start()
+
 import streamlit as st
 
-from deepoxymap.ui import analysis, navigation, sidebar
+from deepoxymap.ui import navigation, sidebar
 
 st.set_page_config(page_title="DeepOxyMap", page_icon=":anatomical_heart:", layout="wide")
-analysis.warm_model()  # load and trace the shipped model in the background, once per server process
 
 nav = st.navigation(navigation.pages(), position="hidden")
 with navigation.app_run():

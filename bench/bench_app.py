@@ -6,7 +6,7 @@
    click on Feature maps to the OS-CMR panel drawn and the script run over
    (model load, every slice's maps, bullseyes, agreement). The server is
    started for this measurement, so the model's background warm-up
-   (:func:`deepoxymap.ui.analysis.warm_model`) and the case's prefetch
+   (:func:`deepoxymap.ui.warmup.start`, first thing of the first script run) and the case's prefetch
    (:func:`deepoxymap.ui.analysis.prefetch`) have only the time a user takes
    to open the case and click.
 3. **Warm Feature-maps slice change**: key press on the slice slider to the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from deepoxymap.errors import Unavailable
-from deepoxymap.ui import analysis, dicom_export, featureview, figures, modelinfo, navigation, segment_view, widgets
+from deepoxymap.ui import analysis, dicom_export, featureview, modelinfo, navigation, segment_view, widgets
 
 navigation.ensure_app()
 widgets.show_flash()
@@ -62,11 +62,10 @@ with widgets.guard("compute the per-segment values"):
         raise seg_err
     bcols = st.columns(max(1, len(seg.maps)))
     for i, (bc, (name, spec)) in enumerate(zip(bcols, seg.maps.items(), strict=False)):
-        bc.plotly_chart(
-            featureview.bullseye_figure(lc, name, spec),
-            key=f"fm_bull_{i}",
-            config={"displaylogo": False},
-        )
+        with bc:
+            featureview.draw_bullseye(lc, i, name, spec)
+    if not seg.table.empty:  # the bullseyes' numbers (the pictures have no hover)
+        st.dataframe(seg.table, hide_index=True, key="fm_seg_table")
     st.caption(seg.note)
 
 st.subheader("Agreement with the reference lesion")
@@ -80,11 +79,8 @@ with widgets.guard("compute the agreement"):
     else:
         a1, a2 = st.columns([2, 3])
         a1.dataframe(agr.table, hide_index=True, key="fm_agree_table")
-        a2.plotly_chart(
-            figures.metric_bars(agr.headline, title=f"{ctl.method} vs {agr.reference_name}"),
-            key="fm_agree_bars",
-            config={"displaylogo": False},
-        )
+        with a2:
+            featureview.draw_agreement_bars(lc, f"{ctl.method} vs {agr.reference_name}", agr.headline)
         st.caption(
             f"All slices of the case; threshold = your CAM threshold ({ctl.threshold:.2f} of the maximum). The cohort "
             "audit chooses it on validation cases instead. Healthy cases have no lesion: the spread of the map is shown."

@@ -334,8 +334,13 @@ def _warm_job(path: Any) -> None:
 
 
 def warm_model() -> None:
-    """Start loading and tracing the shipped model in the background (once per server process)."""
-    inference.warm(settings().model_path, _warm_job)
+    """Start loading and tracing the shipped model in the background (once per server process).
+
+    :func:`deepoxymap.ui.warmup.start` (``app.py`` calls it before its own imports).
+    """
+    from deepoxymap.ui import warmup
+
+    warmup.start()
 
 
 def prefetch(lc: state.LoadedCase) -> None:

@@ -567,29 +567,58 @@ def slice_view_ui(
                 f"Layer `{fmaps.layer}`: the {len(fmaps.channels)} most active of {fmaps.n_channels} channels for this "
                 "slice, on the layer's own grid (each scaled to its own range). These are the raw activations, not a CAM."
             )
-            st.plotly_chart(figures.channel_grid(fmaps), key="fm_raw_grid", config={"displaylogo": False})
+            with st.container(key="fm_raw_grid"):
+                st.image(channel_grid_image(fmaps), width="content")
 
 
-def bullseye_figure(lc: Any, title: str, spec: Any) -> go.Figure:
-    """The plotly bullseye of a :class:`~deepoxymap.ui.segment_view.BullseyeSpec`, built once per case and values.
-
-    Shared read-only (``st.plotly_chart`` copies a figure before sending it).
-    """
-    from deepoxymap.ui import state
+def bullseye_image(lc: Any, spec: Any) -> str:
+    """The bullseye of a :class:`~deepoxymap.ui.segment_view.BullseyeSpec` as a PNG data URI
+    (:func:`deepoxymap.ui.charts.bullseye_rgb`), drawn once per case and values (shared, read-only)."""
+    from deepoxymap.ui import charts, state
 
     values = tuple(sorted((int(k), float(v)) for k, v in spec.values.items()))
     scale = spec.colorscale if isinstance(spec.colorscale, str) else tuple(map(tuple, spec.colorscale))
-    key = ("bullseye", title, values, scale, spec.zmin, spec.zmax, spec.units, spec.fmt)
+    key = ("bullseye_png", values, scale, spec.zmin, spec.zmax, spec.units)
     return state.cached(
         lc.token,
         key,
-        lambda: figures.bullseye(
-            spec.values,
-            title=title,
-            colorscale=spec.colorscale,
-            zmin=spec.zmin,
-            zmax=spec.zmax,
-            units=spec.units,
-            fmt=spec.fmt,
+        lambda: charts.png_uri(
+            charts.bullseye_rgb(
+                dict(values), colorscale=spec.colorscale, zmin=spec.zmin, zmax=spec.zmax, units=spec.units
+            )
         ),
     )
+
+
+def draw_bullseye(lc: Any, i: int, title: str, spec: Any) -> None:
+    """Bullseye ``i`` in a container keyed ``fm_bull_<i>``: its title (text), then its picture."""
+    import streamlit as st
+
+    with st.container(key=f"fm_bull_{i}"):
+        st.markdown(f"**{title}**")
+        st.image(bullseye_image(lc, spec), width="content")
+
+
+def agreement_image(lc: Any, headline: dict[str, float]) -> str:
+    """The agreement bars (:func:`deepoxymap.ui.charts.bars_rgb`) as a PNG data URI, once per case and values."""
+    from deepoxymap.ui import charts, state
+
+    values = tuple((str(k), float(v)) for k, v in headline.items())
+    return state.cached(lc.token, ("agree_png", values), lambda: charts.png_uri(charts.bars_rgb(dict(values))))
+
+
+def draw_agreement_bars(lc: Any, title: str, headline: dict[str, float]) -> None:
+    """The agreement bars in a container keyed ``fm_agree_bars``: the title (text), then the picture."""
+    import streamlit as st
+
+    with st.container(key="fm_agree_bars"):
+        st.markdown(f"**{title}**")
+        st.image(agreement_image(lc, headline), width="content")
+
+
+def channel_grid_image(fmaps: Any) -> str:
+    """Raw feature-map channels (:func:`deepoxymap.ui.charts.channel_grid_rgb`) as a PNG data URI."""
+    from deepoxymap.ui import charts
+
+    titles = [f"ch {int(c)} · mean {float(m):.2f}" for c, m in zip(fmaps.channels, fmaps.mean_activation, strict=True)]
+    return charts.png_uri(charts.channel_grid_rgb(np.asarray(fmaps.normalized()), titles))

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from deepoxymap.ui.export import ViewPanel
 
-__all__ = ["BAR_WIDTH", "colour_fractions", "compose", "lut", "panel_png", "to_png"]
+__all__ = ["BAR_WIDTH", "colour_bar", "colour_fractions", "compose", "font", "lut", "panel_png", "to_png"]
 
 BAR_WIDTH = 74
 """Width in px of the colour-bar strip beside a quantitative map."""
@@ -163,7 +163,8 @@ def compose(vp: ViewPanel, height: int) -> NDArray[np.uint8]:
 
 
 @functools.cache
-def _font(size: int) -> Any:
+def font(size: int) -> Any:
+    """PIL's default (scalable) font at ``size`` px."""
     from PIL import ImageFont
 
     return ImageFont.load_default(size=size)
@@ -171,10 +172,11 @@ def _font(size: int) -> Any:
 
 def _colour_bar(vp: ViewPanel, height: int) -> NDArray[np.uint8]:
     """A :data:`BAR_WIDTH` px strip: the window's colour ramp (top = high) with its ends and units."""
-    return _colour_bar_lut(vp, height, lut(vp.image_cmap))
+    return colour_bar(vp.window, vp.units, height, lut(vp.image_cmap))
 
 
-def _colour_bar_lut(vp: ViewPanel, height: int, table: NDArray[np.uint8]) -> NDArray[np.uint8]:
+def colour_bar(window: tuple[float, float], units: str, height: int, table: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """uint8 ``[height, BAR_WIDTH, 3]``: ``table``'s ramp (top = ``window[1]``), its ends and middle, ``units`` on top."""
     from PIL import Image, ImageDraw
 
     strip = np.zeros((height, BAR_WIDTH, 3), np.uint8)
@@ -183,12 +185,12 @@ def _colour_bar_lut(vp: ViewPanel, height: int, table: NDArray[np.uint8]) -> NDA
     strip[top:bottom, 8:20] = ramp[:, None, :]
     pic = Image.fromarray(strip)
     draw = ImageDraw.Draw(pic)
-    font = _font(12)
-    lo, hi = vp.window
-    draw.text((4, 4), vp.units, fill=(235, 235, 235), font=font)
+    fnt = font(12)
+    lo, hi = window
+    draw.text((4, 4), units, fill=(235, 235, 235), font=fnt)
     for value, y in ((hi, top), ((lo + hi) / 2, (top + bottom) // 2), (lo, bottom - 1)):
         draw.line([(20, y), (24, y)], fill=(235, 235, 235))
-        draw.text((27, y - 7), _tick(value, hi - lo), fill=(235, 235, 235), font=font)
+        draw.text((27, y - 7), _tick(value, hi - lo), fill=(235, 235, 235), font=fnt)
     return np.asarray(pic, dtype=np.uint8)
 
 

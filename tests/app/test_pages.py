@@ -48,6 +48,24 @@ def _titles(at: Any) -> list[str]:
     return [((s.get("layout") or {}).get("title") or {}).get("text", "") for s in _plots(at)]
 
 
+def _chart(at: Any, key: str) -> tuple[str, Any]:
+    """A Feature-maps chart drawn as a picture: (its visible title, its RGB pixels) from the container keyed ``key``."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from deepoxymap.ui import charts
+
+    box = at.get_by_key(key)
+    title = " ".join(m.value.strip("*") for m in box.markdown)
+    (src,) = [u for img in box.image for u in img.value]
+    assert src.startswith(charts.CHART_URI_PREFIX), src[:40]
+    rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+    return title, rgb
+
+
 def _texts(at: Any) -> str:
     parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success") for e in at.get(kind)]
     return "\n".join(str(p) for p in parts)
@@ -87,7 +105,9 @@ def test_page_with_demo_case(page: str, label: str, demo_cases: dict[str, Case])
         assert "OS-CMR + CAM" in drawn, list(drawn)
         assert "LGE" in drawn and "mm" in drawn["LGE"][0], list(drawn)
         if settings().model_path.is_file():
-            assert any("energy" in t for t in _titles(at))  # the per-segment CAM bullseye
+            title, rgb = _chart(at, "fm_bull_0")  # the per-segment CAM bullseye, a picture
+            assert "CAM energy" in title and rgb.std() > 10, title
+            assert not at.get("plotly_chart"), "Feature maps must draw no plotly chart (plotly.js stays unloaded)"
             note = (json.loads(settings().model_card_path.read_text()).get("training") or {}).get("note")
             if note:  # the card's caveat (e.g. an untrained conv base) is shown beside the maps
                 assert note[:60] in _texts(at)
@@ -149,6 +169,80 @@ def test_feature_maps_overlay_and_contours(tiny_case: Case, tiny_model: Path) ->
     at.slider(key="_w_dox_fm_opacity").set_value(0.0).run()
     f0 = panels.colour_fractions(feature_panels(at)["OS-CMR + CAM"][1], colormap="gray")
     assert f0["other"] == 0.0 and f0["contour"] > 0.0, f0
+
+
+def test_feature_maps_draw_no_plotly(tiny_case: Case, tiny_model: Path) -> None:
+    """Feature maps sends no plotly chart (the browser never loads plotly.js there): bullseyes and bars are pictures."""
+    at = _run(_with_case(tiny_case, tiny_model), "features")
+    _ok(at)
+    assert not at.get("plotly_chart"), [el.key for el in at.get("plotly_chart")]
+    title, rgb = _chart(at, "fm_bull_0")
+    assert "CAM energy" in title and rgb.ndim == 3, title
+    title, _ = _chart(at, "fm_agree_bars")
+    assert title.startswith("gradcam vs "), title
+    at.toggle(key="_w_dox_fm_raw").set_value(True).run()  # the raw channels too
+    _ok(at)
+    assert not at.get("plotly_chart")
+    _, grid = _chart(at, "fm_raw_grid")
+    assert grid.std() > 5
+
+
+def test_feature_maps_charts_show_the_tables_numbers(demo_cases: dict[str, Case]) -> None:
+    """The bullseye and bar pictures carry the numbers of the tables under them (ischemic demo case).
+
+    Each bullseye segment is filled with its value's colour on that bullseye's scale (the
+    per-segment table's value, to within one colour step of the table's rounding), segments
+    without a value are grey; each agreement bar is as tall as the agreement table's value.
+    """
+    import numpy as np
+
+    from deepoxymap.ui import charts, figures
+    from deepoxymap.ui.segment_view import AGREEMENT_ROWS, HEADLINE
+
+    if "ischemic" not in demo_cases or not settings().model_path.is_file():
+        pytest.skip("needs the ischemic demo case (`make demo`) and the shipped model")
+    at = _run(_with_case(demo_cases["ischemic"]), "features")
+    _ok(at)
+    assert not at.get("plotly_chart")
+    seg_table = next(df.value for df in at.dataframe if "segment" in df.value.columns)
+    scales = {  # title start -> (colour scale, zmin, zmax), as the page declares them
+        "CAM energy": ("Inferno", 0.0, None),
+        "LGE transmurality": ("Hot", 0.0, 100.0),
+        "T1": (figures.colorscale("lipari"), None, None),
+        "T2": (figures.colorscale("navia"), None, None),
+    }
+    titles = [c for c in seg_table.columns if c != "segment"]
+    assert len(titles) == 4, titles
+    for i, col in enumerate(titles):
+        title, rgb = _chart(at, f"fm_bull_{i}")
+        assert title == col, (title, col)
+        assert rgb.shape == (charts.BULLSEYE_SIZE, charts.BULLSEYE_SIZE + 74, 3)
+        scale, zmin, zmax = next(v for k, v in scales.items() if title.startswith(k))
+        values = {int(s): float(v) for s, v in zip(seg_table["segment"], seg_table[col], strict=True) if np.isfinite(v)}
+        assert len(values) >= 16, values
+        lo, hi = charts.value_range(values, zmin, zmax)
+        table = charts.colour_table(scale)
+        for seg in range(1, 18):
+            px = rgb[charts.segment_pixel(seg)]
+            if seg not in values:
+                assert tuple(px) == charts.NAN_RGB, (title, seg, px)
+                continue
+            idx = int(np.clip((values[seg] - lo) / (hi - lo) * 255.0, 0, 255))
+            assert (table[max(0, idx - 1) : idx + 2] == px).all(axis=1).any(), (title, seg, values[seg], px)
+    title, bars = _chart(at, "fm_agree_bars")
+    assert title == "gradcam vs LGE scar", title
+    agree = next(df.value for df in at.dataframe if "figure" in df.value.columns)
+    shown = dict(zip(agree["figure"], agree["gradcam"], strict=True))
+    heads = [
+        (AGREEMENT_ROWS[k], float(np.clip(shown[AGREEMENT_ROWS[k]], 0, 1)))
+        for k in HEADLINE
+        if AGREEMENT_ROWS[k] in shown
+    ]
+    boxes = charts.bar_boxes(len(heads), [v for _, v in heads], width=bars.shape[1], height=bars.shape[0])
+    for (name, v), (x0, y0, x1, y1) in zip(heads, boxes, strict=True):
+        tall = int((bars[:, (x0 + x1) // 2] == charts.BAR_RGB).all(axis=1).sum())
+        assert abs(tall - (y1 - y0)) <= 2, (name, v, tall, y1 - y0)
+    assert max(v for _, v in heads) > 0.1  # some bar is drawn at all
 
 
 def test_viewer_controls(tiny_case: Case) -> None:
@@ -357,8 +451,8 @@ def test_feature_maps_localise_each_stack_once(
     monkeypatch.setattr(localize, "find_lv_center_cine", counting_cine)
     at = _run(_with_case(tiny_case, tiny_model), "features")
     _ok(at)
-    titles = _titles(at)
-    assert any("energy" in t.lower() for t in titles), titles  # the per-segment CAM bullseye was drawn
+    title, _ = _chart(at, "fm_bull_0")
+    assert "energy" in title.lower(), title  # the per-segment CAM bullseye was drawn
     assert stacks, "the page never localised the LV"
     assert len(stacks) == len(set(stacks)), f"LV localised more than once for a stack: {stacks}"
     os_stack = next(s for s in tiny_case.series if s.uid == stacks[0]).stack

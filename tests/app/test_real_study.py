@@ -53,6 +53,22 @@ def _texts(at: Any) -> str:
     return "\n".join(str(e.value) for kind in kinds for e in at.get(kind))
 
 
+def _chart(at: Any, key: str) -> tuple[str, np.ndarray]:
+    """A Feature-maps chart picture: (its visible title, its decoded RGB pixels) from the container keyed ``key``."""
+    import base64
+    import io as _io
+
+    from PIL import Image
+
+    from deepoxymap.ui import charts
+
+    box = at.get_by_key(key)
+    title = " ".join(m.value.strip("*") for m in box.markdown)
+    (src,) = [u for img in box.image for u in img.value]
+    assert src.startswith(charts.CHART_URI_PREFIX), src[:40]
+    return title, np.asarray(Image.open(_io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+
+
 def _titles(at: Any) -> list[str]:
     specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
     return [((s.get("layout") or {}).get("title") or {}).get("text", "") for s in specs]
@@ -81,7 +97,10 @@ def test_feature_maps_show_segments_and_agreement(real_upload: tuple[Case, list[
     text = _texts(at)
     assert segment_view.NEEDS_MASK not in text
     assert "automatic" in text.lower()
-    assert any("CAM energy" in t for t in _titles(at)), _titles(at)
+    title, rgb = _chart(at, "fm_bull_0")
+    assert "CAM energy" in title, title
+    assert rgb.shape[0] > 100 and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 20, "blank bullseye picture"
+    assert not at.get("plotly_chart")  # Feature maps draws no plotly chart
     assert any("Energy in the myocardium" in str(df.value.to_dict()) for df in at.dataframe)
 
 

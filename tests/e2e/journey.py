@@ -95,6 +95,32 @@ def panel_png(page: Any, key: str) -> Any:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
 
 
+def chart_png(page: Any, key: str) -> Any:
+    """The picture of the server-drawn chart keyed ``key`` (a Feature-maps bullseye or the agreement bars),
+    uint8 ``[H, W, 3]``, decoded from its ``img`` data URI (:data:`deepoxymap.ui.charts.CHART_URI_PREFIX`)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from deepoxymap.ui import charts
+
+    loc = page.locator(f".st-key-{key} img").first
+    loc.wait_for(timeout=60_000)
+    src = loc.get_attribute("src")
+    if not src or not src.startswith(charts.CHART_URI_PREFIX):
+        raise AssertionError(f"{key}: no chart picture drawn (src {str(src)[:40]!r})")
+    if not loc.evaluate("i => i.complete && i.naturalWidth > 0"):
+        raise AssertionError(f"{key}: the browser did not decode the chart picture")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+
+
+def plotly_count(page: Any) -> int:
+    """Number of plotly charts drawn on the page now."""
+    return int(page.locator(".js-plotly-plot").count())
+
+
 def trace_count(page: Any, key: str) -> int:
     """Number of plotly traces in the chart with Streamlit key ``key``."""
     return int(

@@ -62,8 +62,15 @@ def test_main_journey(app_url: str, browser: object, screenshots: Path) -> None:
         assert shown and shown["width"] > 300 and shown["height"] > 300, f"OS-CMR panel drawn too small: {shown}"
         for key in ("fm_panel_lge", "fm_panel_t1-map", "fm_panel_t2-map"):
             assert "mm" in journey.panel_title(page, key), f"{key}: no matching distance shown"
-        page.locator(".st-key-fm_agree_bars .js-plotly-plot").first.wait_for(timeout=120_000)
-        assert page.locator("[class*='st-key-fm_bull_'] .js-plotly-plot").count() >= 2, "bullseyes missing"
+        page.locator(".st-key-fm_agree_bars img").first.wait_for(timeout=120_000)
+        assert " vs " in journey.panel_title(page, "fm_agree_bars")
+        assert journey.chart_png(page, "fm_agree_bars").std() > 5, "blank agreement bars"
+        bulls = page.locator("[class*='st-key-fm_bull_'] img").count()
+        assert bulls >= 2, "bullseyes missing"
+        for i in range(bulls):  # each a decoded, non-blank picture under its visible title
+            assert journey.panel_title(page, f"fm_bull_{i}"), f"fm_bull_{i}: no title"
+            assert journey.chart_png(page, f"fm_bull_{i}").std() > 10, f"fm_bull_{i}: blank"
+        assert journey.plotly_count(page) == 0, "Feature maps drew a plotly chart (plotly.js not needed there)"
         _shot(page, screenshots, "05a_feature_maps_first_slice")
         before = journey.panel_title(page, "fm_panel_os")
         seconds = journey.slice_change_seconds(page)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import journey
+import numpy as np
 import pytest
 
 from deepoxymap.config import settings
@@ -83,8 +84,12 @@ def test_real_cine_upload_segments_and_shows_segment_values(
             timeout=60_000
         )
         assert page.get_by_text(segment_view.NEEDS_MASK).count() == 0
-        assert page.locator(".st-key-fm_bull_0 .js-plotly-plot").count() == 1
-        assert "no reference lesion" in journey.plot_title(page, "fm_agree_bars")
+        assert "CAM energy" in journey.panel_title(page, "fm_bull_0")
+        bull = journey.chart_png(page, "fm_bull_0")
+        assert len(np.unique(bull.reshape(-1, 3), axis=0)) > 20, "blank bullseye picture"
+        assert "no reference lesion" in journey.panel_title(page, "fm_agree_bars")
+        assert journey.chart_png(page, "fm_agree_bars").std() > 5, "blank agreement bars"
+        assert journey.plotly_count(page) == 0, "Feature maps drew a plotly chart"
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(screenshots / "14_real_cine_feature_maps.png"), full_page=True)
     except Exception:
