@@ -93,7 +93,7 @@ def test_cv_runs_the_shipped_training_recipe() -> None:
     i = argv.index("--out")
     cv_argv = ["evaluate", "--cv", "5", *argv[1:i], *argv[i + 2 :]]
     cv = config_from_args(parser.parse_args(cv_argv))
-    neutral = {"out": None, "name": None, "command": ""}
+    neutral = {"out": None, "name": None, "command": "", "jobs": None}  # where and how fast, not the recipe
     assert dataclasses.replace(tr, **neutral) == dataclasses.replace(cv, **neutral)
     assert cv.conv_bn and cv.frame_jitter == 2 and cv.lr_patience == 4 and cv.spec.crop_mm == 120.0
     # the recipe the card records is the one these options build
