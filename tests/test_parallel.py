@@ -134,9 +134,16 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def scheduler() -> Iterator[str]:
     """A local Dask cluster of 2 worker processes (1 thread each)."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-    ) as cluster:
+    for attempt in range(3):  # a Nanny can fail to start its worker on a loaded 2-core machine; try again
+        try:
+            cluster = distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            )
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    with cluster:
         yield cluster.scheduler_address
 
 
