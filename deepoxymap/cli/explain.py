@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the sub-command's options."""
     parser.add_argument("paths", type=Path, nargs="+", help="case folder, DICOM files or a zip")
     parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
-    parser.add_argument("--method", default="gradcam", help="gradcam, gradcam++, hirescam, layercam, scorecam, smoothgrad")
+    parser.add_argument(
+        "--method", default="gradcam", help="gradcam, gradcam++, hirescam, layercam, scorecam, smoothgrad"
+    )
     parser.add_argument("--layer", default=None, help="convolutional layer (default: the last one)")
     parser.add_argument(
         "--class", dest="target", default=None, help="class name or index to explain (default: predicted)"
