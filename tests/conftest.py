@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = Path(os.environ.get("DEEPOXYMAP_REAL_DATA_DIR", ROOT.parent / "shared" / "data" / "real"))
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Put ``sys.modules["__main__"]`` back after each test.
+
+    Streamlit's AppTest leaves its temporary page script as ``__main__`` (``AppTest.from_function``),
+    and every spawned worker process started later in the session (``deepoxymap.parallel``, Dask)
+    would re-run that script and die (``NameError: __args``).
+    """
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture
