@@ -8,7 +8,8 @@
   ideal-map ceiling of a readout).
 * :mod:`~deepoxymap.audit.run`: :func:`run_audit` over cases, in memory
   (predictions, probabilities, agreement; maps normalised per case, figures per
-  :data:`AUDIT_CLASSES` group), :func:`plan_subjects` (who chooses the
+  :data:`AUDIT_CLASSES` group).
+* :mod:`~deepoxymap.audit.plan`: :func:`plan_subjects` (who chooses the
   thresholds) and :func:`audit_manifest`.
 * :mod:`~deepoxymap.audit.report`: :func:`write_audit` (CSV, markdown, JSON, PNG)
   and :func:`summary_json`.
@@ -33,6 +34,7 @@ from deepoxymap.audit.metrics import (
     segment_auc,
     segment_calls,
 )
+from deepoxymap.audit.plan import SubjectPlan, audit_manifest, plan_subjects
 from deepoxymap.audit.reference import (
     CaseReference,
     SliceReference,
@@ -47,11 +49,8 @@ from deepoxymap.audit.run import (
     INPUT_LAYER,
     AuditConfig,
     AuditResult,
-    SubjectPlan,
     audit_group,
-    audit_manifest,
     fit_thresholds,
-    plan_subjects,
     run_audit,
 )
 from deepoxymap.cardiac.masks import LESION_OF_CLASS
