@@ -51,7 +51,19 @@ def is_automatic(mask: Stack | None) -> bool:
 CINE_ROLES = (Role.OS_CMR, Role.CINE)
 
 
-def frames_in_use(case: Case, series: Series) -> list[int] | None:
+def _lv_centres(stack: Stack, known: dict[int, list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    """``find_lv_centers(stack)``, kept in ``known`` (keyed by the stack object's id, for one call's lifetime)
+    so each stack is localised once."""
+    from deepoxymap.cardiac.localize import find_lv_centers
+
+    if id(stack) not in known:
+        known[id(stack)] = list(find_lv_centers(stack))
+    return known[id(stack)]
+
+
+def frames_in_use(
+    case: Case, series: Series, known: dict[int, list[tuple[float, float]]] | None = None
+) -> list[int] | None:
     """The cine frames that downstream parts read: end-diastole (frame 0) and end-systole.
 
     End-systole is the consensus frame of :func:`deepoxymap.cardiac.phase.end_systolic_frames`
@@ -59,26 +71,30 @@ def frames_in_use(case: Case, series: Series) -> list[int] | None:
     stack's end-systolic frame in the target stack too; the classifier reads each stack's own).
     ``None`` (every frame) for stacks of three frames or fewer and for LGE and maps.
     """
-    from deepoxymap.cardiac.localize import find_lv_centers
     from deepoxymap.cardiac.phase import end_systolic_frames
+
+    known = {} if known is None else known
 
     n = series.stack.n_frames
     if series.role not in CINE_ROLES or n <= 3:
         return None
     es = {
-        int(end_systolic_frames(s.stack, find_lv_centers(s.stack))[0])
+        int(end_systolic_frames(s.stack, _lv_centres(s.stack, known))[0])
         for s in case.series
         if s.role in CINE_ROLES and s.stack.n_frames == n
     }
     return sorted({0, *es})
 
 
-def automatic_mask(series: Series, frames: list[int] | None = None) -> Stack:
+def automatic_mask(
+    series: Series, frames: list[int] | None = None, known: dict[int, list[tuple[float, float]]] | None = None
+) -> Stack:
     """The automatic label-map stack of one image series.
 
     Args:
         series: an image series of a role in :data:`SEGMENTABLE`.
         frames: the frames to segment (default every frame); the others hold 0.
+        known: LV centres already found, by stack (filled in here).
 
     Returns:
         a :class:`~deepoxymap.case.Stack` on the series' own grid (same geometry
@@ -93,7 +109,11 @@ def automatic_mask(series: Series, frames: list[int] | None = None) -> Stack:
     from deepoxymap.segmentation import segment_stack
 
     kind = SEGMENTABLE[series.role]
-    labels = np.asarray(segment_stack(series.stack, kind=kind, frames=frames))
+    labels = np.asarray(
+        segment_stack(
+            series.stack, kind=kind, frames=frames, centers=_lv_centres(series.stack, {} if known is None else known)
+        )
+    )
     data = labels.reshape(series.stack.data.shape).astype(np.float32)
     which = "" if frames is None else f", frames {', '.join(str(f + 1) for f in frames)}"
     return dataclasses.replace(
@@ -121,6 +141,7 @@ def with_automatic_masks(case: Case, roles: Iterable[Role] | None = None) -> tup
     wanted = set(SEGMENTABLE if roles is None else roles) & set(SEGMENTABLE)
     masks = dict(case.masks)
     notes: list[str] = []
+    known: dict[int, list[tuple[float, float]]] = {}  # LV centres by stack: one localisation per stack
     in_use: dict[int, list[int] | None] = {}  # by frame count: one end-systole search per cine shape
     for s in case.series:
         if s.role not in wanted or s.uid in masks:
@@ -128,8 +149,8 @@ def with_automatic_masks(case: Case, roles: Iterable[Role] | None = None) -> tup
         try:
             n = s.stack.n_frames if s.role in CINE_ROLES else -1
             if n not in in_use:
-                in_use[n] = frames_in_use(case, s)
-            masks[s.uid] = automatic_mask(s, in_use[n])
+                in_use[n] = frames_in_use(case, s, known)
+            masks[s.uid] = automatic_mask(s, in_use[n], known)
         except (DeepOxyMapError, ValueError, IndexError) as exc:  # one series failing must not lose the others
             name = s.stack.description or s.role.label
             notes.append(f"{name}: no automatic segmentation ({exc})")

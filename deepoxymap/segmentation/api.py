@@ -75,6 +75,7 @@ def segment_stack(
     *,
     kind: str = "cine",
     frames: Sequence[int] | None = None,
+    centers: Sequence[tuple[float, float]] | None = None,
 ) -> NDArray[np.uint8]:
     """Label maps of every slice and (chosen) frame of a stack.
 
@@ -89,6 +90,8 @@ def segment_stack(
         stack: ``Stack.data`` float32 ``[slice, frame, row, col]``.
         kind: see :func:`segment_image` (``KIND_OF_ROLE[stack.role]`` for a series' own kind).
         frames: frame indices to segment (default: all); other frames stay 0.
+        centers: the stack's ``find_lv_centers`` (``(row, col)`` px per slice) when the caller
+            already has them; computed here otherwise.
 
     Returns:
         uint8 ``[slice, frame, row, col]``, the shape of ``stack.data``, values 0/1/2/3
@@ -106,7 +109,9 @@ def segment_stack(
     if bad:
         raise ValueError(f"frames {bad} outside the stack's {n_f} frames")
     ps = stack.geometry.pixel_spacing
-    centres = find_lv_centers(stack)
+    centres = list(find_lv_centers(stack) if centers is None else centers)
+    if len(centres) != n_s:
+        raise ValueError(f"{len(centres)} LV centres for {n_s} slices")
     out = np.zeros(data.shape, dtype=np.uint8)
     if not chosen:
         return out
