@@ -65,7 +65,7 @@ with widgets.guard("compute the per-segment values"):
         with bc:
             featureview.draw_bullseye(lc, i, name, spec)
     if not seg.table.empty:  # the bullseyes' numbers (the pictures have no hover)
-        st.dataframe(seg.table, hide_index=True, key="fm_seg_table")
+        st.dataframe(seg.arrow, hide_index=True, key="fm_seg_table")
     st.caption(seg.note)
 
 st.subheader("Agreement with the reference lesion")
@@ -78,7 +78,7 @@ with widgets.guard("compute the agreement"):
         st.info("Agreement needs the classifier's feature maps (see above).")
     else:
         a1, a2 = st.columns([2, 3])
-        a1.dataframe(agr.table, hide_index=True, key="fm_agree_table")
+        a1.dataframe(agr.arrow, hide_index=True, key="fm_agree_table")
         with a2:
             featureview.draw_agreement_bars(lc, f"{ctl.method} vs {agr.reference_name}", agr.headline)
         st.caption(

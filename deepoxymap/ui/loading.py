@@ -6,8 +6,10 @@ presentation of their results; no science lives here.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,14 +98,74 @@ def demo_manifest() -> Path:
 
 
 def demo_cases() -> list[SubjectRecord]:
-    """One record per demo case, ordered as :data:`deepoxymap.CLASSES`; empty if not generated."""
+    """One record per demo case, ordered as :data:`deepoxymap.CLASSES`; empty if not generated.
+
+    The manifest is parsed once per version of the file (its path, size and mtime).
+    """
     m = demo_manifest()
-    return cohort.ordered_by_class(cohort.read_manifest(m)) if m.is_file() else []
+    try:
+        st_ = m.stat()
+    except OSError:
+        return []
+    key = (str(m), st_.st_size, st_.st_mtime_ns)
+    got = _DEMO_ROWS.get("rows")
+    if got is None or got[0] != key:
+        got = (key, cohort.ordered_by_class(cohort.read_manifest(m)))
+        _DEMO_ROWS["rows"] = got
+    return list(got[1])
+
+
+_DEMO_ROWS: dict[str, tuple[tuple[Any, ...], list[SubjectRecord]]] = {}
 
 
 def load_record(record: SubjectRecord) -> Case:
-    """The case of a cohort record (:func:`deepoxymap.cohort.load_case`)."""
-    return cohort.load_case(record)
+    """The case of a cohort record (:func:`deepoxymap.cohort.load_case`), loaded once per server process.
+
+    Every session that opens the same demo (or cohort) case gets the same read-only
+    :class:`~deepoxymap.case.Case` object: one copy in memory however many sessions hold
+    it, one content hash (:func:`deepoxymap.ui.inference.case_key` is memoised per object)
+    and no second read from disk. The key includes the modification times of the record's
+    path and of its manifest, so a regenerated case is read again.
+    """
+    return _load_record_cached(_record_key(record), record)
+
+
+def _record_key(record: SubjectRecord) -> tuple[Any, ...]:
+    def stamp(p: Any) -> int:
+        try:
+            return Path(p).stat().st_mtime_ns
+        except (OSError, TypeError, ValueError):
+            return -1
+
+    masks = tuple(sorted((str(k), str(v), stamp(v)) for k, v in (record.masks or {}).items()))
+    return (str(record.path), record.subject, record.label, record.kind, record.role, stamp(record.path), masks)
+
+
+_RECORDS: collections.OrderedDict[tuple[Any, ...], Case] = collections.OrderedDict()
+_RECORD_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+_RECORDS_LOCK = threading.Lock()
+RECORDS_KEPT = 6
+"""Most recently opened record cases kept in memory (the four demo cases fit)."""
+
+
+def _load_record_cached(key: tuple[Any, ...], record: SubjectRecord) -> Case:
+    """Single flight per key: concurrent sessions opening one case wait for one read."""
+    with _RECORDS_LOCK:
+        if key in _RECORDS:
+            _RECORDS.move_to_end(key)
+            return _RECORDS[key]
+        lock = _RECORD_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        with _RECORDS_LOCK:
+            if key in _RECORDS:
+                return _RECORDS[key]
+        case = cohort.load_case(record)
+        with _RECORDS_LOCK:
+            _RECORDS[key] = case
+            while len(_RECORDS) > RECORDS_KEPT:
+                _RECORDS.popitem(last=False)
+            _RECORD_LOCKS.pop(key, None)
+        return case
 
 
 def with_automatic_masks(case: Case) -> tuple[Case, list[str]]:

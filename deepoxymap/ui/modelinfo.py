@@ -9,6 +9,7 @@ changes only that session.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +68,27 @@ def loaded_model(path: Path | None = None) -> Any:
 
 
 def model_key(path: Path | None = None) -> str:
-    """A cache key for per-case results that depend on the model (path + mtime)."""
-    p = Path(path or current_path())
+    """A cache key for per-case results that depend on the model (path + mtime).
+
+    Looked up many times per script run, so the resolved path and mtime are kept for
+    :data:`KEY_TTL_S` seconds (a replaced model file is noticed within that time).
+    """
+    p = str(path or current_path())
+    now = time.monotonic()
+    got = _KEYS.get(p)
+    if got is not None and now - got[0] < KEY_TTL_S:
+        return got[1]
+    q = Path(p)
     try:
-        return f"{p.resolve()}@{p.stat().st_mtime_ns}"
+        key = f"{q.resolve()}@{q.stat().st_mtime_ns}"
     except OSError:
-        return str(p)
+        key = p
+    _KEYS[p] = (now, key)
+    return key
+
+
+KEY_TTL_S = 1.0
+_KEYS: dict[str, tuple[float, str]] = {}
 
 
 def _short(p: Path) -> str:

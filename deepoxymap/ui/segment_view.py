@@ -80,6 +80,11 @@ class SegmentValues:
     table: pd.DataFrame
     note: str = ""
 
+    @property
+    def arrow(self) -> Any:
+        """:attr:`table` as a ``pyarrow.Table``, converted once (what ``st.dataframe`` sends)."""
+        return _arrow(self)
+
 
 @dataclass(frozen=True)
 class Agreement:
@@ -89,6 +94,26 @@ class Agreement:
     headline: dict[str, float]
     reference_name: str = "reference lesion"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def arrow(self) -> Any:
+        """:attr:`table` as a ``pyarrow.Table``, converted once (what ``st.dataframe`` sends)."""
+        return _arrow(self)
+
+
+def _arrow(obj: Any) -> Any:
+    """The ``pyarrow.Table`` of ``obj.table``, kept on the (frozen, shared) result after the first call.
+
+    Every session that draws a cached result would otherwise convert the same pandas frame
+    again on each run (Streamlit's pandas -> Arrow step is most of ``st.dataframe``'s cost).
+    """
+    import pyarrow as pa
+
+    got = obj.__dict__.get("_arrow_table")
+    if got is None:
+        got = pa.Table.from_pandas(obj.table, preserve_index=False)
+        object.__setattr__(obj, "_arrow_table", got)
+    return got
 
 
 def reference_lesion(lc: state.LoadedCase, stack: Stack, k: int, frame: int = 0) -> NDArray[np.float32] | None:
@@ -127,16 +152,30 @@ def _as_map(values: Sequence[Any] | NDArray[Any], scale: float = 1.0) -> dict[in
 
 
 def _map_means(lc: state.LoadedCase, ref: Stack, cm: CaseReference, role: Role) -> dict[int, float]:
-    """Per-segment mean of a slice-matched map (T1/T2) over the OS-CMR slices' segment maps."""
-    pairs = [(analysis.panel(lc, ref, sd.slice_index, role).image, sd.seg_map) for sd in cm.slices]
-    kept = [(im, sm) for im, sm in pairs if im is not None]
-    return segment_means([im for im, _ in kept], [sm for _, sm in kept])
+    """Per-segment mean of a slice-matched map (T1/T2) over the OS-CMR slices' segment maps (cached per case)."""
+
+    def compute() -> dict[int, float]:
+        pairs = [(analysis.panel(lc, ref, sd.slice_index, role).image, sd.seg_map) for sd in cm.slices]
+        kept = [(im, sm) for im, sm in pairs if im is not None]
+        return segment_means([im for im, _ in kept], [sm for _, sm in kept])
+
+    return state.cached(lc.token, ("map_means", modelinfo.model_key(), ref.series_uid, role.value), compute)
 
 
 def segment_values(
     lc: state.LoadedCase, ref: Stack, cams: Sequence[SliceCam] | None, *, key: Any = None, tau: float = 0.5
 ) -> SegmentValues:
-    """CAM energy per AHA segment beside lesion transmurality, T1 and T2 per segment."""
+    """CAM energy per AHA segment beside lesion transmurality, T1 and T2 per segment (cached per case and settings)."""
+    return state.cached(
+        lc.token,
+        ("segment_values", modelinfo.model_key(), ref.series_uid, key, round(tau, 3), cams is None),
+        lambda: _segment_values(lc, ref, cams, key=key, tau=tau),
+    )
+
+
+def _segment_values(
+    lc: state.LoadedCase, ref: Stack, cams: Sequence[SliceCam] | None, *, key: Any, tau: float
+) -> SegmentValues:
     cm = case_maps(lc)
     maps: dict[str, BullseyeSpec] = {}
     if cams is not None:
@@ -165,7 +204,18 @@ def segment_values(
 
 
 def agreement(lc: state.LoadedCase, cams: Sequence[SliceCam], *, key: Any, tau: float, method: str) -> Agreement:
-    """Pointing game, energy inside the lesion, Dice/IoU at threshold ``tau``, segment kappa (or the spread for healthy)."""
+    """Pointing game, energy inside the lesion, Dice/IoU at threshold ``tau``, segment kappa (or the spread for healthy).
+
+    Cached per case and settings.
+    """
+    return state.cached(
+        lc.token,
+        ("agreement", modelinfo.model_key(), key, round(tau, 3), method),
+        lambda: _agreement(lc, cams, key=key, tau=tau, method=method),
+    )
+
+
+def _agreement(lc: state.LoadedCase, cams: Sequence[SliceCam], *, key: Any, tau: float, method: str) -> Agreement:
     cm = case_maps(lc)
     met = _metrics(lc, cams, key, tau)
     rows = []

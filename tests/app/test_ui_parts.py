@@ -133,3 +133,51 @@ def test_app_bullseye_draws_the_core_aha_layout() -> None:
     }
     assert drawn == expected
     assert drawn[1][0] == 90.0 and fig.layout.polar.angularaxis.rotation == 0
+
+
+def test_load_record_reads_each_case_once_per_process(tmp_path, monkeypatch) -> None:
+    """Sessions opening one record share one Case (one read, one copy); a changed record is read again."""
+    import os
+    import threading
+
+    from deepoxymap.cohort import SubjectRecord
+
+    reads: list[str] = []
+
+    def fake_load(record: SubjectRecord) -> object:
+        reads.append(record.subject)
+        return object()
+
+    monkeypatch.setattr(loading.cohort, "load_case", fake_load)
+    monkeypatch.setattr(loading, "_RECORDS", type(loading._RECORDS)())
+    folder = tmp_path / "S1"
+    folder.mkdir()
+    rec = SubjectRecord("S1", "ischemic", folder)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(loading.load_record(rec))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert reads == ["S1"]
+    assert all(g is got[0] for g in got)
+    st = folder.stat()
+    os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the case was regenerated
+    again = loading.load_record(rec)
+    assert reads == ["S1", "S1"] and again is not got[0]
+    for i in range(loading.RECORDS_KEPT + 1):  # bounded: the oldest is dropped
+        (tmp_path / f"T{i}").mkdir()
+        loading.load_record(SubjectRecord(f"T{i}", "healthy", tmp_path / f"T{i}"))
+    assert len(loading._RECORDS) == loading.RECORDS_KEPT
+
+
+def test_segment_and_agreement_tables_are_converted_once() -> None:
+    """The Feature-maps tables reach st.dataframe as one cached pyarrow Table per result."""
+    import pyarrow as pa
+
+    from deepoxymap.ui.segment_view import Agreement
+
+    agr = Agreement(pd.DataFrame([{"figure": "pointing game", "Grad-CAM": 1.0}]), {"pointing game": 1.0})
+    first = agr.arrow
+    assert isinstance(first, pa.Table) and first is agr.arrow
+    assert first.column_names == ["figure", "Grad-CAM"] and first.num_rows == 1
