@@ -58,7 +58,19 @@ def add_recipe_arguments(parser: Any) -> None:
     parser.add_argument("--crop-mm", type=float, default=DEFAULTS.crop_mm, help="LV-centred crop side, mm")
     parser.add_argument("--timepoint", default=DEFAULTS.timepoint, choices=TIMEPOINTS)
     parser.add_argument("--frame-rule", default=DEFAULTS.frame_rule, choices=FRAME_RULES)
-    parser.add_argument("--channels", default=DEFAULTS.channels, choices=CHANNELS)
+    parser.add_argument(
+        "--channels",
+        default=DEFAULTS.channels,
+        choices=CHANNELS,
+        help="grey: one frame (the study); dynamics: base frame, --timepoint frame and their registered "
+        "percent signal change (the OS-dynamics model)",
+    )
+    parser.add_argument(
+        "--base-timepoint",
+        default=DEFAULTS.base_timepoint,
+        choices=TIMEPOINTS,
+        help="reference time point of --channels dynamics (default bh-start)",
+    )
     parser.add_argument(
         "--scaling", default=None, choices=SCALINGS, help="input convention (default: by architecture and weights)"
     )
@@ -144,6 +156,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         frame_rule=args.frame_rule,
         channels=args.channels,
         scaling=scaling,
+        base_timepoint=args.base_timepoint,
     )
     fields: dict[str, Any] = {
         "manifest": args.manifest,

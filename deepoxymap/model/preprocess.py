@@ -23,10 +23,17 @@ Steps, per slice of the chosen OS-CMR stack:
    trigger time plus one frame interval); falls back to ``"min-cavity"`` when
    trigger times are missing. Single-frame stacks use frame 0.
 3. **Channels** (``spec.channels``): ``"grey"``: the frame copied into 3
-   channels (the study fed single OS-CMR images); ``"dynamics"``: baseline,
-   bh-end (both scaled with the baseline's percentiles so the signal change is
-   kept) and the percent signal change ``100 (bh-end - baseline) / baseline``
-   (1 mm Gaussian smoothing, clipped to +-``spec.psc_clip`` %, mapped to [0, 1]).
+   channels (the study fed single OS-CMR images); ``"dynamics"`` (the OS-dynamics
+   input, beyond the study): the ``spec.base_timepoint`` frame (default
+   breath-hold start), the ``spec.timepoint`` frame (breath-hold end), both scaled
+   with the base frame's percentiles so the signal change is kept, and their
+   registered percent signal change ``100 (end - start) / start`` (1 mm Gaussian
+   smoothing, clipped to +-``spec.psc_clip`` %, mapped to [0, 1]). Each of the two
+   stacks is localised and cropped at **its own** LV centre, at its own
+   end-systolic frame: a rigid in-plane registration of the heart, so a breathing
+   shift between the two acquisitions does not turn into a false signal change
+   (cropping both at one centre reads healthy myocardium at ~0 % instead of its
+   breath-hold response when the heart moved by 2-3 mm).
 4. **LV-centred crop** of ``spec.crop_mm`` x ``spec.crop_mm`` millimetres
    around the LV centre found automatically
    (:func:`~deepoxymap.cardiac.localize.find_lv_center_cine`), resampled
@@ -91,6 +98,9 @@ class PreprocessSpec:
         es_fraction: end-systole as a fraction of RR for ``"trigger-fraction"``.
         percentiles: (low, high) intensity percentiles mapped to 0 and 1.
         psc_clip: percent-signal-change clip for the dynamics channel, %.
+        base_timepoint: the reference time point of ``"dynamics"`` (the signal
+            change is ``timepoint`` against it); ignored for ``"grey"`` and then
+            left out of :meth:`to_dict` (so grey specs keep their digests).
     """
 
     input_size: int = 96
@@ -102,10 +112,15 @@ class PreprocessSpec:
     es_fraction: float = 0.35
     percentiles: tuple[float, float] = (1.0, 99.0)
     psc_clip: float = 40.0
+    base_timepoint: str = "bh-start"
 
     def __post_init__(self) -> None:
         if self.timepoint not in TIMEPOINTS:
             raise ValueError(f"timepoint must be one of {TIMEPOINTS}, got {self.timepoint!r}")
+        if self.base_timepoint not in TIMEPOINTS:
+            raise ValueError(f"base_timepoint must be one of {TIMEPOINTS}, got {self.base_timepoint!r}")
+        if self.channels == "dynamics" and self.base_timepoint == self.timepoint:
+            raise ValueError(f"'dynamics' needs two time points; both are {self.timepoint!r}")
         if self.frame_rule not in FRAME_RULES:
             raise ValueError(f"frame_rule must be one of {FRAME_RULES}, got {self.frame_rule!r}")
         if self.channels not in CHANNELS:
@@ -127,6 +142,8 @@ class PreprocessSpec:
         """JSON-ready dict (for the model card)."""
         d = dataclasses.asdict(self)
         d["percentiles"] = list(self.percentiles)
+        if self.channels != "dynamics":
+            d.pop("base_timepoint")
         return d
 
     @classmethod
@@ -356,24 +373,40 @@ def preprocess_case_offsets(case: Case, spec: PreprocessSpec, frame_offsets: Seq
         ``{offset: Preprocessed}``, each equal to ``preprocess_case(case, spec, frame_offset=offset)``.
     """
     stack, tp_used, notes = select_stack(case, spec.timepoint)
-    base: Stack | None = None
+    base: _Base | None = None
     if spec.channels == "dynamics":
-        base = case.os_timepoints().get("baseline")
-        if base is None or base.data.shape[0] != stack.data.shape[0] or base.data.shape[2:] != stack.data.shape[2:]:
+        bstack = case.os_timepoints().get(spec.base_timepoint)
+        if (
+            bstack is None
+            or tp_used in (None, spec.base_timepoint)
+            or bstack.data.shape[0] != stack.data.shape[0]
+            or bstack.data.shape[2:] != stack.data.shape[2:]
+        ):
             raise CaseError(
-                f"the 'dynamics' input needs a baseline OS-CMR series on the same grid as the {spec.timepoint} series",
+                f"the 'dynamics' input needs a {spec.base_timepoint} and a {spec.timepoint} OS-CMR series on one grid",
                 source=case.case_id,
             )
+        bcenters = find_lv_centers(bstack)  # its own LV centre: the heart may have moved between breath-holds
+        base = _Base(bstack, bcenters, select_frames(bstack, spec, bcenters))
     centers = find_lv_centers(stack)
     chosen = select_frames(stack, spec, centers)
     return {int(o): _assemble(case, spec, stack, base, centers, chosen, int(o), tp_used, notes) for o in frame_offsets}
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The reference stack of the ``"dynamics"`` input, with its own LV centres and end-systolic frames."""
+
+    stack: Stack
+    centers: Sequence[tuple[float, float]]
+    chosen: Sequence[int]
 
 
 def _assemble(
     case: Case,
     spec: PreprocessSpec,
     stack: Stack,
-    base: Stack | None,
+    base: _Base | None,
     centers: Sequence[tuple[float, float]],
     chosen: Sequence[int],
     frame_offset: int,
@@ -394,9 +427,10 @@ def _assemble(
             x01 = np.repeat(g[..., None], 3, axis=-1)
         else:
             if base is None:  # checked by the caller for "dynamics"; kept explicit for the type checker
-                raise CaseError("the 'dynamics' input needs a baseline OS-CMR series", source=case.case_id)
-            fb = min(f, base.n_frames - 1)
-            bcrop, _ = crop_slice(base.data[k, fb], ps, center, spec, slice_index=k, frame=fb)
+                raise CaseError(f"the 'dynamics' input needs a {spec.base_timepoint} series", source=case.case_id)
+            fb = (base.chosen[k] + int(frame_offset)) % base.stack.n_frames
+            bps = base.stack.geometry.pixel_spacing
+            bcrop, _ = crop_slice(base.stack.data[k, fb], bps, base.centers[k], spec, slice_index=k, frame=fb)
             lo, hi = _percentile_range(bcrop, spec)
             c0 = np.clip((bcrop - lo) / (hi - lo), 0.0, 1.0)
             c1 = np.clip((crop - lo) / (hi - lo), 0.0, 1.0)

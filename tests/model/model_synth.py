@@ -57,8 +57,13 @@ def make_case(
     center: tuple[float, float] = (42.0, 47.0),
     seed: int = 0,
     timepoints: tuple[str, ...] = ("baseline", "bh-end"),
+    shift_px: dict[str, tuple[float, float]] | None = None,
 ) -> Case:
-    """A :class:`Case` with one OS-CMR series per time point (see module doc)."""
+    """A :class:`Case` with one OS-CMR series per time point (see module doc).
+
+    ``shift_px`` moves the heart of a time point's series by ``(rows, cols)`` pixels
+    (a breathing shift between breath-holds); the ring of ``bh-end`` is 8 % brighter.
+    """
     rng = np.random.default_rng(seed)
     series = []
     for t_i, tp in enumerate(timepoints):
@@ -67,7 +72,8 @@ def make_case(
             for f in range(n_frames):
                 r = 16.0 - 6.0 * np.cos(np.pi * (f - es_frame) / n_frames) ** 2 + 0.5 * k
                 lvl = RING_LEVEL[label] * (1.08 if tp == "bh-end" else 1.0)
-                data[k, f] = make_image(shape, (center[0] + k, center[1]), r, spacing, lvl, rng)
+                dr, dc = (shift_px or {}).get(tp, (0.0, 0.0))
+                data[k, f] = make_image(shape, (center[0] + k + dr, center[1] + dc), r, spacing, lvl, rng)
         origins = np.array([[0.0, 0.0, -10.0 * k] for k in range(n_slices)])
         geom = Geometry(origins, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), (spacing, spacing), shape, 8.0)
         tt = np.tile(np.arange(n_frames, dtype=np.float64) * 40.0, (n_slices, 1))
