@@ -31,6 +31,91 @@ def current_path() -> Path:
     return Path(p) if p else settings().model_path
 
 
+def shipped_models() -> list[tuple[Path, str]]:
+    """Every shipped model (a ``.keras`` file with its card in the shipped model's folder): ``(path, label)``.
+
+    The default (the study replica, :attr:`~deepoxymap.config.Settings.model_path`) comes
+    first; the others follow by file name. The label is the card's ``display_name`` (or
+    ``name``), and says "(beyond the study)" for a card whose ``input.channels`` is
+    ``"dynamics"``. Parsed once per version of the folder (its mtime).
+    """
+    default = settings().model_path
+    folder = default.parent
+    try:
+        stamp = (str(folder), folder.stat().st_mtime_ns, default.is_file())
+    except OSError:
+        return []
+    got = _SHIPPED.get("models")
+    if got is not None and got[0] == stamp:
+        return list(got[1])
+    found: list[tuple[Path, str]] = []
+    for mp in sorted(folder.glob("*.keras"), key=lambda q: (q != default, q.name)):
+        card = read_card(mp)
+        if card is None:
+            continue
+        found.append((mp, model_label(mp, card)))
+    _SHIPPED["models"] = (stamp, found)
+    return list(found)
+
+
+_SHIPPED: dict[str, tuple[tuple[Any, ...], list[tuple[Path, str]]]] = {}
+
+
+def model_label(model_path: Path, card: dict[str, Any] | None) -> str:
+    """A short, human name of a model for menus (from its card)."""
+    card = card or {}
+    name = str(card.get("display_name") or card.get("name") or model_path.stem)
+    pre = card.get("preprocessing") or {}
+    if isinstance(pre, dict) and pre.get("channels") == "dynamics":
+        name += " (OS dynamics, beyond the study)"
+    elif model_path == settings().model_path:
+        name += " (study replica, default)"
+    return name
+
+
+def choice_ui() -> None:
+    """The sidebar's model menu: the shipped models and any this session loaded; every page follows it.
+
+    The choice is this session's :data:`~deepoxymap.ui.state.MODEL_PATH` (Classify,
+    Feature maps, Teaching and Model read :func:`current_path`); the default is the
+    shipped study replica. With a single model only its name is shown.
+    """
+    options = shipped_models()
+    current = current_path()
+    paths = [p for p, _ in options]
+    labels = {str(p): lab for p, lab in options}
+    if current not in paths and current.is_file():
+        paths.append(current)
+        labels[str(current)] = f"{current.name} (loaded on the Model page)"
+    if len(paths) <= 1:
+        if paths:
+            st.caption(f"Model: {labels[str(paths[0])]}")
+        return
+    key = "dox_model_choice"
+    # The menu always shows this session's model (the Model page may have changed it).
+    st.session_state[key] = str(current) if current in paths else str(paths[0])
+    st.selectbox(
+        "Model",
+        [str(p) for p in paths],
+        format_func=lambda v: labels.get(v, Path(v).name),
+        key=key,
+        on_change=_apply_choice,
+        args=(key,),
+        help="Classify, Feature maps, Teaching and Model follow this choice (this session only).",
+    )
+
+
+def _apply_choice(key: str) -> None:
+    """The menu's callback (runs before the script): make the chosen model this session's."""
+    chosen = st.session_state.get(key)
+    if not chosen:
+        return
+    if Path(chosen) == settings().model_path:
+        st.session_state.pop(state.MODEL_PATH, None)
+    else:
+        st.session_state[state.MODEL_PATH] = str(chosen)
+
+
 def card_path(model_path: Path) -> Path:
     """The card JSON beside a model file."""
     return model_path.with_suffix(".json")

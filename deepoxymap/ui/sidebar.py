@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from deepoxymap.ui import navigation, state
+from deepoxymap.ui import modelinfo, navigation, state
 
 RESEARCH_LINE = "Research use only. Not a medical device; not for diagnosis."
 
@@ -15,6 +15,7 @@ def render() -> None:
         navigation.links_ui()
         st.divider()
         st.caption(RESEARCH_LINE)
+        modelinfo.choice_ui()
         loaded = state.current()
         if loaded is None:
             st.caption("No case loaded.")

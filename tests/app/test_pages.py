@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_helpers import PAGES, feature_panels, make_cohort_zip, new_app
+from app_helpers import PAGES, feature_panels, make_cohort_zip, new_app, write_tiny_model
 
 from deepoxymap import io
 from deepoxymap.case import Case
@@ -457,3 +457,51 @@ def test_feature_maps_localise_each_stack_once(
     assert len(stacks) == len(set(stacks)), f"LV localised more than once for a stack: {stacks}"
     os_stack = next(s for s in tiny_case.series if s.uid == stacks[0]).stack
     assert len(slices) == os_stack.n_slices * len(stacks)
+
+
+def test_sidebar_model_menu_switches_every_page(tmp_path, monkeypatch) -> None:
+    """Two shipped models: the sidebar menu lists both (study replica first, the default) and pages follow it."""
+    import shutil
+
+    from deepoxymap.config import settings as _settings
+    from deepoxymap.ui import modelinfo
+
+    made = write_tiny_model(tmp_path / "make")
+    shipped = tmp_path / "models"
+    shipped.mkdir()
+    for stem, channels in (("deepoxymap_vgg19", "grey"), ("deepoxymap_vgg19_dynamics", "dynamics")):
+        shutil.copy(made, shipped / f"{stem}.keras")
+        card = json.loads(made.with_suffix(".json").read_text())
+        card["name"] = stem
+        card["preprocessing"]["channels"] = channels
+        (shipped / f"{stem}.json").write_text(json.dumps(card))
+    monkeypatch.setenv("DEEPOXYMAP_MODEL_PATH", str(shipped / "deepoxymap_vgg19.keras"))
+    _settings.cache_clear()
+    modelinfo._SHIPPED.clear()
+    try:
+        labels = [lab for _, lab in modelinfo.shipped_models()]
+        assert labels == [
+            "deepoxymap_vgg19 (study replica, default)",
+            "deepoxymap_vgg19_dynamics (OS dynamics, beyond the study)",
+        ]
+        at = _run(new_app(), "model")
+        _ok(at)
+        menu = next(sb for sb in at.sidebar.selectbox if sb.label == "Model")
+        assert menu.value == str(shipped / "deepoxymap_vgg19.keras")
+        assert any("`deepoxymap_vgg19.keras`" in m.value for m in at.markdown)
+        menu.set_value(str(shipped / "deepoxymap_vgg19_dynamics.keras")).run()
+        _ok(at)
+        assert at.session_state["dox_model_path"] == str(shipped / "deepoxymap_vgg19_dynamics.keras")
+        assert any("`deepoxymap_vgg19_dynamics.keras`" in m.value for m in at.markdown)  # the Model page follows
+        at.switch_page(PAGES["classify"]).run()
+        _ok(at)
+        assert next(sb for sb in at.sidebar.selectbox if sb.label == "Model").value.endswith("_dynamics.keras")
+        # back to the default: the session key goes, the shipped study replica is used again
+        next(sb for sb in at.sidebar.selectbox if sb.label == "Model").set_value(
+            str(shipped / "deepoxymap_vgg19.keras")
+        ).run()
+        assert "dox_model_path" not in at.session_state
+    finally:
+        monkeypatch.delenv("DEEPOXYMAP_MODEL_PATH")
+        _settings.cache_clear()
+        modelinfo._SHIPPED.clear()
