@@ -27,8 +27,8 @@ from typing import Any, Self
 class Run:
     """What one script run (and its reruns) sent: button ids by label and key, media URLs, errors."""
 
-    buttons: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """Widget id -> (label, id) of every button drawn."""
+    buttons: dict[str, str] = field(default_factory=dict)
+    """Widget id -> label of every button drawn."""
     media: list[str] = field(default_factory=list)
     """URLs of every image drawn, in order (``/media/...`` or inline ``data:``)."""
     exceptions: list[str] = field(default_factory=list)
@@ -42,7 +42,7 @@ class Run:
 def _walk_element(el: Any, run: Run) -> None:
     kind = el.WhichOneof("type")
     if kind == "button":
-        run.buttons[el.button.id] = (el.button.label, el.button.id)
+        run.buttons[el.button.id] = el.button.label
     elif kind == "imgs":
         run.media += [img.url for img in el.imgs.imgs if img.url]
     elif kind == "exception":
@@ -128,7 +128,7 @@ class Session:
 
 def button_id(run: Run, key_part: str, label: str) -> str:
     """Widget id of the button whose id contains ``key_part`` and whose label starts with ``label``."""
-    for wid, (lab, _) in run.buttons.items():
+    for wid, lab in run.buttons.items():
         if key_part in wid and lab.startswith(label):
             return wid
     raise LookupError(f"no button with key containing {key_part!r} and label {label!r} among {len(run.buttons)}")

@@ -6,10 +6,9 @@ presentation of their results; no science lives here.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
+import functools
 import hashlib
-import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from deepoxymap.case import Case, Role, Series
 from deepoxymap.cohort import SubjectRecord
 from deepoxymap.config import settings
 from deepoxymap.io import LoadResult
+from deepoxymap.ui import inference
 
 __all__ = [
     "ROLE_BY_LABEL",
@@ -107,15 +107,12 @@ def demo_cases() -> list[SubjectRecord]:
         st_ = m.stat()
     except OSError:
         return []
-    key = (str(m), st_.st_size, st_.st_mtime_ns)
-    got = _DEMO_ROWS.get("rows")
-    if got is None or got[0] != key:
-        got = (key, cohort.ordered_by_class(cohort.read_manifest(m)))
-        _DEMO_ROWS["rows"] = got
-    return list(got[1])
+    return list(_demo_rows(str(m), st_.st_size, st_.st_mtime_ns))
 
 
-_DEMO_ROWS: dict[str, tuple[tuple[Any, ...], list[SubjectRecord]]] = {}
+@functools.lru_cache(maxsize=2)
+def _demo_rows(path: str, size: int, mtime_ns: int) -> tuple[SubjectRecord, ...]:
+    return tuple(cohort.ordered_by_class(cohort.read_manifest(Path(path))))
 
 
 def load_record(record: SubjectRecord) -> Case:
@@ -124,10 +121,11 @@ def load_record(record: SubjectRecord) -> Case:
     Every session that opens the same demo (or cohort) case gets the same read-only
     :class:`~deepoxymap.case.Case` object: one copy in memory however many sessions hold
     it, one content hash (:func:`deepoxymap.ui.inference.case_key` is memoised per object)
-    and no second read from disk. The key includes the modification times of the record's
-    path and of its manifest, so a regenerated case is read again.
+    and no second read from disk. Concurrent openings wait for one read
+    (:class:`~deepoxymap.ui.inference.SharedResults`). The key includes the modification
+    times of the record's path and of its mask files, so a regenerated case is read again.
     """
-    return _load_record_cached(_record_key(record), record)
+    return _RECORDS.get_or_compute(repr(_record_key(record)), "case", lambda: cohort.load_case(record))
 
 
 def _record_key(record: SubjectRecord) -> tuple[Any, ...]:
@@ -141,31 +139,9 @@ def _record_key(record: SubjectRecord) -> tuple[Any, ...]:
     return (str(record.path), record.subject, record.label, record.kind, record.role, stamp(record.path), masks)
 
 
-_RECORDS: collections.OrderedDict[tuple[Any, ...], Case] = collections.OrderedDict()
-_RECORD_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
-_RECORDS_LOCK = threading.Lock()
 RECORDS_KEPT = 6
 """Most recently opened record cases kept in memory (the four demo cases fit)."""
-
-
-def _load_record_cached(key: tuple[Any, ...], record: SubjectRecord) -> Case:
-    """Single flight per key: concurrent sessions opening one case wait for one read."""
-    with _RECORDS_LOCK:
-        if key in _RECORDS:
-            _RECORDS.move_to_end(key)
-            return _RECORDS[key]
-        lock = _RECORD_LOCKS.setdefault(key, threading.Lock())
-    with lock:
-        with _RECORDS_LOCK:
-            if key in _RECORDS:
-                return _RECORDS[key]
-        case = cohort.load_case(record)
-        with _RECORDS_LOCK:
-            _RECORDS[key] = case
-            while len(_RECORDS) > RECORDS_KEPT:
-                _RECORDS.popitem(last=False)
-            _RECORD_LOCKS.pop(key, None)
-        return case
+_RECORDS = inference.SharedResults(max_cases=RECORDS_KEPT, max_entries=1)
 
 
 def with_automatic_masks(case: Case) -> tuple[Case, list[str]]:

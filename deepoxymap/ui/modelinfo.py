@@ -8,6 +8,7 @@ changes only that session.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -42,23 +43,20 @@ def shipped_models() -> list[tuple[Path, str]]:
     default = settings().model_path
     folder = default.parent
     try:
-        stamp = (str(folder), folder.stat().st_mtime_ns, default.is_file())
+        mtime = folder.stat().st_mtime_ns
     except OSError:
         return []
-    got = _SHIPPED.get("models")
-    if got is not None and got[0] == stamp:
-        return list(got[1])
+    return list(_scan_models(str(folder), mtime, str(default), default.is_file()))
+
+
+@functools.lru_cache(maxsize=2)
+def _scan_models(folder: str, mtime_ns: int, default: str, default_exists: bool) -> tuple[tuple[Path, str], ...]:
     found: list[tuple[Path, str]] = []
-    for mp in sorted(folder.glob("*.keras"), key=lambda q: (q != default, q.name)):
+    for mp in sorted(Path(folder).glob("*.keras"), key=lambda q: (str(q) != default, q.name)):
         card = read_card(mp)
-        if card is None:
-            continue
-        found.append((mp, model_label(mp, card)))
-    _SHIPPED["models"] = (stamp, found)
-    return list(found)
-
-
-_SHIPPED: dict[str, tuple[tuple[Any, ...], list[tuple[Path, str]]]] = {}
+        if card is not None:
+            found.append((mp, model_label(mp, card)))
+    return tuple(found)
 
 
 def model_label(model_path: Path, card: dict[str, Any] | None) -> str:

@@ -11,6 +11,7 @@ module only calls them, caches the results in the session and arranges them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,10 +81,10 @@ class SegmentValues:
     table: pd.DataFrame
     note: str = ""
 
-    @property
+    @functools.cached_property
     def arrow(self) -> Any:
         """:attr:`table` as a ``pyarrow.Table``, converted once (what ``st.dataframe`` sends)."""
-        return _arrow(self)
+        return _arrow(self.table)
 
 
 @dataclass(frozen=True)
@@ -95,25 +96,19 @@ class Agreement:
     reference_name: str = "reference lesion"
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def arrow(self) -> Any:
         """:attr:`table` as a ``pyarrow.Table``, converted once (what ``st.dataframe`` sends)."""
-        return _arrow(self)
+        return _arrow(self.table)
 
 
-def _arrow(obj: Any) -> Any:
-    """The ``pyarrow.Table`` of ``obj.table``, kept on the (frozen, shared) result after the first call.
-
-    Every session that draws a cached result would otherwise convert the same pandas frame
-    again on each run (Streamlit's pandas -> Arrow step is most of ``st.dataframe``'s cost).
+def _arrow(table: pd.DataFrame) -> Any:
+    """``table`` as a ``pyarrow.Table``. Results are cached and shared, so each is converted once,
+    not by every session on every run (Streamlit's pandas -> Arrow step is most of ``st.dataframe``'s cost).
     """
     import pyarrow as pa
 
-    got = obj.__dict__.get("_arrow_table")
-    if got is None:
-        got = pa.Table.from_pandas(obj.table, preserve_index=False)
-        object.__setattr__(obj, "_arrow_table", got)
-    return got
+    return pa.Table.from_pandas(table, preserve_index=False)
 
 
 def reference_lesion(lc: state.LoadedCase, stack: Stack, k: int, frame: int = 0) -> NDArray[np.float32] | None:

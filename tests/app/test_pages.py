@@ -477,7 +477,7 @@ def test_sidebar_model_menu_switches_every_page(tmp_path, monkeypatch) -> None:
         (shipped / f"{stem}.json").write_text(json.dumps(card))
     monkeypatch.setenv("DEEPOXYMAP_MODEL_PATH", str(shipped / "deepoxymap_vgg19.keras"))
     _settings.cache_clear()
-    modelinfo._SHIPPED.clear()
+    modelinfo._scan_models.cache_clear()
     try:
         labels = [lab for _, lab in modelinfo.shipped_models()]
         assert labels == [
@@ -504,4 +504,4 @@ def test_sidebar_model_menu_switches_every_page(tmp_path, monkeypatch) -> None:
     finally:
         monkeypatch.delenv("DEEPOXYMAP_MODEL_PATH")
         _settings.cache_clear()
-        modelinfo._SHIPPED.clear()
+        modelinfo._scan_models.cache_clear()

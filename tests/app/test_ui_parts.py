@@ -149,7 +149,7 @@ def test_load_record_reads_each_case_once_per_process(tmp_path, monkeypatch) -> 
         return object()
 
     monkeypatch.setattr(loading.cohort, "load_case", fake_load)
-    monkeypatch.setattr(loading, "_RECORDS", type(loading._RECORDS)())
+    monkeypatch.setattr(loading, "_RECORDS", type(loading._RECORDS)(max_cases=loading.RECORDS_KEPT, max_entries=1))
     folder = tmp_path / "S1"
     folder.mkdir()
     rec = SubjectRecord("S1", "ischemic", folder)
