@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import ROOT
@@ -33,7 +34,10 @@ def test_ws_client_opens_a_demo_case_and_feature_maps(app_url: str) -> None:
             assert not home.exceptions and not opened.exceptions
             return pages, opened, fm
 
-    pages, opened, fm = asyncio.run(journey())
+    # A fresh thread owns its own event loop: the session's sync Playwright keeps one
+    # running on this thread, and asyncio.run() refuses to nest inside it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pages, opened, fm = pool.submit(asyncio.run, journey()).result(timeout=300)
     assert pages[:2] == ["Home", "Load case"] and "Feature maps" in pages
     assert any("Series found" in t for t in opened.texts)  # the demo case is this session's case
     assert not fm.exceptions, fm.exceptions
