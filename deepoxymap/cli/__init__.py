@@ -60,6 +60,12 @@ def _evaluate() -> ModuleType:
     return evaluate
 
 
+def _calibrate() -> ModuleType:
+    from deepoxymap.cli import calibrate
+
+    return calibrate
+
+
 def _predict() -> ModuleType:
     from deepoxymap.cli import predict
 
@@ -116,6 +122,7 @@ COMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
     "training-manifest": (_training_manifest, "a manifest of generated training subjects plus a test cohort"),
     "train": (_train, "train a classifier on a cohort manifest"),
     "evaluate": (_evaluate, "evaluate classifiers with subject-level splits"),
+    "calibrate": (_calibrate, "fit a model's class-prior correction on its validation subjects"),
     "predict": (_predict, "classify a case: per-slice probabilities and the case call"),
     "model-check": (_model_check, "verify the shipped model file against its card"),
     "explain": (_explain, "compute a feature map for a case slice and save it"),

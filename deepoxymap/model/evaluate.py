@@ -171,6 +171,7 @@ def score_records(
     pool: Any = None,
     result_cache: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    prior_correction: bool = True,
 ) -> tuple[list[str], np.ndarray, np.ndarray, list[dict[str, Any]], list[str]]:
     """Case probabilities of every record, one task per subject.
 
@@ -182,6 +183,8 @@ def score_records(
         pool: a :class:`deepoxymap.parallel.Pool` (default: in this process).
         result_cache: per-subject result cache folder (``None``: off).
         progress: ``progress(done, total, subject)`` as each subject finishes.
+        prior_correction: apply the card's class-prior correction (``decision``), as
+            :func:`~deepoxymap.model.predict.predict` does; ``False``: the raw mean of the slice probabilities.
 
     Returns:
         ``(subjects, y [n] int, case_probs [n, C] float64, failed rows, cached subject ids)``: the subjects that
@@ -194,6 +197,10 @@ def score_records(
     ymap = {r.subject: r.y for r in records}
     subjects = [r["subject"] for r in ok]
     p = np.array([r["probs"] for r in ok], dtype=np.float64).reshape(len(ok), len(CLASSES))
+    if prior_correction:
+        from deepoxymap.model.calibrate import apply_offset, card_offset
+
+        p = apply_offset(p, card_offset(loaded.card, loaded.classes))
     return subjects, np.array([ymap[s] for s in subjects], dtype=int), p, failed, cached
 
 

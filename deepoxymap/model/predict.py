@@ -4,7 +4,8 @@
 call. It preprocesses with the model card's spec through
 :func:`~deepoxymap.model.preprocess.preprocess_case` (the training path) and
 aggregates slices by the mean of their probabilities (see
-:mod:`deepoxymap.model.metrics` for why).
+:mod:`deepoxymap.model.metrics` for why), then applies the card's class-prior
+correction, fitted on validation subjects (:mod:`deepoxymap.model.calibrate`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deepoxymap.case import Case
+from deepoxymap.model.calibrate import apply_offset, card_offset
 from deepoxymap.model.loading import LoadedModel
 from deepoxymap.model.preprocess import Preprocessed, preprocess_case
 
@@ -30,7 +32,8 @@ class CasePrediction:
         case_id: the case.
         classes: class names in column order.
         slice_probs: float32 ``[n_slices, C]`` softmax probabilities per slice.
-        case_probs: float32 ``[C]`` mean of the slice probabilities.
+        case_probs: float32 ``[C]`` mean of the slice probabilities, with the card's class-prior
+            correction (``decision``; :mod:`deepoxymap.model.calibrate`) where it has one.
         call: the class with the highest case probability.
         preprocessed: the model input and its transforms (for feature maps).
         mc_std: float32 ``[n_slices, C]`` MC-dropout std of the probabilities, or ``None``.
@@ -102,7 +105,8 @@ def predict(
         probs, std, ent = mc_dropout_predict(loaded.model, pre.x, mc_samples, seed=seed)
     else:
         probs = predict_array(loaded.model, pre.x)
-    case_probs = probs.mean(axis=0).astype(np.float32)
+    offset = card_offset(loaded.card, loaded.classes)
+    case_probs = apply_offset(probs.mean(axis=0), offset).astype(np.float32)
     call = loaded.classes[int(np.argmax(case_probs))]
     return CasePrediction(
         case_id=case_id,

@@ -213,17 +213,22 @@ def make_split(cfg: TrainConfig, records: Sequence[SubjectRecord]) -> Split:
 
 
 def evaluate_split(
-    model: Any, data: SliceData, *, n_boot: int = 1000, seed: int = 0
+    model: Any, data: SliceData, *, n_boot: int = 1000, seed: int = 0, offset: np.ndarray | None = None
 ) -> tuple[dict[str, Any], list[str], np.ndarray, np.ndarray]:
     """Case-level metrics of a model on the slices of some subjects.
+
+    Args:
+        offset: the case-level class-prior correction (:mod:`deepoxymap.model.calibrate`), or ``None``.
 
     Returns:
         ``(metrics with CIs, subjects, y [n_subj], case_probs [n_subj, C])``.
     """
+    from deepoxymap.model.calibrate import apply_offset
     from deepoxymap.model.predict import predict_array
 
     probs = predict_array(model, data.x)
     subjects, case_probs = aggregate_cases(probs, data.subjects)
+    case_probs = apply_offset(case_probs, offset)
     ymap = dict(zip(data.subjects, data.y.tolist(), strict=True))
     y = np.array([ymap[s] for s in subjects], dtype=int)
     return bootstrap_metrics(y, case_probs, n_boot=n_boot, seed=seed), subjects, y, case_probs
@@ -575,8 +580,20 @@ def _train(
         clean.set_weights(model.get_weights())
     model = clean
 
-    val_m, *_ = evaluate_split(model, va, n_boot=cfg.n_boot, seed=cfg.seed)
-    test_m, test_subj, test_y, test_p = evaluate_split(model, te, n_boot=cfg.n_boot, seed=cfg.seed)
+    from deepoxymap.model.calibrate import decision_card, fit_log_prior_offset, mean_nll
+
+    raw_val_m, _, val_y, val_p = evaluate_split(model, va, n_boot=cfg.n_boot, seed=cfg.seed)
+    offset = fit_log_prior_offset(val_p, val_y)  # validation subjects only; the test set is never seen
+    val_m, *_ = evaluate_split(model, va, n_boot=cfg.n_boot, seed=cfg.seed, offset=offset)
+    raw_test_m, *_ = evaluate_split(model, te, n_boot=cfg.n_boot, seed=cfg.seed)
+    test_m, test_subj, test_y, test_p = evaluate_split(model, te, n_boot=cfg.n_boot, seed=cfg.seed, offset=offset)
+    decision = decision_card(offset, val_p, val_y)
+    say(
+        f"class-prior correction fitted on {decision['fitted_on_subjects']} validation subjects: "
+        + ", ".join(f"{c} {v:+.2f}" for c, v in decision["log_prior_offset"].items())
+        + f" (validation NLL {mean_nll(val_p, val_y):.3f} -> {mean_nll(val_p, val_y, offset):.3f}; "
+        f"accuracy {raw_val_m['accuracy']['value']:.3f} -> {val_m['accuracy']['value']:.3f})"
+    )
     say(
         f"TEST ({len(test_subj)} subjects): acc {test_m['accuracy']['value']:.3f} "
         f"{_ci(test_m['accuracy'])}, macro AUC {test_m['macro_auc']['value']:.3f} {_ci(test_m['macro_auc'])}"
@@ -607,7 +624,8 @@ def _train(
         },
         "preprocessing": cfg.spec.to_dict(),
         "preprocessing_function": "deepoxymap.model.preprocess.preprocess_case",
-        "case_aggregation": "mean of slice probabilities",
+        "case_aggregation": "mean of slice probabilities, then the class-prior correction in 'decision'",
+        "decision": decision,
         "gradcam_layer": info.last_conv,
         "weights": weights_desc,
         "intended_use": (
@@ -656,6 +674,7 @@ def _train(
             "note": "case level (mean of slice probabilities); 95% percentile bootstrap CI over subjects",
             "validation": val_m,
             "test": test_m,
+            "without_prior_correction": {"validation": raw_val_m, "test": raw_test_m},
             "test_predictions": {
                 s: {"y": CLASSES[int(yy)], "probs": [round(float(v), 6) for v in pp]}
                 for s, yy, pp in zip(test_subj, test_y, test_p, strict=True)

@@ -39,6 +39,12 @@ def test_training_writes_model_and_card(tiny_trained) -> None:
     assert card["metrics"]["test"]["accuracy"]["ci"][0] <= card["metrics"]["test"]["accuracy"]["value"]
     assert "from scratch" in card["weights"]
     assert card["file"]["sha256"] and card["library_versions"]["keras"]
+    dec = card["decision"]
+    assert dec["fitted_on"] == "validation" and dec["fitted_on_subjects"] == len(split["val"])
+    assert set(dec["log_prior_offset"]) == set(CLASSES)
+    assert abs(sum(dec["log_prior_offset"].values())) < 1e-4  # gauge: sum 0
+    assert dec["validation_nll"]["after"] <= dec["validation_nll"]["before"] + 1e-6
+    assert "without_prior_correction" in card["metrics"]
 
 
 def test_saved_without_optimizer_and_loads_safely(tiny_trained) -> None:
@@ -92,7 +98,11 @@ def test_training_and_inference_preprocessing_are_one_path(tiny_trained, monkeyp
     monkeypatch.setattr(pre_mod, "preprocess_case_offsets", spy_offsets)
     assert np.array_equal(pre_mod.preprocess_case(case, loaded.spec).x, fresh_x) and calls == [(0,)]
     assert pred.slice_probs.shape == (2, 4) and pred.call in CLASSES
-    assert np.allclose(pred.case_probs, pred.slice_probs.mean(axis=0))
+    from deepoxymap.model.calibrate import apply_offset, card_offset
+
+    offset = card_offset(loaded.card, loaded.classes)
+    assert offset is not None  # train fitted the class-prior correction on validation subjects
+    assert np.allclose(pred.case_probs, apply_offset(pred.slice_probs.mean(axis=0), offset), atol=1e-6)
     mc = predict_mod.predict_case(loaded, case, mc_samples=5)
     assert mc.mc_entropy is not None and mc.mc_entropy.shape == (2,)
     d = pred.to_dict()
