@@ -53,6 +53,7 @@ __all__ = [
     "engineered_features",
     "format_report",
     "slice_features",
+    "transfer_baselines",
 ]
 
 MYO = (2, 4, 5, 6)
@@ -280,3 +281,41 @@ def format_report(rep: DifficultyReport) -> str:
             lines.append(f"{name:<12}{lvl:<9}{aucs}{macro:>9.3f}{acc}")
     lines.append(f"majority-class accuracy {rep['histogram']['majority_accuracy']:.2f}")
     return "\n".join(lines)
+
+
+def transfer_baselines(
+    train_dir: Path | str, test_dir: Path | str, *, n_boot: int = 1000, seed: int = 0, C: float = 1.0
+) -> dict[str, Any]:
+    """The baselines fitted on one generated cohort and scored on another (the classifier's protocol).
+
+    Unlike :func:`difficulty_report` (cross-validation *inside* one cohort), nothing of
+    ``test_dir`` is fitted on: each baseline's logistic regression learns from every slice
+    of ``train_dir`` (e.g. a further generated cohort, ``deepoxymap generate --seed 7``) and
+    predicts ``test_dir``'s slices; a subject's probabilities are the mean of its slices',
+    as for the CNN. Both folders need the phantom's ground truth (the ``engineered``
+    baseline reads the true myocardium mask, so it is a ground-truth-feature reference).
+
+    Returns:
+        ``{"train_subjects", "test_subjects", "<baseline>": metrics}`` for ``histogram``,
+        ``engineered`` and ``leak_check``; metrics as
+        :func:`deepoxymap.model.metrics.bootstrap_metrics` (95% CIs over test subjects).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from deepoxymap.model.metrics import aggregate_cases, bootstrap_metrics
+
+    ftr, fte = cohort_features(train_dir), cohort_features(test_dir)
+    out: dict[str, Any] = {"train_subjects": len(ftr.subjects), "test_subjects": len(fte.subjects)}
+    subj = [fte.subjects[g] for g in fte.groups]
+    for name in ("histogram", "engineered", "leak_check"):
+        field = {"histogram": "hist", "engineered": "eng", "leak_check": "leak"}[name]
+        Xtr, Xte = getattr(ftr, field), getattr(fte, field)
+        m = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(Xtr, ftr.y)
+        p = np.zeros((len(Xte), len(CLASSES)))
+        p[:, m.classes_] = m.predict_proba(Xte)
+        order, cp = aggregate_cases(p, subj)
+        ymap = dict(zip(subj, fte.y.tolist(), strict=True))
+        out[name] = bootstrap_metrics(np.array([ymap[s] for s in order]), cp, n_boot=n_boot, seed=seed)
+    return out

@@ -437,3 +437,23 @@ def test_os_contrast_on_generated_truth(cohort: Path) -> None:
     assert c is not None and c["native"] < -0.05 and not c["flipped"]
     assert lesion_contrast(read_truth(cohort / "H")) is None
     assert "flipped" in format_contrast(rep)
+
+
+def test_transfer_baselines_fit_on_one_cohort_and_score_another(cohort: Path, tmp_path: Path) -> None:
+    """``difficulty --train-cohort``: fitted on one folder's slices, scored per subject on the other's."""
+    from deepoxymap.phantom.difficulty import transfer_baselines
+
+    rows = ["subject,class,subtype,site,path"] + [
+        f"{sid},{c},{st},{site},{cohort / sid}" for sid, (c, st, site) in SUBJECTS.items()
+    ]
+    (cohort / "manifest.csv").write_text("\n".join(rows) + "\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.csv").write_text("\n".join(rows[:3]) + "\n")  # two of the subjects only
+    r = transfer_baselines(cohort, other, n_boot=20)
+    assert r["train_subjects"] == len(SUBJECTS) and r["test_subjects"] == 2
+    for name in ("histogram", "engineered", "leak_check"):
+        assert r[name]["n"] == 2 and 0.0 <= r[name]["accuracy"]["value"] <= 1.0
+    # the engineered features of the training slices themselves are separable: fitted and scored
+    # on the same four subjects, the regression must call every one of them right
+    assert transfer_baselines(cohort, cohort, n_boot=20)["engineered"]["accuracy"]["value"] == 1.0
