@@ -308,6 +308,15 @@ def reproduction_statement(card: dict[str, Any]) -> str | None:
     return f"Re-running the training command from a fresh clone{when} gave {', '.join(parts)}{verdict}."
 
 
+def _decision_text(dec: Any) -> str:
+    """The card's ``decision`` entry in one line (``"none"`` for an older card)."""
+    if not isinstance(dec, dict) or not dec.get("log_prior_offset"):
+        return "none (arg-max of the mean slice probabilities)"
+    off = ", ".join(f"{c} {float(v):+.2f}" for c, v in dec["log_prior_offset"].items())
+    n = dec.get("fitted_on_subjects")
+    return f"log-prior offsets {off}, fitted on {n} {dec.get('fitted_on', 'validation')} subjects"
+
+
 def card_sections(card: dict[str, Any]) -> dict[str, Any]:
     """The card arranged for the Model page: overview, training, preprocessing and test-metric tables."""
     import pandas as pd
@@ -318,6 +327,7 @@ def card_sections(card: dict[str, Any]) -> dict[str, Any]:
         "weights": card.get("weights"),
         "output": card.get("output"),
         "case call": card.get("case_aggregation"),
+        "class-prior correction": _decision_text(card.get("decision")),
         "default CAM layer": card.get("gradcam_layer"),
         "file": (card.get("file") or {}).get("name"),
         "sha256": str((card.get("file") or {}).get("sha256", ""))[:16] + "…",

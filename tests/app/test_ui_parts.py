@@ -114,6 +114,16 @@ def test_reproduction_statement_checks_the_card_cis() -> None:
     shipped = json.loads((Path(__file__).resolve().parents[2] / "assets/models/deepoxymap_vgg19.json").read_text())
     assert "inside this card's 95% CIs" in card_sections(shipped)["reproduction"]
 
+    # the class-prior correction is shown when the card has one, and "none" for an older card
+    def item(card: dict, name: str) -> str:
+        ov = card_sections(card)["overview"]
+        return str(ov.loc[ov["item"] == name, "value"].item())
+
+    assert item({}, "class-prior correction").startswith("none")
+    dec = {"log_prior_offset": {"healthy": 0.3, "edema": -0.3}, "fitted_on": "validation", "fitted_on_subjects": 120}
+    line = item({"decision": dec}, "class-prior correction")
+    assert "healthy +0.30" in line and "edema -0.30" in line and "120 validation subjects" in line
+
 
 def test_app_bullseye_draws_the_core_aha_layout() -> None:
     """The page's plotly bullseye and the audit's bullseye data share one geometry (segment 1 at 12 o'clock)."""
