@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", type=Path, required=True, help="the manifest the model was trained from")
     parser.add_argument("--cache-dir", type=Path, default=None, help="preprocessed-slice cache")
     parser.add_argument("--dry-run", action="store_true", help="print the offset; do not write the card")
+    parser.add_argument(
+        "--min-per-class",
+        type=int,
+        default=None,
+        help="fewest validation subjects of every class (default: deepoxymap.model.calibrate.MIN_PER_CLASS)",
+    )
     add_parallel_arguments(parser.add_argument_group("where the subjects are scored"))
 
 
@@ -35,7 +41,13 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from deepoxymap.cohort import read_manifest
-    from deepoxymap.model.calibrate import apply_offset, decision_card, fit_log_prior_offset
+    from deepoxymap.model.calibrate import (
+        MIN_PER_CLASS,
+        apply_offset,
+        decision_card,
+        fit_log_prior_offset,
+        too_few_to_fit,
+    )
     from deepoxymap.model.card import card_path_for, read_card, write_card
     from deepoxymap.model.evaluate import score_records
     from deepoxymap.model.loading import load_model
@@ -52,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         subj, y, p, failed, _ = score_records(loaded, recs, cache_dir=cache, pool=pool, prior_correction=False)
     for f in failed:
         print(f"warning: left out: {f['error']}")
+    why_not = too_few_to_fit(y, min_per_class=MIN_PER_CLASS if args.min_per_class is None else args.min_per_class)
+    if why_not:
+        print(f"error: {args.model}: {why_not}")
+        return 2
     offset = fit_log_prior_offset(p, y)
     dec = decision_card(offset, p, y, loaded.classes)
     acc0 = float(np.mean(p.argmax(1) == y))

@@ -31,7 +31,19 @@ from numpy.typing import NDArray
 
 from deepoxymap import CLASSES
 
-__all__ = ["apply_offset", "card_offset", "decision_card", "fit_log_prior_offset", "mean_nll"]
+__all__ = [
+    "MIN_PER_CLASS",
+    "apply_offset",
+    "card_offset",
+    "decision_card",
+    "fit_log_prior_offset",
+    "mean_nll",
+    "not_fitted_card",
+    "too_few_to_fit",
+]
+
+MIN_PER_CLASS = 5
+"""Fewest validation subjects of every class for which the correction is fitted (fewer: none)."""
 
 
 def apply_offset(probs: NDArray[Any], offset: NDArray[Any] | None) -> NDArray[np.float64]:
@@ -125,3 +137,21 @@ def decision_card(
             "after": round(mean_nll(val_probs, val_y, offset), 6),
         },
     }
+
+
+def too_few_to_fit(y: NDArray[Any], n_classes: int = len(CLASSES), min_per_class: int = MIN_PER_CLASS) -> str | None:
+    """Why the validation labels ``y`` [n] cannot choose a correction, or ``None`` when they can.
+
+    Four validation subjects (one per class) would set four free constants from four
+    cases: the correction is fitted only when every class has ``min_per_class`` of them.
+    """
+    counts = np.bincount(np.asarray(y, dtype=int), minlength=n_classes)
+    if counts.min() < min_per_class:
+        per = ", ".join(f"{c} {int(k)}" for c, k in zip(CLASSES, counts, strict=False))
+        return f"too few validation subjects to fit a class-prior correction ({per}; need {min_per_class} of each)"
+    return None
+
+
+def not_fitted_card(reason: str) -> dict[str, Any]:
+    """The card's ``decision`` entry when no correction was fitted."""
+    return {"rule": "arg-max of the mean slice probabilities", "log_prior_offset": None, "not_fitted": reason}

@@ -580,20 +580,32 @@ def _train(
         clean.set_weights(model.get_weights())
     model = clean
 
-    from deepoxymap.model.calibrate import decision_card, fit_log_prior_offset, mean_nll
+    from deepoxymap.model.calibrate import (
+        decision_card,
+        fit_log_prior_offset,
+        mean_nll,
+        not_fitted_card,
+        too_few_to_fit,
+    )
 
     raw_val_m, _, val_y, val_p = evaluate_split(model, va, n_boot=cfg.n_boot, seed=cfg.seed)
-    offset = fit_log_prior_offset(val_p, val_y)  # validation subjects only; the test set is never seen
+    why_not = too_few_to_fit(val_y)
+    # the class-prior correction is chosen on validation subjects only; the test set is never seen
+    offset = None if why_not else fit_log_prior_offset(val_p, val_y)
     val_m, *_ = evaluate_split(model, va, n_boot=cfg.n_boot, seed=cfg.seed, offset=offset)
     raw_test_m, *_ = evaluate_split(model, te, n_boot=cfg.n_boot, seed=cfg.seed)
     test_m, test_subj, test_y, test_p = evaluate_split(model, te, n_boot=cfg.n_boot, seed=cfg.seed, offset=offset)
-    decision = decision_card(offset, val_p, val_y)
-    say(
-        f"class-prior correction fitted on {decision['fitted_on_subjects']} validation subjects: "
-        + ", ".join(f"{c} {v:+.2f}" for c, v in decision["log_prior_offset"].items())
-        + f" (validation NLL {mean_nll(val_p, val_y):.3f} -> {mean_nll(val_p, val_y, offset):.3f}; "
-        f"accuracy {raw_val_m['accuracy']['value']:.3f} -> {val_m['accuracy']['value']:.3f})"
-    )
+    if offset is None:
+        decision = not_fitted_card(str(why_not))
+        say(f"no class-prior correction: {why_not}")
+    else:
+        decision = decision_card(offset, val_p, val_y)
+        say(
+            f"class-prior correction fitted on {decision['fitted_on_subjects']} validation subjects: "
+            + ", ".join(f"{c} {v:+.2f}" for c, v in decision["log_prior_offset"].items())
+            + f" (validation NLL {mean_nll(val_p, val_y):.3f} -> {mean_nll(val_p, val_y, offset):.3f}; "
+            f"accuracy {raw_val_m['accuracy']['value']:.3f} -> {val_m['accuracy']['value']:.3f})"
+        )
     say(
         f"TEST ({len(test_subj)} subjects): acc {test_m['accuracy']['value']:.3f} "
         f"{_ci(test_m['accuracy'])}, macro AUC {test_m['macro_auc']['value']:.3f} {_ci(test_m['macro_auc'])}"
@@ -624,7 +636,8 @@ def _train(
         },
         "preprocessing": cfg.spec.to_dict(),
         "preprocessing_function": "deepoxymap.model.preprocess.preprocess_case",
-        "case_aggregation": "mean of slice probabilities, then the class-prior correction in 'decision'",
+        "case_aggregation": "mean of slice probabilities"
+        + (", then the class-prior correction in 'decision'" if offset is not None else ""),
         "decision": decision,
         "gradcam_layer": info.last_conv,
         "weights": weights_desc,

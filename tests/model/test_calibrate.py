@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from deepoxymap import CLASSES
-from deepoxymap.model.calibrate import apply_offset, card_offset, decision_card, fit_log_prior_offset, mean_nll
+from deepoxymap.model.calibrate import (
+    apply_offset,
+    card_offset,
+    decision_card,
+    fit_log_prior_offset,
+    mean_nll,
+    too_few_to_fit,
+)
 
 
 def _shifted(n: int, prior: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +57,13 @@ def test_a_class_absent_from_validation_stays_finite() -> None:
     p, y = _shifted(400, np.array([0.5, 0.5, 0.0, 0.0]))
     b = fit_log_prior_offset(p, y)
     assert np.all(np.isfinite(b)) and b[2] < b[0] and b[3] < b[1]
+
+
+def test_too_few_validation_subjects_fit_nothing() -> None:
+    assert too_few_to_fit(np.repeat(np.arange(4), 5)) is None
+    why = too_few_to_fit(np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3]))
+    assert why is not None and "edema 4" in why and "need 5" in why
+    assert card_offset({"decision": {"log_prior_offset": None, "not_fitted": why}}, CLASSES) is None
 
 
 def test_card_round_trip() -> None:
@@ -95,6 +109,11 @@ def test_calibrate_command_writes_the_card_from_validation_subjects(tiny_trained
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ev, "score_records", spy)
+        assert calibrate.run(args) == 2  # 4 validation subjects, one per class: too few by default
+        assert "too few validation subjects" in capsys.readouterr().out
+        assert "decision" not in json.loads(m.with_suffix(".json").read_text())
+        seen.clear()
+        args.min_per_class = 1
         assert calibrate.run(args) == 0
     assert sorted(seen) == sorted(card["training"]["split"]["val"])  # validation only, never test
     assert not set(seen) & set(card["training"]["split"]["test"])
