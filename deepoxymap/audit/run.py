@@ -45,6 +45,7 @@ from deepoxymap.audit.reference import CaseReference, ideal_heatmaps, prepare_re
 from deepoxymap.case import Case
 from deepoxymap.cohort import SubjectRecord, load_case
 from deepoxymap.errors import DeepOxyMapError
+from deepoxymap.model.calibrate import apply_offset, card_offset
 
 __all__ = [
     "AUDIT_CLASSES",
@@ -357,6 +358,7 @@ def _case_result(job: _Job, item: AuditItem) -> dict[str, Any]:
     ideal = _ideal(model, cm, [lyr for m in config.methods for lyr in layers_for(m, layers)])
     group = audit_group(cm.label, cm.subtype)
     case_probs: NDArray[np.float32] | None = None
+    offset = card_offset(loaded.card, CLASSES)  # the audit orders every probability by CLASSES
     rows: list[dict[str, Any]] = []
     pooled: list[list[Any]] = []
     segments: dict[str, Any] = {}
@@ -369,7 +371,7 @@ def _case_result(job: _Job, item: AuditItem) -> dict[str, Any]:
             met = case_metrics(cm, hm, tau=th["tau"], tau_myo=th["tau_myo"], tau_segment=th["tau_segment"],
                                tolerance_mm=config.tolerance_mm, lesion_extent_min=config.lesion_extent_min,
                                ideal=ideal[layer], tau_ideal=th["tau_ideal"], tau_myo_ideal=th["tau_myo_ideal"])  # fmt: skip
-            case_probs = probs.mean(axis=0).astype(np.float32)
+            case_probs = apply_offset(probs.mean(axis=0), offset).astype(np.float32)  # as predict's case call
             row = {
                 "subject": cm.subject, "class": cm.label, "group": group, "subtype": cm.subtype, "method": method,
                 "layer": layer,

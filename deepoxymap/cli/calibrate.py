@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from deepoxymap.cohort import read_manifest
     from deepoxymap.model.calibrate import (
+        CASE_CALL_CORRECTED,
         MIN_PER_CLASS,
         apply_offset,
         decision_card,
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     card = read_card(cp)
     card.pop("schema", None)
     card["decision"] = {**dec, "written_by": "deepoxymap calibrate"}
-    card["case_aggregation"] = "mean of slice probabilities, then the class-prior correction in 'decision'"
+    card["case_aggregation"] = CASE_CALL_CORRECTED
     write_card(cp, card)
     print(f"wrote the decision entry of {cp}; its metrics.test predate it: run deepoxymap evaluate")
     return 0

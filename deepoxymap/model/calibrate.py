@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from deepoxymap import CLASSES
 
 __all__ = [
+    "CASE_CALL_CORRECTED",
     "MIN_PER_CLASS",
     "apply_offset",
     "card_offset",
@@ -41,6 +42,9 @@ __all__ = [
     "not_fitted_card",
     "too_few_to_fit",
 ]
+
+CASE_CALL_CORRECTED = "mean of slice probabilities, then the class-prior correction in 'decision'"
+"""The card's ``case_aggregation`` text when a correction is fitted."""
 
 MIN_PER_CLASS = 5
 """Fewest validation subjects of every class for which the correction is fitted (fewer: none)."""
@@ -88,6 +92,7 @@ def fit_log_prior_offset(
         ValueError: empty input, or shapes that disagree.
     """
     from scipy.optimize import minimize
+    from scipy.special import log_softmax
 
     p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1.0)
     yy = np.asarray(y, dtype=int)
@@ -97,12 +102,9 @@ def fit_log_prior_offset(
     onehot = np.eye(p.shape[1])[yy]
 
     def f(b: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-        z = logp + b
-        z -= z.max(axis=1, keepdims=True)
-        q = np.exp(z)
-        q /= q.sum(axis=1, keepdims=True)
-        nll = -np.mean(np.sum(onehot * np.log(np.clip(q, 1e-300, 1.0)), axis=1)) + l2 * float(b @ b)
-        grad = np.mean(q - onehot, axis=0) + 2 * l2 * b
+        logq = log_softmax(logp + b, axis=1)
+        nll = -np.mean(logq[np.arange(len(yy)), yy]) + l2 * float(b @ b)
+        grad = np.mean(np.exp(logq) - onehot, axis=0) + 2 * l2 * b
         return float(nll), grad
 
     res = minimize(f, np.zeros(p.shape[1]), jac=True, method="L-BFGS-B")

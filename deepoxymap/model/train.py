@@ -224,14 +224,19 @@ def evaluate_split(
         ``(metrics with CIs, subjects, y [n_subj], case_probs [n_subj, C])``.
     """
     from deepoxymap.model.calibrate import apply_offset
+
+    subjects, y, raw = split_case_probs(model, data)
+    case_probs = apply_offset(raw, offset)
+    return bootstrap_metrics(y, case_probs, n_boot=n_boot, seed=seed), subjects, y, case_probs
+
+
+def split_case_probs(model: Any, data: SliceData) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(subjects, y [n_subj], raw case probabilities [n_subj, C])``: one forward pass over the split."""
     from deepoxymap.model.predict import predict_array
 
-    probs = predict_array(model, data.x)
-    subjects, case_probs = aggregate_cases(probs, data.subjects)
-    case_probs = apply_offset(case_probs, offset)
+    subjects, case_probs = aggregate_cases(predict_array(model, data.x), data.subjects)
     ymap = dict(zip(data.subjects, data.y.tolist(), strict=True))
-    y = np.array([ymap[s] for s in subjects], dtype=int)
-    return bootstrap_metrics(y, case_probs, n_boot=n_boot, seed=seed), subjects, y, case_probs
+    return subjects, np.array([ymap[s] for s in subjects], dtype=int), case_probs
 
 
 def train(
@@ -581,6 +586,8 @@ def _train(
     model = clean
 
     from deepoxymap.model.calibrate import (
+        CASE_CALL_CORRECTED,
+        apply_offset,
         decision_card,
         fit_log_prior_offset,
         mean_nll,
@@ -588,13 +595,19 @@ def _train(
         too_few_to_fit,
     )
 
-    raw_val_m, _, val_y, val_p = evaluate_split(model, va, n_boot=cfg.n_boot, seed=cfg.seed)
+    _, val_y, val_p = split_case_probs(model, va)  # one forward pass per split
+    test_subj, test_y, raw_test_p = split_case_probs(model, te)
     why_not = too_few_to_fit(val_y)
     # the class-prior correction is chosen on validation subjects only; the test set is never seen
     offset = None if why_not else fit_log_prior_offset(val_p, val_y)
-    val_m, *_ = evaluate_split(model, va, n_boot=cfg.n_boot, seed=cfg.seed, offset=offset)
-    raw_test_m, *_ = evaluate_split(model, te, n_boot=cfg.n_boot, seed=cfg.seed)
-    test_m, test_subj, test_y, test_p = evaluate_split(model, te, n_boot=cfg.n_boot, seed=cfg.seed, offset=offset)
+    test_p = apply_offset(raw_test_p, offset)
+
+    def boot(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+        return bootstrap_metrics(y, p, n_boot=cfg.n_boot, seed=cfg.seed)
+
+    raw_val_m, raw_test_m = boot(val_y, val_p), boot(test_y, raw_test_p)
+    val_m = boot(val_y, apply_offset(val_p, offset)) if offset is not None else raw_val_m
+    test_m = boot(test_y, test_p) if offset is not None else raw_test_m
     if offset is None:
         decision = not_fitted_card(str(why_not))
         say(f"no class-prior correction: {why_not}")
@@ -636,8 +649,7 @@ def _train(
         },
         "preprocessing": cfg.spec.to_dict(),
         "preprocessing_function": "deepoxymap.model.preprocess.preprocess_case",
-        "case_aggregation": "mean of slice probabilities"
-        + (", then the class-prior correction in 'decision'" if offset is not None else ""),
+        "case_aggregation": CASE_CALL_CORRECTED if offset is not None else "mean of slice probabilities",
         "decision": decision,
         "gradcam_layer": info.last_conv,
         "weights": weights_desc,
