@@ -190,6 +190,40 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
     assert len(res.sanity) == 7 and all(np.isfinite(s["deletion_auc"]) for s in res.sanity)
 
 
+def test_audit_case_call_applies_the_cards_class_prior_correction(demo_cohort):
+    """The audit's case call is predict's: the card's ``decision`` offset moves the call, never the maps."""
+    keras = pytest.importorskip("keras")
+    from deepoxymap import CLASSES
+    from deepoxymap.audit import AuditConfig, audit_manifest
+    from deepoxymap.model.calibrate import apply_offset
+    from deepoxymap.model.preprocess import PreprocessSpec
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((48, 48, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
+    x = keras.layers.Dense(4, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(x))
+    spec = PreprocessSpec(input_size=48, crop_mm=96.0)
+    cfg = AuditConfig(methods=("gradcam",), layers=(None,), sanity_cases=0, bullseyes=False)
+    subjects = ["SUBJECT001", "SUBJECT003", "SUBJECT004"]
+
+    def run(card):
+        loaded = SimpleNamespace(model=model, card=card, spec=spec)
+        return audit_manifest(demo_cohort / "manifest.csv", loaded, subjects=subjects, validation=["SUBJECT002"],
+                              config=cfg)  # fmt: skip
+
+    offset = {"healthy": 0.0, "ischemic": 0.0, "non-ischemic": 40.0, "edema": 0.0}
+    raw, corrected = run({}), run({"decision": {"log_prior_offset": offset}})
+    assert not raw.failed and not corrected.failed and raw.subjects == corrected.subjects == subjects
+    b = np.array([offset[c] for c in CLASSES])
+    assert np.allclose(corrected.probabilities, apply_offset(raw.probabilities, b), atol=1e-5)
+    assert corrected.calls == ["non-ischemic"] * 3  # +40 in log space outweighs any tiny-model output
+    assert raw.calls == [CLASSES[int(i)] for i in raw.probabilities.argmax(axis=1)]
+    assert [r["predicted"] for r in corrected.per_case] == ["non-ischemic"] * len(corrected.per_case)
+    maps = [{k: v for k, v in r.items() if k not in ("predicted", "p_true")} for r in raw.per_case]
+    assert maps == [{k: v for k, v in r.items() if k not in ("predicted", "p_true")} for r in corrected.per_case]
+
+
 def test_cli_end_to_end(demo_cohort, tmp_path, capsys):
     """`deepoxymap explain` and `deepoxymap audit` on a saved tiny model whose card records the split."""
     keras = pytest.importorskip("keras")
