@@ -224,6 +224,40 @@ def test_audit_case_call_applies_the_cards_class_prior_correction(demo_cohort):
     assert maps == [{k: v for k, v in r.items() if k not in ("predicted", "p_true")} for r in corrected.per_case]
 
 
+def test_audit_contrast_explains_the_label_against_healthy(demo_cohort):
+    """``contrast="healthy"``: lesion cases get contrastive maps (other figures), healthy cases stay plain."""
+    keras = pytest.importorskip("keras")
+    from deepoxymap.audit import AuditConfig, audit_manifest
+    from deepoxymap.errors import ExplainError
+    from deepoxymap.model.preprocess import PreprocessSpec
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((48, 48, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
+    x = keras.layers.Dense(4, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(x))
+    loaded = SimpleNamespace(model=model, card={}, spec=PreprocessSpec(input_size=48, crop_mm=96.0))
+
+    def run(contrast, methods=("gradcam",)):
+        cfg = AuditConfig(methods=methods, layers=("c1",), sanity_cases=0, bullseyes=False, contrast=contrast)
+        return audit_manifest(demo_cohort / "manifest.csv", loaded, subjects=["SUBJECT001", "SUBJECT003"],
+                              validation=["SUBJECT002"], config=cfg)  # fmt: skip
+
+    plain, vs = run(None), run("healthy")
+    assert not plain.failed and not vs.failed
+    by = {r["subject"]: r for r in plain.per_case}
+    for r in vs.per_case:
+        same = {k: v for k, v in r.items() if k in ("energy_in_myocardium", "ebpg", "seg_auc")}
+        ref = {k: v for k, v in by[r["subject"]].items() if k in same}
+        if r["class"] == "healthy":
+            assert same == ref  # the healthy class against itself: the plain map
+        else:
+            assert same != ref
+    assert "contrasted with healthy" in vs.markdown
+    with pytest.raises(ExplainError, match="gradient CAMs"):
+        run("healthy", methods=("gradcam", "smoothgrad"))
+
+
 def test_cli_end_to_end(demo_cohort, tmp_path, capsys):
     """`deepoxymap explain` and `deepoxymap audit` on a saved tiny model whose card records the split."""
     keras = pytest.importorskip("keras")

@@ -174,7 +174,8 @@ def audit_markdown(res: AuditResult, cfg: AuditConfig | None = None) -> str:
             )
     lines += [
         "",
-        f"Pointing tolerance {cfg.tolerance_mm} mm; a segment is lesion-positive at >= {100 * cfg.lesion_extent_min:.0f} % lesion area; target class = {cfg.target}.",
+        f"Pointing tolerance {cfg.tolerance_mm} mm; a segment is lesion-positive at >= {100 * cfg.lesion_extent_min:.0f} % lesion area; target class = {cfg.target}"
+        + (f", contrasted with {cfg.contrast} (its logit subtracted)." if cfg.contrast else "."),
         "",
     ]
     return "\n".join(lines)

@@ -44,7 +44,7 @@ from deepoxymap.audit.metrics import (
 from deepoxymap.audit.reference import CaseReference, ideal_heatmaps, prepare_reference
 from deepoxymap.case import Case
 from deepoxymap.cohort import SubjectRecord, load_case
-from deepoxymap.errors import DeepOxyMapError
+from deepoxymap.errors import DeepOxyMapError, ExplainError
 from deepoxymap.model.calibrate import apply_offset, card_offset
 
 __all__ = [
@@ -97,6 +97,9 @@ class AuditConfig:
         layers: layer names (``None`` entries mean the model's default last conv).
         target: ``"label"`` (explain the true class: localisation of its evidence)
             or ``"predicted"``.
+        contrast: a class name (``"healthy"``) whose logit is subtracted from the
+            explained class's (contrastive maps: "why this class rather than healthy";
+            a healthy case's own map stays plain), or ``None``. Gradient CAMs only.
         tolerance_mm: pointing-game tolerance, mm.
         lesion_extent_min: lesion area fraction for a lesion-positive segment.
         sanity_cases: cases (first per class, round robin) used for the
@@ -115,6 +118,7 @@ class AuditConfig:
     methods: tuple[str, ...] = ("gradcam", "gradcam++")
     layers: tuple[str | None, ...] = (None,)
     target: str = "label"
+    contrast: str | None = None
     tolerance_mm: float = 5.0
     lesion_extent_min: float = 0.05
     sanity_cases: int = 4
@@ -126,6 +130,9 @@ class AuditConfig:
     small_cohort: int = 12
     default_method: str | None = None
     default_layer: str | None = None
+
+    def __post_init__(self) -> None:
+        _contrast_index(self)  # an unknown contrast class, or one with a non-gradient method, fails here
 
 
 @dataclass
@@ -221,6 +228,19 @@ def _ideal(model: Any, cm: CaseReference, layers: Sequence[str]) -> dict[str, li
     return out
 
 
+def _contrast_index(cfg: AuditConfig) -> int | None:
+    """The class index of ``cfg.contrast`` (``None`` without one)."""
+    if cfg.contrast is None:
+        return None
+    if cfg.contrast not in CLASSES:
+        raise ExplainError(f"unknown contrast class {cfg.contrast!r}", hint=f"use one of {list(CLASSES)}")
+    from deepoxymap.explain.methods import _GRAD_CAMS, check_method
+
+    if plain := [m for m in cfg.methods if check_method(m) not in _GRAD_CAMS]:
+        raise ExplainError(f"a contrast class needs gradient CAMs, not {plain[0]}", hint="drop it from --methods")
+    return CLASSES.index(cfg.contrast)
+
+
 def _all_heatmaps(
     model: Any, cm: CaseReference, layers: Sequence[str], cfg: AuditConfig
 ) -> dict[tuple[str, str], HeatmapSet]:
@@ -228,6 +248,7 @@ def _all_heatmaps(
     from deepoxymap.explain.methods import check_method, explain_methods
 
     tgt: int | None = CLASSES.index(cm.label) if cfg.target == "label" and cm.label in CLASSES else None
+    contrast = _contrast_index(cfg)
     out: dict[tuple[str, str], HeatmapSet] = {}
     by_layer: dict[str, list[str]] = {}
     for m in cfg.methods:
@@ -243,6 +264,7 @@ def _all_heatmaps(
             normalize="batch",  # one maximum over the case's slices
             max_n=cfg.max_n,
             smooth_samples=cfg.smooth_samples,
+            contrast_class=contrast,
         )
         for m in ms:
             hms = res[check_method(m)]
@@ -699,8 +721,10 @@ def _sanity(model: Any, cms: Sequence[CaseReference], cfg: AuditConfig, layers: 
         for layer in layers_for(method, layers):
             lyr = None if layer == INPUT_LAYER else layer
             rnd = randomization_check(model, x, method, layer=lyr, target_class=tg, n_top=cfg.randomize_top,
-                                      max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)  # fmt: skip
-            hms = explain_batch(model, x, method, tg, lyr, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples)
+                                      max_n=cfg.max_n, smooth_samples=cfg.smooth_samples,
+                                      contrast_class=_contrast_index(cfg))  # fmt: skip
+            hms = explain_batch(model, x, method, tg, lyr, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples,
+                                contrast_class=_contrast_index(cfg))  # fmt: skip
             dels = [deletion_curve(model, x[i], hms[i], steps=10, with_random=False) for i in range(x.shape[0])]
             if random_auc is None:  # method-independent: computed once per image
                 random_auc = [deletion_curve(model, x[i], hms[i], steps=10).random_auc for i in range(x.shape[0])]

@@ -78,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", choices=("label", "predicted"), default="label", help="class explained (default: the true class)"
     )
+    parser.add_argument(
+        "--contrast",
+        default=None,
+        metavar="CLASS",
+        help="subtract this class's logit from the explained one's (contrastive maps, e.g. healthy; gradient CAMs)",
+    )
     parser.add_argument("--tolerance-mm", type=float, default=5.0, help="pointing-game tolerance, mm")
     parser.add_argument("--sanity-cases", type=int, default=4, help="cases for randomisation/deletion checks (0: skip)")
     parser.add_argument("--max-n", type=int, default=16, help="Score-CAM: most activation maps")
@@ -95,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         methods=tuple(args.methods),
         layers=tuple(lyr or None for lyr in args.layers) or (None,),
         target=args.target,
+        contrast=args.contrast,
         tolerance_mm=args.tolerance_mm,
         sanity_cases=args.sanity_cases,
         max_n=args.max_n,

@@ -171,6 +171,8 @@ class Heatmap:
             and normalisation (after the method's ReLU; fused layers: the fused
             map on the finest layer's grid), or ``None``.
         grid: ``"model"`` (network input pixels) or ``"source"`` (OS-CMR pixels).
+        contrast_class: index of the class whose logit was subtracted from the
+            target's (a contrastive map), or ``None``.
     """
 
     array: NDArray[np.float32]
@@ -181,6 +183,7 @@ class Heatmap:
     probabilities: NDArray[np.float32] | None = None
     raw: NDArray[np.float32] | None = None
     grid: str = "model"
+    contrast_class: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -256,7 +256,11 @@ def _x_spec(model: Any) -> Any:
 
 
 def _grad_fn(model: Any, layer: LayerSpec) -> Any:
-    """Cached ``tf.function(x, target) -> (acts tuple, grads tuple, logits, target)``, one entry per layer."""
+    """Cached ``tf.function(x, target, contrast) -> (acts tuple, grads tuple, logits, target)``, one per layer.
+
+    The score differentiated is the target logit, minus the ``contrast`` logit where
+    ``contrast >= 0`` and differs from the target (a contrastive explanation).
+    """
     names = layer_names(model, layer)
     key = "+".join(names)
 
@@ -266,8 +270,8 @@ def _grad_fn(model: Any, layer: LayerSpec) -> Any:
         sub = keras.Model(model.inputs, [*outs, _logits_output(model)], name=f"gradcam_{key.replace('+', '_')}")
         k = len(names)
 
-        @tf.function(input_signature=[_x_spec(model), tf.TensorSpec([None], tf.int32)])
-        def fn(x: Any, target: Any) -> Any:
+        @tf.function(input_signature=[_x_spec(model), tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32)])
+        def fn(x: Any, target: Any, contrast: Any) -> Any:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 # Watching the input records the forward ops; the gradient is
                 # then pruned to the path logit -> layer (the head only).
@@ -276,14 +280,17 @@ def _grad_fn(model: Any, layer: LayerSpec) -> Any:
                 acts, logits = list(res[:k]), res[k]
                 pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
                 tgt = tf.where(target < 0, pred, target)
-                score = tf.reduce_sum(tf.gather(logits, tgt, axis=1, batch_dims=1))
+                own = tf.gather(logits, tgt, axis=1, batch_dims=1)
+                use = (contrast >= 0) & (contrast != tgt)
+                other = tf.gather(logits, tf.maximum(contrast, 0), axis=1, batch_dims=1)
+                score = tf.reduce_sum(own - tf.where(use, other, tf.zeros_like(other)))
             grads = tape.gradient(score, acts)
             grads = [tf.zeros_like(a) if g is None else g for a, g in zip(acts, grads, strict=True)]
             return tuple(acts), tuple(grads), logits, tgt
 
         return fn
 
-    return _cached(model, f"grad:{key}", build)
+    return _cached(model, f"gradc:{key}", build)
 
 
 def logits_model(model: Any) -> Any:
@@ -552,6 +559,7 @@ def explain_batch(
     smooth_samples: int = 16,
     smooth_noise: float = 0.2,
     seed: int = 0,
+    contrast_class: int | Sequence[int] | None = None,
 ) -> list[Heatmap]:
     """Heatmaps for a batch of preprocessed inputs (one model call for the gradient methods).
 
@@ -575,6 +583,12 @@ def explain_batch(
         smooth_samples: SmoothGrad: noisy copies averaged.
         smooth_noise: SmoothGrad: noise SD as a fraction of the input's range.
         seed: SmoothGrad noise seed.
+        contrast_class: ``None`` (explain the target logit), or one class index (or one
+            per input) whose logit is subtracted from the target's: the map answers "why
+            this class rather than that one" (contrastive Grad-CAM, Prabhushankar et al.
+            2020), e.g. a lesion class against ``healthy``, so evidence the two classes
+            share (the LV's shape, remote myocardium) cancels. Where it equals the
+            target the plain target logit is used. Gradient CAMs only.
 
     Returns:
         ``n`` heatmaps on the model grid, float32 ``[H, W]`` in ``[0, 1]``, each
@@ -582,12 +596,13 @@ def explain_batch(
 
     Raises:
         ExplainError: unknown method or layer, bad target class or input shape,
-            several layers for Score-CAM.
+            several layers for Score-CAM, a contrast class for Score-CAM or SmoothGrad.
     """
     name = check_method(method)
     return explain_methods(
         model, inputs, (name,), target_class, layer, class_names=class_names, align=align, normalize=normalize,
         max_n=max_n, batch_size=batch_size, smooth_samples=smooth_samples, smooth_noise=smooth_noise, seed=seed,
+        contrast_class=contrast_class,
     )[name]  # fmt: skip
 
 
@@ -641,6 +656,7 @@ def explain_methods(
     smooth_samples: int = 16,
     smooth_noise: float = 0.2,
     seed: int = 0,
+    contrast_class: int | Sequence[int] | None = None,
 ) -> dict[str, list[Heatmap]]:
     """Several methods on the same inputs, sharing one gradient pass.
 
@@ -662,9 +678,14 @@ def explain_methods(
         raise ExplainError("Score-CAM takes one layer", hint=f"choose one of {list(layers)}")
     n_classes = int(_logits_output(model).shape[-1])
     t = _targets(target_class, n, n_classes)
+    c = _targets(contrast_class, n, n_classes)
+    if contrast_class is not None and (plain := [m for m in names if m not in _GRAD_CAMS]):
+        raise ExplainError(
+            f"a contrast class needs a gradient CAM, not {plain[0]}", hint=f"use one of {list(_GRAD_CAMS)}"
+        )
     tf = _tf()
 
-    acts_t, grads_t, logits_t, tgt_t = _grad_fn(model, layers)(tf.constant(x), tf.constant(t))
+    acts_t, grads_t, logits_t, tgt_t = _grad_fn(model, layers)(tf.constant(x), tf.constant(t), tf.constant(c))
     acts = [np.asarray(a, dtype=np.float32) for a in acts_t]
     grads = [np.nan_to_num(np.asarray(g, dtype=np.float32)) for g in grads_t]
     probs = softmax(np.asarray(logits_t))
@@ -691,6 +712,7 @@ def explain_methods(
                 layer=lyr,
                 target_class=int(tgt[i]),
                 class_name=_class_name(int(tgt[i]), n_classes, class_names),
+                contrast_class=int(c[i]) if 0 <= c[i] != tgt[i] else None,
                 probabilities=probs[i],
                 raw=None if raw is None else raw[i].astype(np.float32),
             )

@@ -15,8 +15,40 @@ tf = pytest.importorskip("tensorflow")
 
 
 def _acts_grads(model, x, target, layer):
-    a, g, _, _ = _grad_fn(model, layer)(tf.constant(x), tf.constant(np.full(len(x), target, np.int32)))
+    t = tf.constant(np.full(len(x), target, np.int32))
+    a, g, _, _ = _grad_fn(model, layer)(tf.constant(x), t, tf.constant(np.full(len(x), -1, np.int32)))
     return np.asarray(a[0]), np.asarray(g[0])
+
+
+class TestContrast:
+    @pytest.mark.parametrize("method", ["gradcam", "hirescam", "layercam"])
+    def test_contrastive_map_is_the_method_on_the_gradient_difference(self, tiny_model, rng, method):
+        """d(logit_t - logit_c)/dA = g_t - g_c: the contrastive map is the method applied to that difference."""
+        from deepoxymap.explain.methods import _GRAD_CAMS
+
+        x = rng.random((3, 32, 32, 3), dtype=np.float32)
+        a, g2 = _acts_grads(tiny_model, x, 2, "conv1")
+        _, g0 = _acts_grads(tiny_model, x, 0, "conv1")
+        want = _GRAD_CAMS[method](a, g2 - g0)
+        got = explain_batch(tiny_model, x, method, 2, "conv1", contrast_class=0)
+        assert [h.contrast_class for h in got] == [0, 0, 0] and [h.target_class for h in got] == [2, 2, 2]
+        np.testing.assert_allclose(np.stack([h.raw for h in got]), want, rtol=1e-4, atol=1e-6)
+        plain = explain_batch(tiny_model, x, method, 2, "conv1")
+        assert not np.allclose(np.stack([h.raw for h in plain]), want, atol=1e-6)
+
+    def test_contrast_equal_to_the_target_is_the_plain_map(self, tiny_model, rng):
+        x = rng.random((2, 32, 32, 3), dtype=np.float32)
+        same = explain_batch(tiny_model, x, "gradcam", [1, 3], "conv1", contrast_class=[1, 0])
+        plain = explain_batch(tiny_model, x, "gradcam", [1, 3], "conv1")
+        assert same[0].contrast_class is None and same[1].contrast_class == 0
+        np.testing.assert_allclose(same[0].raw, plain[0].raw, atol=1e-7)
+
+    def test_contrast_needs_a_gradient_cam(self, tiny_model, rng):
+        x = rng.random((1, 32, 32, 3), dtype=np.float32)
+        with pytest.raises(ExplainError, match="contrast class needs a gradient CAM"):
+            explain_batch(tiny_model, x, "smoothgrad", 1, contrast_class=0)
+        with pytest.raises(ExplainError, match="out of range"):
+            explain_batch(tiny_model, x, "gradcam", 1, contrast_class=7)
 
 
 class TestHiResCAM:
