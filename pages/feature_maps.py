@@ -43,7 +43,7 @@ if model is not None and ctl.method is not None:
         widgets.guard("compute the feature maps of every slice"),
         st.spinner("Computing the feature maps…", show_time=True),
     ):
-        cams = analysis.all_cams(lc, ctl.method, ctl.layer, ctl.target)
+        cams = analysis.all_cams(lc, ctl.method, ctl.layer, ctl.target, ctl.contrast)
 try:
     seg = segment_view.segment_values(lc, ref_stack, cams, key=ctl.cam_key, tau=ctl.threshold)
     if cams is not None:

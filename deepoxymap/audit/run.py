@@ -234,9 +234,9 @@ def _contrast_index(cfg: AuditConfig) -> int | None:
         return None
     if cfg.contrast not in CLASSES:
         raise ExplainError(f"unknown contrast class {cfg.contrast!r}", hint=f"use one of {list(CLASSES)}")
-    from deepoxymap.explain.methods import _GRAD_CAMS, check_method
+    from deepoxymap.explain.methods import supports_contrast
 
-    if plain := [m for m in cfg.methods if check_method(m) not in _GRAD_CAMS]:
+    if plain := [m for m in cfg.methods if not supports_contrast(m)]:
         raise ExplainError(f"a contrast class needs gradient CAMs, not {plain[0]}", hint="drop it from --methods")
     return CLASSES.index(cfg.contrast)
 

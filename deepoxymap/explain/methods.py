@@ -68,6 +68,7 @@ __all__ = [
     "layer_names",
     "layer_stride",
     "logits_model",
+    "supports_contrast",
 ]
 
 Align = Literal["centre", "corner"]
@@ -460,6 +461,14 @@ METHODS: dict[str, MethodInfo] = {
 """The method registry, keyed by the name :func:`explain` accepts."""
 
 
+def supports_contrast(method: str) -> bool:
+    """Whether ``method`` takes a ``contrast_class`` (the gradient CAMs: Grad-CAM, Grad-CAM++, HiResCAM, Layer-CAM)."""
+    try:
+        return check_method(method) in _GRAD_CAMS
+    except ExplainError:
+        return False
+
+
 def check_method(method: str) -> str:
     """The canonical registry name of ``method`` (case, ``-`` and ``_`` ignored; ``gradcampp`` etc.).
 
@@ -679,7 +688,7 @@ def explain_methods(
     n_classes = int(_logits_output(model).shape[-1])
     t = _targets(target_class, n, n_classes)
     c = _targets(contrast_class, n, n_classes)
-    if contrast_class is not None and (plain := [m for m in names if m not in _GRAD_CAMS]):
+    if contrast_class is not None and (plain := [m for m in names if not supports_contrast(m)]):
         raise ExplainError(
             f"a contrast class needs a gradient CAM, not {plain[0]}", hint=f"use one of {list(_GRAD_CAMS)}"
         )

@@ -282,6 +282,7 @@ def analyse_case(
     method: str = "gradcam",
     layer: str | None = None,
     target: int | None = None,
+    contrast: int | None = None,
     threshold: float = 0.5,
     pre: Preprocessed | None = None,
     prediction: CasePrediction | None = None,
@@ -294,6 +295,8 @@ def analyse_case(
         case: the case (a label map on the OS-CMR series enables the per-segment values and agreement).
         loaded: the classifier (:func:`deepoxymap.model.loading.load_model`).
         method / layer / target: CAM method, layer (``None``: default) and target class index (``None``: predicted).
+        contrast: class index whose logit the map subtracts (contrastive map, recorded in ``explained`` as
+            ``"ischemic vs healthy"``), or ``None``.
         threshold: CAM threshold, fraction of the maximum (binary SEG, Dice/IoU, segment calls).
         pre / prediction / cams / reference: already computed by the caller (the app); computed here otherwise.
             ``cams``: float ``[rows, cols]`` per row of ``pre`` on the OS-CMR grid.
@@ -313,7 +316,7 @@ def analyse_case(
     pred = prediction if prediction is not None else predict(loaded, pre, case_id=case.case_id)
     explained: list[str]
     if cams is None:
-        hms = explain_batch(loaded.model, pre.x, method, target, layer)
+        hms = explain_batch(loaded.model, pre.x, method, target, layer, contrast_class=contrast)
         maps = [h.to_source(t).array for h, t in zip(hms, pre.transforms, strict=True)]
         explained = [str(h.class_name) for h in hms]
     else:
@@ -323,6 +326,9 @@ def analyse_case(
             loaded.classes[target] if target is not None else loaded.classes[int(np.argmax(sp[i]))]
             for i in range(len(maps))
         ]
+    if contrast is not None:
+        against = loaded.classes[contrast]
+        explained = [e if e == against else f"{e} vs {against}" for e in explained]
     if len(maps) != len(pre.slice_indices):
         raise ExportError(f"{len(maps)} feature maps for {len(pre.slice_indices)} slices", source=case.case_id)
     shape = pre.stack.geometry.shape

@@ -188,6 +188,13 @@ def method_uses_layer(method: str) -> bool:
     return bool(spec.uses_layer) if spec is not None else True
 
 
+def method_is_gradient_cam(method: str | None) -> bool:
+    """Whether a method can explain a class against another (contrastive map)."""
+    from deepoxymap.explain.methods import supports_contrast
+
+    return method is not None and supports_contrast(method)
+
+
 def layers(loaded: LoadedModel) -> tuple[list[str], str]:
     """Convolutional layer names (last first is not assumed) and the default layer."""
     return list(conv_layer_names(loaded.model)), str(default_layer(loaded.model))
@@ -213,30 +220,48 @@ class SliceCam:
 
 
 def _cams(
-    case: Case, loaded: LoadedModel, mk: str, memo: Memo, method: str, layer: str | None, target: int | None
+    case: Case,
+    loaded: LoadedModel,
+    mk: str,
+    memo: Memo,
+    method: str,
+    layer: str | None,
+    target: int | None,
+    contrast: int | None = None,
 ) -> list[SliceCam]:
     layer_key = layer if method_uses_layer(method) else None
 
     def run() -> list[SliceCam]:
         pre = _pre(case, loaded.spec, mk, memo)
-        hms = inference.run_model(explain_batch, loaded.model, pre.x, method, target, layer_key)
+        hms = inference.run_model(
+            explain_batch, loaded.model, pre.x, method, target, layer_key, contrast_class=contrast
+        )
         out = []
         for h, t in zip(hms, pre.transforms, strict=True):
             src = h.to_source(t)
             out.append(SliceCam(src.array, h.array, h.class_name, h.probabilities, h.raw))
         return out
 
-    return memo(("cams", mk, method, layer_key, target), run)
+    return memo(("cams", mk, method, layer_key, target, contrast), run)
 
 
-def all_cams(lc: state.LoadedCase, method: str, layer: str | None, target: int | None) -> list[SliceCam]:
-    """CAMs of every slice, mapped onto the OS-CMR grid: one batched call per (method, layer, target), cached."""
-    return _cams(lc.case, modelinfo.loaded_model(), modelinfo.model_key(), _session_memo(lc), method, layer, target)
+def all_cams(
+    lc: state.LoadedCase, method: str, layer: str | None, target: int | None, contrast: int | None = None
+) -> list[SliceCam]:
+    """CAMs of every slice, mapped onto the OS-CMR grid: one batched call per (method, layer, target, contrast).
+
+    ``contrast``: a class index whose logit is subtracted from the target's (contrastive map), or ``None``.
+    Cached per case content.
+    """
+    memo = _session_memo(lc)
+    return _cams(lc.case, modelinfo.loaded_model(), modelinfo.model_key(), memo, method, layer, target, contrast)
 
 
-def cam(lc: state.LoadedCase, row: int, method: str, layer: str | None, target: int | None) -> SliceCam:
+def cam(
+    lc: state.LoadedCase, row: int, method: str, layer: str | None, target: int | None, contrast: int | None = None
+) -> SliceCam:
     """The CAM of row ``row`` of the preprocessed input, on the OS-CMR grid (from :func:`all_cams`)."""
-    return all_cams(lc, method, layer, target)[row]
+    return all_cams(lc, method, layer, target, contrast)[row]
 
 
 def raw_feature_maps(lc: state.LoadedCase, row: int, layer: str | None, top_k: int = 8) -> Any:
@@ -362,6 +387,7 @@ def prefetch(lc: state.LoadedCase) -> None:
     method = st.session_state.get(featureview.METHOD_KEY, featureview.DEFAULT_METHOD)
     layer = st.session_state.get(featureview.LAYER_KEY)
     choice = st.session_state.get(featureview.TARGET_KEY, "predicted")
+    against = bool(st.session_state.get(featureview.CONTRAST_KEY, False))
     case = lc.case
 
     def job() -> None:
@@ -383,6 +409,8 @@ def prefetch(lc: state.LoadedCase) -> None:
             lay = layer if layer in names else default_layer(loaded.model)
             classes = class_names(loaded)
             target = classes.index(choice) if choice in classes else None
-            _cams(case, loaded, mk, memo, method, lay, target)
+            gradient = method_is_gradient_cam(method) and featureview.CONTRAST_CLASS in classes
+            contrast = classes.index(featureview.CONTRAST_CLASS) if against and gradient else None
+            _cams(case, loaded, mk, memo, method, lay, target, contrast)
 
     inference.prefetch(job)

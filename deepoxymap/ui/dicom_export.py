@@ -113,6 +113,7 @@ def _analysis(lc: state.LoadedCase, ctl: Any, cams: Sequence[Any]) -> CaseAnalys
             method=ctl.method,
             layer=ctl.layer if analysis.method_uses_layer(ctl.method) else None,
             target=ctl.target,
+            contrast=ctl.contrast,
             threshold=ctl.threshold,
             pre=analysis.preprocessed(lc, loaded),
             prediction=analysis.predict(lc).raw,

@@ -276,6 +276,10 @@ def draw_panel(lc: Any, view_key: Any, pv: PanelView, height: int) -> None:
 
 METHOD_KEY, LAYER_KEY, TARGET_KEY = "dox_fm_method", "dox_fm_layer", "dox_fm_target"
 """Sticky session keys of the method, layer and target class (read by :func:`deepoxymap.ui.analysis.prefetch`)."""
+CONTRAST_KEY = "dox_fm_contrast"
+"""Sticky session key of the "against healthy" toggle (contrastive maps; read by the prefetch too)."""
+CONTRAST_CLASS = "healthy"
+"""The class a contrastive map is explained against."""
 DEFAULT_METHOD = "gradcam"
 
 
@@ -292,11 +296,13 @@ class Controls:
     contour_on_others: bool
     show_reference: bool
     zoomed: bool
+    contrast: int | None = None
+    """Index of the class whose logit is subtracted (:data:`CONTRAST_CLASS`), or ``None``."""
 
     @property
     def cam_key(self) -> tuple[Any, ...]:
         """Cache key of the maps these settings produce."""
-        return (self.method, self.layer, self.target)
+        return (self.method, self.layer, self.target, self.contrast)
 
 
 def controls_ui(lc: Any, model: Any) -> Controls:
@@ -306,7 +312,7 @@ def controls_ui(lc: Any, model: Any) -> Controls:
     from deepoxymap.ui import analysis, widgets
 
     method = layer = None
-    target = None
+    target = contrast = None
     c = st.columns([1.2, 1.2, 1.2, 1, 1, 1])
     if model is not None:
         with widgets.guard("list the feature-map methods"):
@@ -333,6 +339,19 @@ def controls_ui(lc: Any, model: Any) -> Controls:
                     help="Which class the map explains.",
                 )
             target = None if choice == "predicted" else classes.index(choice)
+            if CONTRAST_CLASS in classes:
+                with c[2]:
+                    against = widgets.sticky_toggle(
+                        f"Against {CONTRAST_CLASS}",
+                        CONTRAST_KEY,
+                        False,
+                        disabled=not analysis.method_is_gradient_cam(method),
+                        help=f"Explain the class minus {CONTRAST_CLASS} (contrastive map: why this class rather than "
+                        f"{CONTRAST_CLASS}). Evidence both share, such as the LV's shape, cancels. A "
+                        f"{CONTRAST_CLASS} map stays plain. Gradient CAMs only.",
+                    )
+                if against and analysis.method_is_gradient_cam(method):
+                    contrast = classes.index(CONTRAST_CLASS)
     else:
         c[0].caption("Method, layer and class need the classifier.")
     with c[3]:
@@ -371,7 +390,7 @@ def controls_ui(lc: Any, model: Any) -> Controls:
         zoomed = widgets.sticky_toggle(
             "Zoom to the heart", "dox_fm_zoom", True, help="Show the region the model sees (its LV-centred crop)."
         )
-    return Controls(method, layer, target, cmap, opacity, thr, contour_on, show_ref, zoomed)
+    return Controls(method, layer, target, cmap, opacity, thr, contour_on, show_ref, zoomed, contrast)
 
 
 LAYOUTS = ("2 × 2", "1 × 4")
@@ -494,7 +513,7 @@ def slice_view_ui(
     cam = None
     if model is not None and ctl.method is not None:
         with widgets.guard("compute the feature map"):
-            res = analysis.cam(lc, row, ctl.method, ctl.layer, ctl.target)
+            res = analysis.cam(lc, row, ctl.method, ctl.layer, ctl.target, ctl.contrast)
             cam = res.source
             if not float(np.nanmax(cam)) > 1e-6:
                 st.warning(
@@ -504,8 +523,9 @@ def slice_view_ui(
                     icon=":material/visibility_off:",
                 )
             layer_txt = ctl.layer if analysis.method_uses_layer(ctl.method) else "-"
+            vs = f" against {CONTRAST_CLASS}" if ctl.contrast is not None and res.target_class != CONTRAST_CLASS else ""
             st.caption(
-                f"{ctl.method} of **{res.target_class}** · layer `{layer_txt}` · OS-CMR frame {frame} (the frame the "
+                f"{ctl.method} of **{res.target_class}**{vs} · layer `{layer_txt}` · OS-CMR frame {frame} (the frame the "
                 f"model saw) · slice position {ref.geometry.slice_positions[k]:.1f} mm"
             )
     view_panels: list[ViewPanel] = []

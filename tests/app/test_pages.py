@@ -144,6 +144,15 @@ def test_feature_maps_slice_method_class(tiny_case: Case, tiny_model: Path) -> N
     at.selectbox(key="_w_dox_fm_target").set_value("edema").run()
     _ok(at)
     assert "of **edema**" in _texts(at)
+    plain_png = feature_panels(at)["OS-CMR + CAM"][1]
+    at.toggle(key="_w_dox_fm_contrast").set_value(True).run()  # edema minus healthy: a contrastive map
+    _ok(at)
+    assert "of **edema** against healthy" in _texts(at)
+    assert (feature_panels(at)["OS-CMR + CAM"][1] != plain_png).any()
+    at.selectbox(key="_w_dox_fm_method").set_value("smoothgrad").run()  # no contrast for saliency: switched off
+    _ok(at)
+    assert at.toggle(key="_w_dox_fm_contrast").disabled and "against healthy" not in _texts(at)
+    at.selectbox(key="_w_dox_fm_method").set_value("gradcam++").run()
     # the slice survives a page switch (plain session key)
     _run(at, "viewer")
     _run(at, "features")
