@@ -208,3 +208,16 @@ class TestIdentifiers:
             assert str(ds.PatientName) == pacs_server.KNOWN_NAME, kind
             assert ds.PatientID == pacs_server.KNOWN_ID, kind
         assert pacs_server.KNOWN_NAME.encode() not in raw_bundle.data("report")
+
+
+def test_contrastive_analysis_says_what_it_explains(known_case: Any, loaded_model: Any, analysis: Any) -> None:
+    """``contrast=healthy``: other maps than the plain analysis, each row named "X vs healthy" (a healthy row plain)."""
+    from deepoxymap.export import analyse_case
+
+    h = loaded_model.classes.index("healthy")
+    vs = analyse_case(known_case, loaded_model, contrast=h)
+    assert len(vs.explained) == len(analysis.explained)
+    for plain, got in zip(analysis.explained, vs.explained, strict=True):
+        assert got == (plain if plain == "healthy" else f"{plain} vs healthy")
+    if any(e != "healthy" for e in analysis.explained):
+        assert any(not np.allclose(a, b) for a, b in zip(analysis.cams, vs.cams, strict=True))
