@@ -239,7 +239,14 @@ def test_a_long_audit_shows_progress_and_cancel_stops_it(
         page.locator(".st-key-audit_run button").click()
         progress = page.locator('[data-testid="stProgress"]').first
         progress.wait_for(timeout=60_000)
-        page.get_by_text("2/", exact=False).first.wait_for(timeout=60_000)
+        # Until the first case is counted (spawned workers load the model first; on a busy machine
+        # that can take a minute). Read from the bar itself, not from any "2/" on the page.
+        page.wait_for_function(
+            """() => { const el = document.querySelector('[data-testid="stProgress"]');
+                       const m = el && el.innerText.match(/^(\\d+)\\/(\\d+) cases/);
+                       return !!m && Number(m[1]) >= 1; }""",
+            timeout=180_000,
+        )
         text = page.locator('[data-testid="stProgress"]').first.inner_text()
         done, total = (int(x) for x in text.split(" cases")[0].split("/"))
         assert 0 < done < total, text
