@@ -190,20 +190,26 @@ def test_audit_on_demo_phantom(demo_cohort, tmp_path):
     assert len(res.sanity) == 7 and all(np.isfinite(s["deletion_auc"]) for s in res.sanity)
 
 
-def test_audit_case_call_applies_the_cards_class_prior_correction(demo_cohort):
-    """The audit's case call is predict's: the card's ``decision`` offset moves the call, never the maps."""
+def _one_conv_model(seed: int):
+    """A seeded one-conv 4-class model (conv ``c1`` -> GAP -> ``logits`` -> softmax) at 48 px, and its spec."""
     keras = pytest.importorskip("keras")
-    from deepoxymap import CLASSES
-    from deepoxymap.audit import AuditConfig, audit_manifest
-    from deepoxymap.model.calibrate import apply_offset
     from deepoxymap.model.preprocess import PreprocessSpec
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     inp = keras.Input((48, 48, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
     x = keras.layers.Dense(4, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
     model = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(x))
-    spec = PreprocessSpec(input_size=48, crop_mm=96.0)
+    return model, PreprocessSpec(input_size=48, crop_mm=96.0)
+
+
+def test_audit_case_call_applies_the_cards_class_prior_correction(demo_cohort):
+    """The audit's case call is predict's: the card's ``decision`` offset moves the call, never the maps."""
+    from deepoxymap import CLASSES
+    from deepoxymap.audit import AuditConfig, audit_manifest
+    from deepoxymap.model.calibrate import apply_offset
+
+    model, spec = _one_conv_model(0)
     cfg = AuditConfig(methods=("gradcam",), layers=(None,), sanity_cases=0, bullseyes=False)
     subjects = ["SUBJECT001", "SUBJECT003", "SUBJECT004"]
 
@@ -226,17 +232,11 @@ def test_audit_case_call_applies_the_cards_class_prior_correction(demo_cohort):
 
 def test_audit_contrast_explains_the_label_against_healthy(demo_cohort):
     """``contrast="healthy"``: lesion cases get contrastive maps (other figures), healthy cases stay plain."""
-    keras = pytest.importorskip("keras")
     from deepoxymap.audit import AuditConfig, audit_manifest
     from deepoxymap.errors import ExplainError
-    from deepoxymap.model.preprocess import PreprocessSpec
 
-    keras.utils.set_random_seed(1)
-    inp = keras.Input((48, 48, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
-    x = keras.layers.Dense(4, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
-    model = keras.Model(inp, keras.layers.Activation("softmax", name="probs")(x))
-    loaded = SimpleNamespace(model=model, card={}, spec=PreprocessSpec(input_size=48, crop_mm=96.0))
+    model, spec = _one_conv_model(1)
+    loaded = SimpleNamespace(model=model, card={}, spec=spec)
 
     def run(contrast, methods=("gradcam",)):
         cfg = AuditConfig(methods=methods, layers=("c1",), sanity_cases=0, bullseyes=False, contrast=contrast)
