@@ -717,14 +717,15 @@ def _sanity(model: Any, cms: Sequence[CaseReference], cfg: AuditConfig, layers: 
     tg = [CLASSES.index(cm.label) for cm in cms for _ in range(cm.x.shape[0])] if cfg.target == "label" else None
     out = []
     random_auc: list[float] | None = None
+    contrast = _contrast_index(cfg)
     for method in cfg.methods:
         for layer in layers_for(method, layers):
             lyr = None if layer == INPUT_LAYER else layer
             rnd = randomization_check(model, x, method, layer=lyr, target_class=tg, n_top=cfg.randomize_top,
                                       max_n=cfg.max_n, smooth_samples=cfg.smooth_samples,
-                                      contrast_class=_contrast_index(cfg))  # fmt: skip
+                                      contrast_class=contrast)  # fmt: skip
             hms = explain_batch(model, x, method, tg, lyr, max_n=cfg.max_n, smooth_samples=cfg.smooth_samples,
-                                contrast_class=_contrast_index(cfg))  # fmt: skip
+                                contrast_class=contrast)  # fmt: skip
             dels = [deletion_curve(model, x[i], hms[i], steps=10, with_random=False) for i in range(x.shape[0])]
             if random_auc is None:  # method-independent: computed once per image
                 random_auc = [deletion_curve(model, x[i], hms[i], steps=10).random_auc for i in range(x.shape[0])]

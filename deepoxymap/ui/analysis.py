@@ -188,13 +188,6 @@ def method_uses_layer(method: str) -> bool:
     return bool(spec.uses_layer) if spec is not None else True
 
 
-def method_is_gradient_cam(method: str | None) -> bool:
-    """Whether a method can explain a class against another (contrastive map)."""
-    from deepoxymap.explain.methods import supports_contrast
-
-    return method is not None and supports_contrast(method)
-
-
 def layers(loaded: LoadedModel) -> tuple[list[str], str]:
     """Convolutional layer names (last first is not assumed) and the default layer."""
     return list(conv_layer_names(loaded.model)), str(default_layer(loaded.model))
@@ -409,8 +402,7 @@ def prefetch(lc: state.LoadedCase) -> None:
             lay = layer if layer in names else default_layer(loaded.model)
             classes = class_names(loaded)
             target = classes.index(choice) if choice in classes else None
-            gradient = method_is_gradient_cam(method) and featureview.CONTRAST_CLASS in classes
-            contrast = classes.index(featureview.CONTRAST_CLASS) if against and gradient else None
+            contrast = featureview.contrast_index(against, method, classes)
             _cams(case, loaded, mk, memo, method, lay, target, contrast)
 
     inference.prefetch(job)

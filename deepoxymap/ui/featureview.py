@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,6 +281,16 @@ CONTRAST_KEY = "dox_fm_contrast"
 """Sticky session key of the "against healthy" toggle (contrastive maps; read by the prefetch too)."""
 CONTRAST_CLASS = "healthy"
 """The class a contrastive map is explained against."""
+
+
+def contrast_index(against: bool, method: str | None, classes: Sequence[str]) -> int | None:
+    """The class index the maps subtract: :data:`CONTRAST_CLASS` where the toggle is on and the method takes it."""
+    from deepoxymap.explain.methods import supports_contrast
+
+    usable = method is not None and supports_contrast(method) and CONTRAST_CLASS in classes
+    return list(classes).index(CONTRAST_CLASS) if against and usable else None
+
+
 DEFAULT_METHOD = "gradcam"
 
 
@@ -345,13 +356,12 @@ def controls_ui(lc: Any, model: Any) -> Controls:
                         f"Against {CONTRAST_CLASS}",
                         CONTRAST_KEY,
                         False,
-                        disabled=not analysis.method_is_gradient_cam(method),
+                        disabled=contrast_index(True, method, classes) is None,
                         help=f"Explain the class minus {CONTRAST_CLASS} (contrastive map: why this class rather than "
                         f"{CONTRAST_CLASS}). Evidence both share, such as the LV's shape, cancels. A "
                         f"{CONTRAST_CLASS} map stays plain. Gradient CAMs only.",
                     )
-                if against and analysis.method_is_gradient_cam(method):
-                    contrast = classes.index(CONTRAST_CLASS)
+                contrast = contrast_index(against, method, classes)
     else:
         c[0].caption("Method, layer and class need the classifier.")
     with c[3]:
