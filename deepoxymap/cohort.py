@@ -31,6 +31,11 @@ Kinds of subject
   :class:`~deepoxymap.case.Truth` and label-map masks come from the generator.
 * **images**: anything the app's reader takes (a DICOM folder or zip, NIfTI
   files); loaded with :func:`deepoxymap.io.load` and labelled from the manifest.
+* **generated**: ``path = generate:<cohort seed>:<index>``, rendered on demand by
+  the phantom: by default the whole subject written to a temporary folder and read
+  back like a phantom subject; with ``load_case(record, os_timepoints=...)`` (training)
+  only those OS-CMR series, in memory (:func:`deepoxymap.phantom.load.case_of`: the
+  same pixels, geometry and times as the round trip, no file).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import dataclasses
 import hashlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -331,6 +336,34 @@ def _load_images(record: SubjectRecord, where: str) -> Case:
     return case
 
 
+def _generated_seed(record: SubjectRecord, where: str) -> tuple[int, int]:
+    """``(cohort seed, index)`` of a ``generate:<seed>:<index>`` row."""
+    try:
+        _, seed, index = str(record.path).split(":")
+        return int(seed), int(index)
+    except ValueError:
+        raise CaseError(f"generated path {record.path} is not generate:<seed>:<index>", source=where) from None
+
+
+def _simulate(record: SubjectRecord, where: str, timepoints: Collection[str]) -> Case:
+    """Render only the OS-CMR ``timepoints`` of a generated row, in memory (no LGE/T1/T2, no file)."""
+    from deepoxymap.errors import PhantomError
+    from deepoxymap.phantom.exam import os_series_keys
+    from deepoxymap.phantom.generate import simulate_subject
+    from deepoxymap.phantom.load import case_of
+    from deepoxymap.phantom.params import PhantomParams
+
+    seed_i, index_i = _generated_seed(record, where)
+    try:
+        keys = os_series_keys(timepoints, PhantomParams())
+    except PhantomError as exc:
+        raise CaseError(exc.message, source=where, hint=exc.hint) from None
+    sim = simulate_subject(
+        record.subject, record.label, record.subtype, record.site or "A", seed_i, index_i, series=keys
+    )
+    return case_of(sim)
+
+
 def _render(record: SubjectRecord, where: str) -> Case:
     """Render a ``generate:<seed>:<index>`` row to a temporary folder and read it back with the app's loader."""
     import shutil
@@ -339,11 +372,7 @@ def _render(record: SubjectRecord, where: str) -> Case:
     from deepoxymap.phantom.generate import generate_subject
     from deepoxymap.phantom.load import load_subject
 
-    try:
-        _, seed, index = str(record.path).split(":")
-        seed_i, index_i = int(seed), int(index)
-    except ValueError:
-        raise CaseError(f"generated path {record.path} is not generate:<seed>:<index>", source=where) from None
+    seed_i, index_i = _generated_seed(record, where)
     shm = Path("/dev/shm")
     tmp = Path(tempfile.mkdtemp(prefix="deepoxymap-gen-", dir=shm if shm.is_dir() else None))
     try:
@@ -354,7 +383,7 @@ def _render(record: SubjectRecord, where: str) -> Case:
     return case
 
 
-def load_case(record: SubjectRecord) -> Case:
+def load_case(record: SubjectRecord, *, os_timepoints: Collection[str] | None = None) -> Case:
     """The :class:`Case` of one manifest row, labelled with the row's class.
 
     Phantom subjects carry their ground truth (one provider of reference masks);
@@ -363,6 +392,15 @@ def load_case(record: SubjectRecord) -> Case:
     tell, and get the row's ``mask_<name>`` label maps recoded to the phantom
     scheme and attached to the image series whose grid they share.
 
+    Args:
+        record: the manifest row.
+        os_timepoints: generated rows only (ignored for the others): render just these
+            OS-CMR manoeuvre time points (``"baseline"``, ``"hv-end"``, ``"bh-start"``,
+            ``"bh-end"``), in memory, with their masks and truth: no LGE, T1 or T2 map and
+            no file (:func:`deepoxymap.phantom.load.case_of`; what training reads, see
+            :func:`deepoxymap.model.data.build_slices`). ``None``: the whole subject,
+            written to a temporary folder and read back with the app's loader.
+
     Raises:
         CaseError: the path does not exist, holds no readable image series, or a
             mask is missing, unreadable or on no image grid (the message names the
@@ -370,7 +408,7 @@ def load_case(record: SubjectRecord) -> Case:
     """
     where = f"line {record.line}, subject {record.subject}" if record.line else record.subject
     if record.kind == "generated":
-        return _render(record, where)
+        return _render(record, where) if os_timepoints is None else _simulate(record, where, os_timepoints)
     if not record.path.exists():
         raise CaseError(f"path {record.path} does not exist", source=where)
     if record.kind == "phantom":

@@ -54,6 +54,21 @@ def test_bad_row_names_its_line(tmp_path: Path, row: dict[str, str], message: st
     assert message in str(exc.value) and "line 3" in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("path", "timepoints", "message"),
+    [
+        ("generate:12:x", ("bh-end",), "is not generate:<seed>:<index>"),
+        ("generate:12:3", ("breath-hold",), "unknown OS-CMR time point"),
+    ],
+)
+def test_bad_generated_row_names_its_line(tmp_path: Path, path: str, timepoints: tuple[str, ...], message: str) -> None:
+    rec = read_manifest(_write(tmp_path / "m.csv", [{"subject": "G", "class": "edema", "path": path}]))[0]
+    assert rec.kind == "generated"
+    with pytest.raises(CaseError) as exc:
+        load_case(rec, os_timepoints=timepoints)
+    assert message in str(exc.value) and "line 2" in str(exc.value)
+
+
 def test_records_resolve_paths_masks_and_extras(tmp_path: Path) -> None:
     m = _write(
         tmp_path / "m.csv",

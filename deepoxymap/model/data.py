@@ -3,7 +3,10 @@
 A manifest is read by :func:`deepoxymap.cohort.read_manifest` (see docs/CONTRACTS.md). Each subject's
 case is loaded (:func:`deepoxymap.cohort.load_case` by default) and turned into
 slices by :func:`deepoxymap.model.preprocess.preprocess_case`, the same
-function inference uses. Results are cached per subject under
+function inference uses. Generated rows (``generate:<seed>:<index>``) are rendered
+in memory with only the OS-CMR time points the spec reads (:func:`input_timepoints`;
+``load_case(record, os_timepoints=...)``): no LGE/T1/T2 and no DICOM written and read
+back, and the very tensors the DICOM round trip gives (tests/model/test_generated_in_memory.py). Results are cached per subject under
 ``<cache_dir>/<spec digest>/<subject>.npz`` so repeated runs (folds,
 architectures) skip the DICOM decoding and LV localisation; an entry is used
 only while the subject folder's files (paths, sizes, mtimes) are unchanged.
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "SliceData",
     "build_slices",
+    "input_timepoints",
     "make_dataset",
     "record_fingerprint",
     "subject_signature",
@@ -118,6 +122,17 @@ def record_fingerprint(record: SubjectRecord) -> str:
     return fingerprint(row, sig(record.path), {k: sig(Path(v)) for k, v in sorted(record.masks.items())})
 
 
+def input_timepoints(spec: PreprocessSpec) -> tuple[str, ...]:
+    """The OS-CMR time points :func:`~deepoxymap.model.preprocess.preprocess_case` reads under ``spec``.
+
+    ``spec.timepoint``, and for ``channels="dynamics"`` also ``spec.base_timepoint``
+    (:func:`~deepoxymap.model.preprocess.select_stack`); what a generated row renders.
+    """
+    if spec.channels == "dynamics":
+        return (spec.base_timepoint, spec.timepoint)
+    return (spec.timepoint,)
+
+
 def _cache_dirs(root: Path | None, spec: PreprocessSpec, offsets: Sequence[int]) -> dict[int, Path | None]:
     cdirs = {
         o: (root / (spec.digest() if o == 0 else f"{spec.digest()}_frame{o:+d}")) if root is not None else None
@@ -161,7 +176,7 @@ def _prepare(
         else:
             xs[o], si = hit[0].astype(np.float32), hit[1]
     if missing:  # one load, one LV localisation for every missing offset
-        case = loader(rec.path) if loader else load_case(rec)
+        case = loader(rec.path) if loader else load_case(rec, os_timepoints=input_timepoints(spec))
         for o, pre in preprocess_case_offsets(case, spec, missing).items():
             x, si = pre.x, np.asarray(pre.slice_indices, dtype=np.int64)
             cf = files[o]
@@ -231,10 +246,11 @@ def build_slices(
     """Preprocess every subject's slices with :func:`preprocess_case` (cached).
 
     Args:
-        records: manifest rows (generated rows are rendered on demand, see
-            :mod:`deepoxymap.model.synthetic`).
+        records: manifest rows (generated rows are rendered on demand, in memory and only
+            the OS-CMR time points the spec reads, see :mod:`deepoxymap.model.synthetic`).
         spec: the preprocessing spec.
-        loader: ``path -> Case`` (default: :func:`deepoxymap.cohort.load_case` of the record).
+        loader: ``path -> Case`` (default: :func:`deepoxymap.cohort.load_case` of the record,
+            ``os_timepoints=input_timepoints(spec)``).
         cache_dir: cache root; ``None`` disables caching.
         frame_offsets: frame offsets from the end-systolic frame to prepare as
             well (``preprocess_case(..., frame_offset=o)``); when it holds more

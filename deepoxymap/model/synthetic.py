@@ -8,11 +8,20 @@ Training and validation subjects come from the phantom itself, as many as wanted
   ``path = generate:<seed>:<index>`` (class, sub-type and site stratified like
   the study, :func:`deepoxymap.phantom.generate.cohort_plan`) and whose test rows
   are the study cohort's subjects;
-* :func:`deepoxymap.cohort.load_case` renders a generated row into a temporary
-  folder (RAM-backed ``/dev/shm`` where available) with
+* training (:func:`deepoxymap.model.data.build_slices`) renders a generated row in
+  memory, only the OS-CMR time points the preprocessing reads
+  (``load_case(record, os_timepoints=...)``: ``simulate_subject(series=...)`` ->
+  :func:`deepoxymap.phantom.load.case_of`, no LGE/T1/T2, no file), and passes it
+  through the very ``preprocess_case`` inference uses. The Case is what the app's
+  loader reads back from the subject's DICOM (the same stored pixels, geometry, frame
+  times, roles and slice order; tests/model/test_generated_in_memory.py compares the
+  tensors with the round trip's at every frame offset). Render + load take about a fifth
+  of the round trip's time, about a third with the preprocessing
+  (``python -m bench.bench_phantom training``);
+* :func:`deepoxymap.cohort.load_case` without ``os_timepoints`` still renders the whole
+  subject into a temporary folder (RAM-backed ``/dev/shm`` where available) with
   :func:`deepoxymap.phantom.generate.generate_subject`, reads it back with the app's
-  loader (:func:`deepoxymap.phantom.load_subject`) and deletes it, so training
-  inputs pass through the very ``io.load`` + ``preprocess_case`` path inference uses;
+  loader (:func:`deepoxymap.phantom.load_subject`) and deletes it (evaluation, audit, the app);
 * ``deepoxymap train --manifest M --protocol manifest --jobs 2`` then trains, with
   the preprocessed tensors cached per subject (:func:`deepoxymap.model.data.build_slices`).
 

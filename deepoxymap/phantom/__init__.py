@@ -2,11 +2,13 @@
 
 Public API::
 
-    from deepoxymap.phantom import generate_cohort, generate_subject, load_subject, simulate_subject
+    from deepoxymap.phantom import case_of, generate_cohort, generate_subject, load_subject, simulate_subject
 
     generate_cohort("data/study", "study", seed=0, jobs=2)   # 190 subjects + manifest.csv
     case = load_subject("data/study/SUBJECT001")             # Case with label, truth, masks
     sim = simulate_subject("S", "healthy", "normal", "A", seed=1, index=0)  # in memory only
+    case = case_of(sim)                                      # = load_subject of the written folder
+    case_of(simulate_subject(..., series=["os_bh-end"]))     # one OS series (training), same pixels
 
 Every number lives in :mod:`deepoxymap.phantom.params` (frozen dataclasses);
 sampling in :mod:`.anatomy`, rendering and acquisition-like band limiting in
@@ -29,7 +31,7 @@ from deepoxymap.phantom.generate import (
     simulate_subject,
     write_manifest,
 )
-from deepoxymap.phantom.load import load_subject, read_edema_masks, read_labels, read_truth, truth_of
+from deepoxymap.phantom.load import case_of, load_subject, read_edema_masks, read_labels, read_truth, truth_of
 from deepoxymap.phantom.params import COHORTS, DEMO, STUDY, CohortSpec, PhantomParams
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "CohortSpec",
     "PhantomParams",
     "SimulatedSubject",
+    "case_of",
     "cohort_plan",
     "generate_cohort",
     "generate_subject",

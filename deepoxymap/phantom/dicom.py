@@ -4,6 +4,12 @@ One call of :func:`write_series` writes one series (all slices x frames) with
 fresh datasets per instance (pydicom element objects are mutable, so templates
 are never shared). UIDs come from :func:`det_uid` (deterministic ``2.25.``
 UUID-derived UIDs: same seed -> byte-identical files).
+
+The numbers a reader gets back from the text attributes (positions, orientation,
+spacing, trigger and acquisition times, window, rescale) are quantised by their
+DS/TM strings; :func:`stored_text` makes those strings once per series, the
+writer writes them and :func:`deepoxymap.phantom.load.case_of` parses the very same
+strings when a subject goes straight from memory to a :class:`~deepoxymap.case.Case`.
 """
 
 from __future__ import annotations
@@ -96,6 +102,55 @@ class SeriesMeta:
     acq_matrix: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class StoredText:
+    """The DS/TM strings :func:`write_series` writes for a series' numeric attributes.
+
+    Attributes:
+        ipps: ImagePositionPatient per slice (3 DS strings each, mm).
+        iop: ImageOrientationPatient (6 DS strings, 8 decimals).
+        pixel_spacing: PixelSpacing (row, col) DS strings, mm.
+        slice_thickness: SliceThickness DS string, mm.
+        slice_locations: SliceLocation per slice (DS, mm along the normal).
+        trigger: TriggerTime per frame (DS, 2 decimals, ms).
+        acq_time: AcquisitionTime (TM, microseconds).
+        window: (WindowCenter, WindowWidth) DS strings (1 decimal).
+        rescale: (RescaleSlope, RescaleIntercept) DS strings, or None.
+        inversion_time: InversionTime DS string (ms), or None.
+        cardiac_images: CardiacNumberOfImages IS string (frames of a cine, else 1).
+    """
+
+    ipps: tuple[tuple[str, ...], ...]
+    iop: tuple[str, ...]
+    pixel_spacing: tuple[str, str]
+    slice_thickness: str
+    slice_locations: tuple[str, ...]
+    trigger: tuple[str, ...]
+    acq_time: str
+    window: tuple[str, str]
+    rescale: tuple[str, str] | None
+    inversion_time: str | None
+    cardiac_images: str
+
+
+def stored_text(meta: SeriesMeta) -> StoredText:
+    """The strings of ``meta``'s numeric attributes as written (the quantisation a reader sees)."""
+    normal = np.cross(np.asarray(meta.iop[:3]), np.asarray(meta.iop[3:]))
+    return StoredText(
+        ipps=tuple(tuple(_ds(float(v)) for v in ipp) for ipp in meta.ipps),
+        iop=tuple(_ds(float(v), 8) for v in meta.iop),
+        pixel_spacing=(_ds(meta.pixel_spacing[0]), _ds(meta.pixel_spacing[1])),
+        slice_thickness=_ds(meta.slice_thickness),
+        slice_locations=tuple(_ds(float(ipp @ normal)) for ipp in meta.ipps),
+        trigger=tuple(_ds(float(t), 2) for t in meta.trigger_ms),
+        acq_time=tm(meta.acq_time_s),
+        window=(_ds(meta.window[0], 1), _ds(meta.window[1], 1)),
+        rescale=None if meta.rescale is None else (_ds(meta.rescale[0]), _ds(meta.rescale[1])),
+        inversion_time=None if meta.ti_ms is None else _ds(meta.ti_ms),
+        cardiac_images=str(len(meta.trigger_ms) if meta.kind == "os" else 1),
+    )
+
+
 def _rwvm(rescale: tuple[float, float, str], kind: str) -> Dataset:
     """Real World Value Mapping item: stored value * slope + intercept = milliseconds (UCUM ``ms``)."""
     item = Dataset()
@@ -127,7 +182,7 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
     """
     folder.mkdir(parents=True, exist_ok=True)
     n_s, n_f, rows, cols = pixels.shape
-    normal = np.cross(np.asarray(meta.iop[:3]), np.asarray(meta.iop[3:]))
+    txt = stored_text(meta)
     ex = meta.extra
     is_cine = meta.kind == "os"
     paths: list[Path] = []
@@ -152,9 +207,9 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             ds.AcquisitionDate = ex["study_date"]
             ds.ContentDate = ex["study_date"]
             ds.StudyTime = tm(ex["study_time_s"])
-            ds.SeriesTime = tm(meta.acq_time_s)
-            ds.AcquisitionTime = tm(meta.acq_time_s)
-            ds.ContentTime = tm(meta.acq_time_s)
+            ds.SeriesTime = txt.acq_time
+            ds.AcquisitionTime = txt.acq_time
+            ds.ContentTime = txt.acq_time
             ds.AccessionNumber = ""
             ds.Modality = "MR"
             ds.Manufacturer = ex["manufacturer"]
@@ -184,11 +239,11 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
                 ds.SequenceName = "tfi2d1_os"
             ds.ScanOptions = ["CG"]
             ds.MRAcquisitionType = "2D"
-            ds.SliceThickness = _ds(meta.slice_thickness)
+            ds.SliceThickness = txt.slice_thickness
             ds.RepetitionTime = _ds(meta.tr_ms)
             ds.EchoTime = _ds(meta.te_ms)
-            if meta.ti_ms is not None:
-                ds.InversionTime = _ds(meta.ti_ms)
+            if txt.inversion_time is not None:
+                ds.InversionTime = txt.inversion_time
             ds.NumberOfAverages = "1"
             ds.ImagingFrequency = _ds(42.577478 * ex["field_t"])
             ds.ImagedNucleus = "1H"
@@ -196,9 +251,9 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             ds.MagneticFieldStrength = _ds(ex["field_t"])
             ds.EchoTrainLength = "1"
             ds.PixelBandwidth = _ds(ex.get("bandwidth", 930.0))
-            ds.TriggerTime = _ds(float(meta.trigger_ms[f]), 2)
+            ds.TriggerTime = txt.trigger[f]
             ds.NominalInterval = str(round(meta.rr_ms))
-            ds.CardiacNumberOfImages = str(n_f if is_cine else 1)
+            ds.CardiacNumberOfImages = txt.cardiac_images
             ds.HeartRate = str(round(60000.0 / meta.rr_ms))
             ds.ReceiveCoilName = "SYNTH_CARDIAC"
             ds.TransmitCoilName = "BODY"
@@ -216,11 +271,11 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             ds.SeriesNumber = str(meta.series_number)
             ds.AcquisitionNumber = "1"
             ds.InstanceNumber = str(inst)
-            ds.ImagePositionPatient = [_ds(float(v)) for v in meta.ipps[k]]
-            ds.ImageOrientationPatient = [_ds(float(v), 8) for v in meta.iop]
+            ds.ImagePositionPatient = list(txt.ipps[k])
+            ds.ImageOrientationPatient = list(txt.iop)
             ds.FrameOfReferenceUID = meta.for_uid
             ds.PositionReferenceIndicator = ""
-            ds.SliceLocation = _ds(float(meta.ipps[k] @ normal))
+            ds.SliceLocation = txt.slice_locations[k]
             if is_cine:
                 ds.TemporalPositionIdentifier = str(f + 1)
                 ds.NumberOfTemporalPositions = str(n_f)
@@ -228,16 +283,16 @@ def write_series(folder: Path, pixels: NDArray[np.uint16], meta: SeriesMeta, uid
             ds.PhotometricInterpretation = "MONOCHROME2"
             ds.Rows = int(rows)
             ds.Columns = int(cols)
-            ds.PixelSpacing = [_ds(meta.pixel_spacing[0]), _ds(meta.pixel_spacing[1])]
+            ds.PixelSpacing = list(txt.pixel_spacing)
             ds.BitsAllocated = 16
             ds.BitsStored = 12
             ds.HighBit = 11
             ds.PixelRepresentation = 0
-            ds.WindowCenter = _ds(meta.window[0], 1)
-            ds.WindowWidth = _ds(meta.window[1], 1)
-            if meta.rescale is not None:
-                ds.RescaleIntercept = _ds(meta.rescale[1])
-                ds.RescaleSlope = _ds(meta.rescale[0])
+            ds.WindowCenter = txt.window[0]
+            ds.WindowWidth = txt.window[1]
+            if meta.rescale is not None and txt.rescale is not None:
+                ds.RescaleIntercept = txt.rescale[1]
+                ds.RescaleSlope = txt.rescale[0]
                 ds.RescaleType = meta.rescale[2]
                 ds.RealWorldValueMappingSequence = [_rwvm(meta.rescale, meta.kind)]
             ds.LossyImageCompression = "00"

@@ -10,6 +10,7 @@ and write their series from an :class:`Exam` and return :class:`SeriesResult`.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from deepoxymap.errors import PhantomError
 from deepoxymap.phantom.anatomy import Subject
 from deepoxymap.phantom.dicom import SeriesMeta, det_uid, write_series
 from deepoxymap.phantom.params import PhantomParams, SiteParams
@@ -29,6 +31,7 @@ __all__ = [
     "Exam",
     "SeriesResult",
     "draw_shift",
+    "os_series_keys",
     "percentile_window",
     "rotation",
     "sample_exam",
@@ -44,6 +47,19 @@ MAP_KEYS = ("lge", "t1map", "t2map")
 """Series keys of the single-frame series, in writing order."""
 DIASTOLIC_PHASE = 0.75
 """Cardiac phase (fraction of RR) of the LGE, T1 and T2 images."""
+
+
+def os_series_keys(timepoints: Collection[str], p: PhantomParams) -> tuple[str, ...]:
+    """The :data:`OS_KEYS` of some OS-CMR manoeuvre time points (``PhantomParams.timepoints`` names), in writing order.
+
+    Raises:
+        PhantomError: a time point the generator does not acquire.
+    """
+    names = [tp for tp, _, _ in p.timepoints]
+    unknown = set(timepoints) - set(names)
+    if unknown:
+        raise PhantomError(f"unknown OS-CMR time point(s) {sorted(unknown)}", hint=f"any of {names}")
+    return tuple(OS_KEYS[i] for i, tp in enumerate(names) if tp in timepoints)
 
 
 def subject_rngs(seed: int, index: int) -> tuple[np.random.Generator, ...]:
@@ -129,7 +145,8 @@ def draw_shift(rng: np.random.Generator, max_mm: float, *, still: bool = False) 
 
 def percentile_window(px: NDArray[Any]) -> tuple[float, float]:
     """Display window (centre, width) of a magnitude series: width = 99.5th percentile."""
-    return (float(np.percentile(px, 99.5)) / 2.0, float(np.percentile(px, 99.5)))
+    hi = float(np.percentile(px, 99.5))
+    return (hi / 2.0, hi)
 
 
 # ---------------------------------------------------------------------------
@@ -215,10 +232,9 @@ class Exam:
         """SeriesInstanceUID of series ``key``."""
         return det_uid("series", self.seed, self.index, self.subject_id, key)
 
-    def write(
+    def series_meta(
         self,
         key: str,
-        pixels: NDArray[np.uint16],
         *,
         kind: str,
         description: str,
@@ -235,19 +251,18 @@ class Exam:
         rescale: tuple[float, float, str] | None,
         window: tuple[float, float],
         acq: Acquisition | None = None,
-    ) -> str:
-        """Write series ``key`` to ``dicom/<key>`` with the exam's shared attributes; returns its uid.
+    ) -> SeriesMeta:
+        """The DICOM attributes of series ``key`` with the exam's shared ones (uid, study, patient, times).
 
-        ``acq`` sets AcquisitionMatrix. With ``dicom_dir`` None nothing is written.
+        ``acq`` sets AcquisitionMatrix. Built whether or not anything is written: the
+        in-memory :class:`~deepoxymap.case.Case` (:func:`deepoxymap.phantom.load.case_of`)
+        reads its geometry and times from it.
         """
-        uid = self.series_uid(key)
-        if self.dicom_dir is None:
-            return uid
-        meta = SeriesMeta(
+        return SeriesMeta(
             kind=kind,
             description=description,
             image_type=image_type,
-            series_uid=uid,
+            series_uid=self.series_uid(key),
             study_uid=self.study_uid,
             for_uid=self.for_uid,
             series_number=series_number,
@@ -267,8 +282,15 @@ class Exam:
             extra=self.extra,
             acq_matrix=acq.acq_shape if acq is not None else None,
         )
-        write_series(self.dicom_dir / key, pixels, meta, f"{self.seed}-{self.index}")
-        return uid
+
+    def write(self, key: str, pixels: NDArray[np.uint16], meta: SeriesMeta) -> str:
+        """Write series ``key`` (uint16 ``[slice, frame, row, col]``) to ``dicom/<key>``; returns its uid.
+
+        With ``dicom_dir`` None nothing is written.
+        """
+        if self.dicom_dir is not None:
+            write_series(self.dicom_dir / key, pixels, meta, f"{self.seed}-{self.index}")
+        return meta.series_uid
 
 
 def sample_exam(
@@ -341,12 +363,14 @@ def sample_exam(
 class SeriesResult:
     """One rendered series: its ``labels.npz`` members (in order), its ``truth.json["series"]``
     entry and its stored pixel values (uint16 ``[slice, frame, row, col]``, as written to DICOM;
-    stored value x RescaleSlope = ms for maps)."""
+    stored value x RescaleSlope = ms for maps) and its DICOM attributes (:class:`SeriesMeta`, written
+    or not)."""
 
     key: str
     labels: dict[str, NDArray[Any]]
     truth: dict[str, Any]
     pixels: NDArray[np.uint16] | None = None
+    meta: SeriesMeta | None = None
 
 
 def still_result(
@@ -359,6 +383,7 @@ def still_result(
     ro: RenderOut,
     pixels: NDArray[np.uint16] | None = None,
     acq: Acquisition | None = None,
+    meta: SeriesMeta | None = None,
 ) -> SeriesResult:
     """The :class:`SeriesResult` of a single-frame series (LGE, T1 or T2 map)."""
     return SeriesResult(
@@ -377,4 +402,5 @@ def still_result(
             "n_frames": 1,
         },
         pixels=pixels,
+        meta=meta,
     )

@@ -20,8 +20,12 @@ This module is the orchestration; the work lives in
 * :mod:`.seq_oscine`, :mod:`.seq_lge`, :mod:`.seq_maps`: one module per sequence;
 * :mod:`.truth`: ``labels.npz`` and ``truth.json``.
 
-:func:`simulate_subject` renders a subject in memory (pixels, labels, truth) and
-writes DICOM only when given a folder; :func:`generate_subject` writes the folder.
+:func:`simulate_subject` renders a subject in memory (pixels, labels, truth, the
+DICOM attributes of every series) and writes DICOM only when given a folder;
+:func:`generate_subject` writes the folder. ``simulate_subject(series=...)`` renders
+only some series (training reads one or two OS-CMR time points): the others still
+draw what they would have drawn, so the rendered ones are the same pixels
+(:func:`deepoxymap.phantom.load.case_of` turns it into a :class:`~deepoxymap.case.Case`).
 
 Randomness: subject ``i`` of a cohort with seed ``s`` uses
 ``SeedSequence([s, i])`` only, so subjects can be generated in any order or in
@@ -37,6 +41,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,9 +121,11 @@ class SimulatedSubject:
     """One subject rendered in memory (:func:`simulate_subject`).
 
     Attributes:
-        truth: the ``truth.json`` content (before :func:`~deepoxymap.phantom.truth.jsonable`).
-        series: the seven series in writing order (:data:`OS_KEYS`, then :data:`MAP_KEYS`),
-            each with its labels and stored pixels (uint16 ``[slice, frame, row, col]``).
+        truth: the ``truth.json`` content (before :func:`~deepoxymap.phantom.truth.jsonable`);
+            its ``series`` holds the rendered series only.
+        series: the rendered series in writing order (all seven: :data:`OS_KEYS`, then
+            :data:`MAP_KEYS`), each with its labels, stored pixels (uint16
+            ``[slice, frame, row, col]``) and DICOM attributes.
         os_response: the sampled OS responses (:func:`sample_os`, with the private
             heterogeneity fields).
     """
@@ -139,14 +146,24 @@ def simulate_subject(
     *,
     n_frames: int | None = None,
     dicom_dir: Path | None = None,
+    series: Collection[str] | None = None,
 ) -> SimulatedSubject:
     """Sample and render one subject; write its DICOM to ``dicom_dir`` unless it is None.
 
     The same arguments give the same pixels and truth whether or not DICOM is written
     (randomness from ``SeedSequence([seed, index])`` only).
 
+    Args:
+        series: render (and write) only these series keys (:data:`OS_KEYS`,
+            :data:`MAP_KEYS`); ``None``: all seven. A series left out gives the same
+            pixels to the rest: an OS series left out still draws its breathing shift and
+            noise (:func:`~deepoxymap.phantom.seq_oscine.render_os_cine`); the LGE and
+            maps come after the whole cine and are rendered in order up to the last one
+            asked for (each draws from the generators the next one uses), then the
+            unasked ones are dropped from the result (with ``dicom_dir`` they are written too).
+
     Raises:
-        PhantomError: unknown class or site.
+        PhantomError: unknown class, site or series key.
     """
     p = params or PhantomParams()
     if cls not in p.classes:
@@ -154,18 +171,25 @@ def simulate_subject(
     if site not in p.sites:
         raise PhantomError(f"unknown site {site!r}")
     sp = p.sites[site]
+    wanted = set(OS_KEYS + MAP_KEYS) if series is None else set(series)
+    unknown = wanted - set(OS_KEYS + MAP_KEYS)
+    if unknown:
+        raise PhantomError(f"unknown series {sorted(unknown)}", hint=f"any of {[*OS_KEYS, *MAP_KEYS]}")
     r_anat, r_scan, r_os, r_noise = subject_rngs(seed, index)
     subj = sample_subject(r_anat, subject_id, cls, subtype, site, p)
     nf = int(n_frames or sp.n_frames)
     exam = sample_exam(subj, p, sp, r_scan, r_noise, seed=seed, index=index, n_frames=nf, dicom_dir=dicom_dir)
     os_response = sample_os(subj, r_os, p, sp)
-    cine = render_os_cine(exam, os_response)
+    cine = render_os_cine(exam, os_response, None if series is None else wanted & set(OS_KEYS))
     exam.scan.update(cine.scan_notes)
-    series: list[SeriesResult] = list(cine.series)
-    for mi, key in enumerate(MAP_KEYS):  # mid-diastole, misregistered
-        series.append(render_lge(exam, mi, key) if key == "lge" else render_map(exam, key, mi))
-    truth = subject_truth(exam, os_response, cine.es_frame, series)
-    return SimulatedSubject(truth, series, os_response)
+    done: list[SeriesResult] = list(cine.series)
+    last_map = max((MAP_KEYS.index(k) for k in wanted & set(MAP_KEYS)), default=-1)
+    for mi, key in enumerate(MAP_KEYS[: last_map + 1]):  # mid-diastole, misregistered
+        res = render_lge(exam, mi, key) if key == "lge" else render_map(exam, key, mi)
+        if key in wanted:
+            done.append(res)
+    truth = subject_truth(exam, os_response, cine.es_frame, done)
+    return SimulatedSubject(truth, done, os_response)
 
 
 def generate_subject(

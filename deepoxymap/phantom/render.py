@@ -51,6 +51,7 @@ __all__ = [
     "kspace_weights",
     "render_series",
     "sample_coords",
+    "white_kspace",
 ]
 
 
@@ -146,9 +147,18 @@ def kspace_noise(
     R, C = shape[-2], shape[-1]
     w = kspace_weights((R, C), acq).astype(np.float32)
     scale = sigma * R * C / math.sqrt(float(np.sum(w.astype(np.float64) ** 2)))
-    k = rng.standard_normal((*shape, 2), dtype=np.float32).view(np.complex64)[..., 0]
+    k = white_kspace(shape, rng)
     k *= w * np.float32(scale)
     return scipy.fft.ifft2(k, axes=(-2, -1), overwrite_x=True).astype(np.complex64, copy=False)
+
+
+def white_kspace(shape: tuple[int, ...], rng: np.random.Generator) -> NDArray[np.complex64]:
+    """Unit white complex noise ``shape`` (complex64): the one draw of :func:`kspace_noise`.
+
+    Drawing it and throwing it away advances ``rng`` exactly as :func:`kspace_noise`
+    of the same shape does (a series that is not rendered leaves the next one's noise as it was).
+    """
+    return rng.standard_normal((*shape, 2), dtype=np.float32).view(np.complex64)[..., 0]
 
 
 def sample_coords(

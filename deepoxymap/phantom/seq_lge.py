@@ -135,9 +135,8 @@ def render_lge(exam: Exam, series_index: int, key: str = "lge") -> SeriesResult:
     noise = kspace_noise(ro.signal.shape, acq, lsig, exam.r_noise)
     px = to_u16(magnitude(signal.astype(np.float32), noise) * scan["lge_gain"])
     desc = "LGE_PSIR_SAX"
-    uid = exam.write(
+    meta = exam.series_meta(
         key,
-        px,
         kind=key,
         description=desc,
         image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
@@ -154,4 +153,5 @@ def render_lge(exam: Exam, series_index: int, key: str = "lge") -> SeriesResult:
         window=percentile_window(px),
         acq=acq,
     )
-    return still_result(key, uid, desc, "lge", g, shift, ro, px, acq)
+    uid = exam.write(key, px, meta)
+    return still_result(key, uid, desc, "lge", g, shift, ro, px, acq, meta)

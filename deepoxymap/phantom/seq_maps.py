@@ -76,9 +76,8 @@ def render_map(exam: Exam, key: str, series_index: int) -> SeriesResult:
     slope = 1.0 if which == "t1" else 0.1
     px = to_u16(m / slope)
     desc = "T1MAP_MOLLI" if which == "t1" else "T2MAP"
-    uid = exam.write(
+    meta = exam.series_meta(
         key,
-        px,
         kind=key,
         description=desc,
         image_type=("DERIVED", "PRIMARY", "T1 MAP" if which == "t1" else "T2 MAP"),
@@ -95,4 +94,5 @@ def render_map(exam: Exam, key: str, series_index: int) -> SeriesResult:
         window=_window(which, sp.field_t),
         acq=acq,
     )
-    return still_result(key, uid, desc, "t1-map" if which == "t1" else "t2-map", g, shift, ro, px, acq)
+    uid = exam.write(key, px, meta)
+    return still_result(key, uid, desc, "t1-map" if which == "t1" else "t2-map", g, shift, ro, px, acq, meta)

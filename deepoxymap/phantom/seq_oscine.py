@@ -8,6 +8,7 @@ series is written with its cine labels (every frame) and end-systolic labels.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from deepoxymap.phantom.imaging import (
     to_u16,
 )
 from deepoxymap.phantom.params import ClassParams, OsRow, PhantomParams, SiteParams
-from deepoxymap.phantom.render import kspace_noise, render_series
+from deepoxymap.phantom.render import kspace_noise, render_series, white_kspace
 
 __all__ = [
     "FAT_CODES",
@@ -245,7 +246,7 @@ class CineResult:
     """The four OS series of a subject.
 
     Attributes:
-        series: one :class:`SeriesResult` per time point, in :data:`OS_KEYS` order.
+        series: one :class:`SeriesResult` per rendered time point, in :data:`OS_KEYS` order.
         es_frame: the end-systolic frame (the classifier's input frame, label frame).
         scan_notes: what the cine adds to truth.json ``scanner`` (``banding`` when
             present, then ``noise_sigma_signal``), in that order.
@@ -256,8 +257,13 @@ class CineResult:
     scan_notes: dict[str, Any]
 
 
-def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
+def render_os_cine(exam: Exam, resp: dict[str, Any], keys: Collection[str] | None = None) -> CineResult:
     """Render, add coils/texture/banding/noise to and write the four OS-CMR cine series.
+
+    ``keys``: only these series of :data:`OS_KEYS` (``None``: all four). A series left
+    out still draws its breathing shift and its noise (:func:`~deepoxymap.phantom.render.white_kspace`),
+    so every rendered series, and everything drawn after the cine, has the pixels it has
+    when all four are rendered.
 
     Image formation: fine-grid tissues x (coil x texture x band), band-limited to the
     acquired resolution and zero-filled onto the reconstruction matrix
@@ -297,12 +303,14 @@ def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
         vals = _timepoint_values(base, resp, region_of, tp)
         het = timepoint_heterogeneity(resp, tp)
         shift = draw_shift(exam.r_scan, p.anatomy.breathing_shift_mm, still=tp == "baseline")
+        if keys is not None and key not in keys:
+            white_kspace((len(subj.slices), nf, *og.shape), exam.r_noise)  # the noise it would have drawn
+            continue
         ro = render_series(subj, og, phases, vals, het, shift, os_, acq, gain=gain, flow=True)
         noise = kspace_noise(ro.signal.shape, acq, sigma, exam.r_noise)
         px = to_u16(magnitude(ro.signal, noise) * (scan["gain"] * 1000.0))
-        uid = exam.write(
+        meta = exam.series_meta(
             key,
-            px,
             kind="os",
             description=desc,
             image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
@@ -319,6 +327,7 @@ def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
             window=percentile_window(px),
             acq=acq,
         )
+        uid = exam.write(key, px, meta)
         labels = {uid: ro.labels[:, es_frame], uid + "__edema": ro.edema[:, es_frame], uid + "__cine": ro.labels}
         truth = {
             "uid": uid,
@@ -333,5 +342,5 @@ def render_os_cine(exam: Exam, resp: dict[str, Any]) -> CineResult:
             "label_frame": es_frame,
             "n_frames": nf,
         }
-        series.append(SeriesResult(key, labels, truth, px))
+        series.append(SeriesResult(key, labels, truth, px, meta))
     return CineResult(series, es_frame, notes)
