@@ -2,6 +2,8 @@
 
 Thin wiring over :mod:`deepoxymap.export` and :mod:`deepoxymap.dicomweb`:
 
+* nothing is built until the user switches on "Prepare the report and DICOM
+  exports" (sticky: it stays on for later cases); then
 * the analysis (:func:`deepoxymap.export.analyse_case`) reuses what the page
   already computed (preprocessed input, prediction, CAMs, reference masks) and
   is cached per case and CAM setting in this session;
@@ -30,7 +32,10 @@ from deepoxymap.errors import Unavailable
 from deepoxymap.export import KIND_LABELS, CaseAnalysis, ExportBundle, SourceIndex, analyse_case, export_names
 from deepoxymap.ui import analysis, modelinfo, state, widgets
 
-__all__ = ["SOURCES", "exports_ui", "remember_sources", "remember_uploads"]
+__all__ = ["EXPORTS_KEY", "SOURCES", "exports_ui", "remember_sources", "remember_uploads"]
+
+EXPORTS_KEY = "dox_fm_exports"
+"""Sticky session key of the "Prepare the report and DICOM exports" toggle (off: nothing is built)."""
 
 SOURCES = "dox_export_sources"
 """Plain session key: ``(case_id, SourceIndex)`` of the DICOM files the case was loaded from."""
@@ -145,9 +150,22 @@ def _why_not(a: CaseAnalysis, kind: str, have_sources: bool) -> str:
 
 
 def exports_ui(lc: state.LoadedCase, model: Any, ctl: Any, cams: Sequence[Any] | None) -> None:
-    """The report and DICOM download buttons, the identifiers toggle and "Send to PACS"."""
+    """The exports switch; when on, the report and DICOM download buttons, the identifiers toggle and "Send to PACS"."""
     if model is None or cams is None or ctl.method is None:
         st.info("The report and the DICOM exports need the classifier's feature maps (see above).")
+        return
+    if not widgets.sticky_toggle(
+        "Prepare the report and DICOM exports",
+        EXPORTS_KEY,
+        False,
+        help="Builds the case analysis behind the report and reads the study's DICOM headers, then offers the "
+        "downloads. Off until needed: otherwise every new case or setting (a threshold change included) "
+        "would recompute it.",
+    ):
+        st.caption(
+            "The case report (PDF), the CAM as a DICOM parametric map and SEG, the scar and edema SEGs and the "
+            "structured report, at this view's settings: switch on to prepare them. Stays on for later cases."
+        )
         return
     s = settings()
     keep = st.toggle(

@@ -159,6 +159,37 @@ def test_feature_maps_slice_method_class(tiny_case: Case, tiny_model: Path) -> N
     assert at.slider(key="_w_dox_fm_slice").value == 3
 
 
+def test_feature_maps_exports_wait_for_their_switch(
+    tiny_case: Case, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No export analysis is built and no download offered until the user switches the exports on (sticky)."""
+    from deepoxymap.ui import dicom_export
+
+    built: list[str] = []
+    real = dicom_export._analysis
+
+    def spy(lc: Any, ctl: Any, cams: Any) -> Any:
+        built.append(lc.case.case_id)
+        return real(lc, ctl, cams)
+
+    monkeypatch.setattr(dicom_export, "_analysis", spy)
+
+    def downloads(at: Any) -> set[str]:
+        ids = {el.proto.id for el in at.get("download_button")}
+        return {k for k in ("report", "parametric_map", "seg_cam", "sr") if any(f"fm_dl_{k}" in i for i in ids)}
+
+    at = _run(_with_case(tiny_case, tiny_model), "features")
+    _ok(at)
+    assert not downloads(at) and not built
+    assert "switch on to prepare them" in _texts(at)
+    at.toggle(key="_w_dox_fm_exports").set_value(True).run()
+    _ok(at)
+    assert downloads(at) == {"report", "parametric_map", "seg_cam", "sr"} and built
+    _run(at, "viewer")
+    _run(at, "features")
+    assert at.toggle(key="_w_dox_fm_exports").value and downloads(at)
+
+
 def test_feature_maps_overlay_and_contours(tiny_case: Case, tiny_model: Path) -> None:
     """The OS-CMR panel carries the CAM overlay and its contour; LGE/T1/T2 show their distance and the contour.
 

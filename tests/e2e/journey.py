@@ -56,6 +56,13 @@ def open_demo(page: Any, label: str) -> None:
     wait_idle(page)
 
 
+def prepare_exports(page: Any, wait_for: str = "report") -> None:
+    """Feature maps: switch on "Prepare the report and DICOM exports" (off by default), wait for a download button."""
+    page.locator(".st-key-_w_dox_fm_exports label").first.click(timeout=240_000)
+    page.locator(f".st-key-fm_dl_{wait_for} button").wait_for(timeout=240_000)
+    wait_idle(page)
+
+
 def plot_title(page: Any, key: str) -> str:
     """Text of the plotly title inside the element with Streamlit key ``key``."""
     loc = page.locator(f".st-key-{key} .gtitle")

@@ -172,8 +172,7 @@ def _pacs_journey(page: Any, url: str, orthanc: pacs_server.OrthancServer, scree
     journey.wait_idle(page)
     assert pacs_server.KNOWN_NAME not in page.content()
     journey.goto_page(page, "Feature maps")
-    page.locator(".st-key-fm_dl_report button").wait_for(timeout=240_000)
-    journey.wait_idle(page)
+    journey.prepare_exports(page)
     page.screenshot(path=str(screenshots / "11_feature_maps_exports.png"), full_page=True)
     got: dict[str, bytes] = {}
     for kind in ("report", "parametric_map", "seg_cam", "seg_cam_fractional", "sr"):
@@ -210,8 +209,7 @@ def test_browser_demo_case_downloads_every_export(app_url: str, browser: Any, de
         page.get_by_text("Open a demo case").first.wait_for(timeout=60_000)
         journey.open_demo(page, "ischemic")
         journey.goto_page(page, "Feature maps")
-        page.locator(".st-key-fm_dl_seg_scar button").wait_for(timeout=240_000)
-        journey.wait_idle(page)
+        journey.prepare_exports(page, "seg_scar")
         for kind in ("seg_scar", "seg_edema", "sr"):
             button = page.locator(f".st-key-fm_dl_{kind} button").first
             assert button.is_enabled(), kind
