@@ -52,6 +52,7 @@ from deepoxymap.model.train_loop import (
     RESUME_IGNORED,
     RESUME_MODES,
     _assign,
+    _budget_spent,
     _f,
     _make_loop_callback,
     _make_plateau,
@@ -104,7 +105,8 @@ class TrainConfig:
         fold / folds: fold index and count for ``"fold"``.
         train_site / test_site: for ``"site"``.
         test_fraction / val_fraction: hold-out fractions (per class).
-        max_minutes: stop after the epoch that would cross this wall-clock budget.
+        max_minutes: stop after the epoch that would cross this wall-clock budget (fitting time of
+            every session). The checkpoint stays, so ``resume`` with a larger budget continues the fit.
         cache_dir: preprocessed-slice cache; default ``<manifest dir>/.cache``.
         jobs: worker processes preparing (or rendering, for generated rows) the subjects' slices.
         dense_units / dropout: head.
@@ -173,7 +175,8 @@ class TrainResult:
         model: the trained Keras model (best weights).
         history: per-epoch metrics (over every session of a resumed run).
         complete: ``False`` when the run was stopped by request (the model is then the best
-            so far and the checkpoint is kept for ``resume``).
+            so far and the checkpoint is kept for ``resume``). A fit ended by ``max_minutes`` is
+            complete, and its card says ``resumable: true``: the checkpoint is kept too.
         stop_reason: why fitting ended.
     """
 
@@ -371,6 +374,15 @@ def _train(
                     hint=f"resume with the original command ({st.get('original_command') or '?'}), or start again: "
                     f"deepoxymap train --fresh, or delete {ckpt.folder}",
                 )
+            if _budget_spent(st, cfg.max_minutes):
+                raise ResumeError(
+                    f"this run was ended by its wall-clock budget after {float(st.get('fit_elapsed_s', 0)) / 60:.1f} min "
+                    f"of fitting (epoch {st.get('epoch')}), and a budget of {cfg.max_minutes} min leaves no room "
+                    "for another epoch",
+                    source=str(ckpt.folder),
+                    hint="continue it with a larger --max-minutes (the budget counts every session's fitting), "
+                    f"or start again: deepoxymap train --fresh, or delete {ckpt.folder}",
+                )
             resumed = ckpt.load()
     stop = StopRequest(files=stop_files(cfg), since=wall_start)
     for f in stop.stale_files():
@@ -498,9 +510,12 @@ def _train(
             if n_ep <= 0 or phase < start_phase:
                 continue
             here = resumed is not None and phase == start_phase
-            if here and (loop.phase_over or loop.stop_reason.startswith("wall")):
-                if loop.stop_reason.startswith("wall"):
-                    break
+            if here and loop.stop_reason.startswith("wall"):
+                # the budget ended the last session mid-phase (never set with early stopping, see
+                # make_loop); the new budget has room (checked above): the phase goes on
+                say(f"continuing after the last session's {loop.stop_reason}")
+                loop.stop_reason, loop.phase_over = "max epochs", False
+            if here and loop.phase_over:
                 continue  # this phase ended (early stopping) at the checkpoint's epoch
             if not here:
                 loop.phase, loop.phase_start, loop.phase_over, loop.wait = phase, loop.epochs_done, False, 0
@@ -561,6 +576,8 @@ def _train(
         say(f"{stop_reason}: the checkpoint stays in {ckpt.folder}; resume with: {resume_cmd}")
     else:
         stop_reason = loop.stop_reason
+    # a fit ended by its wall-clock budget is complete as asked but can go on: its checkpoint stays
+    by_budget = stopped is None and loop.stop_reason.startswith("wall")
     if loop.best_weights is not None:
         model.set_weights(loop.best_weights)
     say(
@@ -661,6 +678,7 @@ def _train(
             "command": ckpt_meta["original_command"],
             "config": cfg_d,
             "complete": stopped is None,
+            "resumable": stopped is not None or by_budget,
             "sessions": sessions,
             "manifest": str(manifest),
             "manifest_sha256": manifest_sha256(manifest),
@@ -712,8 +730,14 @@ def _train(
     card["file"] = {"name": model_path.name, "sha256": sha256_file(model_path), "bytes": model_path.stat().st_size}
     write_card(model_path.with_suffix(".json"), card)
     say(f"saved {model_path} ({model_path.stat().st_size / 1e6:.1f} MB) and its card")
-    if stopped is None:
+    if stopped is None and not by_budget:
         ckpt.remove()
+    if stopped is None:
+        if by_budget:
+            say(
+                f"the checkpoint stays in {ckpt.folder}: continue this fit with --resume and a larger --max-minutes "
+                "(the budget counts every session's fitting)"
+            )
         progress.update(
             force=True, status="done", epoch=loop.epochs_done, step=0, fraction=1.0, percent=100.0, eta_s=0.0,
             stop_reason=stop_reason,

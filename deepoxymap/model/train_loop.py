@@ -185,7 +185,9 @@ def _make_loop_callback(
                     self.stop_reason = f"early stopping (no val-loss improvement for {cfg.patience} epochs)"
                     self.model.stop_training = True
             el = self.elapsed()
-            if cfg.max_minutes is not None and el + dt > cfg.max_minutes * 60:
+            # early stopping, when it fires on the same epoch, is the reason: the phase is over;
+            # a budget stop leaves the phase open for a resumed session with a larger budget
+            if cfg.max_minutes is not None and el + dt > cfg.max_minutes * 60 and not self.model.stop_training:
                 self.stop_reason = f"wall-clock budget of {cfg.max_minutes} min"
                 self.model.stop_training = True
             self.phase_over = bool(self.model.stop_training)
@@ -316,6 +318,19 @@ def _assign(variables: Sequence[Any], arrays: Sequence[NDArray[Any]], what: str,
                 hint="pass --fresh to discard the checkpoint",
             )
         v.assign(a)
+
+
+def _budget_spent(state: dict[str, Any], max_minutes: float | None) -> bool:
+    """Whether a checkpoint ``state`` was ended by its wall-clock budget and ``max_minutes`` has no room left.
+
+    "No room" is the per-epoch rule of the loop: the fitting so far (``fit_elapsed_s``, every
+    session) plus the last epoch's time would cross ``max_minutes``. ``False`` for checkpoints
+    of runs stopped by request, and without a budget.
+    """
+    if max_minutes is None or not str(state.get("stop_reason", "")).startswith("wall"):
+        return False
+    times = state.get("epoch_times_s") or [0.0]
+    return float(state.get("fit_elapsed_s", 0.0)) + float(times[-1]) > max_minutes * 60
 
 
 def _mismatch(state: dict[str, Any], cfg_now: dict[str, Any], data_now: str, manifest_now: str) -> str:

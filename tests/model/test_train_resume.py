@@ -152,6 +152,35 @@ def test_stopped_and_resumed_run_equals_the_straight_run(cohort, straight) -> No
     assert third.card["metrics"]["test"] == ref.card["metrics"]["test"]
 
 
+def test_a_fit_ended_by_its_budget_keeps_its_checkpoint_and_goes_on(cohort) -> None:
+    """A budget stop mid-phase keeps ``OUT/NAME.resume``; the same budget refuses; a larger one ends where the straight run ends."""
+    root, manifest = cohort
+    base = dataclasses.replace(_cfg(root, manifest, "budget_straight"), head_epochs=0, epochs=3, patience=10)
+    ref = train(base, loader=fake_loader, log=lambda s: None)
+    assert ref.complete and not ref.card["training"]["resumable"] and not checkpoint_dir(base).exists()
+
+    cfg = dataclasses.replace(base, out=root / "budget", max_minutes=1e-6)  # ends after epoch 1, mid-phase
+    lines: list[str] = []
+    first = train(cfg, loader=fake_loader, log=lines.append)
+    assert first.stop_reason.startswith("wall-clock budget") and first.card["training"]["epochs_run"] == 1
+    assert first.card["training"]["resumable"] is True
+    assert checkpoint_dir(cfg).joinpath("state.json").is_file()
+    assert any("larger --max-minutes" in s for s in lines)
+
+    with pytest.raises(ResumeError, match="leaves no room for another epoch"):
+        train(cfg, loader=fake_loader, log=lambda s: None)  # the same command again: nothing it could add
+    assert checkpoint_dir(cfg).joinpath("state.json").is_file()
+
+    lines.clear()
+    more = train(dataclasses.replace(cfg, max_minutes=None), loader=fake_loader, log=lines.append, resume="require")
+    assert any(s.startswith("continuing after the last session's wall-clock budget") for s in lines)
+    assert more.complete and more.stop_reason == "max epochs" and not checkpoint_dir(cfg).exists()
+    assert more.card["training"]["epochs_run"] == 3 and not more.card["training"]["resumable"]
+    assert more.history == ref.history
+    for u, v in zip(_weights(ref), _weights(more), strict=True):
+        np.testing.assert_array_equal(u, v)
+
+
 def test_changed_config_or_data_refuses_to_resume(cohort, tmp_path) -> None:
     """A checkpoint resumes only the run that made it; ``--fresh`` discards it; ``--resume`` needs one."""
     if threading.current_thread() is not threading.main_thread():
