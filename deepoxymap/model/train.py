@@ -512,7 +512,7 @@ def _train(
             here = resumed is not None and phase == start_phase
             if here and loop.stop_reason.startswith("wall"):
                 # the budget ended the last session mid-phase (never set with early stopping, see
-                # make_loop); the new budget has room (checked above): the phase goes on
+                # _make_loop_callback); the new budget has room (checked above): the phase goes on
                 say(f"continuing after the last session's {loop.stop_reason}")
                 loop.stop_reason, loop.phase_over = "max epochs", False
             if here and loop.phase_over:
@@ -730,14 +730,14 @@ def _train(
     card["file"] = {"name": model_path.name, "sha256": sha256_file(model_path), "bytes": model_path.stat().st_size}
     write_card(model_path.with_suffix(".json"), card)
     say(f"saved {model_path} ({model_path.stat().st_size / 1e6:.1f} MB) and its card")
-    if stopped is None and not by_budget:
-        ckpt.remove()
     if stopped is None:
         if by_budget:
             say(
                 f"the checkpoint stays in {ckpt.folder}: continue this fit with --resume and a larger --max-minutes "
                 "(the budget counts every session's fitting)"
             )
+        else:
+            ckpt.remove()
         progress.update(
             force=True, status="done", epoch=loop.epochs_done, step=0, fraction=1.0, percent=100.0, eta_s=0.0,
             stop_reason=stop_reason,
