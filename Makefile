@@ -27,7 +27,7 @@ $(DEMO)/manifest.csv: $(STAMP)
 demo: $(DEMO)/manifest.csv
 
 run: setup model demo
-	$(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT) --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none
+	$(PY) -m deepoxymap.ui.serve --port $(PORT)
 
 test: setup model demo
 	$(PY) -m pytest

@@ -21,24 +21,18 @@ def free_port() -> int:
 
 
 def start_streamlit(script: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """``streamlit run script`` headless on ``127.0.0.1:port`` (stdout/stderr discarded: no patient data in logs)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(script),
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
+    """Serve ``script`` headless on ``127.0.0.1:port`` (stdout/stderr discarded: no patient data in logs).
+
+    The app (``app.py``) is served as ``make run`` serves it, through :mod:`deepoxymap.ui.serve`
+    (model warm-up from server start); any other script (a benchmark's anchor page) through
+    plain ``streamlit run`` with the same flags.
+    """
+    from deepoxymap.ui.serve import streamlit_argv
+
+    if Path(script).resolve() == (ROOT / "app.py").resolve():
+        cmd = [sys.executable, "-m", "deepoxymap.ui.serve", "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "streamlit", *streamlit_argv(Path(script), port)]
     return subprocess.Popen(
         cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
