@@ -57,7 +57,7 @@ def test_no_warmup_and_exit_code_pass_through(calls: list[tuple[str, object]], m
 
 def test_make_run_and_the_browser_tests_serve_through_the_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
     make = (ROOT / "Makefile").read_text()
-    run_recipe = re.search(r"^run:.*\n\t(.+)$", make, re.M)
+    run_recipe = re.search(r"^run:.*\n\t(.+)$", make, re.MULTILINE)
     assert run_recipe is not None
     assert "-m deepoxymap.ui.serve" in run_recipe.group(1)
     sys.path.insert(0, str(ROOT / "tests" / "e2e"))
