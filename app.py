@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from deepoxymap.ui import warmup
 
-# First thing of the first script run: load and trace the shipped model in the background
-# (once per server process), before the app's own imports and pages run.
+# Load and trace the shipped model in the background, once per server process. Under
+# `make run` (deepoxymap.ui.serve) that started with the server and this is a no-op; under a
+# plain `streamlit run app.py` it starts here, before the app's own imports and pages run.
 warmup.start()
 
 import streamlit as st

@@ -1,14 +1,18 @@
 """App benchmark, measured in a real browser (Debian Chromium via Playwright).
 
-1. **Cold start**: from launching ``streamlit run`` to the first page shown in
-   the browser, for DeepOxyMap and for a trivial one-line Streamlit page.
+1. **Cold start**: from launching the server to the first page shown in
+   the browser, for DeepOxyMap (served by :mod:`deepoxymap.ui.serve`, so its
+   model warm-up runs meanwhile) and for a trivial one-line Streamlit page.
 2. **First Feature-maps render**: after opening the ischemic demo case, the
    click on Feature maps to the OS-CMR panel drawn and the script run over
    (model load, every slice's maps, bullseyes, agreement). The server is
-   started for this measurement, so the model's background warm-up
-   (:func:`deepoxymap.ui.warmup.start`, first thing of the first script run) and the case's prefetch
-   (:func:`deepoxymap.ui.analysis.prefetch`) have only the time a user takes
-   to open the case and click.
+   started for this measurement as ``make run`` starts it
+   (:mod:`deepoxymap.ui.serve`: the model's background warm-up,
+   :func:`deepoxymap.ui.warmup.start`, begins at server start) and the page is
+   opened the moment the server answers, so the warm-up and the case's prefetch
+   (:func:`deepoxymap.ui.analysis.prefetch`) have only the time Streamlit takes
+   to come up plus the time a user takes to open the case and click. The time
+   from the first page view to that click is printed beside it.
 3. **Warm Feature-maps slice change**: key press on the slice slider to the
    OS-CMR panel showing the new slice, its image loaded (every slice visited
    once before, so CAMs, resampled panels and panel images are cached),

@@ -1,9 +1,11 @@
-"""Start the model warm-up first thing in the server process: before the app's own imports run.
+"""Start the model warm-up first thing in the server process.
 
-``app.py`` imports this module and calls :func:`start` before anything else of its first
-script run, so TensorFlow's import (~4 s on two cores), the model load and its first traced
-forward pass and Grad-CAM (:func:`deepoxymap.ui.analysis._warm_job`) overlap the Home and
-Load-case pages instead of following them. Only light modules are imported here (the
+:mod:`deepoxymap.ui.serve` (``make run``) calls :func:`start` at server start, before
+Streamlit itself comes up; ``app.py`` calls it again before anything else of its first
+script run (a no-op then; the start under a plain ``streamlit run app.py``). So
+TensorFlow's import (4-6 s on two cores), the model load and its first traced forward pass
+and Grad-CAM (:func:`deepoxymap.ui.analysis._warm_job`) overlap Streamlit's start-up and
+the Home and Load-case pages instead of following them. Only light modules are imported here (the
 settings and the shared inference worker); the job imports TensorFlow itself, then the
 analysis module, on the background thread. Nothing here waits: a page that needs the
 model waits for it where it asks (:func:`deepoxymap.ui.modelinfo.loaded_model`).
