@@ -105,6 +105,12 @@ def add_recipe_arguments(parser: Any) -> None:
         metavar="N",
         help="multiply the learning rate by 0.3 after N epochs without a val-loss improvement (0: constant)",
     )
+    parser.add_argument(
+        "--lr-cosine",
+        action="store_true",
+        help="decay the learning rate along half a cosine to lr/100 over --epochs (by epoch index, so a "
+        "fixed-length run anneals); exclusive with --lr-patience",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +184,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         "conv_bn": args.conv_bn,
         "frame_jitter": args.frame_jitter,
         "lr_patience": args.lr_patience,
+        "lr_cosine": args.lr_cosine,
         "command": command_line(),
     }
     fields.update(overrides)

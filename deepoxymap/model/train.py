@@ -54,6 +54,7 @@ from deepoxymap.model.train_loop import (
     _assign,
     _budget_spent,
     _f,
+    _make_cosine,
     _make_loop_callback,
     _make_plateau,
     _mismatch,
@@ -130,6 +131,11 @@ class TrainConfig:
         lr_patience: N > 0 multiplies the learning rate by 0.3 after N epochs
             without a validation-loss improvement (Keras ``ReduceLROnPlateau``,
             floor lr / 100); 0 keeps it constant.
+        lr_cosine: decay the learning rate of the whole-network phase along half a
+            cosine from ``lr`` to ``lr / 100`` over its epochs
+            (:func:`~deepoxymap.model.train_loop.cosine_lr`), by epoch index, so a
+            run of a fixed epoch count anneals whether or not a plateau is seen.
+            Exclusive with ``lr_patience``.
     """
 
     manifest: Path
@@ -163,6 +169,11 @@ class TrainConfig:
     conv_bn: bool = False
     frame_jitter: int = 0
     lr_patience: int = 0
+    lr_cosine: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lr_cosine and self.lr_patience:
+            raise ValueError("lr_cosine and lr_patience are two learning-rate schedules: choose one")
 
 
 @dataclass(frozen=True, eq=False)
@@ -533,6 +544,7 @@ def _train(
             if here:
                 _assign(model.optimizer.variables, resumed[1]["optimizer"], "optimizer", ckpt.folder)  # type: ignore[index]
             plateau = _make_plateau(cfg.lr_patience, lr, rstate.get("plateau") if here else None)
+            schedule = _make_cosine(n_ep, loop.phase_start, lr) if cfg.lr_cosine and not head_only else None
             say(
                 f"phase {phase + 1}: {'head only (base frozen)' if head_only else 'whole network'}, Adam lr "
                 f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.3g}, epochs "
@@ -548,7 +560,7 @@ def _train(
                     epochs=end,
                     initial_epoch=loop.epochs_done,
                     class_weight=class_weight,
-                    callbacks=[*([plateau] if plateau is not None else []), loop],
+                    callbacks=[*(c for c in (plateau, schedule) if c is not None), loop],
                     verbose=0,
                 )
             except _StopNow:
@@ -691,7 +703,8 @@ def _train(
             "optimizer": (
                 f"Adam(lr={cfg.lr})" if not cfg.head_epochs else f"Adam: head {cfg.head_lr}, then all {cfg.lr}"
             )
-            + (f"; lr x0.3 after {cfg.lr_patience} epochs without val-loss improvement" if cfg.lr_patience else ""),
+            + (f"; lr x0.3 after {cfg.lr_patience} epochs without val-loss improvement" if cfg.lr_patience else "")
+            + ("; cosine decay to lr/100 over the whole-network phase's epochs" if cfg.lr_cosine else ""),
             "phases": phases,
             "initialisation": (
                 "He-normal ReLU conv kernels, zero biases; logits kernel zero (uniform start)"

@@ -291,6 +291,28 @@ def _make_plateau(patience: int, lr: float, restore: dict[str, Any] | None) -> A
     return Plateau(restore, monitor="val_loss", factor=0.3, patience=patience, min_lr=lr / 100)
 
 
+def cosine_lr(epoch: int, n_epochs: int, lr: float) -> float:
+    """Learning rate of epoch ``epoch`` (0-based, within its phase) of an ``n_epochs`` cosine decay.
+
+    Half a cosine from ``lr`` at epoch 0 to ``lr / 100`` at the phase's last epoch (SGDR without
+    restarts: Loshchilov & Hutter 2017, arXiv:1608.03983). A function of the epoch index only, so
+    a resumed fit continues it exactly and a fit cut short by its budget is already annealed in
+    proportion to how far it got.
+    """
+    floor = lr / 100.0
+    if n_epochs <= 1:
+        return float(lr)
+    t = min(max(epoch, 0), n_epochs - 1) / (n_epochs - 1)
+    return float(floor + 0.5 * (lr - floor) * (1.0 + np.cos(np.pi * t)))
+
+
+def _make_cosine(n_epochs: int, phase_start: int, lr: float) -> Any:
+    """Keras ``LearningRateScheduler`` for :func:`cosine_lr` over a phase starting at ``phase_start``."""
+    import keras
+
+    return keras.callbacks.LearningRateScheduler(lambda epoch, _lr: cosine_lr(epoch - phase_start, n_epochs, lr))
+
+
 def _f(v: Any, nd: int = 4) -> str:
     try:
         return f"{float(v):.{nd}f}"
