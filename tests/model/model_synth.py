@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deepoxymap import CLASSES
 from deepoxymap.case import Case, Geometry, Role, Series, Stack
+
+if TYPE_CHECKING:
+    from deepoxymap.model.train import TrainConfig
 
 RING_LEVEL = {"healthy": 0.30, "ischemic": 0.15, "non-ischemic": 0.45, "edema": 0.60}
 
@@ -123,3 +127,27 @@ def fake_loader(path: Path) -> Case:
     """Build the case of a fake subject folder (label from ``label.txt``)."""
     label = (Path(path) / "label.txt").read_text().strip()
     return make_case(Path(path).name, label, seed=int(Path(path).name[1:]))
+
+
+def tiny_train_config(root: Path, **overrides: object) -> TrainConfig:
+    """A ``TrainConfig`` for a seconds-long tinycnn fit on a fresh fake manifest under ``root``.
+
+    24 px over 80 mm, batch 8, 2 epochs, 20 bootstrap draws, cache in ``root/cache``; any
+    field can be overridden. Load the subjects with :func:`fake_loader`.
+    """
+    from deepoxymap.model.preprocess import PreprocessSpec
+    from deepoxymap.model.train import TrainConfig
+
+    fields: dict[str, object] = {
+        "manifest": write_fake_manifest(root / "cohort", n_per_class=3),
+        "arch": "tinycnn",
+        "out": root / "models",
+        "spec": PreprocessSpec(input_size=24, crop_mm=80.0),
+        "epochs": 2,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "n_boot": 20,
+        "cache_dir": root / "cache",
+    }
+    fields.update(overrides)
+    return TrainConfig(**fields)  # type: ignore[arg-type]

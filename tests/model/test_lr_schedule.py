@@ -10,9 +10,8 @@ import pytest
 
 pytest.importorskip("keras")
 
-from model_synth import fake_loader, write_fake_manifest
+from model_synth import fake_loader, tiny_train_config
 
-from deepoxymap.model.preprocess import PreprocessSpec
 from deepoxymap.model.train import TrainConfig, train
 from deepoxymap.model.train_loop import cosine_lr
 
@@ -30,20 +29,7 @@ def test_cosine_lr_runs_from_lr_to_a_hundredth_along_half_a_cosine() -> None:
 
 
 def test_a_fit_with_lr_cosine_follows_the_schedule_and_says_so(tmp_path) -> None:
-    manifest = write_fake_manifest(tmp_path / "cohort", n_per_class=3)
-    cfg = TrainConfig(
-        manifest=manifest,
-        arch="tinycnn",
-        out=tmp_path / "models",
-        spec=PreprocessSpec(input_size=24, crop_mm=80.0),
-        epochs=4,
-        patience=10,
-        batch_size=8,
-        lr=1e-2,
-        n_boot=20,
-        cache_dir=tmp_path / "cache",
-        lr_cosine=True,
-    )
+    cfg = tiny_train_config(tmp_path, epochs=4, patience=10, lr=1e-2, lr_cosine=True)
     res = train(cfg, loader=fake_loader, log=lambda s: None)
     hist = res.card["training"]["history"]
     lrs = hist.get("learning_rate") or hist.get("lr")
@@ -51,4 +37,4 @@ def test_a_fit_with_lr_cosine_follows_the_schedule_and_says_so(tmp_path) -> None
     np.testing.assert_allclose(lrs, [cosine_lr(e, 4, 1e-2) for e in range(4)], rtol=1e-5)
     assert "cosine" in res.card["training"]["optimizer"]
     with pytest.raises(ValueError, match="choose one"):
-        TrainConfig(manifest=manifest, lr_cosine=True, lr_patience=2)
+        TrainConfig(manifest=cfg.manifest, lr_cosine=True, lr_patience=2)

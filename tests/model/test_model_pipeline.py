@@ -219,25 +219,11 @@ def test_conv_bn_training_saves_the_plain_graph(tmp_path) -> None:
     """``conv_bn`` trains with BatchNorm after each conv, and the saved file is the plain graph with the same outputs."""
     import dataclasses
 
-    from model_synth import write_fake_manifest
+    from model_synth import tiny_train_config
 
-    from deepoxymap.model.preprocess import PreprocessSpec
-    from deepoxymap.model.train import TrainConfig, train
+    from deepoxymap.model.train import train
 
-    manifest = write_fake_manifest(tmp_path / "cohort", n_per_class=3)
-    cfg = TrainConfig(
-        manifest=manifest,
-        arch="tinycnn",
-        out=tmp_path / "models",
-        spec=PreprocessSpec(input_size=24, crop_mm=80.0),
-        epochs=2,
-        batch_size=8,
-        lr=1e-3,
-        n_boot=20,
-        cache_dir=tmp_path / "cache",
-        conv_bn=True,
-        lr_patience=1,
-    )
+    cfg = tiny_train_config(tmp_path, conv_bn=True, lr_patience=1)
     res = train(cfg, loader=fake_loader, log=lambda s: None)
     loaded = load_model(res.model_path)
     model, card = loaded.model, loaded.card
