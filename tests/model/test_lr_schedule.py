@@ -31,9 +31,8 @@ def test_cosine_lr_runs_from_lr_to_a_hundredth_along_half_a_cosine() -> None:
 def test_a_fit_with_lr_cosine_follows_the_schedule_and_says_so(tmp_path) -> None:
     cfg = tiny_train_config(tmp_path, epochs=4, patience=10, lr=1e-2, lr_cosine=True)
     res = train(cfg, loader=fake_loader, log=lambda s: None)
-    hist = res.card["training"]["history"]
-    lrs = hist.get("learning_rate") or hist.get("lr")
-    assert lrs is not None and len(lrs) == 4
+    lrs = res.card["training"]["history"]["learning_rate"]
+    assert len(lrs) == 4
     np.testing.assert_allclose(lrs, [cosine_lr(e, 4, 1e-2) for e in range(4)], rtol=1e-5)
     assert "cosine" in res.card["training"]["optimizer"]
     with pytest.raises(ValueError, match="choose one"):
