@@ -226,8 +226,12 @@ def test_audit_case_call_applies_the_cards_class_prior_correction(demo_cohort):
     assert corrected.calls == ["non-ischemic"] * 3  # +40 in log space outweighs any tiny-model output
     assert raw.calls == [CLASSES[int(i)] for i in raw.probabilities.argmax(axis=1)]
     assert [r["predicted"] for r in corrected.per_case] == ["non-ischemic"] * len(corrected.per_case)
-    maps = [{k: v for k, v in r.items() if k not in ("predicted", "p_true")} for r in raw.per_case]
-    assert maps == [{k: v for k, v in r.items() if k not in ("predicted", "p_true")} for r in corrected.per_case]
+    from deepoxymap.audit.run import RELIANCE_KEYS
+
+    probs = ("predicted", "p_true", *RELIANCE_KEYS)  # the lesion-fill check reads the corrected case call too
+    maps = [{k: v for k, v in r.items() if k not in probs} for r in raw.per_case]
+    assert maps == [{k: v for k, v in r.items() if k not in probs} for r in corrected.per_case]
+    assert any("lesion_reliance" in r for r in corrected.per_case)
 
 
 def test_audit_contrast_explains_the_label_against_healthy(demo_cohort):

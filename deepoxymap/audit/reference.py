@@ -32,6 +32,7 @@ __all__ = [
     "SliceReference",
     "ideal_heatmaps",
     "lesion_on_model_grid",
+    "mask_on_model_grid",
     "prepare_case",
     "prepare_reference",
 ]
@@ -152,21 +153,29 @@ def prepare_case(case: Case, spec: PreprocessSpec, *, subtype: str = "") -> Case
     return prepare_reference(case, preprocess_case(case, spec), subtype=subtype)
 
 
-def lesion_on_model_grid(cm: CaseReference) -> list[NDArray[np.float32]]:
-    """The reference lesion of every slice resampled onto the model grid.
+def mask_on_model_grid(cm: CaseReference, name: str) -> list[NDArray[np.float32]]:
+    """A reference mask of every slice (``"lesion"`` or ``"myocardium"``) resampled onto the model grid.
 
     Each model pixel takes the bilinear interpolation of the bool source mask at
     its source position (``CropTransform.source_grid``): float32 ``[H, W]`` in
-    ``[0, 1]``, the lesion fraction around that pixel; 0 outside the image.
+    ``[0, 1]``, the mask's fraction around that pixel; 0 outside the image.
     """
     from scipy import ndimage as ndi
 
+    if name not in ("lesion", "myocardium"):
+        raise ValueError(f"unknown reference mask {name!r}")
     out = []
     for sl, t in zip(cm.slices, cm.transforms, strict=True):
         g = t.source_grid()
-        m = ndi.map_coordinates(sl.lesion.astype(np.float32), [g[0], g[1]], order=1, mode="constant", cval=0.0)
+        src = getattr(sl, name).astype(np.float32)
+        m = ndi.map_coordinates(src, [g[0], g[1]], order=1, mode="constant", cval=0.0)
         out.append(np.clip(m, 0.0, 1.0).astype(np.float32))
     return out
+
+
+def lesion_on_model_grid(cm: CaseReference) -> list[NDArray[np.float32]]:
+    """The reference lesion of every slice resampled onto the model grid (:func:`mask_on_model_grid`)."""
+    return mask_on_model_grid(cm, "lesion")
 
 
 def ideal_heatmaps(cm: CaseReference, grid: tuple[int, int]) -> list[NDArray[np.float32]]:

@@ -45,9 +45,12 @@ FIGURE_KEYS = {
     "dice_myo_all_myo": "dice_myo_all",
     "segment_auc": "segment_auc",
     "segment_kappa": "kappa_pooled",
+    "lesion_reliance": "lesion_reliance",
+    "lesion_reliance_control": "lesion_reliance_control",
 }
 """``summary.json`` figure -> the :attr:`AuditResult.summary` column it is read from (means over cases;
-``segment_kappa`` is Cohen's kappa pooled over the group's segments)."""
+``segment_kappa`` is Cohen's kappa pooled over the group's segments; ``lesion_reliance`` and
+``lesion_reliance_control``: the lesion-fill check, the same for every readout of a case)."""
 
 SPREAD_FIGURES = ("energy_in_myocardium", "area50_mm2", "segment_entropy", "peak_in_myocardium")
 """The healthy group's energy-spread figures (no lesion to score against)."""
@@ -68,7 +71,8 @@ def by_subtype(per_case: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = [r for r in per_case if (r["class"], r.get("subtype", ""), r["method"], r["layer"]) == (c, st, m, lyr)]
         d: dict[str, Any] = {"class": c, "subtype": st, "method": m, "layer": lyr, "n": len(rows)}
         for k in ("dice", "dice_ideal", "dice_myo", "dice_myo_ideal", "dice_myo_all", "ebpg_myo",
-                  "lesion_area_fraction_myo", "pointing_myo", "segment_auc"):  # fmt: skip
+                  "lesion_area_fraction_myo", "pointing_myo", "segment_auc", "lesion_reliance",
+                  "lesion_reliance_control"):  # fmt: skip
             d[k] = mean_sd(r.get(k, float("nan")) for r in rows)[0]
         out.append(d)
     return out
@@ -128,6 +132,7 @@ def audit_markdown(res: AuditResult, cfg: AuditConfig | None = None) -> str:
                 f"{_fmt(d['dice_myo'])} [{_fmt(d['dice_myo_ideal'])}] [{_fmt(d['dice_myo_all'])}] | "
                 f"{_fmt(d['ebpg_myo'])} [{_fmt(d['lesion_area_fraction_myo'])}] | {_fmt(d['pointing_myo'])} | {_fmt(d['segment_auc'])} |"
             )
+    lines += _reliance_lines(res)
     lines += ["", "## Healthy cases: heatmap energy spread (no lesion)", ""]
     lines.append(
         "| method | layer | n | acc | energy in myocardium | area holding 50 % energy (mm^2) | segment entropy (0-1) | peak in myocardium |"
@@ -179,6 +184,45 @@ def audit_markdown(res: AuditResult, cfg: AuditConfig | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _reliance_lines(res: AuditResult) -> list[str]:
+    """The lesion-fill check per group and sub-type (one readout's rows: the check does not depend on the readout)."""
+    if not res.per_case:
+        return []
+    m0, l0 = res.default or (res.per_case[0]["method"], res.per_case[0]["layer"])
+    rows = [r for r in res.per_case if r["method"] == m0 and r["layer"] == l0 and r["class"] != "healthy"]
+    keys = sorted({(r.get("group", r["class"]), r.get("subtype", "")) for r in rows})
+    if not keys:
+        return []
+    out = [
+        "",
+        "## Does the model use the lesion? (lesion-fill check, no map involved)",
+        "",
+        "| group | sub-type | n | p(true) | p(true), lesion filled | p(true), remote patch filled | reliance | control |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g in dict.fromkeys(k[0] for k in keys):
+        for st in [None, *sorted({k[1] for k in keys if k[0] == g})]:
+            sel = [r for r in rows if r.get("group", r["class"]) == g and (st is None or r.get("subtype", "") == st)]
+            f = {k: mean_sd(r.get(k, float("nan")) for r in sel) for k in
+                 ("p_true", "p_lesion_filled", "p_control_filled", "lesion_reliance", "lesion_reliance_control")}  # fmt: skip
+            name = "**all**" if st is None else st
+            out.append(
+                f"| {g} | {name} | {f['lesion_reliance'][2]} | {_fmt(f['p_true'][0])} | {_fmt(f['p_lesion_filled'][0])} | "
+                f"{_fmt(f['p_control_filled'][0])} | {_fmt(f['lesion_reliance'][0])} | {_fmt(f['lesion_reliance_control'][0])} |"
+            )
+    out += [
+        "",
+        (
+            "The lesion's pixels of the model input are replaced by the median of the remote myocardium (the wall's "
+            "shape stays); the control fills a same-shaped patch of remote myocardium. reliance = p(true) - p(true, "
+            "lesion filled), the share of the model's belief carried by the lesion's own signal; a model whose maps "
+            "can find the lesion needs a reliance well above its control. n: cases with a fillable lesion (global "
+            "edema has no remote myocardium)."
+        ),
+    ]
+    return out
 
 
 def _clean(v: Any) -> Any:

@@ -17,7 +17,11 @@ Fairness rules:
   myocardium-only figures are trivial) apart from focal edema;
 * beside each Dice stands the ideal-map ceiling at the readout's resolution
   (:func:`~deepoxymap.audit.reference.ideal_heatmaps`), with its own threshold
-  chosen on the validation subjects exactly as the CAM's is.
+  chosen on the validation subjects exactly as the CAM's is;
+* beside the maps stands the lesion-fill check (:mod:`deepoxymap.audit.evidence`):
+  how much the true-class probability falls when the lesion's pixels are replaced
+  by remote myocardium, against a same-shaped remote patch. No map can find a
+  lesion the classifier does not use.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deepoxymap import CLASSES
+from deepoxymap.audit.evidence import lesion_reliance
 from deepoxymap.audit.metrics import (
     case_metrics,
     choose_segment_threshold,
@@ -321,7 +326,7 @@ def with_default(model: Any, config: AuditConfig) -> tuple[AuditConfig, tuple[st
 # per-subject tasks (run in this process, in spawned workers or on Dask: deepoxymap.parallel)
 # ---------------------------------------------------------------------------
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-case rows carry the lesion-fill check
 """Bumped when a task's result changes for the same inputs (invalidates every cached audit entry)."""
 
 
@@ -384,6 +389,10 @@ def _case_result(job: _Job, item: AuditItem) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     pooled: list[list[Any]] = []
     segments: dict[str, Any] = {}
+    reliance: dict[str, float] = {}
+    if cm.label in CLASSES and cm.lesion_kind != "none":  # method-independent: once per case
+        rel = lesion_reliance(model, cm, CLASSES.index(cm.label), offset=offset)
+        reliance = {k: rel[k] for k in RELIANCE_KEYS}
     for method in config.methods:
         for layer in layers_for(method, layers):
             th = {**FIXED_THRESHOLDS, **thresholds.get(_key(method, layer), {})}
@@ -401,6 +410,7 @@ def _case_result(job: _Job, item: AuditItem) -> dict[str, Any]:
                 "p_true": float(case_probs[CLASSES.index(cm.label)]) if cm.label in CLASSES else float("nan"),
             }  # fmt: skip
             row.update({k: v for k, v in met.items() if not k.startswith("seg_")})
+            row.update(reliance)
             rows.append(row)
             pooled.append([group, method, layer, list(met["seg_cam_pos"]), list(met["seg_lesion_pos"])])
             segments[f"{cm.subject}|{method}|{layer}"] = {
@@ -740,7 +750,9 @@ def _sanity(model: Any, cms: Sequence[CaseReference], cfg: AuditConfig, layers: 
 
 METRIC_KEYS = ("pointing", "pointing_myo", "ebpg", "ebpg_myo", "dice", "dice_myo", "iou", "iou_myo", "kappa",
                "pointing_myo_chance", "dice_myo_all", "energy_in_lesion_myo", "energy_chance", "dice_ideal",
-               "dice_myo_ideal", "segment_auc")  # fmt: skip
+               "dice_myo_ideal", "segment_auc", "lesion_reliance", "lesion_reliance_control")  # fmt: skip
+RELIANCE_KEYS = ("lesion_reliance", "lesion_reliance_control", "p_lesion_filled", "p_control_filled")
+"""Per-case columns of the lesion-fill check (:func:`deepoxymap.audit.evidence.lesion_reliance`)."""
 SPREAD_KEYS = ("energy_in_myocardium", "area50_mm2", "segment_entropy", "peak_in_myocardium")
 
 
