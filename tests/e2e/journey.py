@@ -47,6 +47,36 @@ def goto_page(page: Any, title: str) -> None:
     wait_idle(page)
 
 
+def choose_option(page: Any, key: str, text: str, attempts: int = 6) -> None:
+    """Pick the option containing ``text`` in the selectbox keyed ``key``, and check the choice took.
+
+    A script rerun still in flight can swallow the click that opens the list, or re-render the list (the
+    option detaches under the pointer), so each attempt opens the list, clicks with a short timeout and
+    reads back the selectbox's shown value; a failed attempt closes the list and waits for the app.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    container = page.locator(f".st-key-{key}").first
+    box = container.locator("input").first
+    box.wait_for(state="visible", timeout=30_000)
+    for _ in range(attempts):
+        wait_idle(page)
+        try:
+            box.click(timeout=5_000)
+            option = page.locator('[role="option"]', has_text=text).first
+            option.wait_for(state="visible", timeout=5_000)
+            option.click(timeout=5_000)
+        except PlaywrightError:
+            page.keyboard.press("Escape")
+            continue
+        wait_idle(page)
+        label = container.locator('[data-testid="stWidgetLabel"]')
+        shown = container.inner_text().replace(label.first.inner_text() if label.count() else "", "")
+        if text in shown or text in (box.input_value() or ""):
+            return
+    raise AssertionError(f"could not choose {text!r} in the selectbox {key!r}: it shows {container.inner_text()!r}")
+
+
 def open_demo(page: Any, label: str) -> None:
     """Load case page -> Demo cases tab -> the button whose label starts with ``label``."""
     goto_page(page, "Load case")

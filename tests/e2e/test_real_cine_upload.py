@@ -35,7 +35,7 @@ def test_real_cine_upload_segments_and_shows_segment_values(
         pytest.skip(f"no Sunnybrook sample at {SUNNYBROOK}")
     if not settings().model_path.is_file():
         pytest.skip(f"no model at {settings().model_path}: run `make model`")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     archive = tmp_path / "sunnybrook_cine.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in sorted(SUNNYBROOK.glob("*.dcm")):
@@ -51,19 +51,7 @@ def test_real_cine_upload_segments_and_shows_segment_values(
         journey.wait_idle(page, timeout=180)
         # the user's one step: the cine is the OS-CMR series
         page.locator("summary", has_text="Change a series").first.click()
-        box = page.locator(".st-key-load_role_0 input").first
-        box.wait_for(state="visible", timeout=30_000)
-        option = page.locator('[role="option"]', has_text="OS-CMR").first
-        for _ in range(4):  # a rerun still in flight can swallow the click that opens the list
-            box.click()
-            try:
-                option.wait_for(state="visible", timeout=5_000)
-                break
-            except sync_api.TimeoutError:
-                page.keyboard.press("Escape")
-                journey.wait_idle(page)
-        option.click()
-        journey.wait_idle(page)
+        journey.choose_option(page, "load_role_0", "OS-CMR")
         apply = page.locator(".st-key-load_apply_roles button").first
         if not apply.is_visible():  # the rerun after the choice may fold the expander
             page.locator("summary", has_text="Change a series").first.click()
