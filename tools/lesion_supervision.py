@@ -163,7 +163,7 @@ def _case_maps(model: Any, cm: CaseReference, target: int, layer: str) -> NDArra
     return np.stack([h.array for h in hms])
 
 
-def localisation(maps: NDArray[np.float32], les: NDArray[np.float32], myo: NDArray[np.float32]) -> dict[str, float]:
+def localisation(maps: NDArray[Any], les: NDArray[Any], myo: NDArray[Any]) -> dict[str, float]:
     """Pointing (myocardium only) and energy in the lesion over the case's lesion slices, with chance levels."""
     hits, chance, e_in, e_ch = [], [], [], []
     for m, lf, mf in zip(maps, les, myo, strict=True):
