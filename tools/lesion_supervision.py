@@ -23,8 +23,8 @@ and Grad-CAM at ``block3_conv4`` / ``block4_conv4`` on the model grid (per case 
 pointing inside the myocardium and the energy of the myocardial map inside the lesion, each beside
 its chance level. Every subject goes through the app's ``preprocess_case``.
 
-``python -m tools.lesion_supervision --n-train 360 --n-val 80 --epochs 15 --out data/exp/lesion_aux``
-writes ``OUT/results.json`` and prints a table. Generated data and weights stay under ``OUT``.
+``python -m tools.lesion_supervision --n-train 480 --n-val 100 --epochs 15 --out data/exp/lesion_aux``
+writes ``OUT/results.json`` and prints each arm's figures as JSON. Generated data and weights stay under ``OUT``.
 """
 
 from __future__ import annotations
@@ -46,9 +46,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deepoxymap import CLASSES
+from deepoxymap.audit.metrics import energy_pointing_game, pointing_game
 from deepoxymap.audit.reference import CaseReference, lesion_on_model_grid, mask_on_model_grid, prepare_case
 from deepoxymap.audit.run import audit_group
 from deepoxymap.cohort import SubjectRecord, load_case, read_manifest
+from deepoxymap.explain.heatmap import pool_to_grid, upsample_map
 from deepoxymap.model.data import input_timepoints
 from deepoxymap.model.preprocess import PreprocessSpec
 from deepoxymap.model.synthetic import synthetic_manifest
@@ -63,7 +65,6 @@ AUX_LAYERS = ("block3_conv4", "block4_conv4")
 class Prepared:
     """One subject: model input float32 ``[n, 64, 64, 3]``, lesion fraction float32 ``[n, 64, 64]``, the reference."""
 
-    subject: str
     y: int
     group: str
     x: NDArray[np.float32]
@@ -82,7 +83,7 @@ def _prepare(rec: SubjectRecord, keep_ref: bool) -> Prepared:
     )
     if rec.label == "healthy":
         les = np.zeros_like(les)
-    return Prepared(rec.subject, CLASSES.index(rec.label), group, cm.x.astype(np.float32), les.astype(np.float32),
+    return Prepared(CLASSES.index(rec.label), group, cm.x.astype(np.float32), les.astype(np.float32),
                     cm if keep_ref else None)  # fmt: skip
 
 
@@ -93,10 +94,8 @@ def prepare_all(records: list[SubjectRecord], keep_ref: bool, jobs: int) -> list
 
 
 def pool_to(les: NDArray[np.float32], grid: int) -> NDArray[np.float32]:
-    """Average-pool ``[n, S, S]`` onto ``[n, grid, grid, 1]`` (S divisible by grid)."""
-    n, s, _ = les.shape
-    f = s // grid
-    return les.reshape(n, grid, f, grid, f).mean(axis=(2, 4))[..., None].astype(np.float32)
+    """Average-pool ``[n, S, S]`` onto ``[n, grid, grid, 1]`` (:func:`~deepoxymap.explain.heatmap.pool_to_grid`)."""
+    return np.stack([pool_to_grid(a, (grid, grid)) for a in les])[..., None]
 
 
 def build(seed: int) -> tuple[Any, Any]:
@@ -113,27 +112,26 @@ def build(seed: int) -> tuple[Any, Any]:
     return keras.Model(base.input, outs), base
 
 
-def train(arm: str, tr: list[Prepared], va: list[Prepared], args: argparse.Namespace, out: Path) -> Any:
-    """Fit one arm; returns the folded plain model (class output only)."""
+def _arrays(model: Any, subjects: list[Prepared]) -> tuple[NDArray[np.float32], dict[str, NDArray[np.float32]]]:
+    """The slices ``[n, S, S, 3]`` and the targets of every output: one-hot class, lesion pooled to each aux grid."""
+    x = np.concatenate([p.x for p in subjects])
+    les = np.concatenate([p.lesion for p in subjects])
+    y = np.eye(len(CLASSES), dtype=np.float32)[np.concatenate([np.full(len(p.x), p.y) for p in subjects])]
+    targets = {"probs": y}
+    for name in AUX_LAYERS:
+        targets[f"aux_{name}"] = pool_to(les, int(model.get_layer(f"aux_{name}").output.shape[1]))
+    return x, targets
+
+
+def train(arm: str, tr: list[Prepared], va: list[Prepared], args: argparse.Namespace, out: Path) -> tuple[Any, Any]:
+    """Fit one arm; returns (the folded plain model, class output only; the training model with its aux heads)."""
     import keras
 
     from deepoxymap.model.architectures import build_model, fold_conv_bn
 
-    keras.utils.set_random_seed(args.seed)
-    model, base = build(args.seed)
-    x = np.concatenate([p.x for p in tr])
-    y = np.eye(len(CLASSES), dtype=np.float32)[np.concatenate([np.full(len(p.x), p.y) for p in tr])]
-    les = np.concatenate([p.lesion for p in tr])
-    targets: dict[str, Any] = {"probs": y}
-    for name in AUX_LAYERS:
-        grid = int(model.get_layer(f"aux_{name}").output.shape[1])
-        targets[f"aux_{name}"] = pool_to(les, grid)
-    xv = np.concatenate([p.x for p in va])
-    yv = np.eye(len(CLASSES), dtype=np.float32)[np.concatenate([np.full(len(p.x), p.y) for p in va])]
-    lv = np.concatenate([p.lesion for p in va])
-    tv: dict[str, Any] = {"probs": yv}
-    for name in AUX_LAYERS:
-        tv[f"aux_{name}"] = pool_to(lv, int(model.get_layer(f"aux_{name}").output.shape[1]))
+    model, base = build(args.seed)  # build_conv_bn_model seeds Keras with args.seed
+    x, targets = _arrays(model, tr)
+    xv, tv = _arrays(model, va)
     w = args.weight if arm == "aux" else 0.0
     steps = math.ceil(len(x) / args.batch_size) * args.epochs
     lr = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps, alpha=0.01)
@@ -165,23 +163,20 @@ def _case_maps(model: Any, cm: CaseReference, target: int, layer: str) -> NDArra
 
 def localisation(maps: NDArray[Any], les: NDArray[Any], myo: NDArray[Any]) -> dict[str, float]:
     """Pointing (myocardium only) and energy in the lesion over the case's lesion slices, with chance levels."""
-    hits, chance, e_in, e_ch = [], [], [], []
+    hits, e_in, chance = [], [], []
     for m, lf, mf in zip(maps, les, myo, strict=True):
         my = mf >= 0.5
         le = (lf >= 0.5) & my
         if le.sum() < 2 or my.sum() < 10:
             continue
-        vals = np.where(my, m, -np.inf)
-        r, c = np.unravel_index(int(np.argmax(vals)), m.shape)
-        hits.append(float(le[r, c]))
+        hits.append(pointing_game(m, le, tolerance_mm=0.0, roi=my))  # the peak on a lesion pixel; NaN: no energy
+        e_in.append(energy_pointing_game(m, le, roi=my))
         chance.append(float(le.sum() / my.sum()))
-        tot = float(m[my].sum())
-        e_in.append(float(m[le].sum()) / tot if tot > 0 else float("nan"))
-        e_ch.append(float(le.sum() / my.sum()))
-    if not hits:
+    if not chance:
         return {}
-    return {"pointing": float(np.mean(hits)), "pointing_chance": float(np.mean(chance)),
-            "energy": float(np.nanmean(e_in)), "energy_chance": float(np.mean(e_ch))}  # fmt: skip
+    c = float(np.mean(chance))
+    return {"pointing": float(np.nanmean(hits)), "pointing_chance": c, "energy": float(np.nanmean(e_in)),
+            "energy_chance": c}  # fmt: skip
 
 
 def score(plain: Any, trained: Any, va: list[Prepared]) -> dict[str, Any]:
@@ -212,7 +207,7 @@ def score(plain: Any, trained: Any, va: list[Prepared]) -> dict[str, Any]:
             for k, v in loc.items():
                 g[f"{layer}_{k}"].append(v)
         aux = trained.predict(p.x, verbose=0)[f"aux_{AUX_LAYERS[0]}"][..., 0]
-        up = np.stack([np.kron(a, np.ones((4, 4), np.float32)) for a in aux])
+        up = np.stack([upsample_map(a, p.x.shape[1:3]) for a in aux])
         loc = localisation(up / max(float(up.max()), 1e-6), les, myo)
         for k, v in loc.items():
             g[f"aux_head_{k}"].append(v)
@@ -231,8 +226,8 @@ def score(plain: Any, trained: Any, va: list[Prepared]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-train", type=int, default=360)
-    ap.add_argument("--n-val", type=int, default=80)
+    ap.add_argument("--n-train", type=int, default=480)
+    ap.add_argument("--n-val", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
