@@ -28,6 +28,8 @@ class Settings:
     Attributes:
         model_path: the shipped classifier (``.keras``); its card is the same
             name with ``.json``.
+        segmenter_path: the learned LV / RV segmenter (``.keras``, see
+            :mod:`deepoxymap.segmentation.learned`).
         demo_dir: where ``make demo`` writes the demo cases (one per class).
         cohort_dir: default location of the synthetic study cohort.
         real_data_dir: the shared real CMR samples (tests only; may be absent).
@@ -62,6 +64,7 @@ class Settings:
     """
 
     model_path: Path = ROOT / "assets" / "models" / "deepoxymap_vgg19.keras"
+    segmenter_path: Path = ROOT / "assets" / "models" / "segmenter_unet.keras"
     demo_dir: Path = ROOT / "data" / "demo"
     cohort_dir: Path = ROOT / "data" / "study"
     real_data_dir: Path = ROOT.parent / "shared" / "data" / "real"

@@ -1,6 +1,6 @@
 """Print the segmentation validation table: per-dataset Dice (myocardium, blood pool) and insertion-angle error.
 
-``python -m tools.segment_check [REAL_DATA_DIR]`` (default: ``settings().real_data_dir``,
+``python -m tools.segment_check [REAL_DATA_DIR] [--method polar|unet]`` (default: ``settings().real_data_dir``,
 i.e. ``../shared/data/real``); the numbers come from
 :func:`deepoxymap.segmentation.check.check_all`. The first line printed is the
 command line that produced the table.
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deepoxymap.errors import DeepOxyMapError
+from deepoxymap.segmentation.api import DEFAULT_METHOD, METHODS
 from deepoxymap.segmentation.check import check_all, format_table
 
 
@@ -22,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print the table (markdown) for the real data folder; 1 when it holds none of the datasets."""
     parser = argparse.ArgumentParser(prog="python -m tools.segment_check", description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", type=Path, help="real data folder (default: settings().real_data_dir)")
+    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help="segmentation method")
     args = parser.parse_args(argv)
     if args.root is None:
         from deepoxymap.config import settings
@@ -35,8 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {root}: real data folder not found", file=sys.stderr)
         return 1
     try:
-        rows = check_all(root)
-    except (DeepOxyMapError, OSError) as exc:
+        rows = check_all(root, args.method)
+    except (DeepOxyMapError, OSError) as exc:  # a missing model file is an OSError too
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not rows:

@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="image contrast (default: from each series' role; unknown roles are treated as cine)",
     )
+    parser.add_argument(
+        "--method",
+        choices=("polar", "unet"),
+        default=None,
+        help="segmentation method (default: the project's default, deepoxymap.segmentation.DEFAULT_METHOD)",
+    )
 
 
 def nifti_stem(series_uid: str) -> str:
@@ -122,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from deepoxymap.errors import DeepOxyMapError
     from deepoxymap.io import printable_name
     from deepoxymap.io.seg import load
-    from deepoxymap.segmentation import KIND_OF_ROLE, segment_stack
+    from deepoxymap.segmentation import DEFAULT_METHOD, KIND_OF_ROLE, segment_stack
 
     out: Path = args.out
     try:
@@ -163,7 +169,10 @@ def run(args: argparse.Namespace) -> int:
             fail(where, f"images of {s.stack.data.shape[2]} x {s.stack.data.shape[3]} pixels are too small to segment")
             continue
         try:
-            labels = segment_stack(s.stack, kind=kind)
+            labels = segment_stack(s.stack, kind=kind, method=args.method or DEFAULT_METHOD)
+        except FileNotFoundError as exc:  # no segmenter model: nothing else can succeed either
+            fail(where, str(exc))
+            break
         except (ValueError, DeepOxyMapError) as exc:
             fail(where, f"could not be segmented ({exc})")
             continue

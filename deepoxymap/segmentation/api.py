@@ -19,7 +19,24 @@ from deepoxymap.case import Role, Stack
 from deepoxymap.segmentation.locate import choose_lv, consistent_centres, rank_lv
 from deepoxymap.segmentation.polar import KINDS, segment_polar
 
-__all__ = ["BACKGROUND", "KIND_OF_ROLE", "LV_BLOOD", "MYOCARDIUM", "RV_BLOOD", "segment_image", "segment_stack"]
+__all__ = [
+    "BACKGROUND",
+    "DEFAULT_METHOD",
+    "KIND_OF_ROLE",
+    "LV_BLOOD",
+    "METHODS",
+    "MYOCARDIUM",
+    "RV_BLOOD",
+    "segment_image",
+    "segment_stack",
+]
+
+METHODS = ("polar", "unet")
+"""``polar``: the classical polar dynamic programme (:mod:`.polar`); ``unet``: the U-Net
+trained on random-appearance phantom images (:mod:`.learned`). Both start from the same
+LV localisation."""
+DEFAULT_METHOD = "polar"
+"""The method used when none is named."""
 
 BACKGROUND, LV_BLOOD, MYOCARDIUM, RV_BLOOD = 0, 1, 2, 3
 """Output label values (phantom scheme)."""
@@ -40,6 +57,7 @@ def segment_image(
     *,
     kind: str = "cine",
     center_rc: tuple[float, float] | None = None,
+    method: str = "polar",
 ) -> NDArray[np.uint8]:
     """LV blood pool, LV myocardium and RV of one short-axis image.
 
@@ -51,14 +69,16 @@ def segment_image(
         center_rc: LV centre ``(row, col)`` in pixels, used as given; when ``None``,
             :func:`deepoxymap.cardiac.localize.find_lv`'s centre is checked against
             ring-filter candidates (:func:`deepoxymap.segmentation.locate.choose_lv`).
+        method: one of :data:`METHODS`.
 
     Returns:
         uint8 ``[rows, cols]`` on the image's own grid: 0 background, 1 LV blood
         pool, 2 LV myocardium, 3 RV blood pool.
 
     Raises:
-        ValueError: not a 2D image, bad spacing or unknown ``kind``.
+        ValueError: not a 2D image, bad spacing, unknown ``kind`` or ``method``.
     """
+    _check_method(method)
     img = np.asarray(image)
     if img.ndim != 2:
         raise ValueError(f"segment_image expects a 2D image, got shape {img.shape}")
@@ -67,7 +87,16 @@ def segment_image(
     if center_rc is None:
         loc = find_lv(np.nan_to_num(img.astype(np.float64)), pixel_spacing_mm)
         center_rc = choose_lv(img, pixel_spacing_mm, (loc.row, loc.col), kind=kind).center_rc
+    if method == "unet":
+        from deepoxymap.segmentation.learned import segment_unet
+
+        return segment_unet(img[None], pixel_spacing_mm, [center_rc])[0]
     return segment_polar(img, pixel_spacing_mm, center_rc, kind=kind).labels
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown segmentation method {method!r} (expected one of {METHODS})")
 
 
 def segment_stack(
@@ -76,6 +105,7 @@ def segment_stack(
     kind: str = "cine",
     frames: Sequence[int] | None = None,
     centers: Sequence[tuple[float, float]] | None = None,
+    method: str = "polar",
 ) -> NDArray[np.uint8]:
     """Label maps of every slice and (chosen) frame of a stack.
 
@@ -92,14 +122,16 @@ def segment_stack(
         frames: frame indices to segment (default: all); other frames stay 0.
         centers: the stack's ``find_lv_centers`` (``(row, col)`` px per slice) when the caller
             already has them; computed here otherwise.
+        method: one of :data:`METHODS`.
 
     Returns:
         uint8 ``[slice, frame, row, col]``, the shape of ``stack.data``, values 0/1/2/3
         (the phantom label scheme, as ``Case.masks`` stacks hold).
 
     Raises:
-        ValueError: a frame index outside the stack, or an unknown ``kind``.
+        ValueError: a frame index outside the stack, an unknown ``kind`` or ``method``.
     """
+    _check_method(method)
     if kind not in KINDS:
         raise ValueError(f"unknown image kind {kind!r} (expected one of {KINDS})")
     data = np.asarray(stack.data)
@@ -117,6 +149,12 @@ def segment_stack(
         return out
     ranked = [rank_lv(data[k, chosen[0]], ps, centres[k], kind=kind) for k in range(n_s)]
     final = consistent_centres(ranked, stack.geometry)
+    if method == "unet":
+        from deepoxymap.segmentation.learned import segment_unet
+
+        for k in range(n_s):
+            out[k, chosen] = segment_unet(data[k, chosen], ps, [final[k]] * len(chosen))
+        return out
     for k in range(n_s):
         for j in chosen:
             out[k, j] = segment_polar(data[k, j], ps, final[k], kind=kind).labels

@@ -128,17 +128,19 @@ class DatasetResult:
         return self._mean(self.insertion_err_deg)
 
 
-def _timed_segment(stack: Any, kind: str, frames: Sequence[int]) -> tuple[NDArray[np.uint8], float]:
+def _timed_segment(
+    stack: Any, kind: str, frames: Sequence[int], method: str = "polar"
+) -> tuple[NDArray[np.uint8], float]:
     import time
 
     from deepoxymap.segmentation import segment_stack
 
     t0 = time.perf_counter()
-    lab = segment_stack(stack, kind=kind, frames=frames)
+    lab = segment_stack(stack, kind=kind, frames=frames, method=method)
     return lab, time.perf_counter() - t0
 
 
-def check_sunnybrook(root: Path) -> list[DatasetResult]:
+def check_sunnybrook(root: Path, method: str = "polar") -> list[DatasetResult]:
     """ES and ED rows for Sunnybrook SCD0000101 under ``root`` (the real-data folder)."""
     from deepoxymap.io.contours import annotated_frames, sunnybrook_case
 
@@ -149,7 +151,7 @@ def check_sunnybrook(root: Path) -> list[DatasetResult]:
     for k, j in annotated_frames(case.masks[cine.uid]):
         per_slice.setdefault(k, []).append(j)
     frames = sorted({j for js in per_slice.values() for j in js})
-    lab, secs = _timed_segment(cine.stack, "cine", frames)
+    lab, secs = _timed_segment(cine.stack, "cine", frames, method)
     es, ed = DatasetResult("Sunnybrook ES", "cine"), DatasetResult("Sunnybrook ED", "cine")
     n_done = 0
     for k, js in sorted(per_slice.items()):
@@ -177,7 +179,7 @@ def _best_fit_frame(images: NDArray[Any], ref: NDArray[np.int64], scheme: LabelS
     return int(np.argmax(ratios))
 
 
-def check_cinemyops(root: Path) -> list[DatasetResult]:
+def check_cinemyops(root: Path, method: str = "polar") -> list[DatasetResult]:
     """Rows for CineMyoPS Case0101: frame 0 and the best-fitting frame, with insertion-point errors."""
     from deepoxymap.case import Role
     from deepoxymap.io import load
@@ -190,7 +192,7 @@ def check_cinemyops(root: Path) -> list[DatasetResult]:
         raise CaseError("expected a cine series and a label map", source=str(folder))
     ref = np.rint(lab_s.stack.data[:, 0]).astype(np.int64)
     ps = cine.stack.geometry.pixel_spacing
-    lab, secs = _timed_segment(cine.stack, "cine", list(range(cine.stack.data.shape[1])))
+    lab, secs = _timed_segment(cine.stack, "cine", list(range(cine.stack.data.shape[1])), method)
     rows = []
     for name, pick in (("CineMyoPS frame 0", lambda k: 0), ("CineMyoPS best-fit frame", None)):
         row = DatasetResult(name, "cine")
@@ -209,7 +211,7 @@ def check_cinemyops(root: Path) -> list[DatasetResult]:
     return rows
 
 
-def check_emidec(root: Path) -> list[DatasetResult]:
+def check_emidec(root: Path, method: str = "polar") -> list[DatasetResult]:
     """The row for EMIDEC sampleNegative (LGE)."""
     from deepoxymap.case import Role
     from deepoxymap.io import load
@@ -221,7 +223,7 @@ def check_emidec(root: Path) -> list[DatasetResult]:
     if img is None or lab_s is None:
         raise CaseError("expected an LGE image and a label map", source=str(folder))
     ref = np.rint(lab_s.stack.data[:, 0]).astype(np.int64)
-    lab, secs = _timed_segment(img.stack, "lge", [0])
+    lab, secs = _timed_segment(img.stack, "lge", [0], method)
     row = DatasetResult("EMIDEC LGE", "lge")
     for k in range(ref.shape[0]):
         if not np.isin(ref[k], EMIDEC.myocardium).any():
@@ -233,15 +235,15 @@ def check_emidec(root: Path) -> list[DatasetResult]:
     return [row]
 
 
-def check_all(root: Path) -> list[DatasetResult]:
-    """Every dataset found under ``root``; a missing dataset is left out."""
+def check_all(root: Path, method: str = "polar") -> list[DatasetResult]:
+    """Every dataset found under ``root``, segmented by ``method``; a missing dataset is left out."""
     rows: list[DatasetResult] = []
     if (root / "sunnybrook").is_dir():
-        rows += check_sunnybrook(root)
+        rows += check_sunnybrook(root, method)
     if (root / "cinemyops" / "Case0101").is_dir():
-        rows += check_cinemyops(root)
+        rows += check_cinemyops(root, method)
     if (root / "emidec" / "sampleNegative").is_dir():
-        rows += check_emidec(root)
+        rows += check_emidec(root, method)
     return rows
 
 

@@ -1,0 +1,340 @@
+"""A small 2D U-Net trained on random-appearance phantom images (:mod:`.synth`).
+
+Training never sees a real image: the real labelled samples (Sunnybrook, CineMyoPS,
+EMIDEC) stay a clean test (``python -m tools.segment_check --method unet``).
+
+Inference on one image:
+
+1. resample it to the network grid (:data:`~.synth.SIZE` x :data:`~.synth.SIZE` at
+   :data:`~.synth.GRID_MM` mm) around the LV centre, linearly, and normalise it
+   like the training images (1st-99.5th percentiles of the valid samples);
+2. predict class probabilities, averaged over the four mirror images (test-time
+   augmentation);
+3. map the probabilities back to the image's own grid (linear) and take the most
+   probable label; keep the LV blood pool's and the myocardium's components that
+   touch the one nearest the centre, and the RV's largest component next to it.
+
+The model file is a Keras ``.keras`` file; :data:`DEFAULT_MODEL` is the shipped one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage as ndi
+
+from deepoxymap.config import Settings, settings
+from deepoxymap.segmentation.synth import GRID_MM, SIZE, AppearanceRanges, normalise, synth_batch, tissue_bank
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "SegmenterConfig",
+    "build_unet",
+    "load_segmenter",
+    "predict_probs",
+    "segment_unet",
+    "train_segmenter",
+]
+
+DEFAULT_MODEL = Settings().segmenter_path
+"""The shipped segmenter (trained by ``python -m deepoxymap.segmentation.learned``); the
+process's ``settings().segmenter_path`` (``DEEPOXYMAP_SEGMENTER_PATH``) takes precedence."""
+N_CLASSES = 4
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Everything that defines a segmenter training run.
+
+    Attributes:
+        base_filters: filters of the first level (doubled per level).
+        depth: pooling levels.
+        bank_subjects: phantom subjects in the tissue bank (x 3 slices x 3 contractions).
+        steps: optimiser steps; batch: images per step (generated afresh for every step).
+        lr: Adam learning rate (cosine decay to 5 % of it).
+        seed: seed of the bank and of the batches.
+    """
+
+    base_filters: int = 16
+    depth: int = 4
+    bank_subjects: int = 300
+    steps: int = 3000
+    batch: int = 12
+    lr: float = 2e-3
+    seed: int = 0
+
+
+def build_unet(base_filters: int = 16, depth: int = 4) -> Any:
+    """A U-Net for ``[batch, SIZE, SIZE, 1]`` inputs with a 4-class softmax output."""
+    import keras
+    from keras import layers
+
+    def block(x: Any, f: int, name: str) -> Any:
+        for i in (1, 2):
+            x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
+            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+            x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
+        return x
+
+    inp = keras.Input((SIZE, SIZE, 1), name="image")
+    x, skips = inp, []
+    for d in range(depth):
+        x = block(x, base_filters * 2**d, f"down{d}")
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"pool{d}")(x)
+    x = block(x, base_filters * 2**depth, "bottom")
+    for d in reversed(range(depth)):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{d}")(x)
+        x = layers.Concatenate(name=f"cat{d}")([x, skips[d]])
+        x = block(x, base_filters * 2**d, f"dec{d}")
+    out = layers.Conv2D(N_CLASSES, 1, activation="softmax", name="labels")(x)
+    return keras.Model(inp, out, name="segmenter_unet")
+
+
+def _loss() -> Callable[[Any, Any], Any]:
+    import keras
+    from keras import ops
+
+    ce = keras.losses.SparseCategoricalCrossentropy()
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        oh = ops.one_hot(ops.cast(ops.squeeze(y_true, -1), "int32"), N_CLASSES)
+        inter = ops.sum(oh * y_pred, axis=(1, 2))
+        den = ops.sum(oh + y_pred, axis=(1, 2))
+        dice = (2.0 * inter[:, 1:] + 1.0) / (den[:, 1:] + 1.0)
+        return ce(y_true, y_pred) + (1.0 - ops.mean(dice))
+
+    return loss
+
+
+def train_segmenter(
+    out: Path,
+    config: SegmenterConfig | None = None,
+    *,
+    appearance: AppearanceRanges | None = None,
+    log: Callable[[str], None] = print,
+    checkpoint_every: int = 250,
+) -> Path:
+    """Train the segmenter on generated images and write ``out`` (``.keras``) and its card.
+
+    Resumable: a checkpoint ``out.with_suffix('.ckpt.keras')`` and ``.ckpt.json`` are
+    written every ``checkpoint_every`` steps, and a rerun with the same ``out`` continues
+    from the last one (the batches of the remaining steps are the same as uninterrupted).
+
+    Returns:
+        ``out``; the card ``out.with_suffix('.json')`` holds the config and the loss curve.
+    """
+    import keras
+
+    cfg = config or SegmenterConfig()
+    app = appearance or AppearanceRanges()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt, ckpt_meta = out.with_suffix(".ckpt.keras"), out.with_suffix(".ckpt.json")
+    t0 = time.perf_counter()
+    bank = tissue_bank(cfg.bank_subjects, cfg.seed)
+    log(f"tissue bank: {bank.shape[0]} maps in {time.perf_counter() - t0:.0f} s")
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=0.05)
+    start, history = 0, []
+    if ckpt.exists() and ckpt_meta.exists():
+        meta = json.loads(ckpt_meta.read_text())
+        if meta.get("config") == asdict(cfg):
+            model = keras.models.load_model(ckpt, custom_objects={"loss": _loss()}, compile=True)
+            start, history = int(meta["step"]), list(meta["history"])
+            log(f"resuming at step {start}")
+    if start == 0:
+        keras.utils.set_random_seed(cfg.seed)
+        model = build_unet(cfg.base_filters, cfg.depth)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=_loss())
+    t1, run = time.perf_counter(), []
+    for step in range(start, cfg.steps):
+        x, y = synth_batch(bank, np.random.default_rng([cfg.seed, step]), cfg.batch, app)
+        run.append(float(model.train_on_batch(x, y[..., None])))
+        if (step + 1) % 50 == 0:
+            history.append([step + 1, float(np.mean(run))])
+            rate = (step + 1 - start) / max(time.perf_counter() - t1, 1e-9)
+            log(f"step {step + 1}/{cfg.steps} loss {np.mean(run):.4f} ({rate:.2f} steps/s)")
+            run = []
+        if (step + 1) % checkpoint_every == 0 or step + 1 == cfg.steps:
+            model.save(ckpt)
+            ckpt_meta.write_text(json.dumps({"config": asdict(cfg), "step": step + 1, "history": history}))
+    shipped = build_unet(cfg.base_filters, cfg.depth)  # the weights only, without the optimiser's state
+    shipped.set_weights(model.get_weights())
+    shipped.save(out)
+    card = {
+        "what": "LV blood / LV myocardium / RV blood segmenter, 2D U-Net on random-appearance phantom images",
+        "labels": {"0": "background", "1": "LV blood pool", "2": "LV myocardium", "3": "RV blood pool"},
+        "grid": {"size": SIZE, "pixel_mm": GRID_MM},
+        "config": asdict(cfg),
+        "appearance": asdict(app),
+        "history": history,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "trained_on": "generated phantom tissue maps only (no real image)",
+    }
+    out.with_suffix(".json").write_text(json.dumps(card, indent=1))
+    for f in (ckpt, ckpt_meta):
+        f.unlink(missing_ok=True)
+    return out
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def load_segmenter(path: Path | None = None) -> Any:
+    """The Keras segmenter at ``path`` (default ``settings().segmenter_path``), cached per path.
+
+    Raises:
+        FileNotFoundError: no model file there, with the command that trains one.
+    """
+    p = Path(path or settings().segmenter_path)
+    key = str(p.resolve())
+    if key not in _CACHE:
+        if not p.is_file():
+            raise FileNotFoundError(
+                f"no segmenter model at {p}; train one with "
+                f"`python -m deepoxymap.segmentation.learned --out {p}` or pass method='polar'"
+            )
+        import keras
+
+        _CACHE[key] = keras.models.load_model(p, compile=False)
+    return _CACHE[key]
+
+
+def _grid_coords(
+    center_rc: tuple[float, float], ps: tuple[float, float]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Native (row, col) coordinates of every network-grid pixel around ``center_rc``."""
+    half = (SIZE - 1) / 2.0
+    off = (np.arange(SIZE, dtype=np.float64) - half) * GRID_MM
+    rows = center_rc[0] + off[:, None] / ps[0] + 0.0 * off[None, :]
+    cols = center_rc[1] + off[None, :] / ps[1] + 0.0 * off[:, None]
+    return rows, cols
+
+
+def predict_probs(
+    images: NDArray[Any],
+    pixel_spacing_mm: tuple[float, float],
+    centers_rc: list[tuple[float, float]],
+    model: Any,
+    *,
+    tta: bool = True,
+) -> NDArray[np.float32]:
+    """Class probabilities of 2D images on their own grid.
+
+    Args:
+        images: ``[n, rows, cols]`` intensities, any units.
+        pixel_spacing_mm: ``(row, col)`` spacing in mm, shared by the images.
+        centers_rc: LV centre ``(row, col)`` of each image, pixels.
+        model: from :func:`load_segmenter`.
+        tta: average over the four mirror images.
+
+    Returns:
+        float32 ``[n, rows, cols, 4]`` probabilities (0 background, 1 LV blood,
+        2 myocardium, 3 RV blood); outside the network's field of view background is 1.
+    """
+    imgs = np.asarray(images, dtype=np.float64)
+    n, R, C = imgs.shape
+    ps = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
+    x = np.zeros((n, SIZE, SIZE, 1), np.float32)
+    for i in range(n):
+        img = np.nan_to_num(imgs[i], nan=float(np.nanmin(imgs[i])) if np.isfinite(imgs[i]).any() else 0.0)
+        rows, cols = _grid_coords(centers_rc[i], ps)
+        valid = (rows >= 0) & (rows <= R - 1) & (cols >= 0) & (cols <= C - 1)
+        g = ndi.map_coordinates(img, [rows, cols], order=1, mode="nearest")
+        x[i, ..., 0] = normalise(g, valid)
+        x[i, ..., 0][~valid] = 0.0
+    flips = [(False, False), (True, False), (False, True), (True, True)] if tta else [(False, False)]
+    prob = np.zeros((n, SIZE, SIZE, N_CLASSES), np.float32)
+    for fr, fc in flips:
+        xi = x[:, ::-1] if fr else x
+        xi = xi[:, :, ::-1] if fc else xi
+        p = np.asarray(model.predict(np.ascontiguousarray(xi), batch_size=16, verbose=0), np.float32)
+        p = p[:, ::-1] if fr else p
+        prob += p[:, :, ::-1] if fc else p
+    prob /= len(flips)
+    # back to the native grid: native pixel -> network-grid coordinate
+    out = np.zeros((n, R, C, N_CLASSES), np.float32)
+    rr, cc = np.mgrid[0:R, 0:C].astype(np.float64)
+    half = (SIZE - 1) / 2.0
+    for i in range(n):
+        gi = (rr - centers_rc[i][0]) * ps[0] / GRID_MM + half
+        gj = (cc - centers_rc[i][1]) * ps[1] / GRID_MM + half
+        inside = (gi >= 0) & (gi <= SIZE - 1) & (gj >= 0) & (gj <= SIZE - 1)
+        for k in range(N_CLASSES):
+            out[i, ..., k] = ndi.map_coordinates(prob[i, ..., k], [gi, gj], order=1, mode="nearest")
+        out[i][~inside] = np.eye(N_CLASSES, dtype=np.float32)[0]
+    return out
+
+
+def _clean(labels: NDArray[np.uint8], center_rc: tuple[float, float], ps: tuple[float, float]) -> NDArray[np.uint8]:
+    """Keep the LV (blood + myocardium) component nearest the centre, holes filled; the RV
+    component with the most contact with it."""
+    lv = (labels == 1) | (labels == 2)
+    comp, n = ndi.label(lv)
+    out = np.zeros_like(labels)
+    if n == 0:
+        return out
+    rr, cc = np.mgrid[0 : labels.shape[0], 0 : labels.shape[1]]
+    d = np.hypot((rr - center_rc[0]) * ps[0], (cc - center_rc[1]) * ps[1])
+    best = min(range(1, n + 1), key=lambda k: float(d[comp == k].min()))
+    keep = ndi.binary_fill_holes(comp == best)
+    blood = keep & (labels == 1)
+    blood = ndi.binary_fill_holes(blood)
+    out[keep] = 2
+    out[blood] = 1
+    rv = labels == 3
+    comp, n = ndi.label(rv & ~keep)
+    if n:
+        near = ndi.binary_dilation(keep, iterations=max(1, int(round(6.0 / min(ps)))))
+        contact = np.bincount(comp[near].ravel(), minlength=n + 1)
+        contact[0] = 0
+        if contact.max() > 0:
+            out[comp == int(np.argmax(contact))] = 3
+    return out
+
+
+def segment_unet(
+    images: NDArray[Any],
+    pixel_spacing_mm: tuple[float, float],
+    centers_rc: list[tuple[float, float]],
+    *,
+    model: Any | None = None,
+) -> NDArray[np.uint8]:
+    """Label maps ``[n, rows, cols]`` uint8 (0 background, 1 LV blood, 2 myocardium, 3 RV)
+    of 2D images around their LV centres (see the module doc)."""
+    m = model if model is not None else load_segmenter()
+    prob = predict_probs(images, pixel_spacing_mm, centers_rc, m)
+    lab = np.argmax(prob, axis=-1).astype(np.uint8)
+    ps = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
+    return np.stack([_clean(lab[i], centers_rc[i], ps) for i in range(lab.shape[0])])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deepoxymap.segmentation.learned [--out F] [--steps N] [...]``: train."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    d = SegmenterConfig()
+    for name in ("base_filters", "depth", "bank_subjects", "steps", "batch", "seed"):
+        ap.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    ap.add_argument("--lr", type=float, default=d.lr)
+    a = ap.parse_args(argv)
+    cfg = SegmenterConfig(
+        base_filters=a.base_filters, depth=a.depth, bank_subjects=a.bank_subjects,
+        steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed,
+    )
+    train_segmenter(a.out, cfg, log=lambda s: print(s, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
