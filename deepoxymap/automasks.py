@@ -106,14 +106,17 @@ def automatic_mask(
         KeyError: the series' role is not in :data:`SEGMENTABLE`.
         DeepOxyMapError: the segmentation found no LV on any slice.
     """
-    from deepoxymap.segmentation import segment_stack
+    from deepoxymap.segmentation import DEFAULT_METHOD, segment_stack
 
     kind = SEGMENTABLE[series.role]
-    labels = np.asarray(
-        segment_stack(
-            series.stack, kind=kind, frames=frames, centers=_lv_centres(series.stack, {} if known is None else known)
-        )
-    )
+    centres = _lv_centres(series.stack, {} if known is None else known)
+    method = DEFAULT_METHOD
+    try:
+        labels = np.asarray(segment_stack(series.stack, kind=kind, frames=frames, centers=centres, method=method))
+    except FileNotFoundError as exc:  # no segmenter model file: the classical method needs none
+        log.warning("%s; using the classical segmentation", exc)
+        method = "polar"
+        labels = np.asarray(segment_stack(series.stack, kind=kind, frames=frames, centers=centres, method=method))
     data = labels.reshape(series.stack.data.shape).astype(np.float32)
     which = "" if frames is None else f", frames {', '.join(str(f + 1) for f in frames)}"
     return dataclasses.replace(
@@ -121,7 +124,7 @@ def automatic_mask(
         data=data,
         role=Role.MASK,
         units="label",
-        description=f"{AUTOMATIC} ({kind}{which}) of {series.stack.description or series.role.label}",
+        description=f"{AUTOMATIC} ({method}, {kind}{which}) of {series.stack.description or series.role.label}",
         window=(1.5, 3.0),
     )
 

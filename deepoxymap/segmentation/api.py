@@ -35,7 +35,7 @@ METHODS = ("polar", "unet")
 """``polar``: the classical polar dynamic programme (:mod:`.polar`); ``unet``: the U-Net
 trained on random-appearance phantom images (:mod:`.learned`). Both start from the same
 LV localisation."""
-DEFAULT_METHOD = "polar"
+DEFAULT_METHOD = "unet"
 """The method used when none is named."""
 
 BACKGROUND, LV_BLOOD, MYOCARDIUM, RV_BLOOD = 0, 1, 2, 3
@@ -57,7 +57,7 @@ def segment_image(
     *,
     kind: str = "cine",
     center_rc: tuple[float, float] | None = None,
-    method: str = "polar",
+    method: str = DEFAULT_METHOD,
 ) -> NDArray[np.uint8]:
     """LV blood pool, LV myocardium and RV of one short-axis image.
 
@@ -90,7 +90,7 @@ def segment_image(
     if method == "unet":
         from deepoxymap.segmentation.learned import segment_unet
 
-        return segment_unet(img[None], pixel_spacing_mm, [center_rc])[0]
+        return segment_unet(img[None], pixel_spacing_mm, [center_rc], kind=kind)[0]
     return segment_polar(img, pixel_spacing_mm, center_rc, kind=kind).labels
 
 
@@ -105,7 +105,7 @@ def segment_stack(
     kind: str = "cine",
     frames: Sequence[int] | None = None,
     centers: Sequence[tuple[float, float]] | None = None,
-    method: str = "polar",
+    method: str = DEFAULT_METHOD,
 ) -> NDArray[np.uint8]:
     """Label maps of every slice and (chosen) frame of a stack.
 
@@ -153,7 +153,7 @@ def segment_stack(
         from deepoxymap.segmentation.learned import segment_unet
 
         for k in range(n_s):
-            out[k, chosen] = segment_unet(data[k, chosen], ps, [final[k]] * len(chosen))
+            out[k, chosen] = segment_unet(data[k, chosen], ps, [final[k]] * len(chosen), kind=kind)
         return out
     for k in range(n_s):
         for j in chosen:

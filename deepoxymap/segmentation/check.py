@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from deepoxymap.cardiac.masks import CINEMYOPS, EMIDEC, PHANTOM, LabelScheme
 from deepoxymap.cardiac.segments import find_insertion_points
 from deepoxymap.errors import CaseError
+from deepoxymap.segmentation.api import DEFAULT_METHOD
 
 __all__ = [
     "DatasetResult",
@@ -129,7 +130,7 @@ class DatasetResult:
 
 
 def _timed_segment(
-    stack: Any, kind: str, frames: Sequence[int], method: str = "polar"
+    stack: Any, kind: str, frames: Sequence[int], method: str = DEFAULT_METHOD
 ) -> tuple[NDArray[np.uint8], float]:
     import time
 
@@ -140,7 +141,7 @@ def _timed_segment(
     return lab, time.perf_counter() - t0
 
 
-def check_sunnybrook(root: Path, method: str = "polar") -> list[DatasetResult]:
+def check_sunnybrook(root: Path, method: str = DEFAULT_METHOD) -> list[DatasetResult]:
     """ES and ED rows for Sunnybrook SCD0000101 under ``root`` (the real-data folder)."""
     from deepoxymap.io.contours import annotated_frames, sunnybrook_case
 
@@ -179,7 +180,7 @@ def _best_fit_frame(images: NDArray[Any], ref: NDArray[np.int64], scheme: LabelS
     return int(np.argmax(ratios))
 
 
-def check_cinemyops(root: Path, method: str = "polar") -> list[DatasetResult]:
+def check_cinemyops(root: Path, method: str = DEFAULT_METHOD) -> list[DatasetResult]:
     """Rows for CineMyoPS Case0101: frame 0 and the best-fitting frame, with insertion-point errors."""
     from deepoxymap.case import Role
     from deepoxymap.io import load
@@ -211,7 +212,7 @@ def check_cinemyops(root: Path, method: str = "polar") -> list[DatasetResult]:
     return rows
 
 
-def check_emidec(root: Path, method: str = "polar") -> list[DatasetResult]:
+def check_emidec(root: Path, method: str = DEFAULT_METHOD) -> list[DatasetResult]:
     """The row for EMIDEC sampleNegative (LGE)."""
     from deepoxymap.case import Role
     from deepoxymap.io import load
@@ -235,7 +236,7 @@ def check_emidec(root: Path, method: str = "polar") -> list[DatasetResult]:
     return [row]
 
 
-def check_all(root: Path, method: str = "polar") -> list[DatasetResult]:
+def check_all(root: Path, method: str = DEFAULT_METHOD) -> list[DatasetResult]:
     """Every dataset found under ``root``, segmented by ``method``; a missing dataset is left out."""
     rows: list[DatasetResult] = []
     if (root / "sunnybrook").is_dir():

@@ -19,6 +19,7 @@ The model file is a Keras ``.keras`` file; :data:`DEFAULT_MODEL` is the shipped 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "SegmenterConfig",
     "build_unet",
+    "ensemble",
     "load_segmenter",
     "predict_probs",
     "segment_unet",
@@ -121,6 +123,7 @@ def train_segmenter(
     appearance: AppearanceRanges | None = None,
     log: Callable[[str], None] = print,
     checkpoint_every: int = 250,
+    command: str = "",
 ) -> Path:
     """Train the segmenter on generated images and write ``out`` (``.keras``) and its card.
 
@@ -128,8 +131,15 @@ def train_segmenter(
     written every ``checkpoint_every`` steps, and a rerun with the same ``out`` continues
     from the last one (the batches of the remaining steps are the same as uninterrupted).
 
+    Args:
+        out: the model file to write.
+        config / appearance: the run (defaults: :class:`SegmenterConfig`, :class:`AppearanceRanges`).
+        log: progress lines (every 50 steps).
+        checkpoint_every: steps between checkpoints.
+        command: the command line, recorded in the card.
+
     Returns:
-        ``out``; the card ``out.with_suffix('.json')`` holds the config and the loss curve.
+        ``out``; the card ``out.with_suffix('.json')`` holds the config, the command and the loss curve.
     """
     import keras
 
@@ -172,16 +182,28 @@ def train_segmenter(
         "what": "LV blood / LV myocardium / RV blood segmenter, 2D U-Net on random-appearance phantom images",
         "labels": {"0": "background", "1": "LV blood pool", "2": "LV myocardium", "3": "RV blood pool"},
         "grid": {"size": SIZE, "pixel_mm": GRID_MM},
+        "command": command,
         "config": asdict(cfg),
         "appearance": asdict(app),
         "history": history,
         "train_seconds": round(time.perf_counter() - t0, 1),
         "trained_on": "generated phantom tissue maps only (no real image)",
+        "sha256": _sha256(out),
     }
     out.with_suffix(".json").write_text(json.dumps(card, indent=1))
     for f in (ckpt, ckpt_meta):
         f.unlink(missing_ok=True)
     return out
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 _CACHE: dict[str, Any] = {}
@@ -210,11 +232,9 @@ def load_segmenter(path: Path | None = None) -> Any:
 def _grid_coords(
     center_rc: tuple[float, float], ps: tuple[float, float]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Native (row, col) coordinates of every network-grid pixel around ``center_rc``."""
-    half = (SIZE - 1) / 2.0
-    off = (np.arange(SIZE, dtype=np.float64) - half) * GRID_MM
-    rows = center_rc[0] + off[:, None] / ps[0] + 0.0 * off[None, :]
-    cols = center_rc[1] + off[None, :] / ps[1] + 0.0 * off[:, None]
+    """Native (row, col) pixel coordinates, each ``[SIZE, SIZE]``, of the network-grid pixels around ``center_rc``."""
+    off = (np.arange(SIZE, dtype=np.float64) - (SIZE - 1) / 2.0) * GRID_MM
+    rows, cols = np.meshgrid(center_rc[0] + off / ps[0], center_rc[1] + off / ps[1], indexing="ij")
     return rows, cols
 
 
@@ -274,8 +294,8 @@ def predict_probs(
 
 
 def _clean(labels: NDArray[np.uint8], center_rc: tuple[float, float], ps: tuple[float, float]) -> NDArray[np.uint8]:
-    """Keep the LV (blood + myocardium) component nearest the centre, holes filled; the RV
-    component with the most contact with it."""
+    """Keep the LV (blood + myocardium) component nearest the centre, holes filled, and the
+    RV component with the most contact with it (none when no RV component touches it)."""
     lv = (labels == 1) | (labels == 2)
     comp, n = ndi.label(lv)
     out = np.zeros_like(labels)
@@ -289,10 +309,9 @@ def _clean(labels: NDArray[np.uint8], center_rc: tuple[float, float], ps: tuple[
     blood = ndi.binary_fill_holes(blood)
     out[keep] = 2
     out[blood] = 1
-    rv = labels == 3
-    comp, n = ndi.label(rv & ~keep)
+    comp, n = ndi.label((labels == 3) & ~keep)
     if n:
-        near = ndi.binary_dilation(keep, iterations=max(1, int(round(6.0 / min(ps)))))
+        near = ndi.binary_dilation(keep, iterations=max(1, int(round(RV_CONTACT_MM / min(ps)))))
         contact = np.bincount(comp[near].ravel(), minlength=n + 1)
         contact[0] = 0
         if contact.max() > 0:
@@ -300,41 +319,125 @@ def _clean(labels: NDArray[np.uint8], center_rc: tuple[float, float], ps: tuple[
     return out
 
 
+RV_CONTACT_MM = 6.0
+"""An RV blood component counts when it comes within this of the LV."""
+
+
 def segment_unet(
     images: NDArray[Any],
     pixel_spacing_mm: tuple[float, float],
     centers_rc: list[tuple[float, float]],
     *,
+    kind: str = "cine",
     model: Any | None = None,
+    rv_fallback: bool = True,
 ) -> NDArray[np.uint8]:
-    """Label maps ``[n, rows, cols]`` uint8 (0 background, 1 LV blood, 2 myocardium, 3 RV)
-    of 2D images around their LV centres (see the module doc)."""
-    m = model if model is not None else load_segmenter()
-    prob = predict_probs(images, pixel_spacing_mm, centers_rc, m)
-    lab = np.argmax(prob, axis=-1).astype(np.uint8)
+    """Label maps of 2D images around their LV centres (see the module doc).
+
+    Args:
+        images: ``[n, rows, cols]`` intensities, any units.
+        pixel_spacing_mm: ``(row, col)`` spacing in mm.
+        centers_rc: one LV centre ``(row, col)`` per image, pixels.
+        kind: the image contrast (used only by the RV fallback).
+        model: a loaded segmenter (default :func:`load_segmenter`).
+        rv_fallback: where the network finds no RV next to the LV, take the RV of the
+            classical method (:func:`deepoxymap.segmentation.polar.segment_polar`: the
+            bright region outside the LV with the widest epicardial contact) outside the
+            network's LV; insertion points, and so AHA segments, need an RV.
+
+    Returns:
+        uint8 ``[n, rows, cols]``: 0 background, 1 LV blood, 2 myocardium, 3 RV blood.
+
+    Raises:
+        ValueError: not ``[n, rows, cols]``, a non-positive spacing, or not one centre per image.
+    """
+    imgs = np.asarray(images)
+    if imgs.ndim != 3 or min(imgs.shape[1:]) < 8:
+        raise ValueError(f"expected [n, rows, cols] images of at least 8 x 8 pixels, got shape {imgs.shape}")
     ps = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
-    return np.stack([_clean(lab[i], centers_rc[i], ps) for i in range(lab.shape[0])])
+    if not (np.isfinite(ps).all() and min(ps) > 0):
+        raise ValueError(f"pixel spacing {ps} must be positive")
+    if len(centers_rc) != imgs.shape[0]:
+        raise ValueError(f"{len(centers_rc)} LV centres for {imgs.shape[0]} images")
+    m = model if model is not None else load_segmenter()
+    prob = predict_probs(imgs, ps, list(centers_rc), m)
+    lab = np.argmax(prob, axis=-1).astype(np.uint8)
+    out = np.stack([_clean(lab[i], centers_rc[i], ps) for i in range(lab.shape[0])])
+    if rv_fallback:
+        from deepoxymap.segmentation.polar import segment_polar
+
+        for i in range(out.shape[0]):
+            if (out[i] == 3).any() or not (out[i] == 2).any():
+                continue
+            rv = segment_polar(imgs[i], ps, centers_rc[i], kind=kind).labels == 3
+            out[i][rv & (out[i] == 0)] = 3
+    return out
+
+
+def ensemble(members: list[Path], out: Path) -> Path:
+    """One model file whose output is the mean of the members' probabilities; writes ``out``
+    and its card (the members' cards, and sha256)."""
+    import keras
+
+    models = []
+    cards = []
+    for i, p in enumerate(members):
+        card = json.loads(Path(p).with_suffix(".json").read_text())
+        m = build_unet(card["config"]["base_filters"], card["config"]["depth"])
+        m.set_weights(keras.models.load_model(p, compile=False).get_weights())
+        m.name = f"unet_{i}"
+        models.append(m)
+        cards.append(card)
+    inp = keras.Input((SIZE, SIZE, 1), name="image")
+    mean = keras.layers.Average(name="labels")([m(inp) for m in models])
+    keras.Model(inp, mean, name="segmenter_ensemble").save(out)
+    card = {
+        "what": f"mean of {len(models)} U-Nets trained on random-appearance phantom images",
+        "labels": cards[0]["labels"],
+        "grid": cards[0]["grid"],
+        "members": cards,
+        "trained_on": "generated phantom tissue maps only (no real image)",
+        "sha256": _sha256(out),
+    }
+    Path(out).with_suffix(".json").write_text(json.dumps(card, indent=1))
+    return Path(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m deepoxymap.segmentation.learned [--out F] [--steps N] [...]``: train."""
+    """``python -m deepoxymap.segmentation.learned [--out F] [--steps N] [...]``: train one
+    U-Net; ``--ensemble A.keras B.keras --out F``: average trained ones into one file."""
     import argparse
+    import shlex
+    import sys
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_MODEL)
-    d = SegmenterConfig()
+    d, da = SegmenterConfig(), AppearanceRanges()
     for name in ("base_filters", "depth", "bank_subjects", "steps", "batch", "seed"):
         ap.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--tissue-field", type=float, default=da.tissue_field, help="AppearanceRanges.tissue_field")
+    ap.add_argument("--ensemble", nargs="+", type=Path, metavar="MODEL", help="average these trained models")
     a = ap.parse_args(argv)
+    if a.ensemble:
+        ensemble(list(a.ensemble), a.out)
+        print(f"wrote {a.out}")
+        return 0
     cfg = SegmenterConfig(
-        base_filters=a.base_filters, depth=a.depth, bank_subjects=a.bank_subjects,
-        steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed,
+        base_filters=a.base_filters,
+        depth=a.depth,
+        bank_subjects=a.bank_subjects,
+        steps=a.steps,
+        batch=a.batch,
+        lr=a.lr,
+        seed=a.seed,
     )
-    train_segmenter(a.out, cfg, log=lambda s: print(s, flush=True))
+    app = dataclasses.replace(da, tissue_field=a.tissue_field)
+    shown = sys.argv[1:] if argv is None else list(argv)
+    command = shlex.join(["python", "-m", "deepoxymap.segmentation.learned", *shown])
+    train_segmenter(a.out, cfg, appearance=app, log=lambda s: print(s, flush=True), command=command)
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

@@ -184,6 +184,10 @@ class AppearanceRanges:
         muscle_like_myo: probability that papillary muscles / trabeculae and the RV wall
             take the myocardium's mean (+-0.03): they are muscle too, and look like it on
             every contrast; otherwise their mean is drawn like any tissue's.
+        tissue_field / tissue_field_mm: amplitude range ``[0, tissue_field]`` (fraction of
+            the 0-1 range, random sign per tissue) and smoothness of a slowly varying field
+            inside each tissue: inflow and slow-flow shading of the blood pool, coil and
+            B1 shading that differs between tissues.
         rotate: any in-plane rotation and a mirror with probability 0.5 (scanners and
             viewers differ in orientation).
         scale: isotropic zoom range (heart size beyond the phantom's own spread).
@@ -199,6 +203,8 @@ class AppearanceRanges:
 
     tissue_sd: float = 0.08
     muscle_like_myo: float = 0.8
+    tissue_field: float = 0.15
+    tissue_field_mm: float = 10.0
     scale: tuple[float, float] = (0.8, 1.25)
     shift_mm: float = 15.0
     elastic_mm: float = 3.0
@@ -232,7 +238,11 @@ def _sample_one(
         if rng.random() < a.muscle_like_myo:
             means[code] = means[TISSUE["myo"]] + rng.normal(0.0, 0.03)
     sds = rng.uniform(0.0, a.tissue_sd, N_TISSUE)
-    fine = means[codes] + sds[codes] * rng.standard_normal(codes.shape)
+    shade = np.zeros(codes.shape)
+    if a.tissue_field > 0:
+        amps = rng.uniform(-a.tissue_field, a.tissue_field, N_TISSUE)
+        shade = amps[codes] * _smooth_field(rng, codes.shape, a.tissue_field_mm / FINE_MM)
+    fine = means[codes] + sds[codes] * rng.standard_normal(codes.shape) + shade
     # geometry: output pixel (i, j) -> fine coordinates (rotation, mirror, zoom, shift, elastic)
     half = (SIZE - 1) / 2.0
     ii, jj = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
