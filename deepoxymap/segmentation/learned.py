@@ -311,7 +311,7 @@ def _clean(labels: NDArray[np.uint8], center_rc: tuple[float, float], ps: tuple[
     out[blood] = 1
     comp, n = ndi.label((labels == 3) & ~keep)
     if n:
-        near = ndi.binary_dilation(keep, iterations=max(1, int(round(RV_CONTACT_MM / min(ps)))))
+        near = ndi.binary_dilation(keep, iterations=max(1, round(RV_CONTACT_MM / min(ps))))
         contact = np.bincount(comp[near].ravel(), minlength=n + 1)
         contact[0] = 0
         if contact.max() > 0:

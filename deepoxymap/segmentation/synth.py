@@ -21,14 +21,13 @@ Target labels (the segmentation's output scheme): 0 background, 1 LV blood pool
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
-
-import dataclasses
 
 from deepoxymap.phantom.anatomy import (
     MYO_CODES,
@@ -115,7 +114,7 @@ def _add_trabeculae(
         rc = float(r_en[int(th * N_THETA / 360.0) % N_THETA]) - rng.uniform(*v.trabecula_depth_mm)
         px, py = rc * np.cos(np.deg2rad(th)), rc * np.sin(np.deg2rad(th))
         # a window of the grid around the disc (X is column mm, Y row mm upwards)
-        c0, r0 = int(round(px / FINE_MM + half)), int(round(-py / FINE_MM + half))
+        c0, r0 = round(float(px) / FINE_MM + half), round(float(-py) / FINE_MM + half)
         w = int(np.ceil(rad / FINE_MM)) + 1
         rs, cs = slice(max(r0 - w, 0), max(r0 + w + 1, 0)), slice(max(c0 - w, 0), max(c0 + w + 1, 0))
         win = codes[rs, cs]

@@ -40,10 +40,15 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str,
     return rc, json.loads(cap.out.strip().splitlines()[-1]), cap.err
 
 
-def test_dicom_pngs_named_by_sop_uid_on_the_image_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """One 8-bit PNG per DICOM image, named by its SOPInstanceUID, rows x cols as stored, values 0-3."""
+@pytest.mark.parametrize("method", [None, "polar", "unet"])
+def test_dicom_pngs_named_by_sop_uid_on_the_image_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], method: str | None
+) -> None:
+    """One 8-bit PNG per DICOM image, named by its SOPInstanceUID, rows x cols as stored, values 0-3,
+    by the default method or the one named."""
     truth, _ = _dicom_series(tmp_path / "in")
-    rc, summary, err = _run(capsys, str(tmp_path / "in"), "--out", str(tmp_path / "out"))
+    extra = [] if method is None else ["--method", method]
+    rc, summary, err = _run(capsys, str(tmp_path / "in"), "--out", str(tmp_path / "out"), *extra)
     assert rc == 0, err
     assert summary["written"] == 2 and summary["failed"] == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"{u}.png" for u in truth)
@@ -96,3 +101,19 @@ def test_nothing_readable_is_exit_1(tmp_path: Path, capsys: pytest.CaptureFixtur
     rc, summary, err = _run(capsys, str(tmp_path / "notes.dcm"), "--out", str(tmp_path / "out"))
     assert rc == 1 and summary["written"] == 0
     assert "notes.dcm" in err
+
+
+def test_missing_segmenter_model_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--method unet without a model file: exit 1 with the error naming the file and how to train one."""
+    from deepoxymap.segmentation import learned
+
+    def missing(path: Path | None = None) -> None:
+        raise FileNotFoundError("no segmenter model at /nowhere/seg.keras; train one with `python -m x`")
+
+    monkeypatch.setattr(learned, "load_segmenter", missing)
+    _dicom_series(tmp_path / "in", n=1)
+    rc, summary, err = _run(capsys, str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--method", "unet")
+    assert rc == 1 and summary["written"] == 0 and summary["failed"] == 1
+    assert "/nowhere/seg.keras" in err and "train one" in err

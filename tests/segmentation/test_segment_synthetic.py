@@ -9,8 +9,8 @@ import pytest
 from seg_synth import sax_case
 
 from deepoxymap.case import Geometry, Role, Stack
-from deepoxymap.segmentation import KIND_OF_ROLE, KINDS, METHODS, segment_image, segment_stack
 from deepoxymap.errors import CaseError
+from deepoxymap.segmentation import KIND_OF_ROLE, KINDS, METHODS, segment_image, segment_stack
 from deepoxymap.segmentation.check import angle_error_deg, dice, insertion_errors_deg
 
 PS = (1.4, 1.4)
