@@ -423,15 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         ensemble(list(a.ensemble), a.out)
         print(f"wrote {a.out}")
         return 0
-    cfg = SegmenterConfig(
-        base_filters=a.base_filters,
-        depth=a.depth,
-        bank_subjects=a.bank_subjects,
-        steps=a.steps,
-        batch=a.batch,
-        lr=a.lr,
-        seed=a.seed,
-    )
+    cfg = SegmenterConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(SegmenterConfig)})
     app = dataclasses.replace(da, tissue_field=a.tissue_field)
     shown = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "-m", "deepoxymap.segmentation.learned", *shown])
