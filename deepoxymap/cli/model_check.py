@@ -1,4 +1,6 @@
-"""``deepoxymap model-check``: verify the shipped model file against its card.
+"""``deepoxymap model-check``: verify the shipped model files against their cards.
+
+The classifier (``--model``) and the LV / RV segmenter (``--segmenter``) are each checked.
 
 Exit codes: 0 when the model and card verify (hash, safe-mode load, graph) --
 or when the model file is simply absent (a development tree without a model
@@ -10,17 +12,51 @@ from __future__ import annotations
 
 import argparse
 import sys
+import zipfile
 from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the sub-command's options."""
     parser.add_argument("--model", type=Path, default=None, help="default: the shipped model (settings.model_path)")
+    parser.add_argument(
+        "--segmenter", type=Path, default=None, help="default: the shipped segmenter (settings.segmenter_path)"
+    )
     parser.add_argument("--hash-only", action="store_true", help="verify the sha256 only (no TensorFlow import)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check and report."""
+    """Check and report both files; 1 when either fails."""
+    return max(_classifier(args), _segmenter(args))
+
+
+def _segmenter(args: argparse.Namespace) -> int:
+    from deepoxymap.config import settings
+    from deepoxymap.segmentation.learned import verify_segmenter
+
+    path = getattr(args, "segmenter", None) or settings().segmenter_path
+    if not Path(path).is_file():
+        print(
+            f"warning: no segmenter at {path}; automatic masks use the classical method. To get one: "
+            "python -m deepoxymap.segmentation.learned --help",
+            file=sys.stderr,
+        )
+        return 0
+    try:
+        line = verify_segmenter(path)
+        if not args.hash_only:
+            from deepoxymap.segmentation.learned import load_segmenter
+
+            load_segmenter(Path(path))
+            line += "; loads in Keras safe mode"
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        print(f"error: {path}: {exc}" if str(path) not in str(exc) else f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: {line}")
+    return 0
+
+
+def _classifier(args: argparse.Namespace) -> int:
     from deepoxymap.config import settings
     from deepoxymap.errors import ModelLoadError
     from deepoxymap.model.loading import TRAIN_HINT, verify_model_file

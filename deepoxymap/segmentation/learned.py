@@ -43,6 +43,7 @@ __all__ = [
     "predict_probs",
     "segment_unet",
     "train_segmenter",
+    "verify_segmenter",
 ]
 
 DEFAULT_MODEL = Settings().segmenter_path
@@ -204,6 +205,26 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def verify_segmenter(path: Path) -> str:
+    """Check a segmenter file against the sha256 in its card; returns a one-line summary.
+
+    Raises:
+        ValueError: no card, a card without ``sha256``, or a hash that does not match.
+    """
+    p = Path(path)
+    card_path = p.with_suffix(".json")
+    if not card_path.is_file():
+        raise ValueError(f"{p}: no model card {card_path.name} beside it")
+    card = json.loads(card_path.read_text())
+    want = card.get("sha256")
+    if not want:
+        raise ValueError(f"{card_path}: the card records no sha256")
+    got = _sha256(p)
+    if got != want:
+        raise ValueError(f"{p}: sha256 {got[:12]}... does not match its card ({str(want)[:12]}...)")
+    return f"{p.name} sha256 {got[:12]}... matches its card; {card.get('what', 'segmenter')}"
 
 
 _CACHE: dict[str, Any] = {}

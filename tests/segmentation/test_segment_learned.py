@@ -103,3 +103,33 @@ def test_train_writes_model_and_card_and_resumes(tmp_path: Path, monkeypatch: py
 def test_missing_model_says_how_to_train(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="deepoxymap.segmentation.learned"):
         learned.load_segmenter(tmp_path / "none.keras")
+
+
+def test_model_check_verifies_the_segmenter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`deepoxymap model-check` checks the segmenter's sha256: the shipped file passes, a changed
+    file fails naming it, a missing one is a warning."""
+    import argparse
+    import json
+    import shutil
+
+    from deepoxymap.cli import model_check
+    from deepoxymap.config import settings
+
+    shipped = settings().segmenter_path
+    args = argparse.Namespace(model=tmp_path / "no-classifier.keras", hash_only=True, segmenter=shipped)
+    assert model_check.run(args) == 0
+    assert "segmenter_unet.keras sha256" in capsys.readouterr().out
+    bad = tmp_path / "seg.keras"
+    bad.write_bytes(b"not the model")
+    shutil.copy(shipped.with_suffix(".json"), bad.with_suffix(".json"))
+    assert model_check.run(argparse.Namespace(model=args.model, hash_only=True, segmenter=bad)) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "does not match its card" in err
+    card = json.loads(bad.with_suffix(".json").read_text())
+    card["sha256"] = learned._sha256(bad)
+    bad.with_suffix(".json").write_text(json.dumps(card))
+    assert model_check.run(argparse.Namespace(model=args.model, hash_only=False, segmenter=bad)) == 1
+    assert str(bad) in capsys.readouterr().err
+    none = argparse.Namespace(model=args.model, hash_only=True, segmenter=tmp_path / "none.keras")
+    assert model_check.run(none) == 0
+    assert "classical method" in capsys.readouterr().err
