@@ -107,13 +107,14 @@ def automatic_mask(
         DeepOxyMapError: the segmentation found no LV on any slice.
     """
     from deepoxymap.segmentation import DEFAULT_METHOD, segment_stack
+    from deepoxymap.segmentation.learned import SegmenterUnavailable
 
     kind = SEGMENTABLE[series.role]
     centres = _lv_centres(series.stack, {} if known is None else known)
     method = DEFAULT_METHOD
     try:
         labels = np.asarray(segment_stack(series.stack, kind=kind, frames=frames, centers=centres, method=method))
-    except FileNotFoundError as exc:  # no segmenter model file: the classical method needs none
+    except SegmenterUnavailable as exc:  # no usable segmenter model: the classical method needs none
         log.warning("%s; using the classical segmentation", exc)
         method = "polar"
         labels = np.asarray(segment_stack(series.stack, kind=kind, frames=frames, centers=centres, method=method))

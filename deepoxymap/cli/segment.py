@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method",
         choices=("polar", "unet"),
         default=None,
-        help="segmentation method (default: the project's default, deepoxymap.segmentation.DEFAULT_METHOD)",
+        help="segmentation method (default: unet, or polar with a note when the segmenter file is unusable)",
     )
 
 
@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from deepoxymap.io import printable_name
     from deepoxymap.io.seg import load
     from deepoxymap.segmentation import DEFAULT_METHOD, KIND_OF_ROLE, segment_stack
+    from deepoxymap.segmentation.learned import SegmenterUnavailable
 
     out: Path = args.out
     try:
@@ -161,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     images = [s for s in result.series if s.role != Role.MASK]
     if not images and not result.issues:
         fail(", ".join(readable), "no image series found")
+    method = args.method or DEFAULT_METHOD
     sop = _sop_uids(readable) if any(not str(s.uid).startswith("nifti:") for s in images) else {}
     for s in images:
         kind = args.kind or KIND_OF_ROLE.get(s.role, "cine")
@@ -169,10 +171,17 @@ def run(args: argparse.Namespace) -> int:
             fail(where, f"images of {s.stack.data.shape[2]} x {s.stack.data.shape[3]} pixels are too small to segment")
             continue
         try:
-            labels = segment_stack(s.stack, kind=kind, method=args.method or DEFAULT_METHOD)
-        except FileNotFoundError as exc:  # no segmenter model: nothing else can succeed either
+            try:
+                labels = segment_stack(s.stack, kind=kind, method=method)
+            except SegmenterUnavailable as exc:
+                if args.method is not None:  # the user asked for this method: say why it cannot run
+                    raise
+                print(f"note: {printable_name(str(exc))}; using the classical method", file=sys.stderr)
+                method = "polar"
+                labels = segment_stack(s.stack, kind=kind, method=method)
+        except SegmenterUnavailable as exc:
             fail(where, str(exc))
-            break
+            continue
         except (ValueError, DeepOxyMapError) as exc:
             fail(where, f"could not be segmented ({exc})")
             continue

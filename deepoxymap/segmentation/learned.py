@@ -11,8 +11,9 @@ Inference on one image:
 2. predict class probabilities, averaged over the four mirror images (test-time
    augmentation);
 3. map the probabilities back to the image's own grid (linear) and take the most
-   probable label; keep the LV blood pool's and the myocardium's components that
-   touch the one nearest the centre, and the RV's largest component next to it.
+   probable label; keep the LV (blood pool + myocardium) component nearest the centre,
+   holes filled, and the RV component with the most pixels within about 6 mm of it;
+   where there is none, the classical method's RV (``rv_fallback``).
 
 The model file is a Keras ``.keras`` file; :data:`DEFAULT_MODEL` is the shipped one.
 """
@@ -21,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +40,7 @@ from deepoxymap.segmentation.synth import GRID_MM, SIZE, AppearanceRanges, norma
 __all__ = [
     "DEFAULT_MODEL",
     "SegmenterConfig",
+    "SegmenterUnavailable",
     "build_unet",
     "ensemble",
     "load_segmenter",
@@ -129,8 +133,10 @@ def train_segmenter(
     """Train the segmenter on generated images and write ``out`` (``.keras``) and its card.
 
     Resumable: a checkpoint ``out.with_suffix('.ckpt.keras')`` and ``.ckpt.json`` are
-    written every ``checkpoint_every`` steps, and a rerun with the same ``out`` continues
-    from the last one (the batches of the remaining steps are the same as uninterrupted).
+    written every ``checkpoint_every`` steps, and a rerun with the same ``out``, config and
+    appearance continues from the last one (optimiser state and schedule included; the
+    batches of the remaining steps are the same as uninterrupted). ``train_seconds`` in
+    the card counts the last session only.
 
     Args:
         out: the model file to write.
@@ -156,7 +162,7 @@ def train_segmenter(
     start, history = 0, []
     if ckpt.exists() and ckpt_meta.exists():
         meta = json.loads(ckpt_meta.read_text())
-        if meta.get("config") == asdict(cfg):
+        if meta.get("config") == asdict(cfg) and meta.get("appearance") == json.loads(json.dumps(asdict(app))):
             model = keras.models.load_model(ckpt, custom_objects={"loss": _loss()}, compile=True)
             start, history = int(meta["step"]), list(meta["history"])
             log(f"resuming at step {start}")
@@ -174,8 +180,15 @@ def train_segmenter(
             log(f"step {step + 1}/{cfg.steps} loss {np.mean(run):.4f} ({rate:.2f} steps/s)")
             run = []
         if (step + 1) % checkpoint_every == 0 or step + 1 == cfg.steps:
-            model.save(ckpt)
-            ckpt_meta.write_text(json.dumps({"config": asdict(cfg), "step": step + 1, "history": history}))
+            # weights first, then the step that names them; each replaced atomically
+            tmp = ckpt.with_name(ckpt.stem + ".tmp.keras")
+            model.save(tmp)
+            os.replace(tmp, ckpt)
+            meta_tmp = ckpt_meta.with_name(ckpt_meta.name + ".tmp")
+            meta_tmp.write_text(
+                json.dumps({"config": asdict(cfg), "appearance": asdict(app), "step": step + 1, "history": history})
+            )
+            os.replace(meta_tmp, ckpt_meta)
     shipped = build_unet(cfg.base_filters, cfg.depth)  # the weights only, without the optimiser's state
     shipped.set_weights(model.get_weights())
     shipped.save(out)
@@ -227,6 +240,10 @@ def verify_segmenter(path: Path) -> str:
     return f"{p.name} sha256 {got[:12]}... matches its card; {card.get('what', 'segmenter')}"
 
 
+class SegmenterUnavailable(OSError):
+    """No usable segmenter model: the file is missing, or Keras cannot load it."""
+
+
 _CACHE: dict[str, Any] = {}
 
 
@@ -234,19 +251,21 @@ def load_segmenter(path: Path | None = None) -> Any:
     """The Keras segmenter at ``path`` (default ``settings().segmenter_path``), cached per path.
 
     Raises:
-        FileNotFoundError: no model file there, with the command that trains one.
+        SegmenterUnavailable: no model file there, or one Keras cannot load (corrupt,
+            truncated, a Git LFS pointer); the message names the file and the training command.
     """
     p = Path(path or settings().segmenter_path)
     key = str(p.resolve())
     if key not in _CACHE:
+        hint = f"train one with `python -m deepoxymap.segmentation.learned --out {p}` or use method='polar'"
         if not p.is_file():
-            raise FileNotFoundError(
-                f"no segmenter model at {p}; train one with "
-                f"`python -m deepoxymap.segmentation.learned --out {p}` or pass method='polar'"
-            )
+            raise SegmenterUnavailable(f"no segmenter model at {p}; {hint}")
         import keras
 
-        _CACHE[key] = keras.models.load_model(p, compile=False)
+        try:
+            _CACHE[key] = keras.models.load_model(p, compile=False)
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise SegmenterUnavailable(f"{p}: Keras could not load it ({exc}); {hint}") from None
     return _CACHE[key]
 
 
@@ -432,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--out", type=Path, required=True, help=f"model file to write (the shipped one: {DEFAULT_MODEL})")
     d, da = SegmenterConfig(), AppearanceRanges()
     for name in ("base_filters", "depth", "bank_subjects", "steps", "batch", "seed"):
         ap.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))

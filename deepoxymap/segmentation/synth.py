@@ -187,8 +187,8 @@ class AppearanceRanges:
             the 0-1 range, random sign per tissue) and smoothness of a slowly varying field
             inside each tissue: inflow and slow-flow shading of the blood pool, coil and
             B1 shading that differs between tissues.
-        rotate: any in-plane rotation and a mirror with probability 0.5 (scanners and
-            viewers differ in orientation).
+        (always) any in-plane rotation, and a mirror with probability 0.5: scanners and
+            viewers differ in orientation.
         scale: isotropic zoom range (heart size beyond the phantom's own spread).
         shift_mm: the LV centre's offset from the grid centre, up to this in each axis (the
             localiser's error at inference).

@@ -106,14 +106,20 @@ def test_nothing_readable_is_exit_1(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_missing_segmenter_model_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--method unet without a model file: exit 1 with the error naming the file and how to train one."""
+    """Without a usable model file: --method unet fails for every series, naming the file and how to
+    train one; with no --method the classical method runs, with a note."""
     from deepoxymap.segmentation import learned
 
     def missing(path: Path | None = None) -> None:
-        raise FileNotFoundError("no segmenter model at /nowhere/seg.keras; train one with `python -m x`")
+        raise learned.SegmenterUnavailable("no segmenter model at /nowhere/seg.keras; train one with `python -m x`")
 
     monkeypatch.setattr(learned, "load_segmenter", missing)
-    _dicom_series(tmp_path / "in", n=1)
+    truth, _ = _dicom_series(tmp_path / "in", n=1)
     rc, summary, err = _run(capsys, str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--method", "unet")
     assert rc == 1 and summary["written"] == 0 and summary["failed"] == 1
     assert "/nowhere/seg.keras" in err and "train one" in err
+    rc, summary, err = _run(capsys, str(tmp_path / "in"), "--out", str(tmp_path / "out2"))
+    assert rc == 0 and summary["written"] == 1, err
+    assert "using the classical method" in err
+    (uid,) = truth
+    assert dice(np.asarray(Image.open(tmp_path / "out2" / f"{uid}.png")) == 2, truth[uid] == 2) >= 0.8

@@ -46,9 +46,13 @@ def test_synth_batch_is_reproducible_and_labels_follow_the_image(bank: np.ndarra
 
 
 class _ThresholdModel:
-    """Stands in for the U-Net: label 1 where the input is bright, else background."""
+    """Stands in for the U-Net: label 1 where the input is bright, else background; keeps its inputs."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
 
     def predict(self, x: np.ndarray, batch_size: int = 16, verbose: int = 0) -> np.ndarray:
+        self.seen.append(np.array(x))
         bright = x[..., 0] > 0.5
         out = np.zeros((*x.shape[:3], 4), np.float32)
         out[..., 1] = bright
@@ -57,13 +61,22 @@ class _ThresholdModel:
 
 
 def test_predict_probs_maps_back_to_the_native_grid() -> None:
-    """A disc on an anisotropic, off-centre native grid comes back where it was."""
+    """A disc on an anisotropic, off-centre native grid reaches the network round, 1.5 mm per pixel,
+    where the centre puts it, and comes back where it was."""
     rows, cols, ps = 150, 200, (1.2, 0.9)
     rr, cc = np.mgrid[0:rows, 0:cols]
     centre = (60.0, 120.0)
     disc = np.hypot((rr - centre[0]) * ps[0], (cc - centre[1]) * ps[1]) <= 20.0
     img = np.where(disc, 800.0, 100.0) + np.random.default_rng(0).normal(0, 5, (rows, cols))
-    prob = learned.predict_probs(img[None], ps, [(centre[0] + 4.0, centre[1] - 6.0)], _ThresholdModel())
+    model = _ThresholdModel()
+    given = (centre[0] + 4.0, centre[1] - 6.0)  # the LV centre handed over is off by (4, -6) px
+    prob = learned.predict_probs(img[None], ps, [given], model)
+    # on the network grid: a round disc 40 mm / 1.5 mm = 26.7 px across, offset by the centre's error in mm
+    net = model.seen[0][0, ..., 0] > 0.5
+    nr, nc = np.nonzero(net)
+    assert abs((nr.max() - nr.min() + 1) - 40.0 / 1.5) <= 1.5 and abs((nc.max() - nc.min() + 1) - 40.0 / 1.5) <= 1.5
+    half = (SIZE - 1) / 2.0
+    assert abs(nr.mean() - (half - 4.0 * ps[0] / 1.5)) < 0.7 and abs(nc.mean() - (half + 6.0 * ps[1] / 1.5)) < 0.7
     assert prob.shape == (1, rows, cols, 4)
     assert np.allclose(prob.sum(-1), 1.0, atol=1e-5)
     assert dice(prob[0, ..., 1] > 0.5, disc) > 0.97
@@ -87,6 +100,10 @@ def test_train_writes_model_and_card_and_resumes(tmp_path: Path, monkeypatch: py
     with pytest.raises(KeyboardInterrupt):
         learned.train_segmenter(out, cfg, log=lambda s: None, checkpoint_every=2)
     assert out.with_suffix(".ckpt.keras").is_file() and not out.exists()
+    import keras
+
+    ckpt = keras.models.load_model(out.with_suffix(".ckpt.keras"), compile=True, custom_objects={"loss": learned._loss()})
+    assert int(ckpt.optimizer.iterations.numpy()) == 2  # the optimiser's state is in the checkpoint
     monkeypatch.setattr(learned, "synth_batch", real)
     said: list[str] = []
     learned.train_segmenter(out, cfg, log=said.append, checkpoint_every=2)
@@ -98,11 +115,29 @@ def test_train_writes_model_and_card_and_resumes(tmp_path: Path, monkeypatch: py
     assert card["config"]["steps"] == 4 and card["grid"] == {"size": SIZE, "pixel_mm": 1.5}
     model = learned.load_segmenter(out)
     assert model.output_shape == (None, SIZE, SIZE, 4)
+    # a different appearance is a different run: it does not pick up another run's checkpoint
+    out2 = tmp_path / "seg2.keras"
+    calls["n"] = 0
+    monkeypatch.setattr(learned, "synth_batch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        learned.train_segmenter(out2, cfg, log=lambda s: None, checkpoint_every=2)
+    monkeypatch.setattr(learned, "synth_batch", real)
+    other: list[str] = []
+    learned.train_segmenter(
+        out2, cfg, appearance=learned.AppearanceRanges(tissue_field=0.0), log=other.append, checkpoint_every=2
+    )
+    assert not any("resuming" in line for line in other)
+    assert json.loads(out2.with_suffix(".json").read_text())["appearance"]["tissue_field"] == 0.0
 
 
-def test_missing_model_says_how_to_train(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="deepoxymap.segmentation.learned"):
+def test_missing_or_broken_model_says_how_to_train(tmp_path: Path) -> None:
+    with pytest.raises(learned.SegmenterUnavailable, match="deepoxymap.segmentation.learned"):
         learned.load_segmenter(tmp_path / "none.keras")
+    pointer = tmp_path / "lfs.keras"  # what a clone without Git LFS would hold
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 16216333\n")
+    with pytest.raises(learned.SegmenterUnavailable, match="could not load") as ei:
+        learned.load_segmenter(pointer)
+    assert str(pointer) in str(ei.value)
 
 
 def test_model_check_verifies_the_segmenter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -183,7 +183,7 @@ def test_automatic_mask_names_its_method_and_falls_back_without_a_model(monkeypa
     assert f"({DEFAULT_METHOD}, cine" in mask.description and automasks.is_automatic(mask)
 
     def missing(path: Path | None = None) -> None:
-        raise FileNotFoundError("no segmenter model at /nowhere")
+        raise learned.SegmenterUnavailable("no segmenter model at /nowhere")
 
     monkeypatch.setattr(learned, "load_segmenter", missing)
     fallback = automasks.automatic_mask(series, [0])
