@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import zipfile
 from pathlib import Path
 
 
@@ -32,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _segmenter(args: argparse.Namespace) -> int:
     from deepoxymap.config import settings
-    from deepoxymap.segmentation.learned import verify_segmenter
+    from deepoxymap.segmentation.learned import SegmenterUnavailable, load_segmenter, verify_segmenter
 
     path = getattr(args, "segmenter", None) or settings().segmenter_path
     if not Path(path).is_file():
@@ -45,11 +44,9 @@ def _segmenter(args: argparse.Namespace) -> int:
     try:
         line = verify_segmenter(path)
         if not args.hash_only:
-            from deepoxymap.segmentation.learned import load_segmenter
-
             load_segmenter(Path(path))
             line += "; loads in Keras safe mode"
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, SegmenterUnavailable) as exc:
         print(f"error: {path}: {exc}" if str(path) not in str(exc) else f"error: {exc}", file=sys.stderr)
         return 1
     print(f"ok: {line}")

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
 from deepoxymap.config import Settings, settings
+from deepoxymap.model.card import sha256_file
 from deepoxymap.segmentation.synth import GRID_MM, SIZE, AppearanceRanges, normalise, synth_batch, tissue_bank
 
 __all__ = [
@@ -202,22 +203,12 @@ def train_segmenter(
         "history": history,
         "train_seconds": round(time.perf_counter() - t0, 1),
         "trained_on": "generated phantom tissue maps only (no real image)",
-        "sha256": _sha256(out),
+        "sha256": sha256_file(out),
     }
     out.with_suffix(".json").write_text(json.dumps(card, indent=1))
     for f in (ckpt, ckpt_meta):
         f.unlink(missing_ok=True)
     return out
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_segmenter(path: Path) -> str:
@@ -234,7 +225,7 @@ def verify_segmenter(path: Path) -> str:
     want = card.get("sha256")
     if not want:
         raise ValueError(f"{card_path}: the card records no sha256")
-    got = _sha256(p)
+    got = sha256_file(p)
     if got != want:
         raise ValueError(f"{p}: sha256 {got[:12]}... does not match its card ({str(want)[:12]}...)")
     return f"{p.name} sha256 {got[:12]}... matches its card; {card.get('what', 'segmenter')}"
@@ -437,7 +428,7 @@ def ensemble(members: list[Path], out: Path) -> Path:
         "grid": cards[0]["grid"],
         "members": cards,
         "trained_on": "generated phantom tissue maps only (no real image)",
-        "sha256": _sha256(out),
+        "sha256": sha256_file(out),
     }
     Path(out).with_suffix(".json").write_text(json.dumps(card, indent=1))
     return Path(out)

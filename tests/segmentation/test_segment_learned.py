@@ -149,6 +149,7 @@ def test_model_check_verifies_the_segmenter(tmp_path: Path, capsys: pytest.Captu
 
     from deepoxymap.cli import model_check
     from deepoxymap.config import settings
+    from deepoxymap.model.card import sha256_file
 
     shipped = settings().segmenter_path
     args = argparse.Namespace(model=tmp_path / "no-classifier.keras", hash_only=True, segmenter=shipped)
@@ -161,7 +162,7 @@ def test_model_check_verifies_the_segmenter(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err
     assert str(bad) in err and "does not match its card" in err
     card = json.loads(bad.with_suffix(".json").read_text())
-    card["sha256"] = learned._sha256(bad)
+    card["sha256"] = sha256_file(bad)
     bad.with_suffix(".json").write_text(json.dumps(card))
     assert model_check.run(argparse.Namespace(model=args.model, hash_only=False, segmenter=bad)) == 1
     assert str(bad) in capsys.readouterr().err
