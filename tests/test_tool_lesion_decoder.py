@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tools.lesion_decoder import DECODER_LAYERS, _soft_dice_bce, build_decoder
 
@@ -18,8 +19,11 @@ def test_the_lesion_loss_rewards_the_lesion_and_punishes_its_complement() -> Non
     assert wrong > empty
 
 
-def test_the_class_logits_move_with_the_lesion_map_and_the_readouts_exist() -> None:
-    train_model, view = build_decoder(seed=0)
+@pytest.mark.parametrize("head", ["both", "lesion"])
+def test_the_class_logits_move_with_the_lesion_map_and_the_readouts_exist(head: str) -> None:
+    train_model, view = build_decoder(seed=0, head=head)
+    names = {layer.name for layer in view.layers}
+    assert ("block5_pool" in names) == (head == "both")  # --head lesion: no path around the lesion map
     x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
     out = train_model(x, training=False)
     assert tuple(out["probs"].shape) == (2, 4)

@@ -97,8 +97,16 @@ def build_unet(size: int) -> Any:
     return keras.Model(inp, {"lesion": out})
 
 
-def build_decoder(seed: int) -> tuple[Any, Any]:
-    """The ``decoder`` arm: (training model with ``probs`` and ``lesion`` outputs, class-only view ``input -> probs``)."""
+def build_decoder(seed: int, *, head: str = "both") -> tuple[Any, Any]:
+    """The ``decoder`` arm: (training model with ``probs`` and ``lesion`` outputs, class-only view ``input -> probs``).
+
+    ``head="both"``: the logits read the VGG head (GAP of ``block5_pool``) and the lesion
+    evidence; ``head="lesion"``: the lesion evidence only (the pooled decoder features and the
+    map's mean and maximum, through a 64-unit ReLU layer), so every class score passes
+    through the lesion map.
+    """
+    if head not in ("both", "lesion"):
+        raise ValueError(f"head must be 'both' or 'lesion', got {head!r}")
     import keras
     from keras import layers, ops
 
@@ -128,8 +136,10 @@ def build_decoder(seed: int) -> tuple[Any, Any]:
             layers.GlobalMaxPooling2D(name="lesion_max")(lesion),
         ]
     )
-    head = g("head_drop2").output
-    z = layers.Concatenate(name="evidence")([head, pooled, burden])
+    parts = [g("head_drop2").output] if head == "both" else []
+    z = layers.Concatenate(name="evidence")([*parts, pooled, burden])
+    if head == "lesion":  # a small non-linear read of the lesion evidence (the VGG head's dense layer is unused)
+        z = layers.Dense(64, activation="relu", name="evidence_dense")(z)
     logits = layers.Dense(len(CLASSES), name="logits", kernel_initializer="zeros")(z)
     probs = layers.Activation("softmax", name="probs")(logits)
     train_model = keras.Model(base.input, {"probs": probs, "lesion": lesion})
@@ -160,7 +170,7 @@ def train_arm(arm: str, tr: list[Prepared], va: list[Prepared], args: argparse.N
         model.compile(optimizer=opt, loss={"lesion": _soft_dice_bce})
         tgt, vt = {"lesion": les}, {"lesion": lv}
     else:
-        model, view = build_decoder(args.seed)
+        model, view = build_decoder(args.seed, head=args.head)
         model.compile(
             optimizer=opt,
             loss={"probs": "categorical_crossentropy", "lesion": _soft_dice_bce},
@@ -243,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream", type=int, default=4242, help="generated stream (synthetic_manifest seed)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--arms", default="decoder", help="comma list of: unet, decoder")
+    ap.add_argument("--head", choices=("both", "lesion"), default="both", help="what the decoder arm's logits read")
     ap.add_argument("--layers", default=",".join(DECODER_LAYERS), help="readout layers scored (decoder arm)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
