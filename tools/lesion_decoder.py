@@ -3,10 +3,11 @@
 Two findings motivate it. The seventh session's auxiliary 1x1 heads on ``block3_conv4`` /
 ``block4_conv4`` (:mod:`tools.lesion_supervision`) left the classifier's maps near chance, and
 even the supervised head pointed at the lesion only 27 % of the time. Yet a small U-Net (3
-levels, 16-128 filters) trained for 7.5 min on the same 64 px inputs of 480 generated subjects
-points at the lesion on 0.88 / 0.68 / 0.69 of ischemic / non-ischemic / focal-edema validation
-cases (session 9, ``--arms unet``). So the lesion is visible in one native frame at 64 px; the
-1x1 heads were too weak a path, and the classifier had no reason to use what they learned.
+levels, 16-128 filters) trained for 4.5 min on the same 64 px inputs of 480 generated subjects
+points at the lesion on 0.90 / 0.80 / 0.35 of ischemic / non-ischemic / focal-edema validation
+cases (chance 0.12 / 0.07 / 0.23; ``--arms unet``). So the lesion is visible in one native
+frame at 64 px (focal edema least). The 1x1 heads were too weak a path, and the classifier had
+no reason to use what they learned.
 
 Arms, all on the same generated subjects (``synthetic_manifest`` stream ``--stream``, never the
 study cohort or the demo seeds), each scored on generated *validation* subjects only:
