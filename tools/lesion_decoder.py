@@ -50,6 +50,7 @@ from numpy.typing import NDArray
 from deepoxymap import CLASSES
 from deepoxymap.audit.reference import mask_on_model_grid
 from deepoxymap.cohort import read_manifest
+from deepoxymap.model.preprocess import PreprocessSpec
 from deepoxymap.model.synthetic import synthetic_manifest
 from tools.lesion_supervision import SPEC, Prepared, localisation, prepare_all
 
@@ -254,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream", type=int, default=4242, help="generated stream (synthetic_manifest seed)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--arms", default="decoder", help="comma list of: unet, decoder")
+    ap.add_argument(
+        "--channels",
+        choices=("grey", "dynamics"),
+        default="grey",
+        help="model input: the bh-end frame, or bh-start, bh-end and their registered percent change",
+    )
     ap.add_argument("--head", choices=("both", "lesion"), default="both", help="what the decoder arm's logits read")
     ap.add_argument("--layers", default=",".join(DECODER_LAYERS), help="readout layers scored (decoder arm)")
     ap.add_argument("--out", type=Path, required=True)
@@ -264,11 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as td:
         recs = read_manifest(synthetic_manifest(Path(td) / "m.csv", args.n_train, args.n_val, seed=args.stream))
+    spec = PreprocessSpec(SPEC.input_size, SPEC.crop_mm, channels=args.channels)
     t0 = time.perf_counter()
-    tr = prepare_all([r for r in recs if r.split == "train"], False, args.jobs)
-    va = prepare_all([r for r in recs if r.split == "val"], True, args.jobs)
+    tr = prepare_all([r for r in recs if r.split == "train"], False, args.jobs, spec)
+    va = prepare_all([r for r in recs if r.split == "val"], True, args.jobs, spec)
     print(f"prepared {len(tr)} train + {len(va)} val subjects in {time.perf_counter() - t0:.0f} s", flush=True)
-    results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "spec": SPEC.to_dict(), "arms": {}}
+    results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "spec": spec.to_dict(), "arms": {}}
     for arm in arms:
         model, view = train_arm(arm, tr, va, args)
         results["arms"][arm] = score(arm, model, view, va, args.layers.split(","))

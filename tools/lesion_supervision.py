@@ -72,9 +72,9 @@ class Prepared:
     ref: CaseReference | None
 
 
-def _prepare(rec: SubjectRecord, keep_ref: bool) -> Prepared:
-    case = load_case(rec, os_timepoints=input_timepoints(SPEC))
-    cm = prepare_case(case, SPEC, subtype=rec.subtype)
+def _prepare(rec: SubjectRecord, keep_ref: bool, spec: PreprocessSpec = SPEC) -> Prepared:
+    case = load_case(rec, os_timepoints=input_timepoints(spec))
+    cm = prepare_case(case, spec, subtype=rec.subtype)
     group = audit_group(rec.label, rec.subtype)
     les = (
         np.stack(lesion_on_model_grid(cm))
@@ -87,10 +87,11 @@ def _prepare(rec: SubjectRecord, keep_ref: bool) -> Prepared:
                     cm if keep_ref else None)  # fmt: skip
 
 
-def prepare_all(records: list[SubjectRecord], keep_ref: bool, jobs: int) -> list[Prepared]:
-    """Render in memory and preprocess every record (``jobs`` spawned workers)."""
+def prepare_all(records: list[SubjectRecord], keep_ref: bool, jobs: int, spec: PreprocessSpec = SPEC) -> list[Prepared]:
+    """Render in memory and preprocess every record under ``spec`` (``jobs`` spawned workers)."""
+    n = len(records)
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as ex:
-        return list(ex.map(_prepare, records, [keep_ref] * len(records), chunksize=4))
+        return list(ex.map(_prepare, records, [keep_ref] * n, [spec] * n, chunksize=4))
 
 
 def pool_to(les: NDArray[np.float32], grid: int) -> NDArray[np.float32]:
