@@ -28,10 +28,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deepoxymap.cardiac.masks import EMIDEC, masks_from_labels
-from deepoxymap.cardiac.scar import SCAR_METHODS, compare_methods
+from deepoxymap.cardiac.scar import SCAR_METHODS, compare_methods, dice, lower_mode_stats
 from deepoxymap.cardiac.segments import fixed_insertion_points, segment_map, slice_levels
 
 __all__ = [
+    "CEILING_LABEL",
     "TABLE_HEADER",
     "TEST_SEEDS",
     "TUNING_SEEDS",
@@ -42,8 +43,12 @@ __all__ = [
     "format_table",
     "load_emidec_case",
     "min_dice",
+    "oracle_threshold_dice",
     "summarize",
 ]
+
+CEILING_LABEL = "ceiling: best single threshold for this case (reads the reference; not a method)"
+"""Method label of the :func:`oracle_threshold_dice` rows."""
 
 TUNING_SEEDS = tuple(range(40))
 """Implant seeds the defaults were chosen on (docs/experiments/scar.md)."""
@@ -104,6 +109,57 @@ def load_emidec_case(case_dir: Path) -> tuple[NDArray[np.float32], NDArray[np.in
     return img, lab, (float(z[0]), float(z[1]))
 
 
+def oracle_threshold_dice(
+    image: NDArray[Any], myocardium: NDArray[Any], reference: NDArray[Any], z_grid: NDArray[Any] | None = None
+) -> tuple[float, float, float, float]:
+    """How well *any* single intensity threshold can do on this case: a ceiling, not a method.
+
+    Each slice's SI is turned into a z-score against that slice's remote
+    (:func:`~deepoxymap.cardiac.scar.lower_mode_stats`, the default's remote),
+    and the pixels of ``myocardium`` above ``z`` are compared with
+    ``reference`` for every ``z`` in ``z_grid`` (default 0-8 SD in steps of
+    0.25). The best Dice is what the default's family (a per-slice n-SD
+    threshold, without its spatial rules) could reach with ``n`` chosen by
+    looking at the answer. A method far below it has room to improve; one
+    near it is limited by the image's contrast, not by its threshold.
+
+    Args:
+        image: SI, float ``[slice, rows, cols]``.
+        myocardium: bool, same shape.
+        reference: bool reference scar, same shape.
+        z_grid: thresholds in remote SDs.
+
+    Returns:
+        ``(dice, z, mean SI threshold over the slices, scar % of the
+        myocardium)`` at the best ``z``; all NaN when the reference is empty.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    myo = np.asarray(myocardium, dtype=bool)
+    ref = np.asarray(reference, dtype=bool)
+    grid = np.arange(0.0, 8.001, 0.25) if z_grid is None else np.asarray(z_grid, dtype=np.float64)
+    if not ref.any():
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    z = np.full(img.shape, -np.inf)
+    stats = []
+    for k in range(img.shape[0]):
+        if myo[k].sum() < 10:
+            continue
+        mk, sk = lower_mode_stats(img[k][myo[k]])
+        if sk > 0:
+            z[k] = (img[k] - mk) / sk
+            stats.append((mk, sk))
+    scores = [dice(myo & (z > t), ref) for t in grid]
+    i = int(np.nanargmax(scores))
+    thr = float(np.mean([m + grid[i] * s for m, s in stats])) if stats else float("nan")
+    pct = 100.0 * float((myo & (z > grid[i])).sum()) / max(int(myo.sum()), 1)
+    return float(scores[i]), float(grid[i]), thr, pct
+
+
+def _ceiling_row(case: str, image: NDArray[Any], myo: NDArray[Any], ref: NDArray[Any]) -> EmidecRow:
+    d, _, thr, pct = oracle_threshold_dice(image, myo, ref)
+    return EmidecRow(case, CEILING_LABEL, pct, 100.0 * ref.sum() / max(int(myo.sum()), 1), d, thr)
+
+
 def check_case(
     image: NDArray[Any], labels: NDArray[Any], pixel_spacing: tuple[float, float], case: str = "case"
 ) -> list[EmidecRow]:
@@ -129,7 +185,10 @@ def check_case(
         "core_erosion": 0,
     }  # fmt: skip
     rows = compare_methods(image, myo, pixel_spacing, expert, methods)
-    return [EmidecRow(case, r.method, r.percent_of_myocardium, r.reference_percent, r.dice, r.threshold) for r in rows]
+    out = [EmidecRow(case, r.method, r.percent_of_myocardium, r.reference_percent, r.dice, r.threshold) for r in rows]
+    if expert.any():
+        out.append(_ceiling_row(case, image, myo, expert))
+    return out
 
 
 def check_implants(
@@ -144,6 +203,8 @@ def check_implants(
     For every seed, :func:`~deepoxymap.cardiac.scar_implant.implant_infarct`
     adds an infarct inside the expert myocardium; the rows' ``case`` is
     ``"<case>+implant<seed>"`` and ``expert_percent`` the implanted reference.
+    Each implant also gets a :data:`CEILING_LABEL` row
+    (:func:`oracle_threshold_dice`: the best any single threshold does).
 
     Raises:
         ValueError: the case already holds expert scar (labels 3/4).
@@ -161,6 +222,7 @@ def check_implants(
                 EmidecRow(f"{case}+implant{sd}", r.method, r.percent_of_myocardium, r.reference_percent, r.dice,
                           r.threshold)
             )  # fmt: skip
+        rows.append(_ceiling_row(f"{case}+implant{sd}", imp.image, m.myocardium, imp.scar))
     return rows
 
 

@@ -146,3 +146,26 @@ def test_lowest_peak_when_scar_covers_most_of_a_slice(rng):
     m, s = lower_mode_stats(v)
     assert abs(m - REMOTE) < 0.3 * SD and s < 1.5 * SD
     assert kde_mode(v) > REMOTE + 4 * SD  # the plain (highest) mode is the scar
+
+
+def test_threshold_ceiling_finds_a_separable_scar_and_bounds_an_overlapping_one():
+    """oracle_threshold_dice: 1.0 when scar and remote do not overlap; below 1 and at the best z when they do."""
+    from deepoxymap.cardiac.emidec_check import oracle_threshold_dice
+
+    rng = np.random.default_rng(3)
+    img = rng.normal(1000.0, 50.0, (3, 40, 40))
+    myo = np.zeros(img.shape, bool)
+    myo[:, 5:35, 5:35] = True
+    ref = np.zeros(img.shape, bool)
+    ref[:, 5:35, 5:13] = True  # about 27 % of the wall
+    easy = img + np.where(ref, 20 * 50.0, 0.0)  # 20 SD: one threshold separates them
+    d, z, thr, pct = oracle_threshold_dice(easy, myo, ref)
+    assert d == 1.0
+    assert 3.0 < z < 20.0
+    assert 1000 + 3 * 50 < thr < 1000 + 20 * 50
+    assert pct == pytest.approx(100 * ref.sum() / myo.sum())
+    hard = img + np.where(ref, 1.0 * 50.0, 0.0)  # 1 SD: no threshold can separate them
+    d_hard, z_hard, _, _ = oracle_threshold_dice(hard, myo, ref)
+    assert 0.3 < d_hard < 0.7
+    assert 0.0 <= z_hard <= 1.5
+    assert np.isnan(oracle_threshold_dice(easy, myo, np.zeros_like(ref))[0])
