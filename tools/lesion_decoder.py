@@ -52,7 +52,7 @@ from deepoxymap.audit.reference import mask_on_model_grid
 from deepoxymap.cohort import read_manifest
 from deepoxymap.model.preprocess import PreprocessSpec
 from deepoxymap.model.synthetic import synthetic_manifest
-from tools.lesion_supervision import SPEC, Prepared, localisation, prepare_all
+from tools.lesion_supervision import SPEC, Prepared, experiment_parser, localisation, prepare_all
 
 DECODER_LAYERS = ("dec1_relu", "dec2_relu", "dec3_relu", "block4_conv4_relu")
 """Readouts scored by default: decoder levels at 64 / 32 / 16 px, and the encoder's block4 (8 px)."""
@@ -244,16 +244,7 @@ def score(arm: str, model: Any, view: Any | None, va: list[Prepared], layers: li
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-train", type=int, default=480)
-    ap.add_argument("--n-val", type=int, default=100)
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--weight", type=float, default=1.0, help="loss weight of the lesion output (decoder arm)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--stream", type=int, default=4242, help="generated stream (synthetic_manifest seed)")
-    ap.add_argument("--jobs", type=int, default=2)
+    ap = experiment_parser(__doc__.splitlines()[0], "loss weight of the lesion output (decoder arm)")
     ap.add_argument("--arms", default="decoder", help="comma list of: unet, decoder")
     ap.add_argument(
         "--channels",

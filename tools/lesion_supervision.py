@@ -225,17 +225,23 @@ def score(plain: Any, trained: Any, va: list[Prepared]) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def experiment_parser(description: str, weight_help: str) -> argparse.ArgumentParser:
+    """The arguments the lesion experiments share (cohort size, optimiser, seeds, workers)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--n-train", type=int, default=480)
     ap.add_argument("--n-val", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--weight", type=float, default=1.0, help="loss weight of each auxiliary head (aux arm)")
+    ap.add_argument("--weight", type=float, default=1.0, help=weight_help)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stream", type=int, default=4242, help="generated stream (synthetic_manifest seed)")
     ap.add_argument("--jobs", type=int, default=2)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = experiment_parser(__doc__.splitlines()[0], "loss weight of each auxiliary head (aux arm)")
     ap.add_argument("--arms", default="baseline,aux")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
