@@ -168,7 +168,8 @@ def check_case(
     The expert scar is labels 3 (infarct) + 4 (no-reflow); Dice is NaN when both
     the method and the expert found none. Also one row per method with the
     darkest image-axis segment as remote (n-SD 5, the usual manual choice
-    automated).
+    automated). A case with expert scar also gets a :data:`CEILING_LABEL` row
+    (:func:`oracle_threshold_dice`).
     """
     m = masks_from_labels(labels, EMIDEC)
     myo, expert = m.myocardium, m.scar
