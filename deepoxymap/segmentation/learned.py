@@ -13,7 +13,10 @@ Inference on one image:
 3. map the probabilities back to the image's own grid (linear) and take the most
    probable label; keep the LV (blood pool + myocardium) component nearest the centre,
    holes filled, and the RV component with the most pixels within about 6 mm of it;
-   where there is none, the classical method's RV (``rv_fallback``).
+   where there is none, the classical method's RV (``rv_fallback``);
+4. on bright-blood cine and OS-CMR, move the endocardium out to the compact myocardium,
+   so trabeculae and papillary muscles count as blood pool
+   (:func:`deepoxymap.segmentation.endocardium.include_trabeculae`).
 
 The model file is a Keras ``.keras`` file; :data:`DEFAULT_MODEL` is the shipped one.
 """
@@ -36,7 +39,16 @@ from scipy import ndimage as ndi
 
 from deepoxymap.config import Settings, settings
 from deepoxymap.model.card import sha256_file
-from deepoxymap.segmentation.synth import GRID_MM, SIZE, AppearanceRanges, normalise, synth_batch, tissue_bank
+from deepoxymap.segmentation.endocardium import BRIGHT_BLOOD_KINDS, include_trabeculae
+from deepoxymap.segmentation.synth import (
+    GRID_MM,
+    SIZE,
+    AppearanceRanges,
+    BankVariation,
+    normalise,
+    synth_batch,
+    tissue_bank,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -127,6 +139,7 @@ def train_segmenter(
     config: SegmenterConfig | None = None,
     *,
     appearance: AppearanceRanges | None = None,
+    variation: BankVariation | None = None,
     log: Callable[[str], None] = print,
     checkpoint_every: int = 250,
     command: str = "",
@@ -142,6 +155,7 @@ def train_segmenter(
     Args:
         out: the model file to write.
         config / appearance: the run (defaults: :class:`SegmenterConfig`, :class:`AppearanceRanges`).
+        variation: the tissue bank's anatomy spread (default :class:`~.synth.BankVariation`).
         log: progress lines (every 50 steps).
         checkpoint_every: steps between checkpoints.
         command: the command line, recorded in the card.
@@ -153,17 +167,21 @@ def train_segmenter(
 
     cfg = config or SegmenterConfig()
     app = appearance or AppearanceRanges()
+    var = variation or BankVariation()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt, ckpt_meta = out.with_suffix(".ckpt.keras"), out.with_suffix(".ckpt.json")
     t0 = time.perf_counter()
-    bank = tissue_bank(cfg.bank_subjects, cfg.seed)
+    bank = tissue_bank(cfg.bank_subjects, cfg.seed, variation=var)
     log(f"tissue bank: {bank.shape[0]} maps in {time.perf_counter() - t0:.0f} s")
     schedule = keras.optimizers.schedules.CosineDecay(cfg.lr, cfg.steps, alpha=0.05)
     start, history = 0, []
     if ckpt.exists() and ckpt_meta.exists():
         meta = json.loads(ckpt_meta.read_text())
-        if meta.get("config") == asdict(cfg) and meta.get("appearance") == json.loads(json.dumps(asdict(app))):
+        same = meta.get("config") == asdict(cfg) and meta.get("appearance") == json.loads(json.dumps(asdict(app)))
+        if same and meta.get("variation", json.loads(json.dumps(asdict(BankVariation())))) == json.loads(
+            json.dumps(asdict(var))
+        ):
             model = keras.models.load_model(ckpt, custom_objects={"loss": _loss()}, compile=True)
             start, history = int(meta["step"]), list(meta["history"])
             log(f"resuming at step {start}")
@@ -187,7 +205,15 @@ def train_segmenter(
             os.replace(tmp, ckpt)
             meta_tmp = ckpt_meta.with_name(ckpt_meta.name + ".tmp")
             meta_tmp.write_text(
-                json.dumps({"config": asdict(cfg), "appearance": asdict(app), "step": step + 1, "history": history})
+                json.dumps(
+                    {
+                        "config": asdict(cfg),
+                        "appearance": asdict(app),
+                        "variation": asdict(var),
+                        "step": step + 1,
+                        "history": history,
+                    }
+                )
             )
             os.replace(meta_tmp, ckpt_meta)
     shipped = build_unet(cfg.base_filters, cfg.depth)  # the weights only, without the optimiser's state
@@ -200,6 +226,7 @@ def train_segmenter(
         "command": command,
         "config": asdict(cfg),
         "appearance": asdict(app),
+        "variation": asdict(var),
         "history": history,
         "train_seconds": round(time.perf_counter() - t0, 1),
         "trained_on": "generated phantom tissue maps only (no real image)",
@@ -362,6 +389,7 @@ def segment_unet(
     kind: str = "cine",
     model: Any | None = None,
     rv_fallback: bool = True,
+    trabeculae_to_blood: bool = True,
 ) -> NDArray[np.uint8]:
     """Label maps of 2D images around their LV centres (see the module doc).
 
@@ -369,12 +397,15 @@ def segment_unet(
         images: ``[n, rows, cols]`` intensities, any units.
         pixel_spacing_mm: ``(row, col)`` spacing in mm.
         centers_rc: one LV centre ``(row, col)`` per image, pixels.
-        kind: the image contrast (used only by the RV fallback).
+        kind: the image contrast (the RV fallback and the endocardial pass use it).
         model: a loaded segmenter (default :func:`load_segmenter`).
         rv_fallback: where the network finds no RV next to the LV, take the RV of the
             classical method (:func:`deepoxymap.segmentation.polar.segment_polar`: the
             bright region outside the LV with the widest epicardial contact) outside the
             network's LV; insertion points, and so AHA segments, need an RV.
+        trabeculae_to_blood: on bright-blood kinds (cine, OS-CMR), move the endocardium
+            out to the compact myocardium
+            (:func:`deepoxymap.segmentation.endocardium.include_trabeculae`).
 
     Returns:
         uint8 ``[n, rows, cols]``: 0 background, 1 LV blood, 2 myocardium, 3 RV blood.
@@ -394,6 +425,8 @@ def segment_unet(
     prob = predict_probs(imgs, ps, list(centers_rc), m)
     lab = np.argmax(prob, axis=-1).astype(np.uint8)
     out = np.stack([_clean(lab[i], centers_rc[i], ps) for i in range(lab.shape[0])])
+    if trabeculae_to_blood and kind in BRIGHT_BLOOD_KINDS:
+        out = np.stack([include_trabeculae(imgs[i], out[i], ps) for i in range(out.shape[0])])
     if rv_fallback:
         from deepoxymap.segmentation.polar import segment_polar
 
@@ -448,6 +481,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     ap.add_argument("--lr", type=float, default=d.lr)
     ap.add_argument("--tissue-field", type=float, default=da.tissue_field, help="AppearanceRanges.tissue_field")
+    dv = BankVariation()
+    ap.add_argument("--trabeculae", type=int, default=dv.trabeculae, help="BankVariation.trabeculae")
+    ap.add_argument(
+        "--trabecula-depth-mm", type=float, nargs=2, default=dv.trabecula_depth_mm, help="BankVariation range"
+    )
+    ap.add_argument(
+        "--trabecula-radius-mm", type=float, nargs=2, default=dv.trabecula_radius_mm, help="BankVariation range"
+    )
     ap.add_argument("--ensemble", nargs="+", type=Path, metavar="MODEL", help="average these trained models")
     a = ap.parse_args(argv)
     if a.ensemble:
@@ -456,9 +497,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cfg = SegmenterConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(SegmenterConfig)})
     app = dataclasses.replace(da, tissue_field=a.tissue_field)
+    var = BankVariation(
+        trabeculae=a.trabeculae,
+        trabecula_depth_mm=(a.trabecula_depth_mm[0], a.trabecula_depth_mm[1]),
+        trabecula_radius_mm=(a.trabecula_radius_mm[0], a.trabecula_radius_mm[1]),
+    )
     shown = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "-m", "deepoxymap.segmentation.learned", *shown])
-    train_segmenter(a.out, cfg, appearance=app, log=lambda s: print(s, flush=True), command=command)
+    train_segmenter(a.out, cfg, appearance=app, variation=var, log=lambda s: print(s, flush=True), command=command)
     return 0
 
 

@@ -128,6 +128,19 @@ def test_train_writes_model_and_card_and_resumes(tmp_path: Path, monkeypatch: py
     )
     assert not any("resuming" in line for line in other)
     assert json.loads(out2.with_suffix(".json").read_text())["appearance"]["tissue_field"] == 0.0
+    # so is a different anatomy spread (the tissue bank's trabeculae), and the card records it
+    out3 = tmp_path / "seg3.keras"
+    calls["n"] = 0
+    monkeypatch.setattr(learned, "synth_batch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        learned.train_segmenter(out3, cfg, log=lambda s: None, checkpoint_every=2)
+    monkeypatch.setattr(learned, "synth_batch", real)
+    third: list[str] = []
+    denser = learned.BankVariation(trabeculae=5, trabecula_depth_mm=(0.0, 4.0))
+    learned.train_segmenter(out3, cfg, variation=denser, log=third.append, checkpoint_every=2)
+    assert not any("resuming" in line for line in third)
+    card3 = json.loads(out3.with_suffix(".json").read_text())
+    assert card3["variation"]["trabeculae"] == 5 and card3["variation"]["trabecula_depth_mm"] == [0.0, 4.0]
 
 
 def test_missing_or_broken_model_says_how_to_train(tmp_path: Path) -> None:
